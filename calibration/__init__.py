@@ -1,0 +1,1 @@
+"""Precision decisions: FP16 overflow guards and INT8 calibration."""

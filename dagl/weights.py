@@ -1,0 +1,96 @@
+"""Reading and writing DAGL weights: official release checkpoints and the project's safetensors.
+
+Loading is strict on purpose. A checkpoint for another task (or another sigma's network with a
+different ResBlock count) silently half-loaded gives plausible-looking garbage, so every mismatch
+is refused with the first offending key and both shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+#: Keys of the release's checkpoints that the forward pass never uses and our model does not carry.
+IGNORED_PREFIXES = ("add_mean.",)
+#: Wrappers some training scripts add around a state dict.
+_WRAPPER_KEYS = ("state_dict", "model", "params")
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used for the requested model; the message says why."""
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read a state dict from ``.safetensors`` or a ``torch.save`` file, tensors on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        if path.suffix == SAFETENSORS_SUFFIX:
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any parse failure means "not a weights file" to the user
+        raise WeightsError(f"cannot read weights from {path}: {exc}") from exc
+    for key in _WRAPPER_KEYS:
+        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{path} does not hold a state dict of tensors")
+    # DataParallel / DDP saves prefix every key with "module.".
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def check_compatible(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Return ``state`` restricted to the model's keys, or raise naming the first mismatch."""
+    expected = model.state_dict()
+    given = {k: v for k, v in state.items() if not k.startswith(IGNORED_PREFIXES)}
+    for key, tensor in expected.items():
+        if key not in given:
+            raise WeightsError(f"checkpoint is missing key {key!r} (expected shape {tuple(tensor.shape)})")
+        if given[key].shape != tensor.shape:
+            raise WeightsError(f"key {key!r}: checkpoint has shape {tuple(given[key].shape)}, "
+                               f"model expects {tuple(tensor.shape)}")
+    unexpected = [k for k in given if k not in expected]
+    if unexpected:
+        raise WeightsError(f"checkpoint has unexpected key {unexpected[0]!r} "
+                           f"(shape {tuple(given[unexpected[0]].shape)}) and {len(unexpected) - 1} more")
+    return given
+
+
+def load_into(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load ``path`` into ``model`` strictly, converting any storage dtype to the model's."""
+    state = check_compatible(model, read_state_dict(path))
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return model
+
+
+def save_safetensors(model: nn.Module, path: str | Path, *, fp16: bool = False,
+                     metadata: Mapping[str, str] | None = None) -> Path:
+    """Write the model's weights as safetensors (optionally stored as FP16 to halve the size)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    dtype = torch.float16 if fp16 else torch.float32
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=dict(metadata or {}))
+    tmp.replace(path)
+    return path
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, recorded in export metadata so an artefact names its weights."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()

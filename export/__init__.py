@@ -1,0 +1,1 @@
+"""ONNX export of DAGL (ONNX-friendly GFAM, FP16) and TensorRT engine builds."""

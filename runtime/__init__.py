@@ -1,0 +1,1 @@
+"""Inference over TensorRT, ONNX Runtime and PyTorch behind one runner interface."""

@@ -1,0 +1,46 @@
+"""Shared fixtures: official-format checkpoints with random weights, and the paper's test sets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import dagl
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_official_checkpoint(task: str, path: Path, seed: int = 0) -> Path:
+    """A checkpoint in the release's format (``torch.save`` of the state dict, ``add_mean`` included)."""
+    torch.manual_seed(seed)
+    state = dagl.create(task).state_dict()
+    state["add_mean.weight"] = torch.eye(3).view(3, 3, 1, 1)
+    state["add_mean.bias"] = torch.tensor([0.4488, 0.4371, 0.4040])
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def official_checkpoint(tmp_path_factory):
+    """Factory: ``official_checkpoint("jpeg")`` -> path of a random-weight official checkpoint."""
+    cache: dict[tuple[str, int], Path] = {}
+
+    def make(task: str, seed: int = 0) -> Path:
+        if (task, seed) not in cache:
+            path = tmp_path_factory.mktemp("ckpt") / f"{task}-{seed}.pt"
+            cache[(task, seed)] = write_official_checkpoint(task, path, seed)
+        return cache[(task, seed)]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    """``../shared/datasets`` beside the checkout (override with ``DAGL_DATASETS``)."""
+    path = Path(os.environ.get("DAGL_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
+    if not path.is_dir():
+        pytest.skip(f"test sets not found at {path} (set DAGL_DATASETS)")
+    return path

@@ -1,0 +1,29 @@
+import pytest
+
+import dagl
+
+
+def test_four_tasks_are_configurations_of_one_model():
+    expected = {"denoise": (1, 16), "jpeg": (1, 16), "demosaic": (3, 32), "real-denoise": (3, 16)}
+    assert {name: (c.channels, c.n_resblocks) for name, c in dagl.TASKS.items()} == expected
+    assert {type(dagl.create(name)) for name in expected} == {dagl.DAGL}
+
+
+def test_unknown_task_lists_choices():
+    with pytest.raises(ValueError, match="choose one of: denoise, jpeg, demosaic, real-denoise"):
+        dagl.get_config("deblur")
+
+
+def test_parameter_count_matches_contract():
+    model = dagl.create("jpeg")
+    total = sum(p.numel() for p in model.parameters())
+    unused = sum(p.numel() for name, p in model.named_parameters() if ".W." in name)
+    assert total == 5_727_441  # 5.73 M with the unused W convs, as the contract states
+    assert total - unused == 5_714_385  # 5.71 M without them (12 heads x 1,088)
+
+
+def test_state_dict_keys_are_the_release_layout():
+    keys = set(dagl.create("jpeg").state_dict())
+    assert "body.8.c2_3.fc1.0.weight" in keys and "body.8.RBS2.3.body.1.weight" in keys
+    assert "body.17.weight" in keys and "body.16.body.2.bias" in keys and "body.18.weight" not in keys
+    assert "body.33.weight" in set(dagl.create("demosaic").state_dict())
