@@ -1,0 +1,34 @@
+"""Float32 ONNX export of a DAGL model with dynamic batch, height and width.
+
+The network's :class:`~dagl.gfam.BatchedGFAM` is already written with ONNX/TensorRT-friendly ops,
+so export is a trace of the model as is. The TorchScript-based exporter is used because it records
+the "same"-padding arithmetic on the input's shape as graph ops (Shape/Div/Sub/Pad), so one graph
+serves every H x W; ``torch.export`` (dynamo) refuses the modulo-4 shape arithmetic as a guard.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+DEFAULT_OPSET = 17
+
+
+def export_onnx(model: nn.Module, path: str | Path, *, channels: int, sample_hw: tuple[int, int] = (64, 64),
+                opset: int = DEFAULT_OPSET) -> Path:
+    """Write ``model`` (eval mode, float32) to ``path`` with dynamic N, H and W."""
+    path = Path(path)
+    model = model.eval().float().cpu()
+    sample = torch.rand(1, channels, *sample_hw)
+    axes = {0: "N", 2: "H", 3: "W"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic are expected here
+        torch.onnx.export(model, (sample,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, opset_version=opset,
+                          dynamo=False, do_constant_folding=True)
+    return path
