@@ -6,6 +6,7 @@ both the networks' tensors and the metrics want; integer storage is an on-disk c
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,65 @@ def read_image(path: str | Path) -> np.ndarray:
     if array.ndim not in (2, 3):
         raise ImageReadError(f"{path}: expected a 2-D image, got an array of shape {array.shape}")
     return _to_unit_float(array, path)
+
+
+#: Extensions :func:`write_image` knows, and the bit depths each accepts (32 means float32).
+WRITE_BIT_DEPTHS = {".png": (8, 16), ".tif": (8, 16, 32), ".tiff": (8, 16, 32), ".npy": (32,)}
+
+
+class ImageWriteError(ValueError):
+    """An output that cannot be written as asked; the message is one line meant for the user."""
+
+
+def _quantise(array: np.ndarray, bit_depth: int) -> np.ndarray:
+    clamped = np.clip(array, 0.0, 1.0)
+    if bit_depth == 32:
+        return clamped.astype(np.float32)
+    peak, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    return np.round(clamped * peak).astype(dtype)
+
+
+def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path:
+    """Write a float image in [0, 1] to ``path`` atomically, in the format its extension names.
+
+    The file appears complete or not at all: it is written to a temporary file in the same
+    folder and renamed over ``path``, so an interrupted run never leaves a truncated image that
+    a later step would read as valid. ``.npy`` always stores the clamped float32 array (exact,
+    for parity work); PNG stores 8 or 16 bits (16-bit only for gray, Pillow's limit); TIFF
+    stores 8, 16 bits or float32 (``bit_depth=32``).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITE_BIT_DEPTHS:
+        raise ImageWriteError(f"{path}: cannot write {suffix or 'files without extension'}; "
+                              f"use one of {', '.join(sorted(WRITE_BIT_DEPTHS))}")
+    if suffix == ".npy":
+        bit_depth = 32
+    if bit_depth not in WRITE_BIT_DEPTHS[suffix]:
+        raise ImageWriteError(f"{path}: {suffix} cannot hold {bit_depth}-bit samples; "
+                              f"use --bit-depth {' or '.join(map(str, WRITE_BIT_DEPTHS[suffix]))}")
+    if suffix == ".png" and bit_depth == 16 and array.ndim == 3:
+        raise ImageWriteError(f"{path}: 16-bit colour PNG is not supported; write a .tif instead")
+    pixels = _quantise(np.asarray(array), bit_depth)
+    if not path.parent.is_dir():
+        raise ImageWriteError(f"{path}: output folder {path.parent} does not exist")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as handle:
+            if suffix == ".npy":
+                np.save(handle, pixels, allow_pickle=False)
+            elif suffix in TIFF_SUFFIXES:
+                import tifffile
+
+                tifffile.imwrite(handle, pixels)
+            else:
+                image = Image.fromarray(pixels, mode="I;16") if bit_depth == 16 else Image.fromarray(pixels)
+                image.save(handle, format="PNG")
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise ImageWriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,60 @@
+"""Pick the backend for an artefact and build its (not yet activated) runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagl import get_config
+
+from .base import BaseRunner, ModelInfo, RuntimeLoadError
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+ENGINE_SUFFIXES = (".plan", ".engine")
+ONNX_SUFFIXES = (".onnx",)
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def backend_for(path: Path) -> str:
+    """The backend an artefact's extension implies (``auto``)."""
+    suffix = path.suffix.lower()
+    if suffix in ENGINE_SUFFIXES:
+        return "tensorrt"
+    if suffix in ONNX_SUFFIXES:
+        return "onnxruntime"
+    if suffix in WEIGHTS_SUFFIXES:
+        return "torch"
+    raise RuntimeLoadError(f"{path}: unknown model type {suffix or '(no extension)'}; expected "
+                           f"{', '.join(ENGINE_SUFFIXES + ONNX_SUFFIXES + WEIGHTS_SUFFIXES)}")
+
+
+def create_runner(model_path: str | Path, backend: str = "auto", device: str = "cpu",
+                  task: str | None = None, sigma: int | None = None) -> BaseRunner:
+    """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise RuntimeLoadError(f"{path}: no such model file")
+    if backend not in BACKENDS:
+        raise RuntimeLoadError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    implied = backend_for(path)
+    if backend not in ("auto", implied):
+        raise RuntimeLoadError(f"{path.name} is a {implied} artefact; it cannot run with --backend {backend}")
+    if implied == "tensorrt":
+        from .metadata import resolve_info
+        from .tensorrt import TensorRTRunner, read_sidecar
+
+        sidecar = read_sidecar(path)
+        return TensorRTRunner(path, resolve_info(sidecar, path, task, sigma), sidecar)
+    if implied == "onnxruntime":
+        from .onnxruntime import OnnxRuntimeRunner, read_info
+
+        return OnnxRuntimeRunner(path, read_info(path, task, sigma), device)
+    if not task:
+        raise RuntimeLoadError(f"{path.name} is a weights file and does not say which task it is for; "
+                               f"pass --task")
+    from .torch import TorchRunner, load_model
+
+    try:
+        info = ModelInfo(task=task, channels=get_config(task).channels, sigma=sigma)
+    except ValueError as exc:
+        raise RuntimeLoadError(str(exc)) from None
+    return TorchRunner(load_model(path, info), info, device)

@@ -1,0 +1,42 @@
+"""What an artefact declares about its network, merged with what the user passed.
+
+ONNX files carry ``dagl.*`` metadata_props and engines a JSON sidecar (``docs`` of interfaces);
+a user may also name the task. The two must agree: running a denoising engine on a JPEG input
+"works" and silently produces garbage, so a conflict is refused instead of resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from dagl import get_config
+
+from .base import ModelInfo, RuntimeLoadError
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value in (None, "", "null") else int(value)  # type: ignore[arg-type]
+
+
+def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = None,
+                 sigma: int | None = None) -> ModelInfo:
+    """Combine an artefact's declared ``task``/``channels``/``sigma``/``precision`` with user overrides."""
+    declared_task = declared.get("task") or None
+    if task and declared_task and task != declared_task:
+        raise RuntimeLoadError(f"{path.name} was exported for task {declared_task!r}, not {task!r}")
+    task = task or declared_task  # type: ignore[assignment]
+    if not task:
+        raise RuntimeLoadError(f"{path.name} does not say which task it is for; pass --task")
+    try:
+        config = get_config(str(task))
+    except ValueError as exc:
+        raise RuntimeLoadError(str(exc)) from None
+    channels = _int_or_none(declared.get("channels")) or config.channels
+    if channels != config.channels:
+        raise RuntimeLoadError(f"{path.name} takes {channels} channels but task {task!r} needs {config.channels}")
+    declared_sigma = _int_or_none(declared.get("sigma"))
+    if sigma is not None and declared_sigma is not None and sigma != declared_sigma:
+        raise RuntimeLoadError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
+    return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,
+                     precision=str(declared.get("precision") or "fp32"))

@@ -1,0 +1,40 @@
+"""Execute batches with an ONNX Runtime inference session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from export.onnx import INPUT_NAME, OUTPUT_NAME
+
+from ..base import BaseRunner, ModelInfo, RuntimeLoadError
+from .loader import session_providers
+
+
+class OnnxRuntimeRunner(BaseRunner):
+    """One ``InferenceSession`` per activation, created lazily because building it takes seconds."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, info: ModelInfo, device: str = "cpu") -> None:
+        super().__init__(info, device)
+        self.path = path
+        self.session = None
+
+    def activate_impl(self) -> None:
+        import onnxruntime as ort
+
+        providers = session_providers(self.device)
+        try:
+            self.session = ort.InferenceSession(str(self.path), providers=providers)
+        except Exception as exc:  # ORT raises its own unrelated exception classes
+            raise RuntimeLoadError(f"{self.path}: ONNX Runtime cannot load it ({exc})") from None
+        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+
+    def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        return out
+
+    def deactivate_impl(self) -> None:
+        self.session = None

@@ -1,0 +1,49 @@
+"""Whether a serialized engine can run here: a pure comparison, testable without TensorRT or a GPU.
+
+A TensorRT engine is compiled for one GPU architecture and one TensorRT release; deserialising it
+elsewhere fails with an opaque error or, worse, works with wrong kernels. The sidecar written at
+build time records both, so the mismatch can be named before TensorRT is even touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """The TensorRT version and GPU an engine would run on (this process's, or a sidecar's)."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+
+
+def _release(version: str) -> tuple[str, ...]:
+    # TensorRT documents engines as tied to the release that built them (major.minor.patch);
+    # the fourth field is a build number (10.3.0.26) and does not matter.
+    return tuple(version.split(".")[:3])
+
+
+def engine_mismatch(sidecar: Mapping[str, object], here: EngineTarget, rebuild_hint: str) -> str | None:
+    """``None`` if the engine described by ``sidecar`` fits ``here``, else one line saying what differs.
+
+    ``rebuild_hint`` is the command that rebuilds the engine for this machine, appended to the line.
+    TensorRT documents a default engine as valid only on the device model that built it (unless
+    built hardware-compatible, which ``dagl-export`` does not do), so the GPU name is compared as
+    well as the compute capability, which alone decides whether the kernels load at all.
+    """
+    built = EngineTarget(str(sidecar.get("tensorrt_version")), str(sidecar.get("gpu_name")),
+                         str(sidecar.get("compute_capability")))
+    differences = []
+    if _release(built.tensorrt_version) != _release(here.tensorrt_version):
+        differences.append(f"TensorRT {built.tensorrt_version} (running {here.tensorrt_version})")
+    if built.compute_capability != here.compute_capability:
+        differences.append(f"compute capability {built.compute_capability} "
+                           f"(this GPU has {here.compute_capability})")
+    if built.gpu_name != here.gpu_name:
+        differences.append(f"GPU {built.gpu_name!r} (this one is {here.gpu_name!r})")
+    if not differences:
+        return None
+    return f"engine was built for {' and '.join(differences)}; rebuild it here with: {rebuild_hint}"

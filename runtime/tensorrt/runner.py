@@ -1,0 +1,59 @@
+"""Execute batches with a TensorRT 10 engine, using torch CUDA tensors as device buffers.
+
+torch is already a dependency and owns a caching allocator and streams, so it replaces
+cuda-python/pycuda here: inputs and outputs are CUDA tensors whose ``data_ptr()`` is bound by
+tensor name (the TensorRT 10 API: ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.onnx import INPUT_NAME, OUTPUT_NAME
+
+from ..base import BaseRunner, ModelInfo, RuntimeLoadError
+from .loader import load_engine
+
+
+class TensorRTRunner(BaseRunner):
+    """One execution context on the current CUDA device; shapes must lie in the engine's profile."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: Path, info: ModelInfo, sidecar: dict[str, Any]) -> None:
+        super().__init__(info, device="cuda")
+        self.path = path
+        self.sidecar = sidecar
+        self.engine = self.context = self._runtime = None
+
+    def activate_impl(self) -> None:
+        self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar)
+        self.context = self.engine.create_execution_context()
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        low, high = self.sidecar.get("min_shape"), self.sidecar.get("max_shape")
+        if low and high and not all(lo <= s <= hi for s, lo, hi in zip(shape, low, high)):
+            raise RuntimeLoadError(f"{self.path.name} accepts shapes from {low} to {high}, not {list(shape)}; "
+                                   f"choose --tile/--batch inside that range or rebuild the engine")
+
+    def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        self._check_shape(batch.shape)
+        stream = torch.cuda.current_stream()
+        inputs = torch.from_numpy(batch).cuda()
+        self.context.set_input_shape(INPUT_NAME, tuple(batch.shape))
+        outputs = torch.empty(tuple(self.context.get_tensor_shape(OUTPUT_NAME)), dtype=torch.float32,
+                              device="cuda")
+        self.context.set_tensor_address(INPUT_NAME, inputs.data_ptr())
+        self.context.set_tensor_address(OUTPUT_NAME, outputs.data_ptr())
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError(f"TensorRT failed to execute {self.path.name} on shape {batch.shape}")
+        stream.synchronize()
+        return outputs.cpu().numpy()
+
+    def deactivate_impl(self) -> None:
+        self.context = self.engine = self._runtime = None

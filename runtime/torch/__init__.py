@@ -1,0 +1,6 @@
+"""PyTorch backend: a DAGL weights file (official checkpoint or safetensors) run by ``dagl.load``."""
+
+from .loader import load_model
+from .runner import TorchRunner
+
+__all__ = ["TorchRunner", "load_model"]

@@ -1,0 +1,18 @@
+"""Build the PyTorch network of a weights file; weights carry no task, so the caller names it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagl
+from dagl.weights import WeightsError
+
+from ..base import ModelInfo, RuntimeLoadError
+
+
+def load_model(weights: Path, info: ModelInfo, gfam: str = "batched") -> dagl.DAGL:
+    """An eval-mode float32 DAGL for ``info.task`` with ``weights`` loaded strictly."""
+    try:
+        return dagl.load(info.task, weights=weights, gfam=gfam)
+    except WeightsError as exc:
+        raise RuntimeLoadError(str(exc)) from None

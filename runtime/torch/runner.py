@@ -1,0 +1,34 @@
+"""Execute batches with a PyTorch module on the CPU or a CUDA GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..base import BaseRunner, ModelInfo, RuntimeLoadError
+
+
+class TorchRunner(BaseRunner):
+    """Runs ``model`` under ``inference_mode``; moves it to ``device`` only on activation."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, info: ModelInfo, device: str = "cpu") -> None:
+        super().__init__(info, device)
+        self.model = model
+
+    def activate_impl(self) -> None:
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeLoadError("--device cuda was asked for but this PyTorch build sees no CUDA GPU")
+        self.model.to(self.device).eval()
+
+    def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(batch).to(self.device))
+        return out.float().cpu().numpy()
+
+    def deactivate_impl(self) -> None:
+        self.model.cpu()
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
