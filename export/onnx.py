@@ -8,9 +8,11 @@ serves every H x W; ``torch.export`` (dynamo) refuses the modulo-4 shape arithme
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 from torch import nn
 
@@ -31,4 +33,25 @@ def export_onnx(model: nn.Module, path: str | Path, *, channels: int, sample_hw:
         torch.onnx.export(model, (sample,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, opset_version=opset,
                           dynamo=False, do_constant_folding=True)
+    return path
+
+
+def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelProto:
+    """Replace ``model``'s ``metadata_props`` with ``props`` (what the runtime reads: task, channels...)."""
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    return model
+
+
+def save_atomic(model: onnx.ModelProto, path: str | Path) -> Path:
+    """Write ``model`` next to ``path`` and rename, so a reader never sees half a graph."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -1,0 +1,62 @@
+"""Network inputs cut from the paper's test sets, for range collection, parity tests and benchmarks.
+
+Each task gets what its network really sees (stored MATLAB JPEGs, stored GRBG mosaics, protocol
+noise, real noisy crops), because activation ranges and FP16 error depend on the input statistics:
+clean images or uniform noise would under- or over-state both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dagl.configs import get_config
+from dagl.degradations import protocol_noise
+from dagl.io import read_image
+
+#: Where each task's degraded inputs live under the datasets folder, and the sigma for denoise.
+_SOURCES = {
+    "jpeg": "classic5/jpeg_q10",
+    "denoise": "set12",
+    "demosaic": "mcmaster18/mosaic",
+    "real-denoise": "dnd_patches",
+}
+DEFAULT_SIGMA = 25
+
+
+def _network_input(task: str, path: Path, sigma: int) -> np.ndarray:
+    """(C, H, W) float32 input of the network for ``task`` from one file."""
+    image = read_image(path)
+    channels = get_config(task).channels
+    if channels == 1 and image.ndim == 3:
+        image = image[..., 0]  # the stored JPEGs are 3 identical channels
+    if task == "denoise":
+        clean = torch.from_numpy(np.ascontiguousarray(image))[None, None]
+        return protocol_noise(clean, sigma)[0].numpy()
+    return image[None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+def center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The central ``height`` x ``width`` window of a (C, H, W) array."""
+    top = (array.shape[1] - height) // 2
+    left = (array.shape[2] - width) // 2
+    if top < 0 or left < 0:
+        raise ValueError(f"image of {array.shape[1]}x{array.shape[2]} is smaller than {height}x{width}")
+    return np.ascontiguousarray(array[:, top:top + height, left:left + width])
+
+
+def task_crops(task: str, datasets_dir: str | Path, *, shape: tuple[int, int] = (96, 96), count: int = 3,
+               sigma: int = DEFAULT_SIGMA) -> list[tuple[str, np.ndarray]]:
+    """``count`` central crops of ``shape`` from the first images of ``task``'s test set.
+
+    Returns (file name, (C, H, W) float32 array) pairs; names go into recorded results so that a
+    figure can be traced back to its image.
+    """
+    folder = Path(datasets_dir) / _SOURCES[get_config(task).name]
+    files = sorted(p for p in folder.iterdir() if p.is_file())[:count]
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}")
+    return [(f"{folder.name}/{path.name}", center_crop(_network_input(task, path, sigma), *shape))
+            for path in files]

@@ -1,0 +1,187 @@
+"""``dagl-export``: a DAGL task's weights -> checked ONNX (float32, FP16) -> TensorRT engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import click
+import onnx
+from rich.console import Console
+
+from calibration.policy import RANGES_FILE, fp32_nodes
+from dagl.configs import TASKS, get_config
+from dagl.weights import WeightsError
+
+from .fp16 import to_fp16
+from .onnx import DEFAULT_OPSET, export_onnx, save_atomic, set_metadata
+from .source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
+from .tensorrt_build import EngineBuildError, EngineUnavailable, Profile, build_engine
+from .trt_check import TensorRTCompatibilityError, assert_tensorrt_compatible
+
+_PACKAGES = ("dagl", "torch", "onnx", "onnxruntime", "onnxconverter-common", "tensorrt")
+
+
+class ShapeType(click.ParamType):
+    """``HxW`` -> (H, W), both positive."""
+
+    name = "HxW"
+
+    def convert(self, value, param, ctx) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            self.fail(f"{value!r} is not HEIGHTxWIDTH with positive integers, e.g. 96x96", param, ctx)
+        return int(parts[0]), int(parts[1])
+
+
+def _versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _onnx_metadata(task: str, channels: int, precision: str, sigma: int | None, weights: WeightsInfo) -> dict:
+    props = {"dagl.task": task, "dagl.channels": str(channels), "dagl.precision": precision,
+             "dagl.weights": f"RANDOM (seed {RANDOM_SEED}), not trained" if weights.random else weights.sha256}
+    if sigma is not None:
+        props["dagl.sigma"] = str(sigma)
+    return props
+
+
+def _check(model: onnx.ModelProto, label: str) -> None:
+    """onnx.checker and the TensorRT-10 rules; a failure names the graph and the node."""
+    try:
+        onnx.checker.check_model(model)
+        assert_tensorrt_compatible(model)
+    except (onnx.checker.ValidationError, TensorRTCompatibilityError) as exc:
+        raise click.ClickException(f"{label} graph refused, nothing written: {exc}") from None
+
+
+def _validate_shapes(lo: tuple[int, int], opt: tuple[int, int], hi: tuple[int, int]) -> None:
+    if not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
+        raise click.UsageError(f"shapes must satisfy min <= opt <= max per axis, got "
+                               f"{lo[0]}x{lo[1]}, {opt[0]}x{opt[1]}, {hi[0]}x{hi[1]}")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--task", required=True, type=click.Choice(list(TASKS)), help="Which of the paper's networks.")
+@click.option("--weights", default=None, metavar="PATH|random",
+              help="Official DAGL checkpoint or .safetensors. Default: the weights shipped for the task. "
+                   f"'{RANDOM}' = seeded random weights, for smoke-testing a deployment pipeline only.")
+@click.option("--sigma", type=click.Choice(["15", "25", "50"]), default=None,
+              help="Noise level of the denoise model (required for --task denoise).")
+@click.option("--fp16", is_flag=True, help="Also write the FP16 ONNX and build an FP16 engine "
+              "(the GFAM attention stays float32, see docs/fp16-ranges.md).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder for the .onnx/.plan/.json files (created if missing).")
+@click.option("--onnx-only", is_flag=True, help="Stop after the ONNX files; no TensorRT engine.")
+@click.option("--min-shape", type=ShapeType(), default="16x16", show_default=True,
+              help="Smallest tile HxW the engine accepts.")
+@click.option("--opt-shape", type=ShapeType(), default="96x96", show_default=True,
+              help="Tile HxW TensorRT tunes kernels for.")
+@click.option("--max-shape", type=ShapeType(), default="256x256", show_default=True,
+              help="Largest tile HxW (attention memory grows with (H*W)^2/16: keep tiles modest).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Largest batch of tiles per engine call (also the tuned one).")
+@click.option("--engine-required", is_flag=True, help="Exit non-zero if no engine can be built here.")
+def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_dir: Path, onnx_only: bool,
+         min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,
+         engine_required: bool) -> None:
+    """Export a DAGL task to ONNX and build a TensorRT 10 engine.
+
+    \b
+    Writes into --output-dir:
+      dagl-<task>.onnx          float32, dynamic N/H/W, checked for TensorRT 10
+      dagl-<task>-fp16.onnx     with --fp16 (float32 I/O, attention kept float32)
+      dagl-<task>-fp16.plan     the engine (-fp32.plan without --fp16) + .plan.json
+      dagl-<task>.json          what was exported, from which weights, with which tools
+    Without tensorrt or a GPU the ONNX files are kept and the command still succeeds
+    (unless --engine-required).
+
+    \b
+    Example (no trained weights needed):
+      dagl-export --task jpeg --weights random --onnx-only
+    """
+    err = Console(stderr=True)  # spinners only; messages go through click.echo as single lines
+    config = get_config(task)
+    noise = int(sigma) if sigma else None
+    if config.sigmas and noise is None:
+        raise click.UsageError(f"--task {task} has one model per noise level: pass --sigma "
+                               f"{'|'.join(map(str, config.sigmas))}")
+    if not config.sigmas and noise is not None:
+        raise click.UsageError(f"--sigma applies to --task denoise only, not {task}")
+    if onnx_only and engine_required:
+        raise click.UsageError("--onnx-only and --engine-required contradict each other")
+    _validate_shapes(min_shape, opt_shape, max_shape)
+
+    try:
+        model, info = load_model(task, weights, noise)
+    except WeightsError as exc:
+        hint = "" if weights else " (pass --weights PATH, or --weights random for a smoke test)"
+        raise click.ClickException(f"{exc}{hint}") from None
+    if info.random:
+        click.secho(f"WARNING: --weights random: seeded random weights (seed {RANDOM_SEED}); the artefacts "
+                    "restore nothing and are labelled so in their metadata", fg="yellow", bold=True, err=True)
+
+    channels = config.channels
+    stem = f"dagl-{task}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dagl-export-") as tmp:
+        with err.status(f"exporting {task} to float32 ONNX (opset {DEFAULT_OPSET})"):
+            fp32 = onnx.load(str(export_onnx(model, Path(tmp) / "fp32.onnx", channels=channels)))
+        set_metadata(fp32, _onnx_metadata(task, channels, "fp32", noise, info))
+        _check(fp32, "float32")
+        graphs = {f"{stem}.onnx": fp32}
+        keep = fp32_nodes(fp32.graph, task)
+        if fp16:
+            with err.status("converting to FP16 (attention path kept in float32)"):
+                half = set_metadata(to_fp16(fp32, keep), _onnx_metadata(task, channels, "fp16", noise, info))
+            _check(half, "FP16")
+            graphs[f"{stem}-fp16.onnx"] = half
+    for name, graph in graphs.items():
+        save_atomic(graph, output_dir / name)
+    written = list(graphs)
+
+    shapes = Profile(min=(1, channels, *min_shape), opt=(batch, channels, *opt_shape),
+                     max=(batch, channels, *max_shape))
+    precision = "fp16" if fp16 else "fp32"
+    engine_note = "skipped (--onnx-only)"
+    if not onnx_only:
+        plan = output_dir / f"{stem}-{precision}.plan"
+        sidecar = {"task": task, "channels": channels, "precision": precision, "sigma": noise,
+                   "weights": info.as_dict()}
+        try:
+            with err.status(f"building the TensorRT {precision} engine (minutes)"):
+                build_engine(output_dir / f"{stem}.onnx", plan, profile=shapes, fp16=fp16, fp32_nodes=keep,
+                             sidecar=sidecar)
+            written += [plan.name, plan.name + ".json"]
+            engine_note = plan.name
+        except EngineUnavailable as exc:
+            engine_note = f"not built: {exc}"
+            if engine_required:
+                raise click.ClickException(f"no engine built ({exc}); ONNX files kept in {output_dir}") from None
+            click.echo(f"no TensorRT engine built: {exc}; ONNX files kept in {output_dir}", err=True)
+        except EngineBuildError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    summary = {
+        "task": task, "channels": channels, "sigma": noise, "opset": DEFAULT_OPSET, "precision": precision,
+        "shapes": {"min": list(shapes.min), "opt": list(shapes.opt), "max": list(shapes.max)},
+        "weights": info.as_dict(), "fp32_nodes_in_fp16": len(keep) if fp16 else 0,
+        "fp16_policy": RANGES_FILE.name, "engine": engine_note, "versions": _versions(),
+        "files": written + [f"{stem}.json"],
+    }
+    summary_path = output_dir / f"{stem}.json"
+    tmp_path = summary_path.with_name(f".{summary_path.name}.tmp")
+    tmp_path.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp_path, summary_path)
+    click.echo(f"wrote {', '.join(summary['files'])} to {output_dir}")

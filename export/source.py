@@ -1,0 +1,46 @@
+"""Which weights go into an exported artefact, and how that is recorded.
+
+Every artefact names its weights by SHA-256 so that an engine on a server can be traced back to the
+checkpoint it came from. ``random`` exists for smoke-testing a deployment pipeline before trained
+weights are at hand; it is seeded (identical artefacts on every run) and labelled everywhere, since
+a random-weight engine that looks like a real one is a trap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+import dagl
+from dagl.weights import file_digest
+
+RANDOM = "random"
+RANDOM_SEED = 0
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """What the metadata says about the weights; ``sha256`` is None for random weights."""
+
+    source: str
+    sha256: str | None
+    random: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self) | ({"seed": RANDOM_SEED} if self.random else {})
+
+
+def load_model(task: str, weights: str | Path | None, sigma: int | None = None) -> tuple[dagl.DAGL, WeightsInfo]:
+    """An eval-mode batched-GFAM model plus its provenance.
+
+    ``weights`` None means the shipped weights (a :class:`dagl.WeightsError` says if none ship);
+    ``"random"`` a seeded random initialisation; anything else a weights file.
+    """
+    if str(weights) == RANDOM:
+        torch.manual_seed(RANDOM_SEED)
+        return dagl.create(task).eval(), WeightsInfo(source=RANDOM, sha256=None, random=True)
+    path = Path(weights) if weights is not None else dagl.shipped_weights(task, sigma)
+    model = dagl.load(task, weights=path)
+    return model, WeightsInfo(source=str(path), sha256=file_digest(path), random=False)

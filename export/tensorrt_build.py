@@ -1,0 +1,149 @@
+"""TensorRT 10 engine build from the exported ONNX, with the FP16 policy applied per layer.
+
+``tensorrt`` is imported only when a build is asked for, so everything else in ``export`` works on
+machines without it. The engine is built from the float32 ONNX: TensorRT picks FP16 kernels
+itself under ``BuilderFlag.FP16``, and the layers that the calibration policy keeps in float32 are
+pinned there with ``layer.precision`` + ``OBEY_PRECISION_CONSTRAINTS`` (without that flag the
+constraints are only hints, and the overflow they prevent would come back).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagl.weights import file_digest
+
+from .onnx import INPUT_NAME
+
+TIMING_CACHE_NAME = "dagl-timing.cache"
+WORKSPACE_BYTES = 4 << 30
+#: The parser tags each network layer with the ONNX node(s) it came from.
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
+
+
+class EngineUnavailable(RuntimeError):
+    """No engine can be built on this machine (no tensorrt, no GPU); the ONNX files are still fine."""
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT refused the graph or the build failed; the message carries TensorRT's reason."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One optimisation profile, shapes as (N, C, H, W)."""
+
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    compute_capability: str
+
+
+def import_tensorrt():
+    """The ``tensorrt`` module, or :class:`EngineUnavailable` saying why not."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise EngineUnavailable(f"tensorrt is not installed ({exc}); pip install 'dagl[tensorrt]' "
+                                "on a machine with an NVIDIA GPU") from None
+    return tensorrt
+
+
+def current_gpu() -> GPU:
+    """Name and compute capability of CUDA device 0, from torch or else nvidia-smi."""
+    import torch
+
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability(0)
+        return GPU(torch.cuda.get_device_name(0), f"{major}.{minor}")
+    if shutil.which("nvidia-smi"):
+        result = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "-i", "0"],
+                                capture_output=True, text=True, check=False)
+        if result.returncode == 0 and "," in result.stdout:
+            name, capability = (part.strip() for part in result.stdout.splitlines()[0].rsplit(",", 1))
+            return GPU(name, capability)
+    raise EngineUnavailable("no CUDA GPU found (torch.cuda and nvidia-smi see none)")
+
+
+def pin_fp32_layers(trt, network, fp32_nodes: set[str]) -> int:
+    """Force float32 math and outputs on every layer that came from a node in ``fp32_nodes``."""
+    floats = (trt.float32, trt.float16)
+    pinned = 0
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        sources = set(_ONNX_LAYER.findall(getattr(layer, "metadata", "") or "")) or {layer.name}
+        if not sources & fp32_nodes:
+            continue
+        outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
+        if not all(out.dtype in floats for out in outputs):
+            continue  # shape arithmetic and the mask comparison have no float math to pin
+        layer.precision = trt.float32
+        for i in range(layer.num_outputs):
+            layer.set_output_type(i, trt.float32)
+        pinned += 1
+    return pinned
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, fp16: bool, fp32_nodes: set[str],
+                 sidecar: dict) -> Path:
+    """Build ``plan_path`` from ``onnx_path`` and write ``<plan>.json`` beside it.
+
+    ``sidecar`` carries the task facts (task, channels, precision, sigma); the build adds the
+    TensorRT version, the GPU, the profile and the ONNX digest. The timing cache in the plan's
+    folder is read before and written after, so rebuilding (e.g. fp32 after fp16) is fast.
+    """
+    trt = import_tensorrt()
+    gpu = current_gpu()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    # TensorRT 10 networks are always explicit-batch (the creation flag is deprecated), so 0 flags.
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineBuildError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    shapes = builder.create_optimization_profile()
+    shapes.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
+    config.add_optimization_profile(shapes)
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+        pin_fp32_layers(trt, network, fp32_nodes)
+    cache_path = plan_path.parent / TIMING_CACHE_NAME
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
+    _write_atomic(plan_path, bytes(serialized))
+    _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+    meta = sidecar | {
+        "tensorrt_version": trt.__version__,
+        "gpu_name": gpu.name,
+        "compute_capability": gpu.compute_capability,
+        "min_shape": list(profile.min),
+        "opt_shape": list(profile.opt),
+        "max_shape": list(profile.max),
+        "onnx_sha256": file_digest(onnx_path),
+    }
+    _write_atomic(plan_path.with_name(plan_path.name + ".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    return plan_path

@@ -1,0 +1,164 @@
+"""Static TensorRT 10.x compatibility check of an ONNX graph, run before a graph is written.
+
+Building an engine needs a GPU and can fail late (on the deployment machine) on an operator the
+parser refuses. This check runs anywhere and fails early, naming the offending node.
+
+Source of the rules: onnx-tensorrt's ``docs/operators.md`` support matrix ("TensorRT 10.x supports
+operators in the inclusive range of opset 9 to opset N"; the 10.0 release says opset 20, later
+10.x releases go higher, so 20 is the bound every TensorRT 10 accepts). Only the operators a DAGL
+graph can contain plus their close relatives are listed; anything else is refused, which is the
+safe direction for a static check. On top of the matrix, the project refuses operators that the
+matrix accepts but that would break its guarantees: data-dependent output shapes (NonZero,
+Unique, ...), control flow (Loop, If, Scan) and the im2col family (Col2Im is "N" in the matrix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+from onnx import TensorProto
+
+#: Opset range every TensorRT 10.x parser accepts (10.0: "opset 9 to opset 20").
+OPSET_RANGE = (9, 20)
+
+_F = ("FLOAT", "FLOAT16", "BFLOAT16")
+_FI = _F + ("INT32", "INT64")
+_FIB = _FI + ("BOOL",)
+
+#: Operator -> data types of its first input that the support matrix lists (TensorRT 10).
+SUPPORTED_TYPES: dict[str, tuple[str, ...]] = {
+    "Add": _FI, "Sub": _FI, "Mul": _FI, "Div": _FI, "Pow": _FI, "Neg": _FI, "Abs": _FI,
+    "Sqrt": _F, "Exp": _F, "Log": _F, "Reciprocal": _F, "Erf": _F, "Floor": _F, "Ceil": _F,
+    "Max": _FI, "Min": _FI, "Mod": _FI, "Sum": _FI, "Mean": _FI,
+    "Relu": _FI, "PRelu": _F, "LeakyRelu": _F, "Sigmoid": _F, "Tanh": _F, "Clip": _F,
+    "Softmax": _F, "LogSoftmax": _F,
+    "Conv": _F, "ConvTranspose": _F, "MatMul": _F, "Gemm": _F,
+    "ReduceMean": _FI, "ReduceSum": _FI, "ReduceMax": _FI, "ReduceMin": _FI,
+    "Greater": _FI, "GreaterOrEqual": _FI, "Less": _FI, "LessOrEqual": _FI, "Equal": _FI,
+    "Not": ("BOOL",), "And": ("BOOL",), "Or": ("BOOL",), "Where": _FIB,
+    "Cast": _FIB + ("UINT8",),
+    "Shape": _FIB, "Gather": _FIB, "Concat": _FIB, "Reshape": _FIB, "Flatten": _FIB,
+    "Transpose": _FIB, "Unsqueeze": _FIB, "Squeeze": _FIB, "Slice": _FIB, "Expand": _FIB,
+    "Identity": _FIB, "Tile": _FIB, "Split": _FIB, "Pad": _FI, "Range": _FI,
+    "Constant": _FIB, "ConstantOfShape": _FIB,
+}
+
+#: Operators whose output (not input) type is what the matrix's "Supported Types" column means.
+_OUTPUT_TYPED = {"Constant", "ConstantOfShape"}
+
+#: Inputs the matrix says must be build-time constants: operator -> input index.
+CONSTANT_INPUTS: dict[str, int] = {
+    "ReduceMean": 1, "ReduceSum": 1, "ReduceMax": 1, "ReduceMin": 1,
+}
+
+#: Refused by this project even where TensorRT parses them, with the reason shown to the user.
+PROJECT_REFUSED: dict[str, str] = {
+    "Col2Im": "not supported by TensorRT (col2im must be a ConvTranspose)",
+    "Im2Col": "not an ONNX operator TensorRT knows (im2col must be a Conv)",
+    "NonZero": "data-dependent output shape",
+    "Unique": "data-dependent output shape",
+    "Compress": "data-dependent output shape",
+    "NonMaxSuppression": "data-dependent output shape",
+    "TopK": "data-dependent output shape unless K is constant",
+    "Loop": "control flow (engine would loop on the host side)",
+    "Scan": "control flow",
+    "If": "control flow (data-dependent branch)",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a graph would not build on TensorRT 10, attached to the node that causes it."""
+
+    node: str
+    op_type: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"node {self.node!r} ({self.op_type}): {self.reason}"
+
+
+class TensorRTCompatibilityError(ValueError):
+    """A graph that TensorRT 10 would refuse; the message names the first offending node."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"not TensorRT-10 compatible: {problems[0]}{more}")
+        self.problems = problems
+
+
+def _type_name(elem_type: int) -> str:
+    return TensorProto.DataType.Name(elem_type)
+
+
+def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every named tensor, from ONNX shape inference (types survive dynamic dims)."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    graph = inferred.graph
+    types = {init.name: init.data_type for init in graph.initializer}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        types[info.name] = info.type.tensor_type.elem_type
+    return types
+
+
+def _check_io(model: onnx.ModelProto) -> list[Problem]:
+    """Graph inputs need a known rank and named or fixed dims, so a profile can cover them."""
+    problems = []
+    for value in [*model.graph.input, *model.graph.output]:
+        tensor = value.type.tensor_type
+        if not tensor.HasField("shape"):
+            problems.append(Problem(value.name, "graph I/O", "unknown rank; profiles need a fixed rank"))
+            continue
+        for axis, dim in enumerate(tensor.shape.dim):
+            if not dim.HasField("dim_param") and not dim.HasField("dim_value"):
+                problems.append(Problem(value.name, "graph I/O", f"axis {axis} is neither fixed nor named"))
+        if _type_name(tensor.elem_type) not in ("FLOAT", "FLOAT16"):
+            problems.append(Problem(value.name, "graph I/O",
+                                    f"I/O type {_type_name(tensor.elem_type)} is not float"))
+    return problems
+
+
+def check_tensorrt_compatible(model: onnx.ModelProto) -> list[Problem]:
+    """Every rule above applied to ``model``; an empty list means it should parse on TensorRT 10."""
+    problems = []
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    low, high = OPSET_RANGE
+    if opset is None or not low <= opset <= high:
+        problems.append(Problem("<model>", "opset", f"opset {opset} outside TensorRT 10's {low}-{high}"))
+    problems.extend(_check_io(model))
+    types = _tensor_types(model)
+    constants = {init.name for init in model.graph.initializer}
+    constants.update(out for node in model.graph.node if node.op_type == "Constant" for out in node.output)
+    for node in model.graph.node:
+        name, op = node.name or node.output[0], node.op_type
+        if node.domain not in ("", "ai.onnx"):
+            problems.append(Problem(name, op, f"custom domain {node.domain!r} needs a plugin"))
+            continue
+        if op in PROJECT_REFUSED:
+            problems.append(Problem(name, op, PROJECT_REFUSED[op]))
+            continue
+        if op not in SUPPORTED_TYPES:
+            problems.append(Problem(name, op, "operator not in the TensorRT 10 support list"))
+            continue
+        typed = node.output[0] if op in _OUTPUT_TYPED else (node.input[0] if node.input else None)
+        if typed and typed in types and types[typed]:
+            type_name = _type_name(types[typed])
+            if type_name not in SUPPORTED_TYPES[op]:
+                problems.append(Problem(name, op, f"type {type_name} not supported for {op}"))
+        if op == "Cast":
+            target = next(a.i for a in node.attribute if a.name == "to")
+            if _type_name(target) not in SUPPORTED_TYPES["Cast"]:
+                problems.append(Problem(name, op, f"cast to {_type_name(target)} not supported"))
+        index = CONSTANT_INPUTS.get(op)
+        if index is not None and len(node.input) > index and node.input[index] \
+                and node.input[index] not in constants:
+            problems.append(Problem(name, op, f"input {index} must be a build-time constant"))
+    return problems
+
+
+def assert_tensorrt_compatible(model: onnx.ModelProto) -> None:
+    """Raise :class:`TensorRTCompatibilityError` unless ``model`` passes every rule."""
+    problems = check_tensorrt_compatible(model)
+    if problems:
+        raise TensorRTCompatibilityError(problems)
