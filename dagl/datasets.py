@@ -1,0 +1,234 @@
+"""The paper's test sets by name, and how each one's degraded inputs are obtained.
+
+The evaluation protocol (``../shared/datasets/README.md``) fixes the degraded inputs: CAR uses the
+stored MATLAB JPEGs (never a re-encoding), demosaicing the stored GRBG mosaics, denoising seeded
+Gaussian noise made at test time. Putting that knowledge here, once, keeps every caller on the
+protocol. Any other folder can be evaluated too, with the layout of :func:`folder_set`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .configs import get_config
+from .degradations import protocol_noise
+from .io import IMAGE_SUFFIXES, ImageReadError, read_image
+
+#: Where the test sets live unless ``DAGL_DATASETS`` says otherwise: ``../shared/datasets`` beside the checkout.
+DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be evaluated as asked; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One named test set: where its clean images are and how its degraded inputs are made."""
+
+    name: str
+    task: str
+    #: "noise" (protocol noise at test time, needs sigma), "jpeg" (stored ``jpeg_q{Q}/``, needs
+    #: quality) or "mosaic" (stored ``mosaic/``).
+    degradation: str
+    description: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec("set12", "denoise", "noise", "Set12, 12 gray images (Table 1)"),
+        DatasetSpec("bsd68", "denoise", "noise", "BSD68, 68 gray images (Table 1)"),
+        DatasetSpec("urban100", "denoise", "noise", "Urban100 converted to gray, 100 images (Table 1)"),
+        DatasetSpec("classic5", "jpeg", "jpeg", "Classic5, 5 gray images, MATLAB JPEGs (Table 3)"),
+        DatasetSpec("live1", "jpeg", "jpeg", "LIVE1, 29 gray images, MATLAB JPEGs (Table 3)"),
+        DatasetSpec("mcmaster18", "demosaic", "mosaic", "McMaster18, 18 RGB images, GRBG mosaics (Table 4)"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One test image in the network's layout: (H, W) gray or (H, W, 3) colour, float32."""
+
+    name: str
+    clean: np.ndarray
+    degraded: np.ndarray
+
+
+def datasets_root() -> Path:
+    """The folder holding the named test sets: ``$DAGL_DATASETS`` or ``../shared/datasets``."""
+    return Path(os.environ.get("DAGL_DATASETS", DEFAULT_ROOT))
+
+
+def to_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    """``image`` in the layout of a network with ``channels`` inputs, or a one-line DatasetError.
+
+    Colour files with three identical channels (the stored CAR JPEGs) become gray; anything else
+    that does not fit is refused rather than converted, so that no silent colour conversion can
+    change the numbers.
+    """
+    if channels == 1:
+        if image.ndim == 2:
+            return image
+        if image.shape[2] >= 3 and np.array_equal(image[..., 0], image[..., 1]) \
+                and np.array_equal(image[..., 0], image[..., 2]):
+            return np.ascontiguousarray(image[..., 0])
+        raise DatasetError(f"{path}: colour image, but the task takes gray images; convert it first")
+    if image.ndim == 3 and image.shape[2] == channels:
+        return image
+    raise DatasetError(f"{path}: image of shape {image.shape}, but the task takes {channels}-channel images")
+
+
+def add_protocol_noise(clean: np.ndarray, sigma: float) -> np.ndarray:
+    """The protocol's seeded noisy input for ``clean`` (gray or colour), not clipped."""
+    planes = clean[None] if clean.ndim == 2 else clean.transpose(2, 0, 1)
+    noisy = protocol_noise(torch.from_numpy(np.ascontiguousarray(planes))[None], sigma)[0].numpy()
+    return noisy[0] if clean.ndim == 2 else np.ascontiguousarray(noisy.transpose(1, 2, 0))
+
+
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` x ``size`` window (smaller if the image is), at even offsets.
+
+    Even offsets keep a GRBG mosaic's phase, so a cropped mosaic is still GRBG.
+    """
+    height, width = image.shape[:2]
+    top = (max(height - size, 0) // 2) & ~1
+    left = (max(width - size, 0) // 2) & ~1
+    return image[top:top + size, left:left + size]
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The (clean, degraded) pairs of one evaluation, read lazily one image at a time."""
+
+    #: Short name for file names and tables, e.g. ``classic5-q10``, ``set12-s25``.
+    tag: str
+    description: str
+    task: str
+    #: (name, clean file, degraded file or None when the degradation is protocol noise).
+    pairs: tuple[tuple[str, Path, Path | None], ...]
+    sigma: float | None = None
+    crop: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self) -> Iterator[Sample]:
+        channels = get_config(self.task).channels
+        for name, clean_path, degraded_path in self.pairs:
+            try:
+                clean = to_channels(read_image(clean_path), channels, clean_path)
+                degraded = None if degraded_path is None else \
+                    to_channels(read_image(degraded_path), channels, degraded_path)
+            except ImageReadError as exc:
+                raise DatasetError(str(exc)) from None
+            if degraded is not None and degraded.shape != clean.shape:
+                raise DatasetError(f"{degraded_path}: shape {degraded.shape} differs from its clean image's "
+                                   f"{clean.shape}")
+            if self.crop:
+                clean = centre_crop(clean, self.crop)
+                degraded = None if degraded is None else centre_crop(degraded, self.crop)
+            if degraded is None:
+                degraded = add_protocol_noise(clean, self.sigma)
+            yield Sample(name, clean, degraded)
+
+
+def _check_sigma_quality(spec_name: str, degradation: str, sigma: float | None, quality: int | None) -> None:
+    if degradation == "noise" and sigma is None:
+        raise DatasetError(f"{spec_name}: denoising needs --sigma (the paper uses 15, 25 and 50)")
+    if degradation != "noise" and sigma is not None:
+        raise DatasetError(f"{spec_name}: --sigma applies to denoising sets only; its inputs are stored files")
+    if degradation == "jpeg" and quality is None:
+        raise DatasetError(f"{spec_name}: JPEG artifact removal needs --quality (the paper uses 10, 20, 30, 40)")
+    if degradation != "jpeg" and quality is not None:
+        raise DatasetError(f"{spec_name}: --quality applies to the JPEG sets (classic5, live1) only")
+
+
+def _limited(pairs: list[tuple[str, Path, Path | None]], limit: int | None, where: Path):
+    if not pairs:
+        raise DatasetError(f"{where}: no images found (readable: {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return tuple(pairs[:limit] if limit else pairs)
+
+
+def named_set(name: str, *, sigma: float | None = None, quality: int | None = None, limit: int | None = None,
+              crop: int | None = None, root: Path | None = None) -> EvalSet:
+    """One of :data:`DATASETS` with its protocol degradation."""
+    spec = DATASETS[name]
+    _check_sigma_quality(name, spec.degradation, sigma, quality)
+    folder = (root or datasets_root()) / name
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: test set {name!r} not found (set DAGL_DATASETS to the datasets folder)")
+    clean = _images(folder)
+    if spec.degradation == "noise":
+        tag, where, degraded = f"{name}-s{sigma:g}", f"Gaussian noise sigma {sigma:g}, torch seed 1", {}
+    else:
+        sub = f"jpeg_q{quality}" if spec.degradation == "jpeg" else "mosaic"
+        tag = f"{name}-q{quality}" if spec.degradation == "jpeg" else name
+        if not (folder / sub).is_dir():
+            stored = sorted(p.name for p in folder.glob("jpeg_q*"))
+            raise DatasetError(f"{folder / sub}: not found" + (f"; stored qualities: {', '.join(stored)}"
+                                                               if stored else ""))
+        degraded = _images(folder / sub)
+        where = f"stored MATLAB JPEG q{quality}" if spec.degradation == "jpeg" else "stored GRBG mosaic"
+        missing = sorted(set(clean) - set(degraded))
+        if missing:
+            raise DatasetError(f"{folder / sub}: no degraded input for {', '.join(missing)}")
+    pairs = [(stem, path, degraded.get(stem)) for stem, path in clean.items()]
+    description = f"{spec.description}; {where}" + (f"; centre {crop}x{crop} crops" if crop else "")
+    return EvalSet(tag, description, spec.task, _limited(pairs, limit, folder), sigma, crop)
+
+
+def folder_set(folder: Path, task: str, *, sigma: float | None = None, limit: int | None = None,
+               crop: int | None = None) -> EvalSet:
+    """A folder laid out as ``FOLDER/clean/*`` and ``FOLDER/degraded/*``, matched by file stem.
+
+    Without ``degraded/``, the inputs are the protocol's seeded noise of ``sigma`` added to the
+    clean images (so a folder of clean images is a denoising set).
+    """
+    clean_dir, degraded_dir = folder / "clean", folder / "degraded"
+    if not clean_dir.is_dir():
+        raise DatasetError(f"{folder}: expected a clean/ subfolder (and degraded/ unless --sigma is given)")
+    clean = _images(clean_dir)
+    if degraded_dir.is_dir():
+        if sigma is not None:
+            raise DatasetError(f"{folder}: has degraded/ inputs, so --sigma does not apply")
+        degraded = _images(degraded_dir)
+        missing = sorted(set(clean) - set(degraded))
+        if missing:
+            raise DatasetError(f"{degraded_dir}: no degraded input for {', '.join(missing)}")
+        where = "degraded inputs from degraded/"
+    elif sigma is None:
+        raise DatasetError(f"{folder}: no degraded/ subfolder; give --sigma to add the protocol noise instead")
+    else:
+        degraded, where = {}, f"Gaussian noise sigma {sigma:g}, torch seed 1"
+    pairs = [(stem, path, degraded.get(stem)) for stem, path in clean.items()]
+    tag = folder.resolve().name + (f"-s{sigma:g}" if sigma is not None else "")
+    description = f"folder {folder}; {where}" + (f"; centre {crop}x{crop} crops" if crop else "")
+    return EvalSet(tag, description, task, _limited(pairs, limit, clean_dir), sigma, crop)
+
+
+def open_set(source: str, task: str, *, sigma: float | None = None, quality: int | None = None,
+             limit: int | None = None, crop: int | None = None) -> EvalSet:
+    """A named test set or a folder (see :func:`folder_set`), checked against ``task``."""
+    if source in DATASETS:
+        spec = DATASETS[source]
+        if spec.task != task:
+            raise DatasetError(f"{source} is a {spec.task} test set, but the model is for {task!r}")
+        return named_set(source, sigma=sigma, quality=quality, limit=limit, crop=crop)
+    folder = Path(source)
+    if not folder.is_dir():
+        raise DatasetError(f"{source!r} is neither a test set ({', '.join(DATASETS)}) nor a folder")
+    if quality is not None:
+        raise DatasetError(f"{source}: --quality applies to the named JPEG sets only")
+    return folder_set(folder, task, sigma=sigma, limit=limit, crop=crop)

@@ -1,0 +1,227 @@
+"""``dagl-eval``: PSNR/SSIM of DAGL models on the paper's test sets, and parity between backends."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dagl.configs import TASKS
+from dagl.datasets import DATASETS, DatasetError, EvalSet, named_set, open_set
+from dagl.pretrained import WEIGHTS_DIR
+from runtime import Restorer, RuntimeLoadError
+from runtime.loader import BACKENDS
+from runtime.tiling import TILINGS
+
+from .paper import ARTEFACT_SUFFIXES, PAPER_CELLS, PAPER_HEADER, PaperRow, expected_names, find_artefact, paper_markdown
+from .report import terminal_tables, write_report, write_text
+from .scoring import EvalResult, evaluate
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+console = Console(stderr=True)
+
+
+def _model_names(paths: Sequence[Path], restorers: Sequence[Restorer]) -> list[str]:
+    """``file (backend)``, numbered when two models would otherwise read the same."""
+    names = [f"{p.name} ({r.backend})" for p, r in zip(paths, restorers)]
+    if len(set(names)) < len(names):
+        names = [f"{i + 1}:{name}" for i, name in enumerate(names)]
+    return names
+
+
+def _run(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet, settings: dict[str, str]) -> EvalResult:
+    """``evaluate`` with a progress bar over images and one over the network tiles of the current image."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        images = progress.add_task(f"{evalset.tag}: images", total=len(evalset))
+        tiles = progress.add_task("network tiles", total=None)
+
+        def on_image(name: str) -> None:
+            progress.advance(images)
+            progress.reset(tiles, total=None, description=f"network tiles (after {name})")
+
+        return evaluate(restorers, names, evalset, settings, on_tiles=lambda n: progress.advance(tiles, n),
+                        on_image=on_image)
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The invocation, rebuilt from the parsed options that differ from their defaults (for reports)."""
+    words = [ctx.command_path]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value in (None, False, ()) or value == param.default:
+            continue
+        flag = param.opts[0]
+        for item in value if isinstance(value, tuple) else (value,):
+            words += [flag] if value is True else [flag, str(item)]
+    return shlex.join(words)
+
+
+def _settings(restorer: Restorer, device: str) -> dict[str, str]:
+    tiling = restorer.tiling
+    if tiling == "grid":
+        tiling += f" (tile {restorer.tile}, overlap {restorer.overlap})"
+    return {"tiling": tiling, "x8 self-ensemble": "on" if restorer.ensemble else "off", "device": device,
+            "command": f"`{_command_line(click.get_current_context())}`"}
+
+
+HELP = """Score DAGL models on the paper's test sets with the paper's protocol, and compare backends.
+
+\b
+  dagl-eval --task jpeg --dataset classic5 --quality 10 --model model_best.pt
+  dagl-eval --dataset set12 --sigma 25 --model dagl-denoise.onnx --compare dagl-denoise.plan --report out/
+  dagl-eval paper --weights-dir weights/          (the paper's table: see `dagl-eval paper --help`)
+
+\b
+DATASET is a test set by name or a folder:
+  set12, bsd68, urban100   gray denoising (--sigma): clean / 255 plus noise drawn with
+                           torch.manual_seed(1) per image, not clipped (the protocol)
+  classic5, live1          JPEG artifact removal (--quality 10/20/30/40): the stored MATLAB JPEGs
+  mcmaster18               demosaicing: the stored GRBG mosaics
+Named sets are read from ../shared/datasets beside the checkout, or from $DAGL_DATASETS.
+A FOLDER holds DIR/clean/<name>.<ext> (ground truth) and DIR/degraded/<name>.<ext> (the network's
+inputs), matched by file name without extension (png, bmp, tif, jpg, npy...). Without degraded/,
+--sigma adds the protocol noise to the clean images. Gray tasks accept 3-channel files whose
+channels are identical.
+
+\b
+MODEL is a .pt/.pth/.safetensors weights file (PyTorch; needs --task), an .onnx file (ONNX
+Runtime) or a .plan/.engine (TensorRT); every model runs through runtime.Restorer. With --compare,
+the first model is the base and each other one is compared with it image by image: max abs
+difference, PSNR of one output against the other, PSNR delta against ground truth.
+
+\b
+Metrics: PSNR and SSIM (Wang et al., 11x11 Gaussian sigma 1.5; colour = mean over channels) of
+the float output clamped to [0, 1], no border shave, mean over images. --report DIR writes
+TAG.md, TAG.csv, TAG-crop.png (input / outputs / ground truth) and TAG-psnr.png (per image).
+The default --tiling reference is the release's chop, i.e. the paper's numbers; they also use
+--ensemble. On a CPU a 512x512 image takes minutes: try --limit and --crop first.
+"""
+
+
+@click.group(invoke_without_command=True, no_args_is_help=True, context_settings=CONTEXT, help=HELP)
+@click.option("--task", type=click.Choice(list(TASKS)),
+              help="Task of the model; needed for weights files, read from ONNX/engine metadata otherwise.")
+@click.option("--dataset", metavar="NAME|DIR", help="Test set name or clean/degraded folder (see above).")
+@click.option("--sigma", type=click.IntRange(1, 255), help="Noise level for denoising sets (15, 25, 50 in the paper).")
+@click.option("--quality", type=click.IntRange(1, 100), help="JPEG quality for classic5/live1 (10, 20, 30, 40).")
+@click.option("--model", type=click.Path(path_type=Path), metavar="MODEL", help="The model to score (the base).")
+@click.option("--compare", type=click.Path(path_type=Path), metavar="MODEL2", multiple=True,
+              help="Another model to score and compare with the base; repeat for more.")
+@click.option("--ensemble", is_flag=True, help="x8 self-ensemble at each tile, as the paper's tables.")
+@click.option("--tiling", type=click.Choice(TILINGS), default="reference", show_default=True,
+              help="reference: the release's chop (the paper's protocol); grid: fixed tiles; none: whole image.")
+@click.option("--tile", type=click.IntRange(8), help="Grid tile size (grid tiling only).")
+@click.option("--overlap", type=click.IntRange(0), help="Grid tile overlap (grid tiling only).")
+@click.option("--batch", type=click.IntRange(1), help="Tiles per network call.")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N images (sorted by name).")
+@click.option("--crop", type=click.IntRange(16), metavar="SIZE",
+              help="Score the centre SIZE x SIZE crop of each image (quick checks; not the paper's numbers).")
+@click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write the Markdown/CSV report and the PNGs into DIR.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="auto picks from each model's extension.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (PyTorch and ONNX Runtime).")
+@click.pass_context
+def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int | None, quality: int | None,
+         model: Path | None, compare: tuple[Path, ...], ensemble: bool, tiling: str, tile: int | None,
+         overlap: int | None, batch: int | None, limit: int | None, crop: int | None, report: Path | None,
+         backend: str, device: str) -> None:
+    if ctx.invoked_subcommand is not None:
+        if dataset or model or compare:
+            raise click.UsageError(f"options for `{ctx.invoked_subcommand}` go after it, not before")
+        return
+    if not dataset or not model:
+        raise click.UsageError("--dataset and --model are required (or run `dagl-eval paper`)")
+    paths = [model, *compare]
+    try:
+        restorers = [Restorer(p, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
+                              overlap=overlap, batch=batch, ensemble=ensemble) for p in paths]
+    except (RuntimeLoadError, ValueError) as exc:  # ValueError: tiling options out of range
+        raise click.ClickException(str(exc)) from None
+    tasks = {r.task for r in restorers}
+    if len(tasks) > 1:
+        raise click.UsageError(f"the models are for different tasks ({', '.join(sorted(tasks))})")
+    try:
+        evalset = open_set(dataset, restorers[0].task, sigma=sigma, quality=quality, limit=limit, crop=crop)
+        with ExitStack() as stack:
+            for restorer in restorers:
+                stack.enter_context(restorer)
+            result = _run(restorers, _model_names(paths, restorers), evalset, _settings(restorers[0], device))
+    except (DatasetError, RuntimeLoadError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for table in terminal_tables(result):
+        Console().print(table)
+    if report:
+        written = write_report(result, report)
+        console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=WEIGHTS_DIR,
+              show_default="the weights shipped in the package",
+              help="Folder of dagl-<task>[-s<sigma>].<ext> artefacts (the shipped-weights naming).")
+@click.option("--suffix", type=click.Choice(ARTEFACT_SUFFIXES),
+              help="Use only artefacts with this extension (default: the first found of "
+                   + ", ".join(ARTEFACT_SUFFIXES) + ").")
+@click.option("--ensemble/--no-ensemble", default=True, show_default=True,
+              help="x8 self-ensemble, as the paper's tables.")
+@click.option("--tiling", type=click.Choice(TILINGS), default="reference", show_default=True)
+@click.option("--limit", type=click.IntRange(1), help="Only the first N images of each set (partial numbers).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also write each evaluated cell's full report into DIR.")
+@click.option("--table", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write the table as Markdown to FILE (e.g. docs/paper-table.md).")
+def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, limit: int | None,
+          backend: str, device: str, report: Path | None, table: Path | None) -> None:
+    """Every cell of the paper's tables we have weights for: our PSNR beside the paper's, with the gap.
+
+    \b
+    Weights are looked up per cell as WEIGHTS_DIR/dagl-denoise-s15|s25|s50.*, dagl-jpeg.*
+    (one model for all qualities) and dagl-demosaic.*; cells without weights, and cells whose
+    test data is not here (colour Urban100, DND), are listed with the reason. The paper's numbers
+    use the x8 ensemble and the reference chop, the defaults here; on a CPU expect hours per set.
+    """
+    suffixes = (suffix,) if suffix else ARTEFACT_SUFFIXES
+    rows: list[PaperRow] = []
+    try:
+        for cell in PAPER_CELLS:
+            artefact = None if cell.unavailable else find_artefact(weights_dir, cell, suffixes)
+            if cell.unavailable or artefact is None:
+                reason = cell.unavailable or f"no weights ({expected_names(cell, suffixes)} not in {weights_dir})"
+                rows.append(PaperRow(cell, reason))
+                continue
+            total = len(named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality))
+            evalset = named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality, limit=limit)
+            with Restorer(artefact, task=cell.task, sigma=cell.sigma, backend=backend, device=device,
+                          tiling=tiling, ensemble=ensemble) as restorer:
+                result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings(restorer, device))
+            rows.append(PaperRow(cell, artefact.name, result, total))
+            if report:
+                write_report(result, report)
+    except (DatasetError, RuntimeLoadError) as exc:
+        raise click.ClickException(str(exc)) from None
+    terminal = Table(title="DAGL: ours against the paper (PSNR dB; SSIM where the paper gives it)")
+    for column in PAPER_HEADER:
+        terminal.add_column(column)
+    for row in rows:
+        terminal.add_row(*row.cells())
+    Console().print(terminal)
+    missing = [row for row in rows if row.result is None]
+    if missing:
+        console.print(f"{len(missing)} of {len(rows)} cells have no number: see the weights column")
+    if table:
+        settings = (f"x8 self-ensemble {'on' if ensemble else 'off'}, tiling {tiling}, backend {backend}, "
+                    f"device {device}" + (f", first {limit} images per set" if limit else ""))
+        provenance = (f"Generated by `{_command_line(click.get_current_context())}` ({settings}) with the "
+                      f"artefacts in `{weights_dir}`.")
+        write_text(table, paper_markdown(rows, provenance))
+        console.print(f"wrote {table}")

@@ -1,0 +1,104 @@
+"""The paper's table cells, their target numbers, and where their weights are expected.
+
+The targets are written here once (from ``../shared/datasets/README.md``, the paper's Tables 1, 3
+and 4, all with the x8 self-ensemble); ``dagl-eval paper`` runs every cell it finds weights for
+and prints our number beside the paper's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagl.pretrained import weights_name
+
+from .report import fmt_db, fmt_delta, fmt_ssim, markdown_table
+from .scoring import EvalResult
+
+#: Artefact suffixes looked for, in this order: PyTorch weights (the reference), then ONNX, then engines.
+ARTEFACT_SUFFIXES = (".safetensors", ".pt", ".pth", ".onnx", ".plan", ".engine")
+
+
+@dataclass(frozen=True)
+class PaperCell:
+    table: str
+    task: str
+    dataset: str
+    psnr: float
+    sigma: int | None = None
+    quality: int | None = None
+    ssim: float | None = None
+    #: Why the cell cannot be evaluated with the data here; None when it can.
+    unavailable: str | None = None
+
+    @property
+    def setting(self) -> str:
+        if self.sigma is not None:
+            return f"sigma {self.sigma}"
+        return f"q{self.quality}" if self.quality is not None else "-"
+
+    @property
+    def target(self) -> str:
+        return f"{self.psnr:.2f}" + (f" / {fmt_ssim(self.ssim)}" if self.ssim is not None else "")
+
+
+def _cells() -> tuple[PaperCell, ...]:
+    denoise = {"set12": (33.28, 30.93, 27.81), "bsd68": (31.93, 29.46, 26.51), "urban100": (33.79, 31.39, 27.97)}
+    car = {"live1": (29.70, 32.12, 33.54, 34.53), "classic5": (30.08, 32.35, 33.59, 34.41)}
+    cells = [PaperCell("Table 1", "denoise", name, value, sigma=sigma)
+             for name, values in denoise.items() for sigma, value in zip((15, 25, 50), values)]
+    cells += [PaperCell("Table 3", "jpeg", name, value, quality=quality)
+              for name, values in car.items() for quality, value in zip((10, 20, 30, 40), values)]
+    cells += [PaperCell("Table 4", "demosaic", "mcmaster18", 39.84, ssim=0.9735),
+              PaperCell("Table 4", "demosaic", "urban100 (colour)", 40.20,
+                        unavailable="colour Urban100 is not in the datasets folder"),
+              PaperCell("DND", "real-denoise", "dnd", 39.83,
+                        unavailable="DND is scored on the benchmark's server (no public ground truth)")]
+    return tuple(cells)
+
+
+PAPER_CELLS = _cells()
+
+
+def find_artefact(weights_dir: Path, cell: PaperCell, suffixes: tuple[str, ...] = ARTEFACT_SUFFIXES) -> Path | None:
+    """``DIR/dagl-<task>[-s<sigma>].<suffix>`` for the first suffix present (the shipped-weights naming)."""
+    stem = Path(weights_name(cell.task, cell.sigma)).stem
+    return next((weights_dir / f"{stem}{s}" for s in suffixes if (weights_dir / f"{stem}{s}").is_file()), None)
+
+
+def expected_names(cell: PaperCell, suffixes: tuple[str, ...] = ARTEFACT_SUFFIXES) -> str:
+    stem = Path(weights_name(cell.task, cell.sigma)).stem
+    return f"{stem}{{{','.join(suffixes)}}}" if len(suffixes) > 1 else stem + suffixes[0]
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    cell: PaperCell
+    #: What happened: the artefact used, or why nothing ran.
+    status: str
+    result: EvalResult | None = None
+    #: Images in the full test set (to flag a --limit run as partial).
+    total_images: int | None = None
+
+    def cells(self) -> list[str]:
+        cell = self.cell
+        ours = gap = images = ""
+        if self.result is not None:
+            score = self.result.mean_scores()[0]
+            ours = fmt_db(score.psnr, 2) + (f" / {fmt_ssim(score.ssim)}" if cell.ssim is not None else "")
+            gap = fmt_delta(score.psnr - cell.psnr)
+            done = len(self.result.images)
+            images = f"{done}" + (f" of {self.total_images} (partial)" if self.total_images
+                                  and done < self.total_images else "")
+        return [cell.table, cell.task, cell.dataset, cell.setting, cell.target, ours, gap, images, self.status]
+
+
+PAPER_HEADER = ["table", "task", "test set", "setting", "paper PSNR (/SSIM)", "ours", "gap (dB)", "images",
+                "weights"]
+
+
+def paper_markdown(rows: list[PaperRow], provenance: str) -> str:
+    """``docs/paper-table.md``: the table and how it was made."""
+    return "\n".join(["# DAGL: our numbers against the paper's", "", provenance + " Paper numbers: "
+                      "../shared/datasets/README.md (Tables 1, 3, 4, with x8 self-ensemble). Gap = ours - paper.",
+                      "", markdown_table(PAPER_HEADER, [row.cells() for row in rows]), ""])

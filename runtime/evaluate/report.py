@@ -1,0 +1,231 @@
+"""An evaluation's numbers as a terminal table, and as Markdown, CSV and two PNGs in a folder.
+
+Every file is written to a temporary name and renamed into place, so an interrupted run never
+leaves a half-written report that looks complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from rich.table import Table
+
+from .scoring import EvalResult, Parity, Score
+
+METRICS_NOTE = ("PSNR (dB, data range 1) and SSIM (Wang et al.: 11x11 Gaussian window, sigma 1.5, K1 0.01, "
+                "K2 0.03; colour: mean over the three channels) of the float output clamped to [0, 1], no "
+                "border shave, averaged per image. \"input\" scores the degraded input (clamped to [0, 1]).")
+PARITY_NOTE = ("Parity against the base model: max |difference| of the outputs (summary row: the worst "
+               "image), PSNR of the output taking the base output as reference, and the PSNR delta against "
+               "ground truth (this model minus the base).")
+
+
+def fmt_db(value: float, digits: int = 3) -> str:
+    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+
+
+def fmt_ssim(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def fmt_abs(value: float) -> str:
+    return f"{value:.2e}"
+
+
+def fmt_delta(value: float) -> str:
+    return f"{value:+.4f}"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that is renamed onto it only if the block succeeds."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as temp:
+        temp.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- tables shared by the terminal and Markdown ------------------------------------------------
+
+def short_names(result: EvalResult) -> list[str]:
+    """``#1``, ``#2``... for column headers: model names are too long for a table this wide."""
+    return [f"#{i + 1}" for i in range(len(result.models))]
+
+
+def legend(result: EvalResult) -> str:
+    return "; ".join(f"{short} = {name}" for short, name in zip(short_names(result), result.models))
+
+
+def _lines(result: EvalResult) -> list[tuple[str, Score, tuple[Score, ...], tuple[Parity, ...]]]:
+    """(name, input score, model scores, parity) per image, then the summary line ``mean``."""
+    lines = [(r.name, r.degraded, r.scores, r.parity) for r in result.images]
+    return lines + [("mean", result.mean_degraded(), result.mean_scores(), result.summary_parity())]
+
+
+def score_table(result: EvalResult) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of PSNR/SSIM per image: the input, then every model."""
+    header = ["image", "input PSNR", "input SSIM"]
+    for short in short_names(result):
+        header += [f"{short} PSNR", f"{short} SSIM"]
+    rows = []
+    for name, degraded, scores, _ in _lines(result):
+        rows.append([name, fmt_db(degraded.psnr), fmt_ssim(degraded.ssim)]
+                    + [text for s in scores for text in (fmt_db(s.psnr), fmt_ssim(s.ssim))])
+    return header, rows
+
+
+def parity_table(result: EvalResult) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of each compared model against #1 per image (summary: worst max abs diff)."""
+    header = ["image"]
+    for short in short_names(result)[1:]:
+        header += [f"{short} max abs diff", f"{short} PSNR vs #1", f"{short} dPSNR"]
+    rows = [[name] + [text for p in parity for text in (fmt_abs(p.max_abs), fmt_db(p.psnr_vs_base),
+                                                          fmt_delta(p.delta_psnr))]
+            for name, _, _, parity in _lines(result)]
+    return header, rows
+
+
+def _rich(title: str, header: list[str], rows: list[list[str]], caption: str) -> Table:
+    table = Table(title=title, caption=caption)
+    for index, column in enumerate(header):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows[:-1]:
+        table.add_row(*row)
+    table.add_section()
+    table.add_row(*rows[-1], style="bold")
+    return table
+
+
+def terminal_tables(result: EvalResult) -> list[Table]:
+    """The score table and, with compared models, the parity table, for ``rich`` to print."""
+    title = f"{result.evalset.tag} ({len(result.images)} images)"
+    tables = [_rich(title, *score_table(result), legend(result))]
+    if len(result.models) > 1:
+        tables.append(_rich(f"{title}: parity against #1", *parity_table(result),
+                            "summary row: worst max abs diff, mean of the others"))
+    return tables
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(result: EvalResult, crop_png: str, plot_png: str) -> str:
+    evalset = result.evalset
+    lines = [f"# dagl-eval: {evalset.tag}", "", evalset.description + ".", "",
+             f"- task: {evalset.task}; images: {len(result.images)}",
+             f"- models: {', '.join(f'`{m}`' for m in result.models)}" + (" (the first is the base)"
+                                                                         if len(result.models) > 1 else "")]
+    lines += [f"- {key}: {value}" for key, value in result.settings.items()]
+    per_image = ", ".join(f"`{m}` {s / max(len(result.images), 1):.1f} s" for m, s in zip(result.models,
+                                                                                           result.seconds))
+    lines += [f"- restore time per image: {per_image}", "", METRICS_NOTE]
+    if len(result.models) > 1:
+        lines += ["", PARITY_NOTE]
+    lines += ["", "## Mean", "", markdown_table(["", "PSNR", "SSIM"], [
+        [name, fmt_db(score.psnr), fmt_ssim(score.ssim)]
+        for name, score in zip(("input",) + result.models, (result.mean_degraded(),) + result.mean_scores())])]
+    if len(result.models) > 1:
+        lines += ["", f"## Parity against `{result.models[0]}`", "", markdown_table(
+            ["model", "max abs diff (worst image)", "PSNR vs base (mean)", "dPSNR vs ground truth (mean)"],
+            [[name, fmt_abs(p.max_abs), fmt_db(p.psnr_vs_base), fmt_delta(p.delta_psnr)]
+             for name, p in zip(result.models[1:], result.summary_parity())])]
+    lines += ["", "## Per image", "", legend(result) + ".", "", markdown_table(*score_table(result))]
+    if len(result.models) > 1:
+        lines += ["", markdown_table(*parity_table(result))]
+    lines += ["", f"![input, outputs and ground truth]({crop_png})", "", f"![per-image PSNR]({plot_png})", ""]
+    return "\n".join(lines)
+
+
+def csv_text(result: EvalResult) -> str:
+    """One row per (image, model) at full precision, the degraded input as model ``input``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["dataset", "image", "model", "psnr", "ssim", "max_abs_vs_base", "psnr_vs_base",
+                     "delta_psnr_vs_base"])
+    tag = result.evalset.tag
+
+    def emit(image: str, degraded: Score, scores: tuple[Score, ...], parity: tuple[Parity, ...]) -> None:
+        writer.writerow([tag, image, "input", repr(degraded.psnr), repr(degraded.ssim), "", "", ""])
+        for index, (name, score) in enumerate(zip(result.models, scores)):
+            extra = ["", "", ""] if index == 0 else [repr(parity[index - 1].max_abs),
+                                                     repr(parity[index - 1].psnr_vs_base),
+                                                     repr(parity[index - 1].delta_psnr)]
+            writer.writerow([tag, image, name, repr(score.psnr), repr(score.ssim)] + extra)
+
+    for r in result.images:
+        emit(r.name, r.degraded, r.scores, r.parity)
+    emit("mean", result.mean_degraded(), result.mean_scores(), result.summary_parity())
+    return buffer.getvalue()
+
+
+def _save_figure(figure: Figure, path: Path) -> Path:
+    with atomic_path(path) as temp:
+        figure.savefig(temp, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+def crop_figure(result: EvalResult) -> Figure:
+    """Input, each output and ground truth of the first image's centre crop, side by side."""
+    show = result.showcase
+    scores = result.images[0]
+    panels = [("input", show.degraded, scores.degraded.psnr)]
+    panels += [(name, out, score.psnr) for name, out, score in zip(result.models, show.outputs, scores.scores)]
+    panels += [("ground truth", show.clean, None)]
+    figure = Figure(figsize=(2.6 * len(panels), 3.0))
+    for axes, (title, image, value) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        axes.imshow(np.clip(image, 0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1,
+                    interpolation="nearest")
+        axes.set_title(title if value is None else f"{title}\n{fmt_db(value, 2)} dB (whole image)", fontsize=8)
+        axes.set_axis_off()
+    height, width = show.clean.shape[:2]
+    figure.suptitle(f"{result.evalset.tag}: {show.name}, centre {height}x{width} crop", fontsize=9)
+    return figure
+
+
+def psnr_figure(result: EvalResult) -> Figure:
+    """Per-image PSNR of the input and of every model."""
+    names = [r.name for r in result.images]
+    x = np.arange(len(names))
+    figure = Figure(figsize=(max(6.0, 0.22 * len(names) + 2), 3.6))
+    axes = figure.subplots()
+    axes.plot(x, [r.degraded.psnr for r in result.images], "o:", color="0.5", label="input")
+    for index, name in enumerate(result.models):
+        axes.plot(x, [r.scores[index].psnr for r in result.images], "sx^v"[index % 4] + "-", label=name,
+                  alpha=0.85, linewidth=2.0 if index == 0 else 1.0)
+    axes.set_xticks(x, names, rotation=90, fontsize=7)
+    axes.set_ylabel("PSNR (dB)")
+    axes.set_title(f"{result.evalset.tag}: PSNR per image", fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    return figure
+
+
+def write_report(result: EvalResult, folder: Path) -> list[Path]:
+    """``TAG.md``, ``TAG.csv``, ``TAG-crop.png`` and ``TAG-psnr.png`` in ``folder`` (created if needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = result.evalset.tag
+    crop_png, plot_png = folder / f"{tag}-crop.png", folder / f"{tag}-psnr.png"
+    return [_save_figure(crop_figure(result), crop_png), _save_figure(psnr_figure(result), plot_png),
+            write_text(folder / f"{tag}.csv", csv_text(result)),
+            write_text(folder / f"{tag}.md", markdown(result, crop_png.name, plot_png.name))]
