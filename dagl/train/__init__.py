@@ -1,0 +1,13 @@
+"""Training DAGL with the paper's recipe: one GPU, or many through ``torchrun`` and DDP.
+
+``dagl-train`` (:mod:`dagl.train.cli`) is the user's door; :class:`~dagl.train.trainer.Trainer`
+holds the loop, :mod:`~dagl.train.data` the on-the-fly degradations, :mod:`~dagl.train.checkpoint`
+the exact-resume state and :mod:`~dagl.train.release` the two files that ship (weights + card).
+"""
+
+from __future__ import annotations
+
+from .config import TrainConfig, TrainingError
+from .trainer import Trainer
+
+__all__ = ["TrainConfig", "Trainer", "TrainingError"]

@@ -1,0 +1,127 @@
+"""``dagl-train``: the paper's training recipe on one GPU, or on many through ``torchrun``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ..configs import TASKS, get_config
+from ..pretrained import weights_name
+from ..weights import WeightsError
+from .config import LR_STEP_ITERATIONS, TrainConfig, TrainingError
+
+EPILOG = """\b
+Examples:
+  # gray denoising, sigma 25, on BSD400, one GPU
+  dagl-train --task denoise --sigma 25 --data ../shared/datasets/train/bsd400 \\
+             --iterations 400000 --val set12
+\b
+  # the same on 8 GPUs of one node (--batch-size stays the global batch: 8 x 4)
+  torchrun --nproc-per-node 8 -m dagl.train.cli --task denoise --sigma 25 \\
+             --data ../shared/datasets/train/bsd400 --iterations 400000 --val set12
+\b
+  # continue an interrupted run exactly where its last checkpoint left it
+  dagl-train ... --resume
+\b
+The run writes OUT/checkpoint.pt, OUT/train.log and, at the end, OUT/dagl-<task>[-s<sigma>].safetensors
+with its model card (.md): copy both into dagl/weights/ to ship them. See docs/training.md.
+"""
+
+
+def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None, **options) -> TrainConfig:
+    config = get_config(task)
+    if config.sigmas:
+        if sigma is None:
+            raise TrainingError(f"task {task!r} trains one model per noise level: pass --sigma "
+                                f"({', '.join(map(str, config.sigmas))})")
+    elif sigma is not None:
+        raise TrainingError(f"--sigma applies to the denoise task only, not {task!r}")
+    try:
+        name = Path(weights_name(task, sigma)).stem
+    except WeightsError as exc:
+        raise TrainingError(str(exc)) from None
+    if not data:
+        raise TrainingError("pass at least one training folder with --data")
+    if options["patch"] < 8:
+        raise TrainingError("--patch must be at least 8")
+    command = shlex.join(["dagl-train", *sys.argv[1:]])
+    return TrainConfig(task=task, sigma=sigma, data=[Path(d) for d in data],
+                       out=Path(out) if out else Path("runs") / name, command=command, **options)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+               epilog=EPILOG)
+@click.option("--task", required=True, type=click.Choice(list(TASKS)), help="Which DAGL network to train.")
+@click.option("--sigma", type=int, help="Noise level (0-255 scale) of the denoise model: 15, 25 or 50.")
+@click.option("--data", "data", multiple=True, metavar="DIR",
+              help="Folder of clean training images; repeat for several. real-denoise needs "
+                   "DIR/clean and DIR/noisy with the same file names.")
+@click.option("--iterations", required=True, type=click.IntRange(min=1), help="Optimiser steps in all.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Global batch, split evenly over the torchrun processes.")
+@click.option("--patch", default=64, show_default=True, type=int, help="Side of the random training crops.")
+@click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Adam learning rate at the start.")
+@click.option("--lr-step", default=LR_STEP_ITERATIONS, show_default=True, type=click.IntRange(min=1),
+              help="Halve the learning rate every this many iterations (the paper's 200 epochs of "
+                   "1000 iterations).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder  [default: runs/dagl-<task>[-s<sigma>]]")
+@click.option("--resume", is_flag=True, help="Continue exactly from OUT/checkpoint.pt.")
+@click.option("--amp", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp16", "off"]),
+              help="Mixed precision of forward/backward; auto = bf16 on GPUs, off on CPU.")
+@click.option("--val", help="Held-out set for PSNR: a folder or one of set12, bsd68, urban100, classic5, "
+                            "live1, mcmaster18 (under $DAGL_DATASETS or ../shared/datasets).")
+@click.option("--val-every", default=5000, show_default=True, type=click.IntRange(min=0),
+              help="Validate every this many iterations (0: only at the end).")
+@click.option("--val-crop", default=96, show_default=True, type=click.IntRange(min=16),
+              help="Side of the centred crop of each validation image.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights and of the data.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(min=0),
+              help="DataLoader worker processes per rank (0: make batches in the training process).")
+@click.option("--device", help="cpu, cuda or cuda:N  [default: this rank's GPU if any, else cpu]")
+@click.option("--log-every", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Write a log line every this many iterations.")
+@click.option("--checkpoint-every", default=5000, show_default=True, type=click.IntRange(min=1),
+              help="Save OUT/checkpoint.pt every this many iterations (and at the end).")
+@click.option("--n-images", type=click.IntRange(min=1), help="Use only the first N images (smoke tests).")
+def command(task: str, sigma: int | None, data: tuple[str, ...], out: str | None, device: str | None,
+            **options) -> None:
+    """Train DAGL with the paper's recipe: L2 loss, Adam, step decay, random crops with the 8
+    flips/rotations, degradations made on the fly; checkpoints resume exactly; the end of the run
+    writes the weights and the model card that ship.
+
+    Run it with torchrun for several GPUs or nodes; it picks nccl on CUDA and gloo on CPU.
+    """
+    from . import distributed
+    from .trainer import Trainer
+
+    config = _config(task, sigma, data, out, device=device, **options)
+    ctx = distributed.setup(device)
+    try:
+        Trainer(config, ctx).fit()
+    finally:
+        distributed.teardown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every user mistake is one line on stderr and exit status 2, never a traceback."""
+    try:
+        result = command.main(args=argv, prog_name="dagl-train", standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(f"dagl-train: error: {exc.format_message()}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("dagl-train: interrupted", err=True)
+        return 130
+    except TrainingError as exc:
+        click.echo(f"dagl-train: error: {exc}", err=True)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The options of one training run, and the recipe's constants with where they come from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+#: The release is built on the EDSR framework, whose "epoch" is ``--test_every`` = 1000 batches
+#: (not a pass over the images); the paper's "halve the lr every 200 epochs" is therefore
+#: 200 x 1000 iterations.
+EPOCH_ITERATIONS = 1000
+LR_DECAY_EPOCHS = 200
+LR_STEP_ITERATIONS = LR_DECAY_EPOCHS * EPOCH_ITERATIONS
+LR_GAMMA = 0.5
+
+#: Fields that must not change when a run is resumed: they define what the saved state means.
+RESUME_INVARIANTS = ("task", "sigma", "batch_size", "patch", "lr", "lr_step", "seed",
+                     "epoch_iterations", "n_images")
+
+
+class TrainingError(ValueError):
+    """A training set-up the user must fix; the message is one line meant for them."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved in checkpoints and quoted in the model card."""
+
+    task: str
+    data: list[Path]
+    iterations: int
+    out: Path
+    sigma: int | None = None
+    batch_size: int = 32
+    patch: int = 64
+    lr: float = 1e-4
+    lr_step: int = LR_STEP_ITERATIONS
+    resume: bool = False
+    amp: str = "auto"
+    val: str | None = None
+    val_every: int = 5000
+    val_crop: int = 96
+    seed: int = 0
+    workers: int = 4
+    device: str | None = None
+    log_every: int = 100
+    checkpoint_every: int = 5000
+    n_images: int | None = None
+    epoch_iterations: int = EPOCH_ITERATIONS
+    command: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (paths as strings) for checkpoints and the model card."""
+        out = asdict(self)
+        out["data"] = [str(p) for p in self.data]
+        out["out"] = str(self.out)
+        return out

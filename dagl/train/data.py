@@ -1,0 +1,192 @@
+"""Training pairs made on the fly: random crops, the 8 flips/rotations, the task's degradation.
+
+Every random choice of a sample (crop, transform, noise, JPEG quality) is drawn from a generator
+seeded by ``(seed, epoch, position)``, its key in the epoch's shuffled order. A sample is then a
+pure function of its key, whichever rank or DataLoader worker makes it, so:
+
+* resuming needs only the iteration count (the sampler skips the keys already used), and is exact;
+* N ranks fed by a :class:`~torch.utils.data.DistributedSampler` see, together, the very samples
+  one process would see with the same global batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from ..configs import TaskConfig
+from ..degradations import gaussian_noise, jpeg_pil, mosaic_grbg
+from ..io import IMAGE_SUFFIXES, ImageReadError, read_image
+from .config import TrainingError
+
+#: ITU-R BT.601 luma, what Pillow's ``convert("L")`` uses, for gray tasks fed colour images.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+#: Images are held as uint16 (k/255 -> k*257 exactly) to halve the memory of float32.
+_STORE_SCALE = 65535.0
+#: Layout of paired (real-noise) training folders.
+PAIRED_DIRS = ("clean", "noisy")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted so every rank lists them in the same order."""
+    if not folder.is_dir():
+        raise TrainingError(f"data folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise TrainingError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files
+
+
+def to_task_channels(image: np.ndarray, config: TaskConfig, path: Path) -> np.ndarray:
+    """(H, W, C) with C = the task's channels; colour becomes luma for gray tasks."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if config.is_gray:
+        return (image @ LUMA if image.ndim == 3 else image)[..., None]
+    if image.ndim == 2:
+        raise TrainingError(f"task {config.name!r} trains on RGB images, but {path} is gray")
+    return image
+
+
+def _read(path: Path, config: TaskConfig) -> np.ndarray:
+    try:
+        image = to_task_channels(read_image(path), config, path)
+    except ImageReadError as exc:
+        raise TrainingError(str(exc)) from None
+    return np.round(np.clip(image, 0.0, 1.0) * _STORE_SCALE).astype(np.uint16)
+
+
+def load_images(folders: Sequence[Path], config: TaskConfig, patch: int,
+                limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[Path]]:
+    """Clean images (and their noisy twins for paired tasks) from ``folders``, held in memory.
+
+    Real denoising has no synthetic degradation, so its folders must hold ``clean/`` and
+    ``noisy/`` with the same file names (SIDD's layout once its pairs are sorted that way).
+    """
+    paired = config.name == "real-denoise"
+    clean_paths: list[Path] = []
+    noisy_paths: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if paired:
+            if not all((folder / d).is_dir() for d in PAIRED_DIRS):
+                raise TrainingError(f"task 'real-denoise' trains on pairs: {folder} must hold clean/ "
+                                    f"and noisy/ folders with the same file names (e.g. SIDD)")
+            clean = list_images(folder / "clean")
+            noisy = {p.name: p for p in list_images(folder / "noisy")}
+            missing = [p.name for p in clean if p.name not in noisy]
+            if missing:
+                raise TrainingError(f"{folder / 'noisy'} has no twin for clean image {missing[0]}")
+            clean_paths += clean
+            noisy_paths += [noisy[p.name] for p in clean]
+        else:
+            clean_paths += list_images(folder)
+    if limit is not None:
+        clean_paths, noisy_paths = clean_paths[:limit], noisy_paths[:limit]
+    clean_images = [_read(p, config) for p in clean_paths]
+    noisy_images = [_read(p, config) for p in noisy_paths] if paired else None
+    for i, (path, image) in enumerate(zip(clean_paths, clean_images)):
+        if min(image.shape[:2]) < patch:
+            raise TrainingError(f"{path} is {image.shape[1]}x{image.shape[0]}, smaller than the "
+                                f"{patch}x{patch} training crops")
+        if noisy_images is not None and noisy_images[i].shape != image.shape:
+            raise TrainingError(f"{noisy_paths[i]} and {path} differ in size")
+    return clean_images, noisy_images, clean_paths
+
+
+def augment(image: np.ndarray, transform: int) -> np.ndarray:
+    """One of the 8 symmetries of the square: rotate by ``transform % 4`` quarter turns, then flip."""
+    out = np.rot90(image, transform % 4, axes=(0, 1))
+    return out[:, ::-1] if transform >= 4 else out
+
+
+def describe_degradation(config: TaskConfig, sigma: int | None) -> str:
+    """One sentence for logs and the model card, since JPEG and noise details change results."""
+    if config.name == "denoise":
+        return f"additive Gaussian noise, sigma {sigma}/255, not clipped (torch.Generator per sample)"
+    if config.name == "jpeg":
+        qualities = "{" + ",".join(map(str, config.qualities)) + "}"
+        return (f"JPEG encoded with Pillow (libjpeg) at a quality drawn uniformly from {qualities} "
+                f"per crop; the test sets' inputs come from MATLAB's encoder")
+    if config.name == "demosaic":
+        return "GRBG Bayer mosaic (zeros where the sensor has no sample)"
+    return "real camera noise from paired clean/noisy images"
+
+
+class TrainingPairs(Dataset):
+    """``dataset[(epoch, position)]`` -> (degraded, clean), each (C, patch, patch) float32."""
+
+    def __init__(self, clean: list[np.ndarray], noisy: list[np.ndarray] | None, config: TaskConfig,
+                 sigma: int | None, patch: int, seed: int) -> None:
+        self.clean = clean
+        self.noisy = noisy
+        self.config = config
+        self.sigma = sigma
+        self.patch = patch
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def _crop(self, image: np.ndarray, top: int, left: int, transform: int) -> np.ndarray:
+        crop = image[top:top + self.patch, left:left + self.patch].astype(np.float32) / _STORE_SCALE
+        return np.ascontiguousarray(augment(crop, transform))
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, position = key
+        rng = np.random.default_rng([self.seed, epoch, position])
+        index = position % len(self.clean)
+        height, width = self.clean[index].shape[:2]
+        top = int(rng.integers(0, height - self.patch + 1))
+        left = int(rng.integers(0, width - self.patch + 1))
+        transform = int(rng.integers(8))
+        clean = self._crop(self.clean[index], top, left, transform)
+        if self.noisy is not None:
+            degraded = self._crop(self.noisy[index], top, left, transform)
+        elif self.config.name == "jpeg":
+            quality = int(rng.choice(self.config.qualities))
+            degraded = jpeg_pil(clean[..., 0], quality)[..., None]
+        elif self.config.name == "demosaic":
+            degraded = mosaic_grbg(clean)
+        else:
+            degraded = None
+        clean_t = torch.from_numpy(clean).permute(2, 0, 1).contiguous()
+        if degraded is None:
+            generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
+            return gaussian_noise(clean_t, float(self.sigma), generator), clean_t
+        return torch.from_numpy(np.ascontiguousarray(degraded)).permute(2, 0, 1).contiguous(), clean_t
+
+
+class EpochKeySampler(Sampler):
+    """Endless ``(epoch, position)`` keys: each epoch, this rank's share of a shuffled order.
+
+    An epoch holds ``epoch_iterations`` global batches; its positions index the image list
+    repeated as often as needed (``position % n_images``), as the EDSR framework's epochs do.
+    The shuffling and the split over ranks are a :class:`DistributedSampler`'s.
+    """
+
+    def __init__(self, epoch_iterations: int, global_batch: int, rank: int, world_size: int,
+                 seed: int, start_iteration: int = 0) -> None:
+        self.epoch_iterations = epoch_iterations
+        self.per_rank_batch = global_batch // world_size
+        self.start_iteration = start_iteration
+        self.order = DistributedSampler(range(epoch_iterations * global_batch), num_replicas=world_size,
+                                        rank=rank, shuffle=True, seed=seed, drop_last=True)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, skip = divmod(self.start_iteration, self.epoch_iterations)
+        while True:
+            self.order.set_epoch(epoch)
+            positions = list(self.order)[skip * self.per_rank_batch:]
+            yield from ((epoch, p) for p in positions)
+            epoch, skip = epoch + 1, 0
+
+
+def make_loader(dataset: TrainingPairs, sampler: EpochKeySampler, workers: int,
+                pin_memory: bool) -> DataLoader:
+    return DataLoader(dataset, batch_size=sampler.per_rank_batch, sampler=sampler, num_workers=workers,
+                      pin_memory=pin_memory, persistent_workers=workers > 0, drop_last=True)

@@ -1,0 +1,107 @@
+"""The two files a finished run ships: FP16 safetensors and the model card beside them.
+
+Their names are the ones :mod:`dagl.pretrained` looks for, so shipping trained weights is copying
+``dagl-<task>[-s<sigma>].safetensors`` and its ``.md`` into ``dagl/weights/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..pretrained import weights_name
+from ..weights import file_digest, save_safetensors
+from .config import LR_GAMMA, TrainConfig
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the card reports about how the weights were made."""
+
+    iterations: int
+    wall_seconds: float
+    device_name: str
+    world_size: int
+    n_images: int
+    degradation: str
+    amp: str
+    validation: dict[str, float] | None  # PSNR per label of the final weights, then "mean"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()})"
+
+
+def _duration(seconds: float) -> str:
+    return str(dt.timedelta(seconds=round(seconds)))
+
+
+def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
+    """Markdown model card: enough to judge the weights and to redo the run."""
+    sigma = f", sigma {config.sigma}" if config.sigma is not None else ""
+    if summary.validation:
+        rows = "\n".join(f"| {label} | {value:.2f} |" for label, value in summary.validation.items())
+        val = (f"Validation on `{config.val}` (centred {config.val_crop}x{config.val_crop} crops, "
+               f"float output clamped to [0, 1], no shave; a training-time proxy, not the paper's "
+               f"protocol: use `dagl-eval` for that), measured on the shipped FP16-stored weights:\n\n"
+               f"| degradation | PSNR (dB) |\n|---|---|\n{rows}\n")
+    else:
+        val = "No validation set was given (`--val`); no PSNR is reported.\n"
+    data = ", ".join(f"`{p}`" for p in config.data)
+    return f"""# {weights.stem}
+
+DAGL (ICCV 2021) weights for task `{config.task}`{sigma}, trained with `dagl-train`.
+
+- File: `{weights.name}` (safetensors, stored as FP16; load with `dagl.load("{config.task}", weights=...)`)
+- SHA-256: `{file_digest(weights)}`
+
+## Training
+
+- Data: {data} ({summary.n_images} images)
+- Degradation, made on the fly: {summary.degradation}
+- Recipe: L2 (MSE) loss, Adam, lr {config.lr:g} halved (x{LR_GAMMA}) every {config.lr_step} iterations,
+  global batch {config.batch_size} of random {config.patch}x{config.patch} crops with the 8 flips/rotations
+- Iterations: {summary.iterations}
+- Wall time: {_duration(summary.wall_seconds)} on {summary.world_size} x {summary.device_name}
+- Mixed precision: {summary.amp}
+- Seed: {config.seed}
+- Software: torch {torch.__version__}, dagl {_version()}
+- Command: `{config.command}`
+- Written: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}
+
+## Validation
+
+{val}"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dagl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def write_weights(model: nn.Module, config: TrainConfig, iterations: int) -> Path:
+    """FP16 safetensors named as :mod:`dagl.pretrained` expects, with the run in its metadata."""
+    path = config.out / weights_name(config.task, config.sigma)
+    metadata = {"dagl.task": config.task, "dagl.iterations": str(iterations), "dagl.trainer": "dagl-train"}
+    if config.sigma is not None:
+        metadata["dagl.sigma"] = str(config.sigma)
+    return save_safetensors(model, path, fp16=True, metadata=metadata)
+
+
+def write_card(config: TrainConfig, summary: RunSummary, weights: Path) -> Path:
+    path = weights.with_suffix(".md")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(card_text(config, summary, weights), encoding="utf-8")
+    tmp.replace(path)
+    return path

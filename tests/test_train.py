@@ -1,0 +1,213 @@
+"""dagl-train on CPU at a tiny size: data pipeline, learning, exact resume, CLI and shipped files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dagl
+from dagl.configs import get_config
+from dagl.degradations import grbg_mask, jpeg_pil
+from dagl.train import TrainConfig, Trainer, TrainingError, distributed
+from dagl.train.cli import main
+from dagl.train.data import EpochKeySampler, TrainingPairs, augment, load_images
+
+
+@pytest.fixture(scope="module")
+def bsd400(datasets_dir: Path) -> Path:
+    return datasets_dir / "train" / "bsd400"
+
+
+def tiny(out: Path, data: Path, **overrides) -> TrainConfig:
+    """The smallest run that still uses the real network: 2 crops of 16x16 per step."""
+    options = dict(task="denoise", sigma=25, data=[data], iterations=2, out=out, batch_size=2, patch=16,
+                   workers=0, n_images=4, val_every=0, log_every=1)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+# ---- data ------------------------------------------------------------------------------------
+def test_the_eight_transforms_are_the_symmetries_of_the_square():
+    image = np.arange(12, dtype=np.float32).reshape(3, 4)
+    got = {augment(image, t).tobytes() for t in range(8)}
+    expected = {np.rot90(a, k).tobytes() for a in (image, np.fliplr(image)) for k in range(4)}
+    assert got == expected and len(got) == 8
+
+
+def test_denoise_samples_are_keyed_and_carry_the_task_noise(bsd400):
+    config = get_config("denoise")
+    clean, _, _ = load_images([bsd400], config, patch=64, limit=2)
+    data = TrainingPairs(clean, None, config, sigma=25, patch=64, seed=3)
+    noisy, target = data[(0, 5)]
+    again, _ = data[(0, 5)]
+    assert noisy.shape == target.shape == (1, 64, 64)
+    assert torch.equal(noisy, again)  # same key, same sample, whichever worker makes it
+    assert not torch.equal(data[(1, 5)][1], target)  # another epoch, another crop
+    std = float((noisy - target).std()) * 255
+    assert abs(std - 25) < 1.5
+    assert float(target.min()) >= 0 and float(target.max()) <= 1
+
+
+def test_jpeg_samples_are_pillow_encodings_at_the_car_qualities(bsd400):
+    config = get_config("jpeg")
+    clean, _, _ = load_images([bsd400], config, patch=32, limit=3)
+    data = TrainingPairs(clean, None, config, sigma=None, patch=32, seed=0)
+    seen = set()
+    for position in range(24):
+        degraded, target = data[(0, position)]
+        matches = [q for q in config.qualities
+                   if np.array_equal(jpeg_pil(target[0].numpy(), q), degraded[0].numpy())]
+        assert len(matches) >= 1
+        seen.update(matches)
+    assert seen == set(config.qualities)
+
+
+def test_demosaic_samples_keep_the_grbg_phase_after_flips(tmp_path):
+    rng = np.random.default_rng(0)
+    write_png(tmp_path / "rgb" / "a.png", rng.integers(0, 256, (40, 36, 3), dtype=np.uint8))
+    config = get_config("demosaic")
+    clean, _, _ = load_images([tmp_path / "rgb"], config, patch=16)
+    data = TrainingPairs(clean, None, config, sigma=None, patch=16, seed=0)
+    for position in range(8):
+        mosaic, target = data[(0, position)]
+        expected = target.permute(1, 2, 0).numpy() * grbg_mask(16, 16)
+        np.testing.assert_array_equal(mosaic.permute(1, 2, 0).numpy(), expected)
+
+
+def test_real_denoise_pairs_share_crop_and_transform(tmp_path):
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "b.png"):
+        image = rng.integers(0, 256, (30, 34, 3), dtype=np.uint8)
+        write_png(tmp_path / "sidd" / "clean" / name, image)
+        write_png(tmp_path / "sidd" / "noisy" / name, image // 2)
+    config = get_config("real-denoise")
+    clean, noisy, _ = load_images([tmp_path / "sidd"], config, patch=16)
+    data = TrainingPairs(clean, noisy, config, sigma=None, patch=16, seed=0)
+    for position in range(6):
+        degraded, target = data[(0, position)]
+        np.testing.assert_array_equal(np.round(degraded.numpy() * 255),
+                                      np.round(target.numpy() * 255) // 2)
+
+
+def test_real_denoise_without_pairs_is_refused(tmp_path):
+    write_png(tmp_path / "only" / "a.png", np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(TrainingError, match="clean/ and noisy/"):
+        load_images([tmp_path / "only"], get_config("real-denoise"), patch=16)
+
+
+def test_ranks_together_see_the_single_process_batches_and_resume_skips_exactly():
+    def keys(sampler, n):
+        it = iter(sampler)
+        return [[next(it) for _ in range(sampler.per_rank_batch)] for _ in range(n)]
+
+    single = keys(EpochKeySampler(3, 4, rank=0, world_size=1, seed=7), 7)  # crosses 2 epochs
+    ranks = [keys(EpochKeySampler(3, 4, rank=r, world_size=2, seed=7), 7) for r in range(2)]
+    for step in range(7):
+        assert sorted(single[step]) == sorted(ranks[0][step] + ranks[1][step])
+    assert keys(EpochKeySampler(3, 4, 0, 1, seed=7, start_iteration=4), 3) == single[4:7]
+
+
+# ---- learning and resume ---------------------------------------------------------------------
+def test_loss_goes_down_on_a_fixed_batch(tmp_path, bsd400):
+    trainer = Trainer(tiny(tmp_path, bsd400, iterations=20), distributed.setup("cpu"))
+    noisy, clean = next(trainer.batches())
+    losses = [trainer.train_step(noisy, clean) for _ in range(20)]
+    identity = float(((noisy - clean) ** 2).mean())
+    assert losses[-1] < losses[0] / 5
+    assert losses[-1] < identity  # it denoises, not merely undoes its random initialisation
+
+
+def test_resume_continues_with_the_same_losses(tmp_path, bsd400):
+    ctx = distributed.setup("cpu")
+    # lr_step=1 makes the schedule change every step, so a lost scheduler state would show.
+    straight = Trainer(tiny(tmp_path / "a", bsd400, iterations=4, lr_step=1), ctx)
+    straight.fit()
+    first = Trainer(tiny(tmp_path / "b", bsd400, iterations=2, lr_step=1), ctx)
+    first.fit()
+    resumed = Trainer(tiny(tmp_path / "b", bsd400, iterations=4, lr_step=1, resume=True), ctx)
+    assert resumed.iteration == 2
+    resumed.fit()
+    assert first.losses == straight.losses[:2]
+    assert resumed.losses == straight.losses[2:]  # bit-exact
+    assert resumed.scheduler.get_last_lr() == straight.scheduler.get_last_lr()
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, bsd400):
+    ctx = distributed.setup("cpu")
+    Trainer(tiny(tmp_path, bsd400, iterations=1), ctx).fit()
+    with pytest.raises(TrainingError, match="seed"):
+        Trainer(tiny(tmp_path, bsd400, iterations=2, seed=1, resume=True), ctx)
+    with pytest.raises(TrainingError, match="--resume"):
+        Trainer(tiny(tmp_path, bsd400, iterations=2), ctx)
+
+
+# ---- command line ----------------------------------------------------------------------------
+def test_help_of_the_installed_command():
+    result = subprocess.run([sys.executable, "-m", "dagl.train.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "--iterations" in result.stdout and "torchrun" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "denoise", "--sigma", "25", "--iterations", "2", "--data", "/no/such/dir"], "not found"),
+    (["--task", "demosaic", "--iterations", "2", "--data", "BSD400"], "RGB"),
+    (["--task", "denoise", "--iterations", "2", "--data", "BSD400"], "--sigma"),
+    (["--task", "denoise", "--sigma", "30", "--iterations", "2", "--data", "BSD400"], "sigma 30"),
+    (["--task", "jpeg", "--sigma", "25", "--iterations", "2", "--data", "BSD400"], "--sigma"),
+    (["--task", "blur", "--iterations", "2", "--data", "BSD400"], "blur"),
+    (["--task", "jpeg", "--iterations", "2", "--data", "BSD400", "--val", "set99"], "set99"),
+])
+def test_bad_arguments_give_one_line_and_a_nonzero_exit(args, message, bsd400, tmp_path, capsys):
+    args = [str(bsd400) if a == "BSD400" else a for a in args] + ["--out", str(tmp_path), "--workers", "0"]
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("dagl-train: error:") and message in err
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_a_two_iteration_run_writes_what_ships(tmp_path, bsd400, capsys):
+    out = tmp_path / "run"
+    args = ["--task", "jpeg", "--data", str(bsd400), "--iterations", "2", "--batch-size", "2", "--patch", "16",
+            "--n-images", "4", "--workers", "1", "--out", str(out), "--val", "set12", "--val-crop", "16",
+            "--log-every", "1"]
+    assert main(args) == 0
+    weights = out / "dagl-jpeg.safetensors"
+    assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "train.log", weights.name, "dagl-jpeg.md"}
+    model = dagl.load("jpeg", weights=weights)
+    trained = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, trained[key].half().float(), rtol=0, atol=0)
+    card = (out / "dagl-jpeg.md").read_text()
+    for fact in ("Iterations: 2", "Pillow", "{10,20,30,40}", "CPU", "set12", "| mean |", "Wall time"):
+        assert fact in card
+    # The card's PSNR, recomputed independently: Pillow JPEG q10 of each Set12 image, the centred
+    # 16x16 crop on the 8x8 block grid, scikit-image's PSNR of the clamped output.
+    from io import BytesIO
+
+    from skimage.metrics import peak_signal_noise_ratio
+
+    scores = []
+    for path in sorted((bsd400.parents[1] / "set12").glob("*.png")):
+        buffer = BytesIO()
+        Image.open(path).convert("L").save(buffer, format="JPEG", quality=10)
+        clean = np.asarray(Image.open(path).convert("L"), np.float32) / 255
+        jpeg = np.asarray(Image.open(buffer), np.float32) / 255
+        top, left = (((n - 16) // 2) // 8 * 8 for n in clean.shape)
+        with torch.no_grad():
+            restored = model(torch.from_numpy(jpeg[top:top + 16, left:left + 16].copy())[None, None])[0, 0]
+        scores.append(peak_signal_noise_ratio(clean[top:top + 16, left:left + 16],
+                                              np.clip(restored.numpy(), 0, 1), data_range=1.0))
+    assert f"| q10 | {np.mean(scores):.2f} |" in card
+    log = (out / "train.log").read_text()
+    assert "train it        2/2" in log and "it/s" in log and "eta" in log and "val " in log
