@@ -167,6 +167,7 @@ def test_help_of_the_installed_command():
     (["--task", "jpeg", "--sigma", "25", "--iterations", "2", "--data", "BSD400"], "--sigma"),
     (["--task", "blur", "--iterations", "2", "--data", "BSD400"], "blur"),
     (["--task", "jpeg", "--iterations", "2", "--data", "BSD400", "--val", "set99"], "set99"),
+    (["--task", "jpeg", "--iterations", "2", "--data", "BSD400", "--val", "set12"], "denoise test set"),
 ])
 def test_bad_arguments_give_one_line_and_a_nonzero_exit(args, message, bsd400, tmp_path, capsys):
     args = [str(bsd400) if a == "BSD400" else a for a in args] + ["--out", str(tmp_path), "--workers", "0"]
@@ -179,7 +180,7 @@ def test_bad_arguments_give_one_line_and_a_nonzero_exit(args, message, bsd400, t
 def test_a_two_iteration_run_writes_what_ships(tmp_path, bsd400, capsys):
     out = tmp_path / "run"
     args = ["--task", "jpeg", "--data", str(bsd400), "--iterations", "2", "--batch-size", "2", "--patch", "16",
-            "--n-images", "4", "--workers", "1", "--out", str(out), "--val", "set12", "--val-crop", "16",
+            "--n-images", "4", "--workers", "1", "--out", str(out), "--val", "classic5", "--val-crop", "16",
             "--log-every", "1"]
     assert main(args) == 0
     weights = out / "dagl-jpeg.safetensors"
@@ -189,21 +190,18 @@ def test_a_two_iteration_run_writes_what_ships(tmp_path, bsd400, capsys):
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, trained[key].half().float(), rtol=0, atol=0)
     card = (out / "dagl-jpeg.md").read_text()
-    for fact in ("Iterations: 2", "Pillow", "{10,20,30,40}", "CPU", "set12", "| mean |", "Wall time"):
+    for fact in ("Iterations: 2", "Pillow", "{10,20,30,40}", "CPU", "classic5", "| mean |", "Wall time"):
         assert fact in card
-    # The card's PSNR, recomputed independently: Pillow JPEG q10 of each Set12 image, the centred
-    # 16x16 crop on the 8x8 block grid, scikit-image's PSNR of the clamped output.
-    from io import BytesIO
-
+    # The card's PSNR, recomputed independently: the stored MATLAB JPEGs (q10) of Classic5, the
+    # centred 16x16 crop, scikit-image's PSNR of the clamped output of the reloaded weights.
     from skimage.metrics import peak_signal_noise_ratio
 
     scores = []
-    for path in sorted((bsd400.parents[1] / "set12").glob("*.png")):
-        buffer = BytesIO()
-        Image.open(path).convert("L").save(buffer, format="JPEG", quality=10)
+    classic5 = bsd400.parents[1] / "classic5"
+    for path in sorted(classic5.glob("*.bmp")):
         clean = np.asarray(Image.open(path).convert("L"), np.float32) / 255
-        jpeg = np.asarray(Image.open(buffer), np.float32) / 255
-        top, left = (((n - 16) // 2) // 8 * 8 for n in clean.shape)
+        jpeg = np.asarray(Image.open(classic5 / "jpeg_q10" / f"{path.stem}.jpeg"), np.float32)[..., 0] / 255
+        top, left = ((n - 16) // 2 // 2 * 2 for n in clean.shape)
         with torch.no_grad():
             restored = model(torch.from_numpy(jpeg[top:top + 16, left:left + 16].copy())[None, None])[0, 0]
         scores.append(peak_signal_noise_ratio(clean[top:top + 16, left:left + 16],

@@ -27,8 +27,9 @@ from .config import TrainingError
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: Images are held as uint16 (k/255 -> k*257 exactly) to halve the memory of float32.
 _STORE_SCALE = 65535.0
-#: Layout of paired (real-noise) training folders.
-PAIRED_DIRS = ("clean", "noisy")
+#: Paired (real-noise) training folders hold clean/ and, with the same file names, noisy/ (or
+#: degraded/, the layout :func:`dagl.datasets.folder_set` evaluates).
+PAIRED_DEGRADED = ("noisy", "degraded")
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -65,7 +66,7 @@ def load_images(folders: Sequence[Path], config: TaskConfig, patch: int,
     """Clean images (and their noisy twins for paired tasks) from ``folders``, held in memory.
 
     Real denoising has no synthetic degradation, so its folders must hold ``clean/`` and
-    ``noisy/`` with the same file names (SIDD's layout once its pairs are sorted that way).
+    ``noisy/`` (or ``degraded/``) with the same file names (SIDD once its pairs are sorted so).
     """
     paired = config.name == "real-denoise"
     clean_paths: list[Path] = []
@@ -73,14 +74,15 @@ def load_images(folders: Sequence[Path], config: TaskConfig, patch: int,
     for folder in folders:
         folder = Path(folder)
         if paired:
-            if not all((folder / d).is_dir() for d in PAIRED_DIRS):
+            twins = [folder / d for d in PAIRED_DEGRADED if (folder / d).is_dir()]
+            if not (folder / "clean").is_dir() or not twins:
                 raise TrainingError(f"task 'real-denoise' trains on pairs: {folder} must hold clean/ "
                                     f"and noisy/ folders with the same file names (e.g. SIDD)")
             clean = list_images(folder / "clean")
-            noisy = {p.name: p for p in list_images(folder / "noisy")}
+            noisy = {p.name: p for p in list_images(twins[0])}
             missing = [p.name for p in clean if p.name not in noisy]
             if missing:
-                raise TrainingError(f"{folder / 'noisy'} has no twin for clean image {missing[0]}")
+                raise TrainingError(f"{twins[0]} has no twin for clean image {missing[0]}")
             clean_paths += clean
             noisy_paths += [noisy[p.name] for p in clean]
         else:
