@@ -14,10 +14,16 @@ in float32 too, found by the module scope the TorchScript exporter puts in node 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
+from torch import Tensor, nn
+
+from dagl.gfam import GFAMHead
 
 RANGES_FILE = Path(__file__).with_name("fp16_ranges.json")
 #: The attention path ends where it meets a producer of full-size features.
@@ -70,3 +76,25 @@ def fp32_nodes(graph: onnx.GraphProto, task: str, ranges: dict | None = None) ->
     if scopes:
         keep.update(node.name for node in graph.node if node.name.startswith(scopes))
     return keep
+
+
+@contextlib.contextmanager
+def float32_attention(model: nn.Module) -> Iterator[nn.Module]:
+    """The policy applied to a PyTorch model run in FP16: each GFAM head's attention in float32.
+
+    ONNX Runtime's CPU provider runs many FP16 nodes by casting to float32 internally, so it cannot
+    show an FP16 overflow; ``model.half()`` on the CPU computes in true FP16 and, inside this
+    context, mirrors what the FP16 graph and the TensorRT engine keep in float32.
+    """
+    heads = [m for m in model.modules() if isinstance(m, GFAMHead)]
+    for head in heads:
+        def attention(self: GFAMHead, scores: Tensor, thr: Tensor, bias: Tensor, *,
+                      _original=head.attention) -> Tensor:
+            return _original(scores.float(), thr.float(), bias.float()).to(scores.dtype)
+
+        head.attention = types.MethodType(attention, head)  # instance attribute shadows the method
+    try:
+        yield model
+    finally:
+        for head in heads:
+            del head.attention

@@ -19,7 +19,8 @@ from dagl.weights import WeightsError
 from .fp16 import to_fp16
 from .onnx import DEFAULT_OPSET, export_onnx, save_atomic, set_metadata
 from .source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
-from .tensorrt_build import EngineBuildError, EngineUnavailable, Profile, build_engine
+from .tensorrt_build import (EngineBuildError, EngineUnavailable, Profile, build_engine, current_gpu,
+                             import_tensorrt)
 from .trt_check import TensorRTCompatibilityError, assert_tensorrt_compatible
 
 _PACKAGES = ("dagl", "torch", "onnx", "onnxruntime", "onnxconverter-common", "tensorrt")
@@ -122,11 +123,17 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
     if onnx_only and engine_required:
         raise click.UsageError("--onnx-only and --engine-required contradict each other")
     _validate_shapes(min_shape, opt_shape, max_shape)
+    if engine_required:  # fail before minutes of export, not after
+        try:
+            import_tensorrt()
+            current_gpu()
+        except EngineUnavailable as exc:
+            raise click.ClickException(f"--engine-required, but no engine can be built here: {exc}") from None
 
     try:
         model, info = load_model(task, weights, noise)
     except WeightsError as exc:
-        hint = "" if weights else " (pass --weights PATH, or --weights random for a smoke test)"
+        hint = "" if weights else "; use --weights PATH, or --weights random for a smoke test"
         raise click.ClickException(f"{exc}{hint}") from None
     if info.random:
         click.secho(f"WARNING: --weights random: seeded random weights (seed {RANDOM_SEED}); the artefacts "
