@@ -118,6 +118,9 @@ def calibrate(task: str, weights: str | None, datasets_dir: Path, *, sigma: int 
     crops = task_crops(task, datasets_dir, shape=(size, size), count=count, sigma=noise)
     ranges = measure(model, [crop for _, crop in crops])
     record = {"weights": info.as_dict(), "images": [name for name, _ in crops], "crop": [size, size]}
+    if info.random:
+        record["caveat"] = ("random weights: these ranges say little about trained weights; rerun "
+                            "`python -m calibration.ranges` with the trained weights before trusting them")
     if task == "denoise":
         record["sigma"] = noise
     return record | decide(ranges) | {"ranges": ranges}

@@ -94,8 +94,10 @@ def _type_name(elem_type: int) -> str:
 
 def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
     """Element type of every named tensor, from ONNX shape inference (types survive dynamic dims)."""
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    graph = inferred.graph
+    try:
+        graph = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+    except (onnx.shape_inference.InferenceError, ValueError, RuntimeError):
+        graph = model.graph  # malformed nodes (reported below anyway): check the types that are declared
     types = {init.name: init.data_type for init in graph.initializer}
     for info in [*graph.input, *graph.value_info, *graph.output]:
         types[info.name] = info.type.tensor_type.elem_type

@@ -211,3 +211,16 @@ def test_without_tensorrt_onnx_is_kept_one_line_exit_zero(demosaic_export):
     assert sorted(p.name for p in out.iterdir()) == ["dagl-demosaic.json", "dagl-demosaic.onnx"]
     summary = json.loads((out / "dagl-demosaic.json").read_text())
     assert summary["engine"].startswith("not built") and summary["precision"] == "fp32"
+
+
+def test_random_weights_are_labelled_everywhere(tmp_path):
+    """The README's first command: loud on stderr, marked in the ONNX and in the summary."""
+    result = CliRunner().invoke(main, ["--task", "jpeg", "--weights", "random", "--onnx-only",
+                                       "--output-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("WARNING: --weights random: seeded random weights (seed 0)")
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "dagl-jpeg.onnx")).metadata_props}
+    assert props["dagl.weights"].startswith("RANDOM")
+    summary = json.loads((tmp_path / "dagl-jpeg.json").read_text())
+    assert summary["weights"] == {"source": "random", "sha256": None, "random": True, "seed": 0}
+    assert summary["engine"] == "skipped (--onnx-only)"

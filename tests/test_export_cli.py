@@ -1,0 +1,83 @@
+"""dagl-export's refusals: each a single line on stderr, a non-zero exit, and nothing written."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from click.testing import CliRunner
+
+from export.cli import main
+
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def _error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+
+
+def test_missing_weights_file_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    result = _run("--task", "jpeg", "--weights", str(tmp_path / "nope.pt"), "--output-dir", str(out))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"Error: weights file not found: {tmp_path / 'nope.pt'}"]
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_weights_for_another_task_are_refused_before_any_file(official_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    result = _run("--task", "demosaic", "--weights", str(official_checkpoint("jpeg")), "--output-dir", str(out))
+    assert result.exit_code == 1 and len(_error_lines(result)) == 1 and "shape" in result.stderr
+    assert not out.exists()
+
+
+def test_no_shipped_weights_tells_the_user_to_pass_weights(tmp_path):
+    result = _run("--task", "jpeg", "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "no trained weights ship" in line and "--weights PATH" in line and "--weights random" in line
+
+
+@pytest.mark.parametrize("bad", ["96", "0x64", "64x", "ax3", "64x64x3", "-8x8"])
+def test_bad_shape_strings(bad):
+    result = _run("--task", "jpeg", "--weights", "random", "--opt-shape", bad)
+    assert result.exit_code == 2 and "is not HEIGHTxWIDTH" in result.stderr
+
+
+def test_shapes_out_of_order():
+    result = _run("--task", "jpeg", "--weights", "random", "--min-shape", "64x64", "--opt-shape", "32x32")
+    assert result.exit_code == 2 and "min <= opt <= max" in result.stderr
+
+
+def test_wrong_task():
+    result = _run("--task", "deblur", "--weights", "random")
+    assert result.exit_code == 2 and "'deblur' is not one of" in result.stderr
+
+
+def test_sigma_rules():
+    assert "pass --sigma" in _run("--task", "denoise", "--weights", "random").stderr
+    assert "--task denoise only" in _run("--task", "jpeg", "--weights", "random", "--sigma", "25").stderr
+    assert _run("--task", "denoise", "--weights", "random", "--sigma", "30").exit_code == 2
+
+
+def test_onnx_only_and_engine_required_contradict():
+    assert _run("--task", "jpeg", "--weights", "random", "--onnx-only", "--engine-required").exit_code == 2
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed: cannot exercise its absence")
+def test_engine_required_without_tensorrt_fails_fast_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    result = _run("--task", "jpeg", "--weights", "random", "--engine-required", "--output-dir", str(out))
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: --engine-required, but no engine can be built here: tensorrt is not installed")
+    assert not out.exists()
+
+
+def test_help_teaches_the_first_command():
+    result = _run("--help")
+    assert result.exit_code == 0 and "dagl-export --task jpeg --weights random --onnx-only" in result.output
