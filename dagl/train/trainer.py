@@ -58,6 +58,8 @@ class Trainer:
             raise TrainingError(f"--batch-size {config.batch_size} (the global batch) is not divisible "
                                 f"by the {ctx.world_size} processes")
         self.amp = resolve_amp(config.amp, ctx.device)
+        if ctx.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every batch has the same shape
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.model = create(config.task)
         freeze_unused(self.model)
