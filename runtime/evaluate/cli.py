@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from dagl.configs import TASKS
 from dagl.datasets import DATASETS, DatasetError, EvalSet, named_set, open_set
@@ -19,7 +18,8 @@ from runtime import Restorer, RuntimeLoadError
 from runtime.loader import BACKENDS
 from runtime.tiling import TILINGS
 
-from .paper import ARTEFACT_SUFFIXES, PAPER_CELLS, PAPER_HEADER, PaperRow, expected_names, find_artefact, paper_markdown
+from .paper import (ARTEFACT_SUFFIXES, PAPER_CELLS, PaperCell, PaperRow, expected_names, find_artefact, paper_markdown,
+                    paper_terminal_table)
 from .report import terminal_tables, write_report, write_text
 from .scoring import EvalResult, evaluate
 
@@ -52,7 +52,7 @@ def _run(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet, 
 
 def _command_line(ctx: click.Context) -> str:
     """The invocation, rebuilt from the parsed options that differ from their defaults (for reports)."""
-    words = [ctx.command_path]
+    words = ctx.command_path.split()
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if not isinstance(param, click.Option) or value in (None, False, ()) or value == param.default:
@@ -163,6 +163,25 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
         console.print("wrote " + ", ".join(str(p) for p in written))
 
 
+def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], ensemble: bool, tiling: str,
+               limit: int | None, backend: str, device: str, report: Path | None) -> PaperRow:
+    """Evaluate one cell, or say why it has no number (a failing cell does not stop the others)."""
+    artefact = None if cell.unavailable else find_artefact(weights_dir, cell, suffixes)
+    if cell.unavailable or artefact is None:
+        return PaperRow(cell, cell.unavailable or f"no weights: {expected_names(cell, suffixes)} not in {weights_dir}")
+    try:
+        total = len(named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality))
+        evalset = named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality, limit=limit)
+        with Restorer(artefact, task=cell.task, sigma=cell.sigma, backend=backend, device=device, tiling=tiling,
+                      ensemble=ensemble) as restorer:
+            result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings(restorer, device))
+    except (DatasetError, RuntimeLoadError) as exc:
+        return PaperRow(cell, f"FAILED: {exc}", failed=True)
+    if report:
+        write_report(result, report)
+    return PaperRow(cell, artefact.name, result, total)
+
+
 @main.command(context_settings=CONTEXT)
 @click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=WEIGHTS_DIR,
               show_default="the weights shipped in the package",
@@ -191,30 +210,9 @@ def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, li
     use the x8 ensemble and the reference chop, the defaults here; on a CPU expect hours per set.
     """
     suffixes = (suffix,) if suffix else ARTEFACT_SUFFIXES
-    rows: list[PaperRow] = []
-    try:
-        for cell in PAPER_CELLS:
-            artefact = None if cell.unavailable else find_artefact(weights_dir, cell, suffixes)
-            if cell.unavailable or artefact is None:
-                reason = cell.unavailable or f"no weights ({expected_names(cell, suffixes)} not in {weights_dir})"
-                rows.append(PaperRow(cell, reason))
-                continue
-            total = len(named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality))
-            evalset = named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality, limit=limit)
-            with Restorer(artefact, task=cell.task, sigma=cell.sigma, backend=backend, device=device,
-                          tiling=tiling, ensemble=ensemble) as restorer:
-                result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings(restorer, device))
-            rows.append(PaperRow(cell, artefact.name, result, total))
-            if report:
-                write_report(result, report)
-    except (DatasetError, RuntimeLoadError) as exc:
-        raise click.ClickException(str(exc)) from None
-    terminal = Table(title="DAGL: ours against the paper (PSNR dB; SSIM where the paper gives it)")
-    for column in PAPER_HEADER:
-        terminal.add_column(column)
-    for row in rows:
-        terminal.add_row(*row.cells())
-    Console().print(terminal)
+    rows = [_paper_row(cell, weights_dir, suffixes, ensemble, tiling, limit, backend, device, report)
+            for cell in PAPER_CELLS]
+    Console().print(paper_terminal_table(rows))
     missing = [row for row in rows if row.result is None]
     if missing:
         console.print(f"{len(missing)} of {len(rows)} cells have no number: see the weights column")
@@ -225,3 +223,7 @@ def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, li
                       f"artefacts in `{weights_dir}`.")
         write_text(table, paper_markdown(rows, provenance))
         console.print(f"wrote {table}")
+    failed = [row.cell for row in rows if row.failed]
+    if failed:
+        raise click.ClickException(f"{len(failed)} cell(s) failed: "
+                                   + ", ".join(f"{c.dataset} {c.setting}" for c in failed))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.table import Table
+
 from dagl.pretrained import weights_name
 
 from .report import fmt_db, fmt_delta, fmt_ssim, markdown_table
@@ -68,7 +70,7 @@ def find_artefact(weights_dir: Path, cell: PaperCell, suffixes: tuple[str, ...] 
 
 def expected_names(cell: PaperCell, suffixes: tuple[str, ...] = ARTEFACT_SUFFIXES) -> str:
     stem = Path(weights_name(cell.task, cell.sigma)).stem
-    return f"{stem}{{{','.join(suffixes)}}}" if len(suffixes) > 1 else stem + suffixes[0]
+    return f"{stem}.*" if len(suffixes) > 1 else stem + suffixes[0]
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class PaperRow:
     result: EvalResult | None = None
     #: Images in the full test set (to flag a --limit run as partial).
     total_images: int | None = None
+    #: True when the cell had weights but could not be evaluated.
+    failed: bool = False
 
     def cells(self) -> list[str]:
         cell = self.cell
@@ -95,10 +99,20 @@ class PaperRow:
 
 PAPER_HEADER = ["table", "task", "test set", "setting", "paper PSNR (/SSIM)", "ours", "gap (dB)", "images",
                 "weights"]
+PAPER_ALIGN = "llllrrrrl"
 
 
 def paper_markdown(rows: list[PaperRow], provenance: str) -> str:
     """``docs/paper-table.md``: the table and how it was made."""
     return "\n".join(["# DAGL: our numbers against the paper's", "", provenance + " Paper numbers: "
                       "../shared/datasets/README.md (Tables 1, 3, 4, with x8 self-ensemble). Gap = ours - paper.",
-                      "", markdown_table(PAPER_HEADER, [row.cells() for row in rows]), ""])
+                      "", markdown_table(PAPER_HEADER, [row.cells() for row in rows], PAPER_ALIGN), ""])
+
+
+def paper_terminal_table(rows: list[PaperRow]) -> Table:
+    table = Table(title="DAGL: ours against the paper (PSNR dB; SSIM where the paper gives it)")
+    for column in PAPER_HEADER:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row.cells())
+    return table
