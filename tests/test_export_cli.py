@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+import torch
 from click.testing import CliRunner
 
+import export.cli
 from export.cli import main
+from export.source import WeightsInfo
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -81,3 +84,21 @@ def test_engine_required_without_tensorrt_fails_fast_and_writes_nothing(tmp_path
 def test_help_teaches_the_first_command():
     result = _run("--help")
     assert result.exit_code == 0 and "dagl-export --task jpeg --weights random --onnx-only" in result.output
+
+
+class _DataDependent(torch.nn.Module):
+    """Exports to a graph with NonZero: what the static TensorRT check must refuse."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.nonzero(x > 0.5).shape[0] * 0.0
+
+
+def test_graph_failing_the_tensorrt_check_is_not_written(monkeypatch, tmp_path):
+    monkeypatch.setattr(export.cli, "load_model", lambda task, weights, sigma: (
+        _DataDependent(), WeightsInfo(source="test", sha256=None, random=False)))
+    result = _run("--task", "jpeg", "--weights", "whatever", "--onnx-only", "--output-dir", str(tmp_path))
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: float32 graph refused, nothing written: not TensorRT-10 compatible: node")
+    assert "(NonZero): data-dependent output shape" in line
+    assert list(tmp_path.iterdir()) == []
