@@ -116,8 +116,7 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path
 
                 tifffile.imwrite(handle, pixels)
             else:
-                image = Image.fromarray(pixels, mode="I;16") if bit_depth == 16 else Image.fromarray(pixels)
-                image.save(handle, format="PNG")
+                Image.fromarray(pixels).save(handle, format="PNG")  # uint16 (H, W) maps to mode I;16
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)

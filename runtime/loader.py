@@ -28,8 +28,11 @@ def backend_for(path: Path) -> str:
 
 
 def create_runner(model_path: str | Path, backend: str = "auto", device: str = "cpu",
-                  task: str | None = None, sigma: int | None = None) -> BaseRunner:
-    """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy."""
+                  task: str | None = None, sigma: int | None = None, threads: int | None = None) -> BaseRunner:
+    """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
+
+    ``threads`` caps CPU threads (ONNX Runtime intra-op, torch); ``None`` keeps each library's default.
+    """
     path = Path(model_path)
     if not path.is_file():
         raise RuntimeLoadError(f"{path}: no such model file")
@@ -47,7 +50,7 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     if implied == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner, read_info
 
-        return OnnxRuntimeRunner(path, read_info(path, task, sigma), device)
+        return OnnxRuntimeRunner(path, read_info(path, task, sigma), device, threads)
     if not task:
         raise RuntimeLoadError(f"{path.name} is a weights file and does not say which task it is for; "
                                f"pass --task")
@@ -57,4 +60,4 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         info = ModelInfo(task=task, channels=get_config(task).channels, sigma=sigma)
     except ValueError as exc:
         raise RuntimeLoadError(str(exc)) from None
-    return TorchRunner(load_model(path, info), info, device)
+    return TorchRunner(load_model(path, info), info, device, threads)

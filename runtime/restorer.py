@@ -23,11 +23,13 @@ class Restorer:
     ...     out = restore(image)
 
     Works without ``with`` too (the backend activates on first use; call :meth:`close`).
+    ``threads`` (beyond the shared interface) caps CPU threads, for benchmarks on shared machines.
     """
 
     def __init__(self, model_path: str | Path, task: str | None = None, sigma: int | None = None,
                  backend: str = "auto", device: str = "cpu", tiling: str = "grid", tile: int | None = None,
-                 overlap: int | None = None, batch: int | None = None, ensemble: bool = False) -> None:
+                 overlap: int | None = None, batch: int | None = None, ensemble: bool = False,
+                 threads: int | None = None) -> None:
         if tiling not in TILINGS:
             raise ValueError(f"unknown tiling {tiling!r}; choose one of: {', '.join(TILINGS)}")
         self.tiling = tiling
@@ -38,7 +40,7 @@ class Restorer:
             raise ValueError(f"need tile >= 8, 0 <= overlap < tile and batch >= 1; got tile={self.tile}, "
                              f"overlap={self.overlap}, batch={self.batch}")
         self.ensemble = ensemble
-        self.runner: BaseRunner = create_runner(model_path, backend, device, task, sigma)
+        self.runner: BaseRunner = create_runner(model_path, backend, device, task, sigma, threads)
         self.task = self.runner.info.task
         self.channels = self.runner.info.channels
         self.sigma = self.runner.info.sigma

@@ -17,17 +17,20 @@ class OnnxRuntimeRunner(BaseRunner):
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, info: ModelInfo, device: str = "cpu") -> None:
+    def __init__(self, path: Path, info: ModelInfo, device: str = "cpu", threads: int | None = None) -> None:
         super().__init__(info, device)
         self.path = path
+        self.threads = threads
         self.session = None
 
     def activate_impl(self) -> None:
         import onnxruntime as ort
 
-        providers = session_providers(self.device)
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=providers)
+            self.session = ort.InferenceSession(str(self.path), options, providers=session_providers(self.device))
         except Exception as exc:  # ORT raises its own unrelated exception classes
             raise RuntimeLoadError(f"{self.path}: ONNX Runtime cannot load it ({exc})") from None
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"

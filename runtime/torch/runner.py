@@ -14,13 +14,16 @@ class TorchRunner(BaseRunner):
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, info: ModelInfo, device: str = "cpu") -> None:
+    def __init__(self, model: nn.Module, info: ModelInfo, device: str = "cpu", threads: int | None = None) -> None:
         super().__init__(info, device)
         self.model = model
+        self.threads = threads
 
     def activate_impl(self) -> None:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeLoadError("--device cuda was asked for but this PyTorch build sees no CUDA GPU")
+        if self.threads:
+            torch.set_num_threads(self.threads)  # process-wide: torch has no per-module setting
         self.model.to(self.device).eval()
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:

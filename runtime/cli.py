@@ -1,0 +1,219 @@
+"""``dagl-infer``: restore image files with a DAGL artefact (TensorRT engine, ONNX file or weights)."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dagl import TASKS
+from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageReadError, ImageWriteError, read_image, write_image
+
+from .base import RuntimeLoadError
+from .channels import ChannelError, to_network
+from .loader import BACKENDS
+from .restorer import Restorer
+from .tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS
+
+DEFAULT_OUTPUT_DIR = Path("restored")
+EXAMPLES = """
+\b
+Examples:
+  dagl-infer dagl-jpeg.onnx photo.jpg -o clean.png
+  dagl-infer dagl-jpeg.plan 'scans/*.png' -o out/ --bit-depth 16
+  dagl-infer model_best.pt --task denoise --sigma 25 noisy.png --tiling reference --ensemble
+"""
+
+
+@dataclass
+class Job:
+    """One input file and where its output goes; ``error`` set means it will be skipped."""
+
+    source: Path
+    target: Path | None = None
+    error: str | None = None
+
+
+def expand_inputs(patterns: tuple[str, ...]) -> list[Job]:
+    """Files, directories (their image files) and globs, in order; unmatched ones become failed jobs."""
+    jobs: list[Job] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            jobs += [Job(p) for p in found] or [Job(path, error="folder holds no image files")]
+        elif path.exists() or not glob.has_magic(pattern):
+            jobs.append(Job(path) if path.exists() else Job(path, error="no such file"))
+        else:
+            matches = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+            jobs += [Job(p) for p in matches] or [Job(path, error="no file matches this pattern")]
+    return jobs
+
+
+def output_suffix(source: Path) -> str:
+    """Keep the input's format when it can be written back, else PNG (e.g. JPEG in, PNG out)."""
+    return source.suffix.lower() if source.suffix.lower() in WRITE_BIT_DEPTHS else ".png"
+
+
+def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool) -> None:
+    """Set each job's target: ``output`` itself for one input with a file name, else ``output/<name>``."""
+    single_file = output is not None and len(jobs) == 1 and output.suffix and not output.is_dir()
+    folder = None if single_file else (output or DEFAULT_OUTPUT_DIR)
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        if job.error:
+            continue
+        target = output if single_file else folder / (job.source.stem + output_suffix(job.source))
+        resolved = target.resolve()
+        if resolved in seen:
+            job.error = f"would write the same output {target} as {seen[resolved]}"
+        elif resolved == job.source.resolve() and not overwrite:
+            job.error = f"output {target} is the input itself; pass --overwrite to replace it"
+        elif target.exists() and not overwrite:
+            job.error = f"output {target} exists; pass --overwrite to replace it"
+        elif target.suffix.lower() not in WRITE_BIT_DEPTHS:
+            job.error = f"cannot write {target.suffix or 'files without extension'}; use one of " \
+                        f"{', '.join(sorted(WRITE_BIT_DEPTHS))}"
+        seen[resolved] = job.source
+        job.target = target
+
+
+def ensure_writable(folder: Path) -> str | None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create output folder {folder} ({exc.strerror or exc})"
+    if not os.access(folder, os.W_OK):
+        return f"output folder {folder} is not writable"
+    return None
+
+
+class Reporter:
+    """One-line messages on stderr, kept apart from the progress bar."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.failures = 0
+
+    def error(self, message: str) -> None:
+        self.failures += 1
+        self.console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
+                console: Console) -> tuple[int, float]:
+    """Run every job; returns (images written, megapixels)."""
+    written, megapixels = 0, 0.0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        images_bar = progress.add_task("images", total=len(jobs))
+        tiles_bar = progress.add_task("tiles", total=0)
+        for job in jobs:
+            progress.advance(images_bar)
+            if job.error:
+                reporter.error(f"{job.source}: {job.error}")
+                continue
+            try:
+                array, note = to_network(read_image(job.source), restorer.task)
+                if note:
+                    reporter.note(f"{job.source}: {note}")
+                progress.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
+                                description=job.source.name)
+                out = restorer(array, progress=lambda n: progress.advance(tiles_bar, n))
+                write_image(job.target, out, bit_depth)
+            except ChannelError as exc:
+                reporter.error(f"{job.source}: {exc}")
+            except (ImageReadError, ImageWriteError, RuntimeLoadError) as exc:
+                reporter.error(str(exc))
+            else:
+                written += 1
+                megapixels += array.shape[0] * array.shape[1] / 1e6
+    return written, megapixels
+
+
+@click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output file (one input) or folder (several). Format follows the extension: "
+                   ".png (8/16-bit), .tif (8/16-bit or float32), .npy (float32, exact). [default: ./restored/]")
+@click.option("--task", type=click.Choice(list(TASKS)),
+              help="Network task; read from the artefact's metadata when omitted (required for weights files).")
+@click.option("--sigma", type=int, help="Noise level of a denoising model (informational for weights files).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="auto picks by extension: .plan/.engine TensorRT, .onnx ONNX Runtime, .pt/.pth/.safetensors PyTorch.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--tiling", type=click.Choice(TILINGS), default="grid", show_default=True,
+              help="grid: fixed tiles blended over their overlap (fast, bounded memory); reference: the "
+                   "paper's recursive chop (for parity); none: whole image at once (cost grows with area^2).")
+@click.option("--tile", type=click.IntRange(min=8), default=DEFAULT_TILE, show_default=True,
+              help="Grid tile side in pixels.")
+@click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,
+              help="Pixels shared by neighbouring grid tiles.")
+@click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
+              help="Tiles per network call.")
+@click.option("--ensemble", is_flag=True, help="x8 flip/rotation self-ensemble (8x slower; the paper's tables).")
+@click.option("--bit-depth", type=click.Choice(["8", "16", "32"]), default="8", show_default=True,
+              help="Output sample depth; 32 = float32 (TIFF). 16-bit inputs are always read at full precision.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads (default: the backend's own choice).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (including an input given as output).")
+def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | None, sigma: int | None,
+         backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
+         bit_depth: str, threads: int | None, overwrite: bool) -> None:
+    """Restore images with a DAGL MODEL (.plan/.engine, .onnx or a weights file).
+
+    INPUTS are image files, folders or glob patterns. Gray tasks (denoise, jpeg) take gray images
+    (colour is converted to luma, with a note); demosaic takes a 3-channel GRBG mosaic or a
+    one-channel raw Bayer frame; real-denoise takes RGB. Transparent images are refused.
+    Outputs are written atomically and never replace a file unless --overwrite is given.
+    """
+    console = Console(stderr=True)
+    reporter = Reporter(console)
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    # Tiling bounds memory by the image itself, so Pillow's decompression-bomb guard only refuses
+    # large scans that would work; the user chose these files.
+    Image.MAX_IMAGE_PIXELS = None
+    jobs = expand_inputs(inputs)
+    plan_outputs(jobs, output, overwrite)
+    folders = {job.target.parent for job in jobs if job.target is not None and not job.error}
+    for folder in folders:
+        problem = ensure_writable(folder)
+        if problem:
+            raise click.exceptions.Exit(_fail(console, problem))
+    if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
+        for job in jobs:
+            reporter.error(f"{job.source}: {job.error}")
+        raise click.exceptions.Exit(1)
+    try:
+        restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
+                            tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+        restorer.runner.activate()
+    except (RuntimeLoadError, ValueError) as exc:
+        raise click.exceptions.Exit(_fail(console, str(exc)))
+    start = time.perf_counter()
+    with restorer:
+        written, megapixels = restore_all(restorer, jobs, int(bit_depth), reporter, console)
+    seconds = time.perf_counter() - start
+    failed = f", {reporter.failures} failed" if reporter.failures else ""
+    console.print(f"{written} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
+                  f"({restorer.runner.device}, {tiling} tiling){failed}", highlight=False)
+    if reporter.failures:
+        raise click.exceptions.Exit(1)
+
+
+def _fail(console: Console, message: str) -> int:
+    console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return 2

@@ -1,0 +1,126 @@
+"""Measure what grid tiling costs in PSNR and saves in time against the release's chop.
+
+    python -m runtime.tiling_study            # writes docs/tiling-tradeoff.png, prints the table
+
+Each image is restored once with ``--tiling reference`` and once per (tile, overlap) grid
+configuration, all through the same ONNX Runtime CPU session; the table reports each grid output's
+PSNR against the reference output (not against ground truth: the point is how far tiling moves
+the result) and the wall time. No trained DAGL weights exist in this project yet, so the network
+is an official-format checkpoint with random weights (seed 0); a trained network's sensitivity to
+tile borders may differ.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+import dagl
+from dagl.io import read_image
+from dagl.metrics import psnr
+from export.onnx import export_onnx
+
+from .restorer import Restorer
+
+DATASETS = Path(os.environ.get("DAGL_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+DEFAULT_IMAGES = (DATASETS / "classic5" / "jpeg_q10" / "barbara.jpeg", DATASETS / "classic5" / "jpeg_q10" / "lena.jpeg")
+DEFAULT_CONFIGS = ("48/8", "48/16", "64/8", "64/16", "64/32", "96/16", "96/32", "128/16")
+
+
+def random_jpeg_onnx(folder: Path, seed: int = 0) -> Path:
+    """ONNX of the CAR network with random weights (the study needs the architecture, not training)."""
+    torch.manual_seed(seed)
+    return export_onnx(dagl.create("jpeg").eval(), folder / "dagl-jpeg-random.onnx", channels=1)
+
+
+def timed(restorer: Restorer, image: np.ndarray) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    out = restorer(image)
+    return out, time.perf_counter() - start
+
+
+def gray(path: Path, crop: int | None) -> np.ndarray:
+    image = read_image(path)
+    image = image[..., 0] if image.ndim == 3 else image
+    return image[:crop, :crop] if crop else image
+
+
+def plot(rows: list[dict], reference_seconds: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for overlap in sorted({r["overlap"] for r in rows}):
+        points = sorted((r["seconds"], r["psnr"], r["tile"]) for r in rows if r["overlap"] == overlap)
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=f"overlap {overlap}")
+        for seconds, value, tile in points:
+            ax.annotate(f"{tile}", (seconds, value), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.axvline(reference_seconds, color="gray", linestyle="--", label="reference chop time")
+    ax.set_xlabel("seconds per image (ONNX Runtime, CPU, 1 thread)")
+    ax.set_ylabel("PSNR vs reference chop output (dB)")
+    ax.set_title("Grid tiling: tile size (labels) and overlap vs the release's chop")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+@click.command()
+@click.option("--image", "images", multiple=True, type=click.Path(exists=True, path_type=Path),
+              default=DEFAULT_IMAGES, show_default=True, help="Gray test images (repeatable).")
+@click.option("--crop", type=int, default=256, show_default=True, help="Top-left crop side (0: full image).")
+@click.option("--config", "configs", multiple=True, default=DEFAULT_CONFIGS, show_default=True,
+              help="Grid configurations TILE/OVERLAP (repeatable).")
+@click.option("--threads", type=int, default=1, show_default=True, help="torch/ONNX Runtime threads.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
+              default=Path("docs/tiling-tradeoff.png"), show_default=True)
+def main(images: tuple[Path, ...], crop: int, configs: tuple[str, ...], threads: int, plot_path: Path) -> None:
+    """Grid tiling vs the reference chop: PSNR cost and time, as a table and a plot."""
+    torch.set_num_threads(threads)
+    pairs = [tuple(int(v) for v in c.split("/")) for c in configs]
+    rows: list[dict] = []
+    reference_total = 0.0
+    with tempfile.TemporaryDirectory() as folder:
+        model = random_jpeg_onnx(Path(folder))
+        for path in images:
+            image = gray(path, crop or None)
+            with Restorer(model, task="jpeg", tiling="reference", threads=threads) as restore:
+                reference, seconds = timed(restore, image)
+            reference_total += seconds
+            click.echo(f"{path.name} {image.shape}: reference chop {seconds:.1f} s")
+            for tile, overlap in pairs:
+                with Restorer(model, task="jpeg", tiling="grid", tile=tile, overlap=overlap,
+                              threads=threads) as restore:
+                    out, seconds = timed(restore, image)
+                    tiles = restore.tiles_for(*image.shape)
+                rows.append({"image": path.name, "tile": tile, "overlap": overlap, "tiles": tiles,
+                             "seconds": seconds, "psnr": psnr(out, reference)})
+                click.echo(f"  grid {tile}/{overlap}: {tiles} tiles, {seconds:.1f} s, "
+                           f"{rows[-1]['psnr']:.2f} dB vs reference")
+    summary = []
+    for tile, overlap in pairs:
+        mine = [r for r in rows if (r["tile"], r["overlap"]) == (tile, overlap)]
+        summary.append({"tile": tile, "overlap": overlap, "tiles": mine[0]["tiles"],
+                        "seconds": sum(r["seconds"] for r in mine) / len(mine),
+                        "psnr": sum(r["psnr"] for r in mine) / len(mine)})
+    reference_mean = reference_total / len(images)
+    click.echo("\n| tile | overlap | tiles/image | s/image | speed-up vs chop | PSNR vs chop (dB) |")
+    click.echo("|---:|---:|---:|---:|---:|---:|")
+    for r in summary:
+        click.echo(f"| {r['tile']} | {r['overlap']} | {r['tiles']} | {r['seconds']:.1f} | "
+                   f"{reference_mean / r['seconds']:.2f}x | {r['psnr']:.2f} |")
+    click.echo(f"| reference chop | | | {reference_mean:.1f} | 1.00x | (itself) |")
+    plot(summary, reference_mean, plot_path)
+    click.echo(f"plot: {plot_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""dagl-infer as a new user meets it: good runs, and each bad input answered in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dagl.io import read_image, write_image
+from runtime import Restorer
+from runtime.cli import main
+from test_runtime_support import jpeg_onnx
+
+FAST = ["--tile", "16", "--overlap", "4", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory, official_checkpoint):
+    return jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+
+
+@pytest.fixture
+def gray_png(tmp_path):
+    (tmp_path / "in").mkdir()
+    return write_image(tmp_path / "in" / "gray.png", np.random.default_rng(0).random((24, 20), dtype=np.float32), 8)
+
+
+def infer(*args: object) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in result.stderr and result.exception is None or isinstance(result.exception, SystemExit)
+    return result.exit_code, result.stderr.strip().splitlines()
+
+
+def errors(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("error:")]
+
+
+def files(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_one_image_to_npy_is_the_restorer_output(onnx_path, gray_png, tmp_path):
+    code, lines = infer(onnx_path, gray_png, "-o", tmp_path / "out.npy", *FAST)
+    assert code == 0 and not errors(lines)
+    assert "1 image(s)" in lines[-1] and "onnxruntime" in lines[-1]
+    with Restorer(onnx_path, tile=16, overlap=4) as restore:
+        expected = restore(read_image(gray_png))
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_several_inputs_go_to_a_folder_and_failures_do_not_stop_the_rest(onnx_path, gray_png, tmp_path):
+    (tmp_path / "in" / "notes.png").write_text("not an image")
+    write_image(tmp_path / "in" / "second.tif", np.full((16, 16), 0.5, np.float32), 16)
+    out = tmp_path / "out"
+    code, lines = infer(onnx_path, tmp_path / "in", tmp_path / "missing.png", "-o", out, *FAST)
+    assert code == 1
+    assert len(errors(lines)) == 2 and "missing.png: no such file" in errors(lines)[1] + errors(lines)[0]
+    assert files(out) == ["gray.png", "second.tif"]
+    assert "2 image(s)" in lines[-1] and "2 failed" in lines[-1]
+
+
+def test_glob_inputs(onnx_path, gray_png, tmp_path):
+    code, _ = infer(onnx_path, str(tmp_path / "in" / "*.png"), "-o", tmp_path / "out", *FAST)
+    assert code == 0 and files(tmp_path / "out") == ["gray.png"]
+
+
+def test_colour_input_to_a_gray_task_is_converted_with_a_note(onnx_path, tmp_path):
+    rgb = np.random.default_rng(1).random((16, 16, 3), dtype=np.float32)
+    source = write_image(tmp_path / "rgb.png", rgb, 8)
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.png", *FAST)
+    assert code == 0 and sum("converted colour to luma" in line for line in lines) == 1
+    assert read_image(tmp_path / "out.png").shape == (16, 16)
+
+
+def test_sixteen_bit_input_is_read_at_full_precision(onnx_path, tmp_path):
+    fine = (np.arange(24 * 20, dtype=np.float32).reshape(24, 20) * 97 % 65536) / 65535
+    source = write_image(tmp_path / "deep.png", fine, 16)
+    code, _ = infer(onnx_path, source, "-o", tmp_path / "out.npy", "--tiling", "none", "--threads", "1")
+    with Restorer(onnx_path, tiling="none") as restore:
+        expected = restore(fine)
+    assert code == 0 and np.abs(np.load(tmp_path / "out.npy") - expected).max() < 1e-4
+
+
+def rgba(path, alpha):
+    pixels = np.full((16, 16, 4), 128, np.uint8)
+    pixels[..., 3] = alpha
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def truncated(path, source):
+    path.write_bytes(source.read_bytes()[:150])
+    return path
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d, g: d / "absent.png", "no such file"),
+    (lambda d, g: (d / "fake.png").write_text("hello") and d / "fake.png", "not an image"),
+    (lambda d, g: truncated(d / "cut.png", g), "truncated"),
+    (lambda d, g: rgba(d / "alpha.png", 7), "transparent pixels"),
+    (lambda d, g: np.save(d / "five.npy", np.zeros((16, 16, 5), np.float32)) or d / "five.npy", "5 channels"),
+    (lambda d, g: write_image(d / "tiny.png", np.zeros((5, 40), np.float32), 8), "at least 8 px"),
+])
+def test_bad_input_gets_one_line_and_no_output(onnx_path, gray_png, tmp_path, make, message):
+    source = make(tmp_path, gray_png)
+    out = tmp_path / "out"
+    code, lines = infer(onnx_path, source, "-o", out / "x.png", *FAST)
+    assert code != 0 and len(errors(lines)) == 1 and message in errors(lines)[0]
+    assert files(out) == []
+
+
+def test_opaque_alpha_is_dropped(onnx_path, tmp_path):
+    code, _ = infer(onnx_path, rgba(tmp_path / "opaque.png", 255), "-o", tmp_path / "o.png", *FAST)
+    assert code == 0 and read_image(tmp_path / "o.png").shape == (16, 16)
+
+
+def test_input_and_existing_outputs_are_never_overwritten_without_permission(onnx_path, tmp_path):
+    source = tmp_path / "same.npy"
+    np.save(source, np.full((16, 16), 0.25, np.float32))
+    before = source.read_bytes()
+    code, lines = infer(onnx_path, source, "-o", source, *FAST)
+    assert code != 0 and "is the input itself; pass --overwrite" in errors(lines)[0]
+    assert source.read_bytes() == before
+    code, _ = infer(onnx_path, source, "-o", source, "--overwrite", *FAST)
+    assert code == 0 and source.read_bytes() != before
+    existing = write_image(tmp_path / "exists.png", np.zeros((8, 8), np.float32), 8)
+    code, lines = infer(onnx_path, source, "-o", existing, *FAST)
+    assert code != 0 and "exists; pass --overwrite" in errors(lines)[0]
+
+
+def test_unwritable_output_is_one_line(onnx_path, gray_png, tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    code, lines = infer(onnx_path, gray_png, "-o", blocker / "out.png", *FAST)
+    assert code == 2 and len(errors(lines)) == 1 and "cannot create output folder" in lines[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task", "denoise"], "exported for task 'jpeg', not 'denoise'"),
+    (["--backend", "torch"], "cannot run with --backend torch"),
+    (["--overlap", "16"], "overlap < tile"),
+])
+def test_bad_options_are_one_line(onnx_path, gray_png, tmp_path, args, message):
+    code, lines = infer(onnx_path, gray_png, "-o", tmp_path / "o.png", "--tile", "16", "--overlap", "4", *args)
+    assert code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_unknown_model_file_is_one_line(gray_png, tmp_path):
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"\0")
+    code, lines = infer(model, gray_png)
+    assert code == 2 and lines == [f"error: {model}: unknown model type .bin; expected "
+                                   f".plan, .engine, .onnx, .pt, .pth, .safetensors"]

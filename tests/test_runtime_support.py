@@ -1,0 +1,40 @@
+"""Shared, cached artefacts for the runtime tests (imported by test_runtime*/test_infer*/test_bench*).
+
+Exporting the 16-ResBlock CAR network to ONNX takes seconds, so it happens once per session; the
+cache is this module's, which every importing test module shares.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+import dagl
+from export.onnx import export_onnx
+
+_CACHE: dict[str, Path] = {}
+
+
+def add_metadata(path: Path, props: dict[str, str]) -> Path:
+    """Stamp ``dagl.*`` metadata_props the way dagl-export does (interfaces.md)."""
+    model = onnx.load(str(path))
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"dagl.{key}", value
+    onnx.save(model, str(path))
+    return path
+
+
+def jpeg_onnx(checkpoint: Path, folder: Path) -> Path:
+    """ONNX export of the official-format random-weight CAR checkpoint, with dagl metadata."""
+    if "jpeg" not in _CACHE:
+        path = export_onnx(dagl.load("jpeg", weights=checkpoint), folder / "dagl-jpeg.onnx", channels=1)
+        _CACHE["jpeg"] = add_metadata(path, {"task": "jpeg", "channels": "1", "precision": "fp32"})
+    return _CACHE["jpeg"]
+
+
+def test_metadata_is_stamped(tmp_path_factory, official_checkpoint):
+    path = jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    assert props["dagl.task"] == "jpeg" and props["dagl.channels"] == "1"

@@ -1,0 +1,123 @@
+"""Tiling policies against independent references, with cheap stand-in networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from runtime.tiling import (REFERENCE_MIN_SIZE, blend_ramp, count_tiles, grid_positions, reference_leaves,
+                            run_grid, run_reference, run_tiled, tile_starts)
+
+
+def context_sensitive(batch: np.ndarray) -> np.ndarray:
+    """A stand-in network whose output depends on the whole tile (its mean and its size).
+
+    Any error in which pixels form a tile, or where an output tile is pasted, changes the result.
+    """
+    h, w = batch.shape[-2:]
+    return batch * 0.5 + batch.mean(axis=(1, 2, 3), keepdims=True) + 0.001 * h - 0.002 * w
+
+
+def release_chop(forward, x: torch.Tensor, min_size: int = REFERENCE_MIN_SIZE) -> torch.Tensor:
+    """The release's forward_chop written out independently (torch, (B, C, H, W), one tile at a time)."""
+    b, c, h, w = x.size()
+    h_half, w_half = h // 2, w // 2
+    h_size, w_size = (h_half // 4) * 4 + 24, (w_half // 4) * 4 + 24
+    lr_list = [x[:, :, 0:h_size, 0:w_size], x[:, :, 0:h_size, (w - w_size):w],
+               x[:, :, (h - h_size):h, 0:w_size], x[:, :, (h - h_size):h, (w - w_size):w]]
+    if w_size * h_size < min_size:
+        sr_list = [forward(patch) for patch in lr_list]
+    else:
+        sr_list = [release_chop(forward, patch, min_size) for patch in lr_list]
+    output = x.new(b, c, h, w)
+    output[:, :, 0:h_half, 0:w_half] = sr_list[0][:, :, 0:h_half, 0:w_half]
+    output[:, :, 0:h_half, w_half:w] = sr_list[1][:, :, 0:h_half, (w_size - w + w_half):w_size]
+    output[:, :, h_half:h, 0:w_half] = sr_list[2][:, :, (h_size - h + h_half):h_size, 0:w_half]
+    output[:, :, h_half:h, w_half:w] = sr_list[3][:, :, (h_size - h + h_half):h_size, (w_size - w + w_half):w_size]
+    return output
+
+
+def torch_context_sensitive(x: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(context_sensitive(x.numpy()))
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (321, 481), (150, 97), (100, 100)])
+def test_reference_chop_matches_independent_release_chop(shape):
+    image = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
+    ours = run_reference(image, context_sensitive)
+    theirs = release_chop(torch_context_sensitive, torch.from_numpy(image)[None])[0].numpy()
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_reference_chop_of_512_runs_256_tiles_of_76():
+    shapes: list[tuple[int, ...]] = []
+
+    def record(batch):
+        shapes.extend(tuple(t.shape[-2:]) for t in batch)
+        return batch
+
+    run_reference(np.zeros((1, 512, 512), np.float32), record)
+    assert len(shapes) == 256 and set(shapes) == {(76, 76)}
+    assert list(reference_leaves(512, 512)) == shapes
+    assert count_tiles("reference", 512, 512) == 256
+
+
+def test_reference_chop_pads_images_the_release_cannot_chop():
+    image = np.random.default_rng(1).random((1, 30, 50), dtype=np.float32)
+    np.testing.assert_allclose(run_reference(image, lambda b: b * 2), image * 2)
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(512, 64, 16), (100, 64, 16), (64, 64, 8), (65, 64, 0), (40, 64, 8)])
+def test_grid_starts_cover_with_at_least_the_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    assert starts[0] == 0 and starts[-1] + tile == max(length, tile)
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+def test_blend_ramp_is_positive_and_flat_inside():
+    ramp = blend_ramp(64, 16)
+    assert ramp.min() > 0 and ramp[16:48].min() == 1.0 and ramp[0] == pytest.approx(1 / 17)
+    np.testing.assert_array_equal(ramp, ramp[::-1])
+
+
+@pytest.mark.parametrize("shape,tile,overlap", [((1, 200, 150), 64, 16), ((3, 70, 90), 32, 8), ((1, 20, 33), 64, 16)])
+def test_grid_of_a_pixelwise_function_is_exact(shape, tile, overlap):
+    """Blending must be a partition of unity: a pixelwise network gives the untiled result."""
+    image = np.random.default_rng(2).random(shape, dtype=np.float32)
+    out = run_grid(image, lambda b: np.sqrt(b) + 1, tile=tile, overlap=overlap, batch=3)
+    np.testing.assert_allclose(out, np.sqrt(image) + 1, rtol=1e-6)
+
+
+def test_grid_blends_overlaps_with_the_ramp():
+    """Where two tiles overlap, the output is their ramp-weighted mean (computed here by hand)."""
+    def tagged(batch):  # the i-th tile of the batch outputs the constant i
+        return np.stack([np.full(batch.shape[1:], float(i), np.float32) for i in range(len(batch))])
+
+    out = run_grid(np.zeros((1, 16, 24), np.float32), tagged, tile=16, overlap=8, batch=2)
+    ramp = blend_ramp(16, 8)
+    # Tile 0 covers columns 0..15 and tile 1 columns 8..23: column 8 + j is tile 0's 8 + j, tile 1's j.
+    np.testing.assert_allclose(out[0, 5, 8:16], ramp[:8] / (ramp[8:16] + ramp[:8]), rtol=1e-6)
+    np.testing.assert_array_equal(out[0, :, :8], 0.0)
+    np.testing.assert_array_equal(out[0, :, 16:], 1.0)
+
+
+def test_grid_memory_is_bounded_by_the_batch_on_a_large_image():
+    seen: list[int] = []
+
+    def identity(batch):
+        seen.append(len(batch))
+        return batch
+
+    image = np.random.default_rng(3).random((1, 2100, 3000), dtype=np.float32)
+    out = run_grid(image, identity, tile=256, overlap=32, batch=4)
+    assert max(seen) == 4 and sum(seen) == len(grid_positions(2100, 3000, 256, 32))
+    np.testing.assert_allclose(out, image, rtol=1e-6)
+
+
+def test_none_runs_the_whole_image_once():
+    image = np.random.default_rng(4).random((1, 37, 41), dtype=np.float32)
+    shapes = []
+    out = run_tiled(image, lambda b: shapes.append(b.shape) or context_sensitive(b), "none")
+    assert shapes == [(1, 1, 37, 41)]
+    np.testing.assert_allclose(out, context_sensitive(image[None])[0])
