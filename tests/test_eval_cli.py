@@ -1,0 +1,144 @@
+"""dagl-eval's reports, parity numbers, paper mode and error messages (tiny crops, whole-image tiling)."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio
+
+import dagl
+from dagl.io import read_image
+from runtime.evaluate.cli import main
+from runtime.evaluate.paper import PAPER_CELLS
+
+CROP = 48
+WINDOW = (slice(232, 232 + CROP), slice(232, 232 + CROP))  # dagl-eval's centre crop of a 512x512 image
+
+
+def invoke(args: list[str], **kwargs):
+    return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
+
+
+def restore(checkpoint: Path, degraded: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        out = dagl.load("jpeg", weights=checkpoint)(torch.from_numpy(degraded)[None, None])
+    return out.clamp(0, 1)[0, 0].double().numpy()
+
+
+def sk_psnr(test: np.ndarray, reference: np.ndarray) -> float:
+    return peak_signal_noise_ratio(reference.astype(np.float64), test.astype(np.float64), data_range=1.0)
+
+
+def test_report_scores_and_parity_match_an_independent_computation(tmp_path, official_checkpoint, datasets_dir):
+    base, other = official_checkpoint("jpeg", seed=0), official_checkpoint("jpeg", seed=1)
+    result = invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", base, "--compare", other,
+                     "--tiling", "none", "--limit", 2, "--crop", CROP, "--report", tmp_path])
+    assert result.exit_code == 0, result.output
+    assert "classic5-q10 (2 images)" in result.stdout and "parity against #1" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classic5-q10-crop.png", "classic5-q10-psnr.png",
+                                                          "classic5-q10.csv", "classic5-q10.md"]
+    with Image.open(tmp_path / "classic5-q10-crop.png") as crop, Image.open(tmp_path / "classic5-q10-psnr.png") as plot:
+        assert crop.width > 3 * crop.height and plot.width > 0  # four panels side by side
+    with open(tmp_path / "classic5-q10.csv", newline="") as handle:
+        rows = {(r["image"], r["model"].split(" ")[0]): r for r in csv.DictReader(handle)}
+    assert len(rows) == 9  # (input, base, other) x (2 images + mean)
+
+    for image in ("baboon", "barbara"):
+        clean = read_image(datasets_dir / "classic5" / f"{image}.bmp")[WINDOW]
+        degraded = read_image(datasets_dir / "classic5" / "jpeg_q10" / f"{image}.jpeg")[..., 0][WINDOW]
+        out_base, out_other = restore(base, degraded), restore(other, degraded)
+        assert float(rows[image, "input"]["psnr"]) == pytest.approx(sk_psnr(degraded, clean), abs=1e-9)
+        assert float(rows[image, base.name]["psnr"]) == pytest.approx(sk_psnr(out_base, clean), abs=1e-5)
+        assert float(rows[image, other.name]["psnr"]) == pytest.approx(sk_psnr(out_other, clean), abs=1e-5)
+        parity = rows[image, other.name]
+        assert float(parity["max_abs_vs_base"]) == pytest.approx(np.abs(out_other - out_base).max(), abs=1e-6)
+        assert float(parity["psnr_vs_base"]) == pytest.approx(sk_psnr(out_other, out_base), abs=1e-4)
+        assert float(parity["delta_psnr_vs_base"]) == pytest.approx(
+            sk_psnr(out_other, clean) - sk_psnr(out_base, clean), abs=1e-5)
+    for model in ("input", base.name, other.name):
+        assert float(rows["mean", model]["psnr"]) == pytest.approx(
+            np.mean([float(rows[i, model]["psnr"]) for i in ("baboon", "barbara")]), abs=1e-12)
+    assert float(rows["mean", other.name]["max_abs_vs_base"]) == max(
+        float(rows[i, other.name]["max_abs_vs_base"]) for i in ("baboon", "barbara"))
+
+    markdown = (tmp_path / "classic5-q10.md").read_text()
+    assert f"## Parity against `{base.name} (torch)`" in markdown
+    assert f"#1 = {base.name} (torch); #2 = {other.name} (torch)" in markdown
+    assert "![input, outputs and ground truth](classic5-q10-crop.png)" in markdown
+    assert "--crop 48" in markdown  # the command that reproduces the report
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--task", "jpeg", "--dataset", "nope"], "Error: 'nope' is neither a test set (set12, bsd68"),
+    (["--task", "jpeg", "--dataset", "set12", "--sigma", 25], "Error: set12 is a denoise test set, but the model"),
+    (["--task", "jpeg", "--dataset", "classic5"], "Error: classic5: JPEG artifact removal needs --quality"),
+    (["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--tiling", "grid", "--tile", 16, "--overlap", 16],
+     "Error: need tile >= 8, 0 <= overlap < tile"),
+    (["--task", "demosaic", "--dataset", "mcmaster18"], "'head.0.weight': checkpoint has shape (64, 1, 3, 3)"),
+    (["--dataset", "classic5", "--quality", 10], "does not say which task it is for; pass --task"),
+])
+def test_user_mistakes_are_one_line_errors(official_checkpoint, datasets_dir, args, message):
+    result = invoke(args + ["--model", official_checkpoint("jpeg")])
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_missing_model_and_misplaced_options(tmp_path):
+    result = invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", tmp_path / "x.pt"])
+    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {tmp_path / 'x.pt'}: no such model file"
+    result = invoke(["--dataset", "set12"])
+    assert result.exit_code == 2 and "--dataset and --model are required" in result.stderr
+    result = invoke(["--dataset", "set12", "paper"])
+    assert result.exit_code == 2 and "options for `paper` go after it" in result.stderr
+
+
+def test_paper_mode_without_weights_names_every_missing_cell(tmp_path):
+    result = invoke(["paper", "--weights-dir", tmp_path, "--table", tmp_path / "table.md"], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "table.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| Table") or line.startswith("| DND")]
+    assert len(rows) == len(PAPER_CELLS) == 20
+    assert sum("| no weights: dagl-" in row for row in rows) == 18
+    assert "| Table 1 | denoise | set12 | sigma 25 | 30.93 |  |  |  | no weights: dagl-denoise-s25.* not in" in table
+    assert "| Table 4 | demosaic | mcmaster18 | - | 39.84 / 0.9735 |" in table
+    assert "20 of 20 cells have no number" in result.stderr
+
+
+def test_paper_mode_runs_the_cells_it_has_weights_and_data_for(tmp_path, official_checkpoint, datasets_dir):
+    """A datasets folder holding one classic5 crop at q10 and q20 only: those two cells run, the rest fail."""
+    root, weights = tmp_path / "datasets", tmp_path / "weights"
+    for sub in ("jpeg_q10", "jpeg_q20"):
+        (root / "classic5" / sub).mkdir(parents=True)
+    weights.mkdir()
+    shutil.copy(official_checkpoint("jpeg"), weights / "dagl-jpeg.pt")
+    window = (slice(100, 100 + CROP), slice(60, 60 + CROP))
+    clean = read_image(datasets_dir / "classic5" / "lena.bmp")[window]
+    Image.fromarray(np.round(clean * 255).astype(np.uint8)).save(root / "classic5" / "lena.png")
+    expected = {}
+    for quality in (10, 20):
+        degraded = read_image(datasets_dir / "classic5" / f"jpeg_q{quality}" / "lena.jpeg")[window]
+        Image.fromarray(np.round(degraded * 255).astype(np.uint8)).save(root / "classic5" / f"jpeg_q{quality}" / "lena.png")
+        expected[quality] = sk_psnr(restore(weights / "dagl-jpeg.pt", degraded[..., 0]), clean)
+
+    result = invoke(["paper", "--weights-dir", weights, "--no-ensemble", "--tiling", "none", "--table",
+                     tmp_path / "table.md", "--report", tmp_path / "report"], env={"DAGL_DATASETS": str(root)},
+                    terminal_width=250)
+    assert result.exit_code == 1 and "Error: 6 cell(s) failed: live1 q10, live1 q20" in result.stderr
+    table = (tmp_path / "table.md").read_text()
+    for quality, paper in ((10, 30.08), (20, 32.35)):
+        ours = expected[quality]
+        assert (f"| Table 3 | jpeg | classic5 | q{quality} | {paper:.2f} | {ours:.2f} | {ours - paper:+.4f} | 1 | "
+                f"dagl-jpeg.pt |") in table
+        assert (tmp_path / "report" / f"classic5-q{quality}.csv").is_file()
+    assert re.search(r"\| classic5 \| q30 \|.*\| FAILED: .*jpeg_q30: not found", table)
+    assert "no weights: dagl-denoise-s15.* not in" in table
