@@ -115,11 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"dagl-train: error: {exc.format_message()}", err=True)
         return 2
     except click.exceptions.Abort:
-        click.echo("dagl-train: interrupted", err=True)
+        click.echo("dagl-train: interrupted; continue from the last checkpoint with --resume", err=True)
         return 130
     except TrainingError as exc:
         click.echo(f"dagl-train: error: {exc}", err=True)
         return 2
+    except OSError as exc:  # e.g. an --out that cannot be written
+        click.echo(f"dagl-train: error: {exc}", err=True)
+        return 1
     return result if isinstance(result, int) else 0
 
 

@@ -131,9 +131,6 @@ class TrainingPairs(Dataset):
         self.patch = patch
         self.seed = seed
 
-    def __len__(self) -> int:
-        return len(self.clean)
-
     def _crop(self, image: np.ndarray, top: int, left: int, transform: int) -> np.ndarray:
         crop = image[top:top + self.patch, left:left + self.patch].astype(np.float32) / _STORE_SCALE
         return np.ascontiguousarray(augment(crop, transform))
