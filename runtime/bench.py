@@ -1,0 +1,196 @@
+"""``dagl-bench``: per-tile latency, throughput and peak memory of an artefact vs the plain PyTorch path.
+
+The reference column is ``dagl.create(task, gfam="plain")``: the contract transcribed step by step,
+run by PyTorch on the same device and tile sizes, so the table shows what the export bought.
+Timing excludes the first (warm-up) call of each shape, where ONNX Runtime and TensorRT allocate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+import dagl
+
+from .base import BaseRunner, ModelInfo, RuntimeLoadError
+from .loader import BACKENDS, create_runner
+from .torch import TorchRunner
+
+DEFAULT_TILES = (32, 48, 64, 96)
+
+
+@dataclass
+class Measurement:
+    path: str  # "artefact" or "plain"
+    backend: str
+    tile: int
+    batch: int
+    latency_ms: float  # per tile
+    megapixels_per_s: float
+    peak_mib: float
+
+
+class PeakMemory:
+    """Peak memory over a block: resident set on the CPU, device memory in use on CUDA.
+
+    On Linux the kernel's resident-set high-water mark (VmHWM) can be reset per process by
+    writing 5 to /proc/self/clear_refs, which gives a true per-measurement peak that includes
+    memory ONNX Runtime allocates outside Python. On CUDA, memory in use on the device after the
+    block (torch's view of the whole GPU) covers TensorRT's and ONNX Runtime's own allocations.
+    """
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.peak_mib = float("nan")
+
+    def __enter__(self) -> PeakMemory:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+            free, total = torch.cuda.mem_get_info()
+            self._baseline = total - free
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass  # not Linux, or not allowed: VmHWM then holds the process-lifetime peak
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.device == "cuda":
+            import torch
+
+            free, total = torch.cuda.mem_get_info()
+            self.peak_mib = (total - free - self._baseline) / 2**20
+            return
+        status = Path("/proc/self/status")
+        if status.exists():
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            self.peak_mib = int(fields["VmHWM"].split()[0]) / 1024
+        else:
+            import resource
+
+            self.peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(runner: BaseRunner, path: str, tile: int, batch: int, repeats: int) -> Measurement:
+    """Median over ``repeats`` timed calls on a random (batch, C, tile, tile) input, after one warm-up."""
+    tiles = np.random.default_rng(0).random((batch, runner.info.channels, tile, tile), dtype=np.float32)
+    runner.infer(tiles)
+    times = []
+    with PeakMemory(runner.device) as memory:
+        for _ in range(repeats):
+            runner.infer(tiles)
+            times.append(runner.last_inference_time)
+    seconds = float(np.median(times))
+    return Measurement(path, runner.name, tile, batch, 1e3 * seconds / batch,
+                       batch * tile * tile / 1e6 / seconds, memory.peak_mib)
+
+
+def plain_runner(info: ModelInfo, device: str, threads: int | None, weights: Path | None) -> TorchRunner:
+    """The contract's step-by-step network; weights only if given (timing does not depend on them)."""
+    model = dagl.create(info.task, gfam="plain").eval()
+    if weights is not None:
+        dagl.weights.load_into(model, weights)
+    return TorchRunner(model, info, device, threads)
+
+
+def table(results: list[Measurement], title: str) -> Table:
+    out = Table(title=title)
+    for column in ("path", "backend", "tile", "batch", "ms / tile", "MP/s", "peak MiB"):
+        out.add_column(column, justify="left" if column in ("path", "backend") else "right")
+    for r in results:
+        out.add_row(r.path, r.backend, str(r.tile), str(r.batch), f"{r.latency_ms:.1f}",
+                    f"{r.megapixels_per_s:.4f}", f"{r.peak_mib:.0f}")
+    return out
+
+
+def markdown(results: list[Measurement]) -> str:
+    lines = ["| path | backend | tile | batch | ms / tile | MP/s | peak MiB |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.path} | {r.backend} | {r.tile} | {r.batch} | {r.latency_ms:.1f} | "
+              f"{r.megapixels_per_s:.4f} | {r.peak_mib:.0f} |" for r in results]
+    return "\n".join(lines)
+
+
+def plot(results: list[Measurement], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in dict.fromkeys(r.path for r in results):
+        mine = [r for r in results if r.path == name]
+        label = f"{name} ({mine[0].backend})"
+        left.plot([r.tile for r in mine], [r.latency_ms for r in mine], "o-", label=label)
+        right.plot([r.tile for r in mine], [r.megapixels_per_s for r in mine], "o-", label=label)
+    left.set(xlabel="tile side (px)", ylabel="latency per tile (ms)", yscale="log")
+    right.set(xlabel="tile side (px)", ylabel="throughput (MP/s)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--task", help="Task of a weights file (artefacts carry their own).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--tile", "tiles", type=click.IntRange(min=8), multiple=True, default=DEFAULT_TILES,
+              show_default=True, help="Square tile sides to measure (repeatable).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per call.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed calls per tile size (the median is reported).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for both paths.")
+@click.option("--plain/--no-plain", default=True, show_default=True,
+              help="Also measure the plain PyTorch reference path.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=Path("dagl-bench.png"),
+              show_default=True, help="Where to write the plot (PNG).")
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path),
+              help="Also write the table as markdown here.")
+def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[int, ...], batch: int,
+         repeats: int, threads: int | None, plain: bool, plot_path: Path, markdown_path: Path | None) -> None:
+    """Latency per tile, throughput (MP/s) and peak memory of MODEL for several tile sizes,
+    side by side with the plain PyTorch reference (dagl.create(task, gfam="plain")).
+
+    \b
+    Example:
+      dagl-bench dagl-jpeg.onnx --tile 48 --tile 64 --threads 1 --plot bench.png
+    """
+    console = Console()
+    try:
+        runner = create_runner(model, backend, device, task, threads=threads)
+        runners = [("artefact", runner)]
+        if plain:
+            weights = model if runner.name == "torch" else None
+            runners.append(("plain", plain_runner(runner.info, device, threads, weights)))
+        results = []
+        with console.status("measuring") as status:
+            for name, each in runners:
+                with each:
+                    for tile in sorted(tiles):
+                        status.update(f"{name} ({each.name}): tile {tile}")
+                        results.append(measure(each, name, tile, batch, repeats))
+    except (RuntimeLoadError, ValueError) as exc:
+        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise click.exceptions.Exit(2)
+    title = f"dagl-bench {model.name} ({runner.info.task}, {device}, batch {batch}, threads {threads or 'default'})"
+    console.print(table(results, title))
+    plot(results, title, plot_path)
+    if markdown_path:
+        markdown_path.write_text(markdown(results) + "\n")
+    console.print(f"plot: {plot_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""dagl-bench: the arithmetic of its figures, and one real run on tiny tiles."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime.base import BaseRunner, ModelInfo
+from runtime.bench import main, measure
+from test_runtime_support import jpeg_onnx
+
+
+class SleepyRunner(BaseRunner):
+    """Takes a known time per call, so latency and throughput have exact expected values."""
+
+    name = "sleepy"
+
+    def activate_impl(self) -> None:
+        pass
+
+    def deactivate_impl(self) -> None:
+        pass
+
+    def infer_impl(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(0.05)
+        return batch
+
+
+def test_latency_is_per_tile_and_throughput_in_megapixels():
+    with SleepyRunner(ModelInfo("jpeg", 1)) as runner:
+        result = measure(runner, "artefact", tile=100, batch=4, repeats=3)
+    assert result.latency_ms == pytest.approx(50 / 4, rel=0.2)
+    assert result.megapixels_per_s == pytest.approx(4 * 100 * 100 / 1e6 / 0.05, rel=0.2)
+    assert result.peak_mib > 10
+    assert runner.inference_count == 4  # one warm-up, three timed
+
+
+def test_bench_runs_both_paths_and_writes_table_and_plot(tmp_path, tmp_path_factory, official_checkpoint):
+    model = jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+    plot, table = tmp_path / "bench.png", tmp_path / "bench.md"
+    result = CliRunner().invoke(main, [str(model), "--tile", "8", "--tile", "12", "--repeats", "1",
+                                       "--threads", "1", "--plot", str(plot), "--markdown", str(table)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("|")[1:-1] for line in table.read_text().splitlines()[2:]]
+    assert [(r[0].strip(), r[1].strip(), int(r[2])) for r in rows] == [
+        ("artefact", "onnxruntime", 8), ("artefact", "onnxruntime", 12), ("plain", "torch", 8), ("plain", "torch", 12)]
+    assert all(float(r[4]) > 0 and float(r[5]) > 0 for r in rows)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_bad_model_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, [str(tmp_path / "nothing.onnx")])
+    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nothing.onnx'}: no such model file"]
