@@ -83,6 +83,7 @@ def save_safetensors(model: nn.Module, path: str | Path, *, fp16: bool = False,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=dict(metadata or {}))
+    tmp.chmod(0o644)  # safetensors creates files owner-only; shipped weights must be readable
     tmp.replace(path)
     return path
 
