@@ -1,0 +1,128 @@
+"""GPU backends against CPU float32 PyTorch on real crops, through ``runtime.Restorer``.
+
+Thresholds are the CPU parity tests': float32 paths max abs difference <= 1e-4, FP16 paths PSNR of the
+output against the CPU output >= 50 dB. Each test skips with its reason where the GPU or the package is
+missing; the GPU workflow sets DAGL_REQUIRE_GPU=1 so that there a missing piece fails instead of letting a
+misconfigured runner pass by skipping everything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from dagl.datasets import centre_crop
+from dagl.io import read_image
+from dagl.metrics import psnr
+from export.cli import main as export_main
+from runtime import Restorer
+
+pytestmark = pytest.mark.gpu
+
+FP32_MAX_ABS = 1e-4
+FP16_MIN_PSNR = 50.0
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("DAGL_REQUIRE_GPU") == "1":
+        pytest.fail(f"DAGL_REQUIRE_GPU=1 but {reason}")
+    pytest.skip(reason)
+
+
+def require_cuda() -> None:
+    if not torch.cuda.is_available():
+        unavailable("no CUDA GPU visible to PyTorch")
+
+
+def require_ort_cuda() -> None:
+    require_cuda()
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        unavailable(f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+
+
+def require_tensorrt() -> None:
+    require_cuda()
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError as exc:
+        unavailable(f"tensorrt is not importable ({exc}); pip install '.[tensorrt]'")
+
+
+@pytest.fixture(scope="module")
+def crops(datasets_dir) -> list[np.ndarray]:
+    """Stored MATLAB JPEG q10 inputs (one channel): a 96x96 and an 80x112 crop, reference-chopped into 4 tiles."""
+    classic5 = read_image(datasets_dir / "classic5" / "jpeg_q10" / "barbara.jpeg")[..., 0]
+    live1 = read_image(datasets_dir / "live1" / "jpeg_q10" / "bikes.jpeg")[..., 0]
+    return [np.ascontiguousarray(centre_crop(classic5, 96)), np.ascontiguousarray(live1[200:280, 300:412])]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(official_checkpoint) -> Path:
+    return official_checkpoint("jpeg")
+
+
+def restore_all(model: Path, crops: list[np.ndarray], **options) -> tuple[list[np.ndarray], Restorer]:
+    with Restorer(model, task="jpeg", tiling="reference", **options) as restorer:
+        return [restorer(crop) for crop in crops], restorer
+
+
+@pytest.fixture(scope="module")
+def cpu_outputs(checkpoint, crops) -> list[np.ndarray]:
+    return restore_all(checkpoint, crops, backend="torch", device="cpu")[0]
+
+
+def export(tmp_path_factory, checkpoint: Path, *args: str) -> Path:
+    folder = tmp_path_factory.mktemp("export")
+    result = CliRunner().invoke(export_main, ["--task", "jpeg", "--weights", str(checkpoint), "--output-dir",
+                                              str(folder), *args])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def assert_parity(outputs: list[np.ndarray], reference: list[np.ndarray], precision: str) -> None:
+    for out, ref in zip(outputs, reference):
+        assert out.shape == ref.shape and out.dtype == np.float32
+        if precision == "fp32":
+            assert float(np.abs(out - ref).max()) <= FP32_MAX_ABS
+        else:
+            assert psnr(out, ref) >= FP16_MIN_PSNR
+
+
+def test_torch_cuda_fp32(checkpoint, crops, request):
+    require_cuda()
+    outputs, _ = restore_all(checkpoint, crops, backend="torch", device="cuda")
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), "fp32")
+
+
+def test_torch_cuda_fp16_autocast(checkpoint, crops, request):
+    require_cuda()
+    with torch.autocast("cuda", dtype=torch.float16):
+        outputs, _ = restore_all(checkpoint, crops, backend="torch", device="cuda")
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), "fp16")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_onnxruntime_cuda(checkpoint, crops, request, tmp_path_factory, precision):
+    require_ort_cuda()
+    folder = export(tmp_path_factory, checkpoint, "--fp16", "--onnx-only")
+    name = "dagl-jpeg.onnx" if precision == "fp32" else "dagl-jpeg-fp16.onnx"
+    outputs, restorer = restore_all(folder / name, crops, device="cuda")
+    assert restorer.runner.device == "cuda", "ONNX Runtime fell back to the CPU"
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), precision)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_engine(checkpoint, crops, request, tmp_path_factory, precision):
+    require_tensorrt()
+    folder = export(tmp_path_factory, checkpoint, "--engine-required", *(["--fp16"] if precision == "fp16" else []))
+    # dagl-export's default engine takes one tile per call.
+    outputs, restorer = restore_all(folder / f"dagl-jpeg-{precision}.plan", crops, batch=1)
+    assert restorer.backend == "tensorrt"
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), precision)
