@@ -70,7 +70,7 @@ def worker(backend: str, task: str, onnx_path: str | None, tile: int, threads: i
         run(x)
         times.append(time.perf_counter() - start)
     return {"backend": backend, "median_s": float(np.median(times)), "min_s": float(min(times)),
-            "peak_rss_mib": _maxrss_mib(), "rss_before_first_run_mib": rss_loaded}
+            "peak_rss_mib": _maxrss_mib(), "rss_loaded_mib": rss_loaded}
 
 
 def _spawn(backend: str, task: str, onnx_path: Path, tile: int, threads: int, repeats: int) -> dict:
@@ -106,11 +106,11 @@ def main(task: str, tile: int, threads: int, repeats: int, onnx_path: Path | Non
             onnx_path = export_onnx(model, Path(tmp) / f"dagl-{task}.onnx", channels=get_config(task).channels)
         rows = [_spawn(backend, task, onnx_path, tile, threads, repeats) for backend in BACKENDS]
     click.echo(f"task {task}, one {tile}x{tile} tile, batch 1, {threads} threads, median of {repeats} runs")
-    click.echo("| backend | median s | min s | peak RSS MiB | RSS before 1st run MiB |")
+    click.echo("| backend | median s | min s | peak RSS MiB | RSS after loading MiB |")
     click.echo("|---|---:|---:|---:|---:|")
     for row in rows:
         click.echo(f"| {BACKENDS[row['backend']]} | {row['median_s']:.3f} | {row['min_s']:.3f} | "
-                   f"{row['peak_rss_mib']:.0f} | {row['rss_before_first_run_mib']:.0f} |")
+                   f"{row['peak_rss_mib']:.0f} | {row['rss_loaded_mib']:.0f} |")
 
 
 if __name__ == "__main__":
