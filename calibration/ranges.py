@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from dagl.gfam import GFAMHead
+from export.atomic import write_atomic
 from export.source import load_model
 
 from .policy import RANGES_FILE, load_ranges
@@ -132,9 +133,7 @@ def write_record(task: str, record: dict, path: Path = RANGES_FILE) -> None:
     data["fp16_max"] = FP16_MAX
     data["headroom"] = HEADROOM
     data["tasks"][task] = record
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 @click.command()

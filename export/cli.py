@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -11,11 +10,13 @@ from pathlib import Path
 import click
 import onnx
 from rich.console import Console
+from torch import nn
 
 from calibration.policy import RANGES_FILE, fp32_nodes
-from dagl.configs import TASKS, get_config
+from dagl.configs import TASKS, TaskConfig, get_config
 from dagl.weights import WeightsError
 
+from .atomic import write_atomic
 from .fp16 import to_fp16
 from .onnx import DEFAULT_OPSET, export_onnx, save_atomic, set_metadata
 from .source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
@@ -23,6 +24,8 @@ from .tensorrt_build import (EngineBuildError, EngineUnavailable, Profile, build
                              import_tensorrt)
 from .trt_check import TensorRTCompatibilityError, assert_tensorrt_compatible
 
+#: Spinners for the long steps; messages go through click.echo as single lines.
+_STDERR = Console(stderr=True)
 _PACKAGES = ("dagl", "torch", "onnx", "onnxruntime", "onnxconverter-common", "tensorrt")
 
 
@@ -67,10 +70,46 @@ def _check(model: onnx.ModelProto, label: str) -> None:
         raise click.ClickException(f"{label} graph refused, nothing written: {exc}") from None
 
 
-def _validate_shapes(lo: tuple[int, int], opt: tuple[int, int], hi: tuple[int, int]) -> None:
+def _validate_options(config: TaskConfig, sigma: int | None, onnx_only: bool, engine_required: bool,
+                      shapes: tuple[tuple[int, int], ...]) -> None:
+    """Every refusal that needs no model: cheap, before minutes of export."""
+    if config.sigmas and sigma is None:
+        raise click.UsageError(f"--task {config.name} has one model per noise level: pass --sigma "
+                               f"{'|'.join(map(str, config.sigmas))}")
+    if not config.sigmas and sigma is not None:
+        raise click.UsageError(f"--sigma applies to --task denoise only, not {config.name}")
+    if onnx_only and engine_required:
+        raise click.UsageError("--onnx-only and --engine-required contradict each other")
+    lo, opt, hi = shapes
     if not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
         raise click.UsageError(f"shapes must satisfy min <= opt <= max per axis, got "
                                f"{lo[0]}x{lo[1]}, {opt[0]}x{opt[1]}, {hi[0]}x{hi[1]}")
+    if engine_required:
+        try:
+            import_tensorrt()
+            current_gpu()
+        except EngineUnavailable as exc:
+            raise click.ClickException(f"--engine-required, but no engine can be built here: {exc}") from None
+
+
+def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: WeightsInfo, fp16: bool,
+                   output_dir: Path) -> tuple[dict[str, onnx.ModelProto], set[str]]:
+    """The checked, labelled graphs by file name (nothing written yet) and the float32 node set."""
+    channels = get_config(task).channels
+    stem = f"dagl-{task}"
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dagl-export-") as tmp:
+        with _STDERR.status(f"exporting {task} to float32 ONNX (opset {DEFAULT_OPSET})"):
+            fp32 = onnx.load(str(export_onnx(model, Path(tmp) / "fp32.onnx", channels=channels)))
+    set_metadata(fp32, _onnx_metadata(task, channels, "fp32", sigma, info))
+    _check(fp32, "float32")
+    graphs = {f"{stem}.onnx": fp32}
+    keep = fp32_nodes(fp32.graph, task)
+    if fp16:
+        with _STDERR.status("converting to FP16 (attention path kept in float32)"):
+            half = set_metadata(to_fp16(fp32, keep), _onnx_metadata(task, channels, "fp16", sigma, info))
+        _check(half, "FP16")
+        graphs[f"{stem}-fp16.onnx"] = half
+    return graphs, keep
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,24 +151,9 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
     Example (no trained weights needed):
       dagl-export --task jpeg --weights random --onnx-only
     """
-    err = Console(stderr=True)  # spinners only; messages go through click.echo as single lines
     config = get_config(task)
     noise = int(sigma) if sigma else None
-    if config.sigmas and noise is None:
-        raise click.UsageError(f"--task {task} has one model per noise level: pass --sigma "
-                               f"{'|'.join(map(str, config.sigmas))}")
-    if not config.sigmas and noise is not None:
-        raise click.UsageError(f"--sigma applies to --task denoise only, not {task}")
-    if onnx_only and engine_required:
-        raise click.UsageError("--onnx-only and --engine-required contradict each other")
-    _validate_shapes(min_shape, opt_shape, max_shape)
-    if engine_required:  # fail before minutes of export, not after
-        try:
-            import_tensorrt()
-            current_gpu()
-        except EngineUnavailable as exc:
-            raise click.ClickException(f"--engine-required, but no engine can be built here: {exc}") from None
-
+    _validate_options(config, noise, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
     try:
         model, info = load_model(task, weights, noise)
     except WeightsError as exc:
@@ -139,25 +163,14 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
         click.secho(f"WARNING: --weights random: seeded random weights (seed {RANDOM_SEED}); the artefacts "
                     "restore nothing and are labelled so in their metadata", fg="yellow", bold=True, err=True)
 
-    channels = config.channels
     stem = f"dagl-{task}"
     output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dagl-export-") as tmp:
-        with err.status(f"exporting {task} to float32 ONNX (opset {DEFAULT_OPSET})"):
-            fp32 = onnx.load(str(export_onnx(model, Path(tmp) / "fp32.onnx", channels=channels)))
-        set_metadata(fp32, _onnx_metadata(task, channels, "fp32", noise, info))
-        _check(fp32, "float32")
-        graphs = {f"{stem}.onnx": fp32}
-        keep = fp32_nodes(fp32.graph, task)
-        if fp16:
-            with err.status("converting to FP16 (attention path kept in float32)"):
-                half = set_metadata(to_fp16(fp32, keep), _onnx_metadata(task, channels, "fp16", noise, info))
-            _check(half, "FP16")
-            graphs[f"{stem}-fp16.onnx"] = half
+    graphs, keep = _export_graphs(model, task, noise, info, fp16, output_dir)
     for name, graph in graphs.items():
         save_atomic(graph, output_dir / name)
     written = list(graphs)
 
+    channels = config.channels
     shapes = Profile(min=(1, channels, *min_shape), opt=(batch, channels, *opt_shape),
                      max=(batch, channels, *max_shape))
     precision = "fp16" if fp16 else "fp32"
@@ -167,15 +180,13 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
         sidecar = {"task": task, "channels": channels, "precision": precision, "sigma": noise,
                    "weights": info.as_dict()}
         try:
-            with err.status(f"building the TensorRT {precision} engine (minutes)"):
+            with _STDERR.status(f"building the TensorRT {precision} engine (minutes)"):
                 build_engine(output_dir / f"{stem}.onnx", plan, profile=shapes, fp16=fp16, fp32_nodes=keep,
                              sidecar=sidecar)
             written += [plan.name, plan.name + ".json"]
             engine_note = plan.name
-        except EngineUnavailable as exc:
+        except EngineUnavailable as exc:  # only reachable without --engine-required (checked upfront)
             engine_note = f"not built: {exc}"
-            if engine_required:
-                raise click.ClickException(f"no engine built ({exc}); ONNX files kept in {output_dir}") from None
             click.echo(f"no TensorRT engine built: {exc}; ONNX files kept in {output_dir}", err=True)
         except EngineBuildError as exc:
             raise click.ClickException(str(exc)) from None
@@ -187,8 +198,5 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
         "fp16_policy": RANGES_FILE.name, "engine": engine_note, "versions": _versions(),
         "files": written + [f"{stem}.json"],
     }
-    summary_path = output_dir / f"{stem}.json"
-    tmp_path = summary_path.with_name(f".{summary_path.name}.tmp")
-    tmp_path.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp_path, summary_path)
+    write_atomic(output_dir / f"{stem}.json", json.dumps(summary, indent=2) + "\n")
     click.echo(f"wrote {', '.join(summary['files'])} to {output_dir}")

@@ -8,13 +8,14 @@ serves every H x W; ``torch.export`` (dynamo) refuses the modulo-4 shape arithme
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import onnx
 import torch
 from torch import nn
+
+from .atomic import write_atomic
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -46,12 +47,5 @@ def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelPro
 
 
 def save_atomic(model: onnx.ModelProto, path: str | Path) -> Path:
-    """Write ``model`` next to ``path`` and rename, so a reader never sees half a graph."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``model`` to ``path`` all at once (graphs stay far below protobuf's 2 GiB limit)."""
+    return write_atomic(path, model.SerializeToString())

@@ -10,7 +10,6 @@ constraints are only hints, and the overflow they prevent would come back).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from dagl.weights import file_digest
 
+from .atomic import write_atomic
 from .onnx import INPUT_NAME
 
 TIMING_CACHE_NAME = "dagl-timing.cache"
@@ -95,12 +95,6 @@ def pin_fp32_layers(trt, network, fp32_nodes: set[str]) -> int:
     return pinned
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, fp16: bool, fp32_nodes: set[str],
                  sidecar: dict) -> Path:
     """Build ``plan_path`` from ``onnx_path`` and write ``<plan>.json`` beside it.
@@ -134,8 +128,8 @@ def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, fp16: bo
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
-    _write_atomic(plan_path, bytes(serialized))
-    _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
+    write_atomic(plan_path, bytes(serialized))
+    write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     meta = sidecar | {
         "tensorrt_version": trt.__version__,
         "gpu_name": gpu.name,
@@ -145,5 +139,5 @@ def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, fp16: bo
         "max_shape": list(profile.max),
         "onnx_sha256": file_digest(onnx_path),
     }
-    _write_atomic(plan_path.with_name(plan_path.name + ".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    write_atomic(plan_path.with_name(plan_path.name + ".json"), (json.dumps(meta, indent=2) + "\n").encode())
     return plan_path
