@@ -188,15 +188,15 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     Image.MAX_IMAGE_PIXELS = None
     jobs = expand_inputs(inputs)
     plan_outputs(jobs, output, overwrite)
+    if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
+        for job in jobs:
+            reporter.error(f"{job.source}: {job.error}")
+        raise click.exceptions.Exit(1)
     folders = {job.target.parent for job in jobs if job.target is not None and not job.error}
     for folder in folders:
         problem = ensure_writable(folder)
         if problem:
             raise click.exceptions.Exit(_fail(console, problem))
-    if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
-        for job in jobs:
-            reporter.error(f"{job.source}: {job.error}")
-        raise click.exceptions.Exit(1)
     try:
         restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
                             tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)

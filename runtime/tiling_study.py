@@ -30,7 +30,7 @@ from .restorer import Restorer
 
 DATASETS = Path(os.environ.get("DAGL_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 DEFAULT_IMAGES = (DATASETS / "classic5" / "jpeg_q10" / "barbara.jpeg", DATASETS / "classic5" / "jpeg_q10" / "lena.jpeg")
-DEFAULT_CONFIGS = ("48/8", "48/16", "64/8", "64/16", "64/32", "96/16", "96/32", "128/16")
+DEFAULT_CONFIGS = ("48/8", "48/16", "64/8", "64/16", "64/32", "80/16", "96/16", "96/32")
 
 
 def random_jpeg_onnx(folder: Path, seed: int = 0) -> Path:
@@ -82,7 +82,7 @@ def plot(rows: list[dict], reference_seconds: float, path: Path) -> None:
 @click.command()
 @click.option("--image", "images", multiple=True, type=click.Path(exists=True, path_type=Path),
               default=DEFAULT_IMAGES, show_default=True, help="Gray test images (repeatable).")
-@click.option("--crop", type=int, default=256, show_default=True, help="Top-left crop side (0: full image).")
+@click.option("--crop", type=int, default=192, show_default=True, help="Top-left crop side (0: full image).")
 @click.option("--config", "configs", multiple=True, default=DEFAULT_CONFIGS, show_default=True,
               help="Grid configurations TILE/OVERLAP (repeatable).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch/ONNX Runtime threads.")

@@ -152,8 +152,18 @@ def test_engine_without_sidecar_is_refused(tmp_path):
 
 
 @pytest.mark.gpu
-def test_tensorrt_engine_matches_onnxruntime(tmp_path):
+def test_tensorrt_engine_matches_onnxruntime(onnx_path, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    pytest.skip("engines are built by dagl-export (issue 3); parity is checked by dagl-eval")
+    from export.tensorrt_build import Profile, build_engine
+
+    plan = build_engine(onnx_path, tmp_path / "dagl-jpeg.plan", fp16=False, fp32_nodes=set(),
+                        profile=Profile((1, 1, 16, 16), (4, 1, 32, 32), (4, 1, 64, 64)),
+                        sidecar={"task": "jpeg", "channels": 1, "precision": "fp32", "sigma": None})
+    image = np.random.default_rng(3).random((40, 52), dtype=np.float32)
+    with Restorer(onnx_path, tile=32, overlap=8) as restore:
+        expected = restore(image)
+    with Restorer(plan, tile=32, overlap=8) as restore:
+        assert restore.backend == "tensorrt"
+        assert psnr(restore(image), expected) > 60.0

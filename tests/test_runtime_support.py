@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 
 import dagl
-from export.onnx import export_onnx
+from export.onnx import export_onnx, save_atomic, set_metadata
 
 _CACHE: dict[str, Path] = {}
 
@@ -19,11 +19,7 @@ _CACHE: dict[str, Path] = {}
 def add_metadata(path: Path, props: dict[str, str]) -> Path:
     """Stamp ``dagl.*`` metadata_props the way dagl-export does (interfaces.md)."""
     model = onnx.load(str(path))
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = f"dagl.{key}", value
-    onnx.save(model, str(path))
-    return path
+    return save_atomic(set_metadata(model, {f"dagl.{k}": v for k, v in props.items()}), path)
 
 
 def jpeg_onnx(checkpoint: Path, folder: Path) -> Path:

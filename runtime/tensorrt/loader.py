@@ -37,13 +37,14 @@ def read_sidecar(engine: Path) -> dict[str, Any]:
 
 
 def current_target(trt: Any) -> EngineTarget:
-    """This process's TensorRT version and GPU (through torch, which the project always has)."""
-    import torch
+    """This process's TensorRT version and GPU, found the way the engine builder found its own."""
+    from export.tensorrt_build import EngineUnavailable, current_gpu
 
-    if not torch.cuda.is_available():
-        raise RuntimeLoadError("TensorRT engines need a CUDA GPU and none is visible")
-    major, minor = torch.cuda.get_device_capability()
-    return EngineTarget(trt.__version__, torch.cuda.get_device_name(), f"{major}.{minor}")
+    try:
+        gpu = current_gpu()
+    except EngineUnavailable as exc:
+        raise RuntimeLoadError(f"TensorRT engines need a CUDA GPU: {exc}") from None
+    return EngineTarget(trt.__version__, gpu.name, gpu.compute_capability)
 
 
 def rebuild_hint(info: ModelInfo, sidecar: dict[str, Any]) -> str:
