@@ -20,7 +20,15 @@ from runtime.evaluate.cli import main
 from runtime.evaluate.paper import PAPER_CELLS
 
 CROP = 48
-WINDOW = (slice(232, 232 + CROP), slice(232, 232 + CROP))  # dagl-eval's centre crop of a 512x512 image
+
+
+def centre(size: int) -> tuple[slice, slice]:
+    """dagl-eval's centre crop of a 512x512 image (its offset is even already)."""
+    start = (512 - size) // 2
+    return slice(start, start + size), slice(start, start + size)
+
+
+WINDOW = centre(CROP)
 
 
 def invoke(args: list[str], **kwargs):
@@ -127,7 +135,8 @@ def test_paper_mode_runs_the_cells_it_has_weights_and_data_for(tmp_path, officia
     expected = {}
     for quality in (10, 20):
         degraded = read_image(datasets_dir / "classic5" / f"jpeg_q{quality}" / "lena.jpeg")[window]
-        Image.fromarray(np.round(degraded * 255).astype(np.uint8)).save(root / "classic5" / f"jpeg_q{quality}" / "lena.png")
+        target = root / "classic5" / f"jpeg_q{quality}" / "lena.png"
+        Image.fromarray(np.round(degraded * 255).astype(np.uint8)).save(target)
         expected[quality] = sk_psnr(restore(weights / "dagl-jpeg.pt", degraded[..., 0]), clean)
 
     result = invoke(["paper", "--weights-dir", weights, "--no-ensemble", "--tiling", "none", "--table",
@@ -142,3 +151,22 @@ def test_paper_mode_runs_the_cells_it_has_weights_and_data_for(tmp_path, officia
         assert (tmp_path / "report" / f"classic5-q{quality}.csv").is_file()
     assert re.search(r"\| classic5 \| q30 \|.*\| FAILED: .*jpeg_q30: not found", table)
     assert "no weights: dagl-denoise-s15.* not in" in table
+
+
+def test_ensemble_is_the_x8_average(tmp_path, official_checkpoint, datasets_dir):
+    checkpoint = official_checkpoint("jpeg")
+    result = invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", checkpoint, "--ensemble",
+                     "--tiling", "none", "--limit", 1, "--crop", 32, "--report", tmp_path])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "classic5-q10.csv", newline="") as handle:
+        ours = next(float(r["psnr"]) for r in csv.DictReader(handle) if r["model"].startswith(checkpoint.name))
+    clean = read_image(datasets_dir / "classic5" / "baboon.bmp")[centre(32)]
+    x = torch.from_numpy(read_image(datasets_dir / "classic5" / "jpeg_q10" / "baboon.jpeg")[..., 0][centre(32)])[None, None]
+    model = dagl.load("jpeg", weights=checkpoint)
+    with torch.no_grad():
+        outs = [torch.rot90(model(torch.rot90(x.flip(-1) if flip else x, k, (2, 3))), -k, (2, 3))
+                for flip in (False, True) for k in range(4)]
+        outs = [o.flip(-1) if i >= 4 else o for i, o in enumerate(outs)]
+        ensemble = torch.stack(outs).mean(0).clamp(0, 1)[0, 0].double().numpy()
+    assert ours == pytest.approx(sk_psnr(ensemble, clean), abs=1e-5)
+    assert abs(ours - sk_psnr(restore(checkpoint, x[0, 0].numpy()), clean)) > 1e-3  # the ensemble changes it

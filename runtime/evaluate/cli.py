@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dagl.configs import TASKS
-from dagl.datasets import DATASETS, DatasetError, EvalSet, named_set, open_set
+from dagl.datasets import DatasetError, EvalSet, named_set, open_set
 from dagl.pretrained import WEIGHTS_DIR
 from runtime import Restorer, RuntimeLoadError
 from runtime.loader import BACKENDS
@@ -40,11 +40,11 @@ def _run(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet, 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         images = progress.add_task(f"{evalset.tag}: images", total=len(evalset))
-        tiles = progress.add_task("network tiles", total=None)
+        tiles = progress.add_task("network tiles of this image", total=None)
 
         def on_image(name: str) -> None:
             progress.advance(images)
-            progress.reset(tiles, total=None, description=f"network tiles (after {name})")
+            progress.reset(tiles, total=None)
 
         return evaluate(restorers, names, evalset, settings, on_tiles=lambda n: progress.advance(tiles, n),
                         on_image=on_image)
@@ -55,11 +55,13 @@ def _command_line(ctx: click.Context) -> str:
     words = ctx.command_path.split()
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
-        if not isinstance(param, click.Option) or value in (None, False, ()) or value == param.default:
+        if not isinstance(param, click.Option) or value is None or value == () or value == param.default:
             continue
-        flag = param.opts[0]
+        if isinstance(value, bool):
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+            continue
         for item in value if isinstance(value, tuple) else (value,):
-            words += [flag] if value is True else [flag, str(item)]
+            words += [param.opts[0], str(item)]
     return shlex.join(words)
 
 

@@ -160,24 +160,21 @@ def markdown(result: EvalResult, crop_png: str, plot_png: str) -> str:
 
 
 def csv_text(result: EvalResult) -> str:
-    """One row per (image, model) at full precision, the degraded input as model ``input``."""
+    """One row per (image, model) at full precision, the degraded input as model ``input``.
+
+    The last rows (image ``mean``) are the summary; their ``max_abs_vs_base`` is the worst image's.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["dataset", "image", "model", "psnr", "ssim", "max_abs_vs_base", "psnr_vs_base",
                      "delta_psnr_vs_base"])
     tag = result.evalset.tag
-
-    def emit(image: str, degraded: Score, scores: tuple[Score, ...], parity: tuple[Parity, ...]) -> None:
+    for image, degraded, scores, parity in _lines(result):
         writer.writerow([tag, image, "input", repr(degraded.psnr), repr(degraded.ssim), "", "", ""])
         for index, (name, score) in enumerate(zip(result.models, scores)):
-            extra = ["", "", ""] if index == 0 else [repr(parity[index - 1].max_abs),
-                                                     repr(parity[index - 1].psnr_vs_base),
-                                                     repr(parity[index - 1].delta_psnr)]
+            against = [] if index == 0 else [parity[index - 1]]
+            extra = [repr(v) for p in against for v in (p.max_abs, p.psnr_vs_base, p.delta_psnr)] or ["", "", ""]
             writer.writerow([tag, image, name, repr(score.psnr), repr(score.ssim)] + extra)
-
-    for r in result.images:
-        emit(r.name, r.degraded, r.scores, r.parity)
-    emit("mean", result.mean_degraded(), result.mean_scores(), result.summary_parity())
     return buffer.getvalue()
 
 
