@@ -1,0 +1,28 @@
+"""The benchmark's measuring side, in-process on a tiny tile (the full run takes minutes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dagl.configs import get_config
+from export.bench import worker
+from export.cli import _onnx_metadata
+from export.source import WeightsInfo
+
+
+def test_worker_reports_time_and_memory():
+    row = worker("torch-batched", "jpeg", None, tile=16, threads=1, repeats=2)
+    assert row["backend"] == "torch-batched"
+    assert 0 < row["min_s"] <= row["median_s"]
+    assert row["peak_rss_mib"] >= row["rss_loaded_mib"] > 50  # torch alone is well over 50 MiB
+
+
+@pytest.mark.parametrize("task, sigma", [("denoise", 25), ("real-denoise", None)])
+def test_onnx_metadata_carries_sigma_only_for_denoise(task, sigma):
+    info = WeightsInfo(source="w.pt", sha256="ab" * 32, random=False)
+    channels = get_config(task).channels
+    props = _onnx_metadata(task, channels, "fp16", sigma, info)
+    assert props["dagl.task"] == task and props["dagl.precision"] == "fp16"
+    assert props["dagl.channels"] == str(channels)
+    assert props.get("dagl.sigma") == (str(sigma) if sigma else None)
+    assert props["dagl.weights"] == "ab" * 32
