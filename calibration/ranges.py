@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from dagl.configs import TASKS
 from dagl.gfam import GFAMHead
 from export.atomic import write_atomic
 from export.source import load_model
@@ -137,7 +138,7 @@ def write_record(task: str, record: dict, path: Path = RANGES_FILE) -> None:
 
 
 @click.command()
-@click.option("--task", required=True, type=click.Choice(["denoise", "jpeg", "demosaic", "real-denoise"]))
+@click.option("--task", required=True, type=click.Choice(list(TASKS)))
 @click.option("--weights", default=None, help="Weights file, or 'random' (seeded; ranges then say little "
               "about trained weights). Default: the shipped weights.")
 @click.option("--sigma", type=click.Choice(["15", "25", "50"]), default=None, help="Noise level (denoise).")

@@ -3,7 +3,8 @@
 The network's :class:`~dagl.gfam.BatchedGFAM` is already written with ONNX/TensorRT-friendly ops,
 so export is a trace of the model as is. The TorchScript-based exporter is used because it records
 the "same"-padding arithmetic on the input's shape as graph ops (Shape/Div/Sub/Pad), so one graph
-serves every H x W; ``torch.export`` (dynamo) refuses the modulo-4 shape arithmetic as a guard.
+serves every H x W; ``torch.export`` (dynamo) refuses the modulo-4 shape arithmetic as a guard
+(torch 2.13 with dynamic N/H/W: "UserError: Invalid ranges [2:1]" while tracing).
 """
 
 from __future__ import annotations
