@@ -86,8 +86,8 @@ def pin_fp32_layers(trt, network, fp32_nodes: set[str]) -> int:
         if not sources & fp32_nodes:
             continue
         outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
-        if not all(out.dtype in floats for out in outputs):
-            continue  # shape arithmetic and the mask comparison have no float math to pin
+        if layer.type == trt.LayerType.CONSTANT or not all(out.dtype in floats for out in outputs):
+            continue  # weights, shape arithmetic and the mask comparison have no float math to pin
         layer.precision = trt.float32
         for i in range(layer.num_outputs):
             layer.set_output_type(i, trt.float32)

@@ -87,8 +87,8 @@ class _Tensor:
 
 
 class _Layer:
-    def __init__(self, name, metadata, dtype):
-        self.name, self.metadata, self.precision = name, metadata, None
+    def __init__(self, name, metadata, dtype, kind="ELEMENTWISE"):
+        self.name, self.metadata, self.precision, self.type = name, metadata, None, kind
         self.outputs = [_Tensor(dtype)]
         self.output_types = {}
         self.num_outputs = 1
@@ -106,6 +106,7 @@ def _fake_tensorrt(calls: dict, layers: list[_Layer]) -> types.ModuleType:
     trt.float32, trt.float16, trt.int64 = "float32", "float16", "int64"
     trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", OBEY_PRECISION_CONSTRAINTS="OBEY")
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
+    trt.LayerType = types.SimpleNamespace(CONSTANT="CONSTANT")
     trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})
 
     class Network:
@@ -183,6 +184,7 @@ def fake_trt(monkeypatch):
         _Layer("mask", "[ONNX Layer: /h/Greater]", "bool"),
         _Layer("conv", "[ONNX Layer: /body/Conv]", "float16"),
         _Layer("/h/Sub", "", "float16"),  # no metadata: matched by name
+        _Layer("scale", "[ONNX Layer: /h/Constant_3]", "float16", kind="CONSTANT"),
     ]
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(calls, layers))
     monkeypatch.setattr(tensorrt_build, "current_gpu", lambda: GPU("Fake H100", "9.0"))
@@ -194,7 +196,7 @@ def _build(tmp_path: Path, fp16: bool) -> Path:
     onnx.save(_graph([helper.make_node("Relu", ["input"], ["output"])]), str(onnx_path))
     profile = Profile(min=(1, 1, 16, 16), opt=(2, 1, 96, 96), max=(2, 1, 256, 256))
     plan = tmp_path / f"dagl-jpeg-{'fp16' if fp16 else 'fp32'}.plan"
-    fp32_nodes = {"/h/MatMul", "/h/Softmax", "/h/Greater", "/h/Sub"}
+    fp32_nodes = {"/h/MatMul", "/h/Softmax", "/h/Greater", "/h/Sub", "/h/Constant_3"}
     sidecar = {"task": "jpeg", "channels": 1, "precision": "fp16" if fp16 else "fp32", "sigma": None}
     return build_engine(onnx_path, plan, profile=profile, fp16=fp16, fp32_nodes=fp32_nodes, sidecar=sidecar)
 
@@ -205,7 +207,7 @@ def test_fp16_build_pins_attention_layers_and_writes_sidecar(fake_trt, tmp_path)
     assert calls["profile"] == ("input", (1, 1, 16, 16), (2, 1, 96, 96), (2, 1, 256, 256))
     assert calls["flags"] == ["FP16", "OBEY"] and calls["network_flags"] == 0
     pinned = {layer.name for layer in layers if layer.precision == "float32"}
-    assert pinned == {"scores", "fused", "/h/Sub"}  # bool mask has no float math; conv stays free
+    assert pinned == {"scores", "fused", "/h/Sub"}  # no pins on the bool mask or weights; conv stays free
     assert all(layer.output_types == {0: "float32"} for layer in layers if layer.name in pinned)
     assert plan.read_bytes() == b"PLAN"
     meta = json.loads(plan.with_name(plan.name + ".json").read_text())
