@@ -65,11 +65,14 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-def _settings(restorer: Restorer, device: str) -> dict[str, str]:
-    tiling = restorer.tiling
+def _settings(restorers: Sequence[Restorer]) -> dict[str, str]:
+    """What the report header records; read after activation, when each runner knows its real device."""
+    first = restorers[0]
+    tiling = first.tiling
     if tiling == "grid":
-        tiling += f" (tile {restorer.tile}, overlap {restorer.overlap})"
-    return {"tiling": tiling, "x8 self-ensemble": "on" if restorer.ensemble else "off", "device": device,
+        tiling += f" (tile {first.tile}, overlap {first.overlap})"
+    return {"tiling": tiling, "x8 self-ensemble": "on" if first.ensemble else "off",
+            "device": ", ".join(dict.fromkeys(r.runner.device for r in restorers)),
             "command": f"`{_command_line(click.get_current_context())}`"}
 
 
@@ -155,7 +158,7 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
         with ExitStack() as stack:
             for restorer in restorers:
                 stack.enter_context(restorer)
-            result = _run(restorers, _model_names(paths, restorers), evalset, _settings(restorers[0], device))
+            result = _run(restorers, _model_names(paths, restorers), evalset, _settings(restorers))
     except (DatasetError, RuntimeLoadError) as exc:
         raise click.ClickException(str(exc)) from None
     for table in terminal_tables(result):
@@ -176,7 +179,7 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
         evalset = named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality, limit=limit)
         with Restorer(artefact, task=cell.task, sigma=cell.sigma, backend=backend, device=device, tiling=tiling,
                       ensemble=ensemble) as restorer:
-            result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings(restorer, device))
+            result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings([restorer]))
     except (DatasetError, RuntimeLoadError) as exc:
         return PaperRow(cell, f"FAILED: {exc}", failed=True)
     if report:
