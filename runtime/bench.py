@@ -7,7 +7,6 @@ Timing excludes the first (warm-up) call of each shape, where ONNX Runtime and T
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

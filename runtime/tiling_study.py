@@ -65,7 +65,9 @@ def plot(rows: list[dict], reference_seconds: float, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for overlap in sorted({r["overlap"] for r in rows}):
-        points = sorted((r["seconds"], r["psnr"], r["tile"]) for r in rows if r["overlap"] == overlap)
+        # Joined in tile order, so each line shows what a bigger tile buys at that overlap.
+        points = sorted(((r["seconds"], r["psnr"], r["tile"]) for r in rows if r["overlap"] == overlap),
+                        key=lambda p: p[2])
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=f"overlap {overlap}")
         for seconds, value, tile in points:
             ax.annotate(f"{tile}", (seconds, value), textcoords="offset points", xytext=(4, 4), fontsize=8)
