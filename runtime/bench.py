@@ -21,7 +21,7 @@ from .base import BaseRunner, ModelInfo, RuntimeLoadError
 from .loader import BACKENDS, create_runner
 from .torch import TorchRunner
 
-DEFAULT_TILES = (32, 48, 64, 96)
+DEFAULT_TILES = (32, 48, 64, 80, 96)
 
 
 @dataclass

@@ -25,7 +25,7 @@ Progress = Callable[[int], None]
 
 TILINGS = ("grid", "reference", "none")
 #: Defaults chosen from the PSNR/time trade-off in docs/tiling.md.
-DEFAULT_TILE = 64
+DEFAULT_TILE = 80
 DEFAULT_OVERLAP = 16
 DEFAULT_BATCH = 4
 #: The release's chop threshold: tiles with fewer pixels than this go through the network.
