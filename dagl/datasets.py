@@ -104,6 +104,10 @@ def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top:top + size, left:left + size]
 
 
+#: (name, clean file, degraded file or None when the degradation is protocol noise).
+Pair = tuple[str, Path, Path | None]
+
+
 def _images(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
 
@@ -116,8 +120,7 @@ class EvalSet:
     tag: str
     description: str
     task: str
-    #: (name, clean file, degraded file or None when the degradation is protocol noise).
-    pairs: tuple[tuple[str, Path, Path | None], ...]
+    pairs: tuple[Pair, ...]
     sigma: float | None = None
     crop: int | None = None
 
@@ -155,7 +158,8 @@ def _check_sigma_quality(spec_name: str, degradation: str, sigma: float | None, 
         raise DatasetError(f"{spec_name}: --quality applies to the JPEG sets (classic5, live1) only")
 
 
-def _limited(pairs: list[tuple[str, Path, Path | None]], limit: int | None, where: Path):
+def _limited(pairs: list[Pair], limit: int | None, where: Path) -> tuple[Pair, ...]:
+    """The first ``limit`` pairs (sorted by name); an empty set is an error, not a zero-image report."""
     if not pairs:
         raise DatasetError(f"{where}: no images found (readable: {', '.join(sorted(IMAGE_SUFFIXES))})")
     return tuple(pairs[:limit] if limit else pairs)
