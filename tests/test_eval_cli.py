@@ -170,3 +170,11 @@ def test_ensemble_is_the_x8_average(tmp_path, official_checkpoint, datasets_dir)
         ensemble = torch.stack(outs).mean(0).clamp(0, 1)[0, 0].double().numpy()
     assert ours == pytest.approx(sk_psnr(ensemble, clean), abs=1e-5)
     assert abs(ours - sk_psnr(restore(checkpoint, x[0, 0].numpy()), clean)) > 1e-3  # the ensemble changes it
+
+
+def test_unwritable_report_folder_is_a_one_line_error(tmp_path, official_checkpoint, datasets_dir):
+    (tmp_path / "file").write_text("")
+    result = invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", official_checkpoint("jpeg"),
+                     "--tiling", "none", "--limit", 1, "--crop", 16, "--report", tmp_path / "file" / "sub"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("Error: cannot write the report:") and "Traceback" not in result.output
