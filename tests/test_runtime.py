@@ -141,7 +141,8 @@ def test_tensorrt_backend_without_tensorrt_fails_in_one_line(tmp_path):
     assert (runner.name, runner.info.task, runner.info.precision) == ("tensorrt", "jpeg", "fp16")
     with pytest.raises(RuntimeLoadError) as excinfo:
         runner.activate()
-    assert "needs the tensorrt Python package" in str(excinfo.value) and "\n" not in str(excinfo.value)
+    message = str(excinfo.value)
+    assert "TensorRT backend is unavailable: tensorrt is not installed" in message and "\n" not in message
 
 
 def test_engine_without_sidecar_is_refused(tmp_path):

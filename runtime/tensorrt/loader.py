@@ -11,14 +11,14 @@ from .compat import EngineTarget, engine_mismatch
 
 
 def import_tensorrt() -> Any:
-    """The ``tensorrt`` module, or one clear line saying how to get it."""
+    """The ``tensorrt`` module (found the way the engine builder finds it), or one clear line."""
+    from export.tensorrt_build import EngineUnavailable, import_tensorrt as find_tensorrt
+
     try:
-        import tensorrt
-    except ImportError:
-        raise RuntimeLoadError("the TensorRT backend needs the tensorrt Python package and a CUDA GPU "
-                               "(pip install 'dagl[tensorrt]'); use an .onnx file with "
-                               "--backend onnxruntime instead") from None
-    return tensorrt
+        return find_tensorrt()
+    except EngineUnavailable as exc:
+        raise RuntimeLoadError(f"the TensorRT backend is unavailable: {exc}; or run the .onnx file "
+                               f"with --backend onnxruntime") from None
 
 
 def sidecar_path(engine: Path) -> Path:
