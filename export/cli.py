@@ -15,6 +15,7 @@ from torch import nn
 from calibration.policy import RANGES_FILE, fp32_nodes
 from dagl.configs import TASKS, TaskConfig, get_config
 from dagl.weights import WeightsError
+from runtime.tiling import DEFAULT_BATCH, DEFAULT_TILE
 
 from .atomic import write_atomic
 from .fp16 import to_fp16
@@ -126,12 +127,12 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
 @click.option("--onnx-only", is_flag=True, help="Stop after the ONNX files; no TensorRT engine.")
 @click.option("--min-shape", type=ShapeType(), default="16x16", show_default=True,
               help="Smallest tile HxW the engine accepts.")
-@click.option("--opt-shape", type=ShapeType(), default="96x96", show_default=True,
-              help="Tile HxW TensorRT tunes kernels for.")
+@click.option("--opt-shape", type=ShapeType(), default=f"{DEFAULT_TILE}x{DEFAULT_TILE}", show_default=True,
+              help="Tile HxW TensorRT tunes kernels for (dagl-infer's default grid tile).")
 @click.option("--max-shape", type=ShapeType(), default="256x256", show_default=True,
               help="Largest tile HxW (attention memory grows with (H*W)^2/16: keep tiles modest).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Largest batch of tiles per engine call (also the tuned one).")
+@click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
+              help="Largest batch of tiles per engine call (also the tuned one; dagl-infer's default).")
 @click.option("--engine-required", is_flag=True, help="Exit non-zero if no engine can be built here.")
 def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_dir: Path, onnx_only: bool,
          min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,

@@ -44,6 +44,11 @@ class BaseRunner:
         self.total_inference_time = 0.0
         self.inference_count = 0
 
+    @property
+    def max_batch(self) -> int | None:
+        """Most tiles one :meth:`infer` call takes (``None``: no limit but memory)."""
+        return None
+
     def activate(self) -> BaseRunner:
         if not self.is_active:
             self.activate_impl()

@@ -174,6 +174,9 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
          bit_depth: str, threads: int | None, overwrite: bool) -> None:
     """Restore images with a DAGL MODEL (.plan/.engine, .onnx or a weights file).
 
+    MODEL may also be a task name (jpeg, denoise with --sigma, ...) to use the weights shipped
+    in the package for it.
+
     INPUTS are image files, folders or glob patterns. Gray tasks (denoise, jpeg) take gray images
     (colour is converted to luma, with a note); demosaic takes a 3-channel GRBG mosaic or a
     one-channel raw Bayer frame; real-denoise takes RGB. Transparent images are refused.

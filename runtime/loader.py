@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagl import get_config
+from dagl import TASKS, WeightsError, get_config, shipped_weights
 
 from .base import BaseRunner, ModelInfo, RuntimeLoadError
 
@@ -31,9 +31,18 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
                   task: str | None = None, sigma: int | None = None, threads: int | None = None) -> BaseRunner:
     """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
 
+    ``model_path`` may also be a task name (``"jpeg"``): the weights shipped for it, on PyTorch.
     ``threads`` caps CPU threads (ONNX Runtime intra-op, torch); ``None`` keeps each library's default.
     """
     path = Path(model_path)
+    if not path.exists() and str(model_path) in TASKS:
+        if task not in (None, str(model_path)):
+            raise RuntimeLoadError(f"model {model_path!r} names a task, but --task is {task!r}")
+        task = str(model_path)
+        try:
+            path = shipped_weights(task, sigma)
+        except WeightsError as exc:
+            raise RuntimeLoadError(str(exc)) from None
     if not path.is_file():
         raise RuntimeLoadError(f"{path}: no such model file")
     if backend not in BACKENDS:

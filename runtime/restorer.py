@@ -35,12 +35,14 @@ class Restorer:
         self.tiling = tiling
         self.tile = DEFAULT_TILE if tile is None else int(tile)
         self.overlap = DEFAULT_OVERLAP if overlap is None else int(overlap)
-        self.batch = DEFAULT_BATCH if batch is None else int(batch)
+        self.batch = int(batch) if batch is not None else DEFAULT_BATCH
         if self.tile < 8 or not 0 <= self.overlap < self.tile or self.batch < 1:
             raise ValueError(f"need tile >= 8, 0 <= overlap < tile and batch >= 1; got tile={self.tile}, "
                              f"overlap={self.overlap}, batch={self.batch}")
         self.ensemble = ensemble
         self.runner: BaseRunner = create_runner(model_path, backend, device, task, sigma, threads)
+        if batch is None and self.runner.max_batch:  # an engine built for fewer tiles per call
+            self.batch = min(self.batch, self.runner.max_batch)
         self.task = self.runner.info.task
         self.channels = self.runner.info.channels
         self.sigma = self.runner.info.sigma

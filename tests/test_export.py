@@ -86,7 +86,7 @@ def test_written_files_and_summary(jpeg_export):
     assert summary["weights"]["random"] is False
     assert summary["weights"]["sha256"] == dagl.weights.file_digest(summary["weights"]["source"])
     assert summary["channels"] == 1 and summary["opset"] == 17 and summary["precision"] == "fp16"
-    assert summary["shapes"] == {"min": [1, 1, 16, 16], "opt": [1, 1, 96, 96], "max": [1, 1, 256, 256]}
+    assert summary["shapes"] == {"min": [1, 1, 16, 16], "opt": [4, 1, 80, 80], "max": [4, 1, 256, 256]}
     assert summary["versions"]["onnx"] == onnx.__version__
 
 

@@ -77,12 +77,12 @@ def naive_gfam(head: PlainGFAM, x: torch.Tensor) -> np.ndarray:
 @pytest.mark.parametrize("size", [(9, 11), (10, 8), (13, 6)])
 def test_plain_gfam_follows_the_contract(size):
     plain, _ = make_heads(seed=size[0])
-    x = torch.randn(1, 64, *size)
+    x = 0.25 * torch.randn(1, 64, *size)  # moderate logits, see test_batched_gfam_matches_plain
     with torch.no_grad():
         ours = plain(x)[0].double().numpy()
     reference = naive_gfam(plain, x)
     assert ours.shape == reference.shape
-    np.testing.assert_allclose(ours, reference, atol=2e-5, rtol=0)
+    np.testing.assert_allclose(ours, reference, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("size", [(37, 53), (64, 64), (75, 96)])

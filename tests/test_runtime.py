@@ -112,6 +112,17 @@ def test_task_conflicts_and_missing_task_are_refused(onnx_path, official_checkpo
     assert create_runner(add_metadata(bare, {"task": "jpeg"})).info.channels == 1
 
 
+def test_a_task_name_runs_the_shipped_weights(tmp_path, monkeypatch, official_checkpoint):
+    with pytest.raises(RuntimeLoadError, match="no trained weights ship for 'dagl-jpeg'"):
+        create_runner("jpeg")
+    monkeypatch.setattr(dagl.pretrained, "WEIGHTS_DIR", tmp_path)
+    dagl.save_safetensors(dagl.load("jpeg", weights=official_checkpoint("jpeg")), tmp_path / "dagl-jpeg.safetensors")
+    runner = create_runner("jpeg")
+    assert (runner.name, runner.info.task) == ("torch", "jpeg")
+    with pytest.raises(RuntimeLoadError, match="names a task, but --task is 'denoise'"):
+        create_runner("jpeg", task="denoise")
+
+
 def test_engine_compatibility_is_a_pure_comparison():
     sidecar = {"tensorrt_version": "10.3.0", "gpu_name": HERE.gpu_name, "compute_capability": "9.0"}
     hint = "dagl-export --task jpeg --fp16"
@@ -143,6 +154,16 @@ def test_tensorrt_backend_without_tensorrt_fails_in_one_line(tmp_path):
         runner.activate()
     message = str(excinfo.value)
     assert "TensorRT backend is unavailable: tensorrt is not installed" in message and "\n" not in message
+
+
+def test_restorer_batches_no_more_tiles_than_the_engine_takes(tmp_path):
+    engine = tmp_path / "dagl-jpeg-fp16.plan"
+    engine.write_bytes(b"not loaded before the first tile")
+    (tmp_path / "dagl-jpeg-fp16.plan.json").write_text(json.dumps({
+        "task": "jpeg", "channels": 1, "precision": "fp16", "sigma": None, "min_shape": [1, 1, 16, 16],
+        "opt_shape": [2, 1, 80, 80], "max_shape": [2, 1, 256, 256]}))
+    assert Restorer(engine).batch == 2
+    assert Restorer(engine, batch=1).batch == 1
 
 
 def test_engine_without_sidecar_is_refused(tmp_path):

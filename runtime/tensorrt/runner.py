@@ -29,6 +29,11 @@ class TensorRTRunner(BaseRunner):
         self.sidecar = sidecar
         self.engine = self.context = self._runtime = None
 
+    @property
+    def max_batch(self) -> int | None:
+        high = self.sidecar.get("max_shape")
+        return int(high[0]) if high else None
+
     def activate_impl(self) -> None:
         self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar)
         self.context = self.engine.create_execution_context()
