@@ -182,7 +182,7 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
                         results.append(measure(each, name, tile, batch, repeats))
     except (RuntimeLoadError, ValueError) as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise click.exceptions.Exit(2)
+        raise click.exceptions.Exit(2) from None
     title = f"dagl-bench {model.name} ({runner.info.task}, {device}, batch {batch}, threads {threads or 'default'})"
     console.print(table(results, title))
     plot(results, title, plot_path)

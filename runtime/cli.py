@@ -204,7 +204,7 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
                             tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
         restorer.runner.activate()
     except (RuntimeLoadError, ValueError) as exc:
-        raise click.exceptions.Exit(_fail(console, str(exc)))
+        raise click.exceptions.Exit(_fail(console, str(exc))) from None
     start = time.perf_counter()
     with restorer:
         written, megapixels = restore_all(restorer, jobs, int(bit_depth), reporter, console)
