@@ -20,25 +20,7 @@ import dagl
 from dagl.io import read_image
 from export.cli import main as export_main
 from runtime.evaluate.cli import main
-
-
-def release_chop(model, x: torch.Tensor, min_size: int = 10000) -> torch.Tensor:
-    """The release's recursive quadrant chop (contract, "Inference protocol"), one tile at a time."""
-    _, _, h, w = x.shape
-    h_half, w_half = h // 2, w // 2
-    h_size, w_size = (h_half // 4) * 4 + 24, (w_half // 4) * 4 + 24
-    tiles = [x[:, :, 0:h_size, 0:w_size], x[:, :, 0:h_size, (w - w_size):w],
-             x[:, :, (h - h_size):h, 0:w_size], x[:, :, (h - h_size):h, (w - w_size):w]]
-    if h_size * w_size < min_size:
-        outs = [model(tile) for tile in tiles]
-    else:
-        outs = [release_chop(model, tile, min_size) for tile in tiles]
-    out = x.new_empty(x.shape)
-    out[:, :, 0:h_half, 0:w_half] = outs[0][:, :, 0:h_half, 0:w_half]
-    out[:, :, 0:h_half, w_half:w] = outs[1][:, :, 0:h_half, (w_size - w + w_half):w_size]
-    out[:, :, h_half:h, 0:w_half] = outs[2][:, :, (h_size - h + h_half):h_size, 0:w_half]
-    out[:, :, h_half:h, w_half:w] = outs[3][:, :, (h_size - h + h_half):h_size, (w_size - w + w_half):w_size]
-    return out
+from test_tiling import release_chop
 
 
 def release_model(checkpoint: Path) -> torch.nn.Module:
