@@ -18,7 +18,7 @@ import torch
 
 from .configs import get_config
 from .degradations import protocol_noise
-from .io import IMAGE_SUFFIXES, ImageReadError, read_image
+from .io import IMAGE_SUFFIXES, ImageReadError, has_gray_content, read_image
 
 #: Where the test sets live unless ``DAGL_DATASETS`` says otherwise: ``../shared/datasets`` beside the checkout.
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -77,8 +77,7 @@ def to_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
     if channels == 1:
         if image.ndim == 2:
             return image
-        if image.shape[2] >= 3 and np.array_equal(image[..., 0], image[..., 1]) \
-                and np.array_equal(image[..., 0], image[..., 2]):
+        if image.shape[2] >= 3 and has_gray_content(image):
             return np.ascontiguousarray(image[..., 0])
         raise DatasetError(f"{path}: colour image, but the task takes gray images; convert it first")
     if image.ndim == 3 and image.shape[2] == channels:

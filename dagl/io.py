@@ -18,6 +18,20 @@ TIFF_SUFFIXES = {".tif", ".tiff"}
 IMAGE_SUFFIXES = PIL_SUFFIXES | TIFF_SUFFIXES | {".npy"}
 
 
+#: ITU-R BT.601 luma weights: MATLAB's rgb2gray (the paper's gray test sets) and Pillow's "L".
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def to_luma(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) colour to (H, W) gray with the BT.601 weights."""
+    return rgb[..., :3] @ LUMA
+
+
+def has_gray_content(image: np.ndarray) -> bool:
+    """Whether an (H, W, >=3) image repeats one plane in its first three channels (e.g. the CAR JPEGs)."""
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]))
+
+
 class ImageReadError(ValueError):
     """An input that is not a usable image; the message is one line meant for the user."""
 

@@ -11,9 +11,8 @@ import numpy as np
 
 from dagl import get_config
 from dagl.degradations import raw_to_mosaic
+from dagl.io import has_gray_content, to_luma
 
-#: ITU-R BT.601 luma, the weights MATLAB's rgb2gray (and so the paper's gray test sets) use.
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 MIN_SIDE = 8
 
 
@@ -48,9 +47,9 @@ def to_network(image: np.ndarray, task: str) -> tuple[np.ndarray, str | None]:
     if config.channels == 1:
         if image.ndim == 2:
             return image, None
-        if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]):
+        if has_gray_content(image):
             return image[..., 0], None
-        return image @ LUMA, f"task {task!r} works on gray images: converted colour to luma (BT.601)"
+        return to_luma(image), f"task {task!r} works on gray images: converted colour to luma (BT.601)"
     if task == "demosaic" and image.ndim == 2:
         return raw_to_mosaic(image), "read as a one-channel GRBG raw frame"
     if image.ndim == 2:

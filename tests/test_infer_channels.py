@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dagl.degradations import mosaic_grbg
-from runtime.channels import LUMA, ChannelError, to_network
+from dagl.io import LUMA
+from runtime.channels import ChannelError, to_network
 
 RNG = np.random.default_rng(0)
 

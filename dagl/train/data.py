@@ -20,11 +20,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..configs import TaskConfig
 from ..degradations import gaussian_noise, jpeg_pil, mosaic_grbg
-from ..io import IMAGE_SUFFIXES, ImageReadError, read_image
+from ..io import IMAGE_SUFFIXES, ImageReadError, read_image, to_luma
 from .config import TrainingError
 
-#: ITU-R BT.601 luma, what Pillow's ``convert("L")`` uses, for gray tasks fed colour images.
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: Images are held as uint16 (k/255 -> k*257 exactly) to halve the memory of float32.
 _STORE_SCALE = 65535.0
 #: Paired (real-noise) training folders hold clean/ and, with the same file names, noisy/ (or
@@ -47,7 +45,7 @@ def to_task_channels(image: np.ndarray, config: TaskConfig, path: Path) -> np.nd
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
     if config.is_gray:
-        return (image @ LUMA if image.ndim == 3 else image)[..., None]
+        return (to_luma(image) if image.ndim == 3 else image)[..., None]
     if image.ndim == 2:
         raise TrainingError(f"task {config.name!r} trains on RGB images, but {path} is gray")
     return image
