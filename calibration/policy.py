@@ -7,7 +7,7 @@ the score MatMul (inclusive) and the masked attention weights, i.e. the ancestor
 ``softmax * mask`` product up to the nearest MatMul/Conv, stays in float32. The aggregation MatMul
 that follows takes weights in [0, 1] and runs in FP16.
 
-On top of that, ``fp16_ranges.json`` (written by ``python -m calibration.ranges``) may list modules
+On top of that, ``fp16_ranges.json`` (written by ``python -m dagl.calibration.ranges``) may list modules
 whose measured activations come within the headroom factor of FP16's range; their nodes are kept
 in float32 too, found by the module scope the TorchScript exporter puts in node names.
 """

@@ -1,6 +1,6 @@
 """Measure activation ranges of DAGL on real test-set crops and record the FP16 decision.
 
-Run ``python -m calibration.ranges --task jpeg --weights model.pt`` after training or receiving new
+Run ``python -m dagl.calibration.ranges --task jpeg --weights model.pt`` after training or receiving new
 weights: it rewrites that task's entry of ``calibration/fp16_ranges.json``, which the FP16 export
 and the TensorRT build read. Ranges are the output of every module (forward hooks) plus the two
 attention internals that no module outputs: the similarity scores S and the masked softmax logits.
@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from dagl.configs import TASKS
 from dagl.gfam import GFAMHead
-from export.atomic import write_atomic
-from export.source import load_model
+from dagl.export.atomic import write_atomic
+from dagl.export.source import load_model
 
 from .policy import RANGES_FILE, load_ranges
 from .samples import DEFAULT_SIGMA, task_crops
@@ -122,7 +122,7 @@ def calibrate(task: str, weights: str | None, datasets_dir: Path, *, sigma: int 
     record = {"weights": info.as_dict(), "images": [name for name, _ in crops], "crop": [size, size]}
     if info.random:
         record["caveat"] = ("random weights: these ranges say little about trained weights; rerun "
-                            "`python -m calibration.ranges` with the trained weights before trusting them")
+                            "`python -m dagl.calibration.ranges` with the trained weights before trusting them")
     if task == "denoise":
         record["sigma"] = noise
     return record | decide(ranges) | {"ranges": ranges}

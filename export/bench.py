@@ -1,4 +1,4 @@
-"""``python -m export.bench``: one tile through ONNX Runtime (CPU) vs the two PyTorch GFAMs.
+"""``python -m dagl.export.bench``: one tile through ONNX Runtime (CPU) vs the two PyTorch GFAMs.
 
 Each backend runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own
 and not the high-water mark of whatever ran before; tracemalloc would miss torch's native
@@ -45,7 +45,7 @@ def _runner(backend: str, task: str, onnx_path: str | None, threads: int):
     import torch
 
     import dagl
-    from export.source import RANDOM_SEED
+    from dagl.export.source import RANDOM_SEED
 
     torch.set_num_threads(threads)
     torch.manual_seed(RANDOM_SEED)
@@ -75,7 +75,7 @@ def worker(backend: str, task: str, onnx_path: str | None, tile: int, threads: i
 
 def _spawn(backend: str, task: str, onnx_path: Path, tile: int, threads: int, repeats: int) -> dict:
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "export.bench", "--task", task, "--tile", str(tile), "--threads", str(threads),
+    cmd = [sys.executable, "-m", "dagl.export.bench", "--task", task, "--tile", str(tile), "--threads", str(threads),
            "--repeats", str(repeats), "--onnx", str(onnx_path), "--worker", backend]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -99,8 +99,8 @@ def main(task: str, tile: int, threads: int, repeats: int, onnx_path: Path | Non
         return
     with tempfile.TemporaryDirectory() as tmp:
         if onnx_path is None:
-            from export.onnx import export_onnx
-            from export.source import RANDOM, load_model
+            from dagl.export.onnx import export_onnx
+            from dagl.export.source import RANDOM, load_model
 
             model, _ = load_model(task, RANDOM)
             onnx_path = export_onnx(model, Path(tmp) / f"dagl-{task}.onnx", channels=get_config(task).channels)

@@ -12,10 +12,10 @@ import onnx
 from rich.console import Console
 from torch import nn
 
-from calibration.policy import RANGES_FILE, fp32_nodes
+from dagl.calibration.policy import RANGES_FILE, fp32_nodes
 from dagl.configs import TASKS, TaskConfig, get_config
 from dagl.weights import WeightsError
-from runtime.tiling import DEFAULT_BATCH, DEFAULT_TILE
+from dagl.runtime.tiling import DEFAULT_BATCH, DEFAULT_TILE
 
 from .atomic import write_atomic
 from .fp16 import to_fp16

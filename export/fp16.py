@@ -1,7 +1,7 @@
 """Float32 ONNX -> FP16 ONNX that keeps float32 I/O and the overflow-prone nodes in float32.
 
 The conversion itself is onnxconverter-common's (it inserts the Casts at every float32/FP16
-boundary); which nodes stay float32 is :func:`calibration.policy.fp32_nodes`'s decision.
+boundary); which nodes stay float32 is :func:`dagl.calibration.policy.fp32_nodes`'s decision.
 """
 
 from __future__ import annotations

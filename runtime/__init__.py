@@ -4,7 +4,7 @@
 >>> with Restorer("dagl-jpeg.onnx", tiling="grid") as restore:
 ...     out = restore(image)          # float32 (H, W) or (H, W, C) in [0, 1]
 
-Backends live in ``runtime.torch``, ``runtime.onnxruntime`` and ``runtime.tensorrt`` (imported
+Backends live in ``dagl.runtime.torch``, ``dagl.runtime.onnxruntime`` and ``dagl.runtime.tensorrt`` (imported
 only when an artefact needs them, so ``import runtime`` works without TensorRT).
 """
 

@@ -11,7 +11,7 @@ square of its area: a whole image is never run as one tile unless asked (``none`
   parity run reproduces the paper's numbers.
 
 Every function takes ``infer``: (N, C, h, w) float32 -> same, e.g. a runner's ``infer`` wrapped
-by :func:`chunked` and optionally by :func:`runtime.ensemble.ensemble`.
+by :func:`chunked` and optionally by :func:`dagl.runtime.ensemble.ensemble`.
 """
 
 from __future__ import annotations

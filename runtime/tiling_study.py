@@ -1,6 +1,6 @@
 """Measure what grid tiling costs in PSNR and saves in time against the release's chop.
 
-    python -m runtime.tiling_study            # writes docs/tiling-tradeoff.png, prints the table
+    python -m dagl.runtime.tiling_study            # writes docs/tiling-tradeoff.png, prints the table
 
 Each image is restored once with ``--tiling reference`` and once per (tile, overlap) grid
 configuration, all with ONNX Runtime on one CPU thread; the table reports each grid output's
@@ -24,7 +24,7 @@ import torch
 import dagl
 from dagl.io import read_image
 from dagl.metrics import psnr
-from export.onnx import export_onnx
+from dagl.export.onnx import export_onnx
 
 from .restorer import Restorer
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from runtime.base import BaseRunner, ModelInfo
-from runtime.bench import main, measure
+from dagl.runtime.base import BaseRunner, ModelInfo
+from dagl.runtime.bench import main, measure
 from test_runtime_support import jpeg_onnx
 
 

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 import dagl
-from calibration import ranges as calib
-from calibration.policy import RANGES_FILE, load_ranges
-from calibration.samples import task_crops
+from dagl.calibration import ranges as calib
+from dagl.calibration.policy import RANGES_FILE, load_ranges
+from dagl.calibration.samples import task_crops
 from dagl.gfam import GFAMHead, pad_same
 
 

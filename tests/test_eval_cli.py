@@ -16,8 +16,8 @@ from skimage.metrics import peak_signal_noise_ratio
 
 import dagl
 from dagl.io import read_image
-from runtime.evaluate.cli import main
-from runtime.evaluate.paper import PAPER_CELLS
+from dagl.runtime.evaluate.cli import main
+from dagl.runtime.evaluate.paper import PAPER_CELLS
 
 CROP = 48
 

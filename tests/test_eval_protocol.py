@@ -18,8 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import dagl
 from dagl.io import read_image
-from export.cli import main as export_main
-from runtime.evaluate.cli import main
+from dagl.export.cli import main as export_main
+from dagl.runtime.evaluate.cli import main
 from test_tiling import release_chop
 
 

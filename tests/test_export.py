@@ -19,13 +19,13 @@ import torch
 from click.testing import CliRunner
 
 import dagl
-from calibration.policy import attention_path_nodes, float32_attention, fp32_nodes, module_scope
-from calibration.ranges import RangeTracker, track
-from calibration.samples import task_crops
+from dagl.calibration.policy import attention_path_nodes, float32_attention, fp32_nodes, module_scope
+from dagl.calibration.ranges import RangeTracker, track
+from dagl.calibration.samples import task_crops
 from dagl.gfam import BatchedGFAM
 from dagl.metrics import psnr
-from export.cli import main
-from export.trt_check import check_tensorrt_compatible
+from dagl.export.cli import main
+from dagl.export.trt_check import check_tensorrt_compatible
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 #: Ops that would break the dynamic-shape, parser-only guarantee of the graph.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dagl.configs import get_config
-from export.bench import worker
-from export.cli import _onnx_metadata
-from export.source import WeightsInfo
+from dagl.export.bench import worker
+from dagl.export.cli import _onnx_metadata
+from dagl.export.source import WeightsInfo
 
 
 def test_worker_reports_time_and_memory():

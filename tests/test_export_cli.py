@@ -8,9 +8,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import export.cli
-from export.cli import main
-from export.source import WeightsInfo
+import dagl.export.cli
+from dagl.export.cli import main
+from dagl.export.source import WeightsInfo
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -94,7 +94,7 @@ class _DataDependent(torch.nn.Module):
 
 
 def test_graph_failing_the_tensorrt_check_is_not_written(monkeypatch, tmp_path):
-    monkeypatch.setattr(export.cli, "load_model", lambda task, weights, sigma: (
+    monkeypatch.setattr(dagl.export.cli, "load_model", lambda task, weights, sigma: (
         _DataDependent(), WeightsInfo(source="test", sha256=None, random=False)))
     result = _run("--task", "jpeg", "--weights", "whatever", "--onnx-only", "--output-dir", str(tmp_path))
     assert result.exit_code == 1

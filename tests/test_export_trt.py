@@ -16,9 +16,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export import tensorrt_build
-from export.tensorrt_build import GPU, EngineUnavailable, Profile, build_engine
-from export.trt_check import check_tensorrt_compatible
+from dagl.export import tensorrt_build
+from dagl.export.tensorrt_build import GPU, EngineUnavailable, Profile, build_engine
+from dagl.export.trt_check import check_tensorrt_compatible
 
 
 def _graph(nodes, *, inputs=None, outputs=None, initializers=(), opset=17, elem=TensorProto.FLOAT):

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from dagl.datasets import centre_crop
 from dagl.io import read_image
 from dagl.metrics import psnr
-from export.cli import main as export_main
-from runtime import Restorer
+from dagl.export.cli import main as export_main
+from dagl.runtime import Restorer
 
 pytestmark = pytest.mark.gpu
 

@@ -7,7 +7,7 @@ import pytest
 
 from dagl.degradations import mosaic_grbg
 from dagl.io import LUMA
-from runtime.channels import ChannelError, to_network
+from dagl.runtime.channels import ChannelError, to_network
 
 RNG = np.random.default_rng(0)
 

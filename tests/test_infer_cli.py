@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dagl.io import read_image, write_image
-from runtime import Restorer
-from runtime.cli import main
+from dagl.runtime import Restorer
+from dagl.runtime.cli import main
 from test_runtime_support import jpeg_onnx
 
 FAST = ["--tile", "16", "--overlap", "4", "--threads", "1"]

@@ -12,8 +12,8 @@ import torch
 import dagl
 from dagl.io import read_image
 from dagl.metrics import psnr
-from runtime import Restorer, RuntimeLoadError, create_runner
-from runtime.tensorrt import EngineTarget, engine_mismatch
+from dagl.runtime import Restorer, RuntimeLoadError, create_runner
+from dagl.runtime.tensorrt import EngineTarget, engine_mismatch
 from test_runtime_support import add_metadata, jpeg_onnx
 from test_tiling import release_chop
 
@@ -178,7 +178,7 @@ def test_tensorrt_engine_matches_onnxruntime(onnx_path, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from export.tensorrt_build import Profile, build_engine
+    from dagl.export.tensorrt_build import Profile, build_engine
 
     plan = build_engine(onnx_path, tmp_path / "dagl-jpeg.plan", fp16=False, fp32_nodes=set(),
                         profile=Profile((1, 1, 16, 16), (4, 1, 32, 32), (4, 1, 64, 64)),

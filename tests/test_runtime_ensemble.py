@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.ensemble import TRANSFORMS, ensemble, forward_transform, inverse_transform
+from dagl.runtime.ensemble import TRANSFORMS, ensemble, forward_transform, inverse_transform
 
 
 @pytest.mark.parametrize("turns,flip", TRANSFORMS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 
 import dagl
-from export.onnx import export_onnx, save_atomic, set_metadata
+from dagl.export.onnx import export_onnx, save_atomic, set_metadata
 
 _CACHE: dict[str, Path] = {}
 

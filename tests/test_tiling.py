@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.tiling import (REFERENCE_MIN_SIZE, blend_ramp, count_tiles, grid_positions, reference_leaves,
+from dagl.runtime.tiling import (REFERENCE_MIN_SIZE, blend_ramp, count_tiles, grid_positions, reference_leaves,
                             run_grid, run_reference, run_tiled, tile_starts)
 
 

@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dagl.configs import TASKS
 from dagl.datasets import DatasetError, EvalSet, named_set, open_set
 from dagl.pretrained import WEIGHTS_DIR
-from runtime import Restorer, RuntimeLoadError
-from runtime.loader import BACKENDS
-from runtime.tiling import TILINGS
+from dagl.runtime import Restorer, RuntimeLoadError
+from dagl.runtime.loader import BACKENDS
+from dagl.runtime.tiling import TILINGS
 
 from .paper import (ARTEFACT_SUFFIXES, PAPER_CELLS, PaperCell, PaperRow, expected_names, find_artefact, paper_markdown,
                     paper_terminal_table)

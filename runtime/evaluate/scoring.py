@@ -15,7 +15,7 @@ import numpy as np
 
 from dagl.datasets import EvalSet, centre_crop
 from dagl.metrics import psnr, ssim
-from runtime import Restorer
+from dagl.runtime import Restorer
 
 #: Side of the crop shown in the per-dataset picture.
 SHOWCASE_SIZE = 96

@@ -12,7 +12,7 @@ from .compat import EngineTarget, engine_mismatch
 
 def import_tensorrt() -> Any:
     """The ``tensorrt`` module (found the way the engine builder finds it), or one clear line."""
-    from export.tensorrt_build import EngineUnavailable, import_tensorrt as find_tensorrt
+    from dagl.export.tensorrt_build import EngineUnavailable, import_tensorrt as find_tensorrt
 
     try:
         return find_tensorrt()
@@ -38,7 +38,7 @@ def read_sidecar(engine: Path) -> dict[str, Any]:
 
 def current_target(trt: Any) -> EngineTarget:
     """This process's TensorRT version and GPU, found the way the engine builder found its own."""
-    from export.tensorrt_build import EngineUnavailable, current_gpu
+    from dagl.export.tensorrt_build import EngineUnavailable, current_gpu
 
     try:
         gpu = current_gpu()

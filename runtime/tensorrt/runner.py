@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from export.onnx import INPUT_NAME, OUTPUT_NAME
+from dagl.export.onnx import INPUT_NAME, OUTPUT_NAME
 
 from ..base import BaseRunner, ModelInfo, RuntimeLoadError
 from .loader import load_engine
