@@ -63,7 +63,7 @@ def _onnx_metadata(task: str, channels: int, precision: str, sigma: int | None, 
 
 
 def _check(model: onnx.ModelProto, label: str) -> None:
-    """onnx.checker and the TensorRT-10 rules; a failure names the graph and the node."""
+    """onnx.checker and the TensorRT 11 rules; a failure names the graph and the node."""
     try:
         onnx.checker.check_model(model)
         assert_tensorrt_compatible(model)

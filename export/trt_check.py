@@ -1,15 +1,20 @@
-"""Static TensorRT 10.x compatibility check of an ONNX graph, run before a graph is written.
+"""Static TensorRT 11.x compatibility check of an ONNX graph, run on every export before a graph is written.
 
 Building an engine needs a GPU and can fail late (on the deployment machine) on an operator the
 parser refuses. This check runs anywhere and fails early, naming the offending node.
 
-Source of the rules: onnx-tensorrt's ``docs/operators.md`` support matrix ("TensorRT 10.x supports
-operators in the inclusive range of opset 9 to opset N"; the 10.0 release says opset 20, later
-10.x releases go higher, so 20 is the bound every TensorRT 10 accepts). Only the operators a DAGL
-graph can contain plus their close relatives are listed; anything else is refused, which is the
-safe direction for a static check. On top of the matrix, the project refuses operators that the
-matrix accepts but that would break its guarantees: data-dependent output shapes (NonZero,
-Unique, ...), control flow (Loop, If, Scan) and the im2col family (Col2Im is "N" in the matrix).
+Source of the rules: onnx-tensorrt's ``docs/operators.md`` support matrix, which NVIDIA's ONNX
+opset guide for TensorRT 11.x names as the operator list
+(https://docs.nvidia.com/deeplearning/tensorrt/latest/reference/onnx-opset-guide.html). The
+operator rows are those of the matrix of the 10.15 release ("TensorRT 10.15 supports operators in
+the inclusive range of opset 9 to opset 24"), the newest one transcribed here; the parser sections
+of the TensorRT 11.0-11.5 release notes list only additions to it (11.0: Swish and the
+TRT_Attention/TRT_MoE/TRT_KVCacheUpdate custom operators; 11.5: opset 25), so every 11.x parser
+accepts what it accepts, and the opset bound is 24 (25 needs 11.5 or later). Only the operators
+a DAGL graph can contain plus their close relatives are listed; anything else is refused, which is the safe direction for a static check. On top of the matrix,
+the project refuses operators that the matrix accepts but that would break its guarantees:
+data-dependent output shapes (NonZero, Unique, ...), control flow (Loop, If, Scan) and the im2col
+family (Col2Im is "N" in the matrix).
 """
 
 from __future__ import annotations
@@ -19,14 +24,14 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto
 
-#: Opset range every TensorRT 10.x parser accepts (10.0: "opset 9 to opset 20").
-OPSET_RANGE = (9, 20)
+#: Opset range every TensorRT 11.x parser accepts ("opset 9 to opset 24"; 25 only from 11.5 on).
+OPSET_RANGE = (9, 24)
 
 _F = ("FLOAT", "FLOAT16", "BFLOAT16")
 _FI = _F + ("INT32", "INT64")
 _FIB = _FI + ("BOOL",)
 
-#: Operator -> data types of its first input that the support matrix lists (TensorRT 10).
+#: Operator -> data types of its first input that the support matrix lists (TensorRT 11).
 SUPPORTED_TYPES: dict[str, tuple[str, ...]] = {
     "Add": _FI, "Sub": _FI, "Mul": _FI, "Div": _FI, "Pow": _FI, "Neg": _FI, "Abs": _FI,
     "Sqrt": _F, "Exp": _F, "Log": _F, "Reciprocal": _F, "Erf": _F, "Floor": _F, "Ceil": _F,
@@ -69,7 +74,7 @@ PROJECT_REFUSED: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason a graph would not build on TensorRT 10, attached to the node that causes it."""
+    """One reason a graph would not build on TensorRT 11, attached to the node that causes it."""
 
     node: str
     op_type: str
@@ -80,11 +85,11 @@ class Problem:
 
 
 class TensorRTCompatibilityError(ValueError):
-    """A graph that TensorRT 10 would refuse; the message names the first offending node."""
+    """A graph that TensorRT 11 would refuse; the message names the first offending node."""
 
     def __init__(self, problems: list[Problem]) -> None:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"not TensorRT-10 compatible: {problems[0]}{more}")
+        super().__init__(f"not TensorRT-11 compatible: {problems[0]}{more}")
         self.problems = problems
 
 
@@ -122,12 +127,12 @@ def _check_io(model: onnx.ModelProto) -> list[Problem]:
 
 
 def check_tensorrt_compatible(model: onnx.ModelProto) -> list[Problem]:
-    """Every rule above applied to ``model``; an empty list means it should parse on TensorRT 10."""
+    """Every rule above applied to ``model``; an empty list means it should parse on TensorRT 11."""
     problems = []
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     low, high = OPSET_RANGE
     if opset is None or not low <= opset <= high:
-        problems.append(Problem("<model>", "opset", f"opset {opset} outside TensorRT 10's {low}-{high}"))
+        problems.append(Problem("<model>", "opset", f"opset {opset} outside TensorRT 11's {low}-{high}"))
     problems.extend(_check_io(model))
     types = _tensor_types(model)
     constants = {init.name for init in model.graph.initializer}
@@ -141,7 +146,7 @@ def check_tensorrt_compatible(model: onnx.ModelProto) -> list[Problem]:
             problems.append(Problem(name, op, PROJECT_REFUSED[op]))
             continue
         if op not in SUPPORTED_TYPES:
-            problems.append(Problem(name, op, "operator not in the TensorRT 10 support list"))
+            problems.append(Problem(name, op, "operator not in the TensorRT 11 support list"))
             continue
         typed = node.output[0] if op in _OUTPUT_TYPED else (node.input[0] if node.input else None)
         if typed and typed in types and types[typed]:

@@ -45,7 +45,7 @@ def test_refused_operators_are_named(op):
 
 def test_unknown_operator_is_refused():
     node = helper.make_node("Hardmax", ["input"], ["output"], name="hm")
-    assert _problems(_graph([node])) == ["node 'hm' (Hardmax): operator not in the TensorRT 10 support list"]
+    assert _problems(_graph([node])) == ["node 'hm' (Hardmax): operator not in the TensorRT 11 support list"]
 
 
 def test_double_data_is_refused():
@@ -56,9 +56,11 @@ def test_double_data_is_refused():
     assert "node 'narrow' (Cast): type DOUBLE not supported for Cast" in problems
 
 
-def test_opset_beyond_tensorrt_10_0_is_refused():
-    problems = _problems(_graph([helper.make_node("Relu", ["input"], ["output"])], opset=21))
-    assert problems[0] == "node '<model>' (opset): opset 21 outside TensorRT 10's 9-20"
+def test_opset_beyond_every_tensorrt_11_is_refused():
+    relu = [helper.make_node("Relu", ["input"], ["output"])]
+    assert _problems(_graph(relu, opset=24)) == []  # the newest opset every 11.x parser accepts
+    problems = _problems(_graph(relu, opset=25))  # 11.5 and later only
+    assert problems[0] == "node '<model>' (opset): opset 25 outside TensorRT 11's 9-24"
 
 
 def test_reduce_axes_must_be_constant():
