@@ -137,13 +137,14 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
 def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_dir: Path, onnx_only: bool,
          min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,
          engine_required: bool) -> None:
-    """Export a DAGL task to ONNX and build a TensorRT 10 engine.
+    """Export a DAGL task to ONNX and build a strongly typed TensorRT engine (10.12+ or 11.x).
 
     \b
     Writes into --output-dir:
-      dagl-<task>.onnx          float32, dynamic N/H/W, checked for TensorRT 10
+      dagl-<task>.onnx          float32, dynamic N/H/W, checked for TensorRT 11
       dagl-<task>-fp16.onnx     with --fp16 (float32 I/O, attention kept float32)
-      dagl-<task>-fp16.plan     the engine (-fp32.plan without --fp16) + .plan.json
+      dagl-<task>-fp16.plan     the engine from the FP16 ONNX (-fp32.plan from the float32
+                                ONNX without --fp16) + .plan.json
       dagl-<task>.json          what was exported, from which weights, with which tools
     Without tensorrt or a GPU the ONNX files are kept and the command still succeeds
     (unless --engine-required).
@@ -182,8 +183,9 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
                    "weights": info.as_dict()}
         try:
             with _STDERR.status(f"building the TensorRT {precision} engine (minutes)"):
-                build_engine(output_dir / f"{stem}.onnx", plan, profile=shapes, fp16=fp16, fp32_nodes=keep,
-                             sidecar=sidecar)
+                # Strongly typed: the engine's precision is its ONNX graph's (FP16 graph -> FP16 engine).
+                source = f"{stem}-fp16.onnx" if fp16 else f"{stem}.onnx"
+                build_engine(output_dir / source, plan, profile=shapes, sidecar=sidecar)
             written += [plan.name, plan.name + ".json"]
             engine_note = plan.name
         except EngineUnavailable as exc:  # only reachable without --engine-required (checked upfront)

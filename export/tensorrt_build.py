@@ -1,16 +1,16 @@
-"""TensorRT 10 engine build from the exported ONNX, with the FP16 policy applied per layer.
+"""Strongly typed TensorRT engine build from an exported ONNX graph (TensorRT 10.12+ and 11.x).
 
 ``tensorrt`` is imported only when a build is asked for, so everything else in ``export`` works on
-machines without it. The engine is built from the float32 ONNX: TensorRT picks FP16 kernels
-itself under ``BuilderFlag.FP16``, and the layers that the calibration policy keeps in float32 are
-pinned there with ``layer.precision`` + ``OBEY_PRECISION_CONSTRAINTS`` (without that flag the
-constraints are only hints, and the overflow they prevent would come back).
+machines without it. The network is created strongly typed: every tensor keeps the type the ONNX
+graph gives it, so the FP16 engine is built from the FP16 ONNX (whose attention path is float32
+through explicit Casts) and the float32 engine from the float32 ONNX. Precision lives in the
+graph, where ``dagl-export`` checked it; there are no builder precision flags or per-layer pins
+(TensorRT 11 removed that weak-typing API, and 10.12+ ignores it for strongly typed networks).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -23,8 +23,6 @@ from .onnx import INPUT_NAME
 
 TIMING_CACHE_NAME = "dagl-timing.cache"
 WORKSPACE_BYTES = 4 << 30
-#: The parser tags each network layer with the ONNX node(s) it came from.
-_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
 
 
 class EngineUnavailable(RuntimeError):
@@ -76,52 +74,39 @@ def current_gpu() -> GPU:
     raise EngineUnavailable("no CUDA GPU found (torch.cuda and nvidia-smi see none)")
 
 
-def pin_fp32_layers(trt, network, fp32_nodes: set[str]) -> int:
-    """Force float32 math and outputs on every layer that came from a node in ``fp32_nodes``."""
-    floats = (trt.float32, trt.float16)
-    pinned = 0
-    for index in range(network.num_layers):
-        layer = network.get_layer(index)
-        sources = set(_ONNX_LAYER.findall(getattr(layer, "metadata", "") or "")) or {layer.name}
-        if not sources & fp32_nodes:
-            continue
-        outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
-        if layer.type == trt.LayerType.CONSTANT or not all(out.dtype in floats for out in outputs):
-            continue  # weights, shape arithmetic and the mask comparison have no float math to pin
-        layer.precision = trt.float32
-        for i in range(layer.num_outputs):
-            layer.set_output_type(i, trt.float32)
-        pinned += 1
-    return pinned
+def network_flags(trt) -> int:
+    """Creation flags of a strongly typed network.
+
+    TensorRT 10.12+ needs ``STRONGLY_TYPED`` to be strongly typed; 11.x always is and keeps the
+    flag only for compatibility (it is ignored), so passing it is right for both.
+    """
+    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
 
-def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, fp16: bool, fp32_nodes: set[str],
-                 sidecar: dict) -> Path:
+def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, sidecar: dict) -> Path:
     """Build ``plan_path`` from ``onnx_path`` and write ``<plan>.json`` beside it.
 
-    ``sidecar`` carries the task facts (task, channels, precision, sigma); the build adds the
-    TensorRT version, the GPU, the profile and the ONNX digest. The timing cache in the plan's
-    folder is read before and written after, so rebuilding (e.g. fp32 after fp16) is fast.
+    ``onnx_path`` decides the precision (float32 or FP16 graph). ``sidecar`` carries the task facts
+    (task, channels, precision, sigma); the build adds the TensorRT version, the GPU, the profile
+    and the ONNX digest. The timing cache in the plan's folder is read before and written after,
+    so rebuilding (e.g. fp32 after fp16) is fast. TF32 is cleared so that a float32 graph gets
+    float32 math, as in ``polygraphy run`` without ``--tf32`` (the documented parity check).
     """
     trt = import_tensorrt()
     gpu = current_gpu()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    # TensorRT 10 networks are always explicit-batch (the creation flag is deprecated), so 0 flags.
-    network = builder.create_network(0)
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise EngineBuildError(f"TensorRT could not parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    config.clear_flag(trt.BuilderFlag.TF32)
     shapes = builder.create_optimization_profile()
     shapes.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
     config.add_optimization_profile(shapes)
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        pin_fp32_layers(trt, network, fp32_nodes)
     cache_path = plan_path.parent / TIMING_CACHE_NAME
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
@@ -137,6 +122,7 @@ def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, fp16: bo
         "min_shape": list(profile.min),
         "opt_shape": list(profile.opt),
         "max_shape": list(profile.max),
+        "onnx": onnx_path.name,
         "onnx_sha256": file_digest(onnx_path),
     }
     write_atomic(plan_path.with_name(plan_path.name + ".json"), (json.dumps(meta, indent=2) + "\n").encode())

@@ -1,24 +1,28 @@
-"""The static TensorRT-10 check on hand-built graphs, and the engine build against a fake tensorrt.
+"""The static TensorRT 11 check on hand-built graphs, and the engine build against the TensorRT 11 fake.
 
-The fake records what the build asks of TensorRT, so the test catches the mistakes that only show
-on a GPU machine otherwise: profile shapes in the wrong order, FP16 without
-OBEY_PRECISION_CONSTRAINTS, float32 pins on the wrong layers, a sidecar missing keys.
+The fake (tests/fake_tensorrt.py) has only the names of the real TensorRT 11 bindings and records
+what the build asked for in the plan it returns, so the tests catch what otherwise shows only on a
+GPU machine: a removed weak-typing call, profile shapes in the wrong order, a sidecar missing keys.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from dagl.export import tensorrt_build
-from dagl.export.tensorrt_build import GPU, EngineUnavailable, Profile, build_engine
+import fake_tensorrt
+from dagl.export.tensorrt_build import GPU, EngineBuildError, EngineUnavailable, Profile, build_engine
 from dagl.export.trt_check import check_tensorrt_compatible
+from dagl.runtime import RuntimeLoadError
+from dagl.runtime.base import ModelInfo
+from dagl.runtime.tensorrt import TensorRTRunner, read_sidecar
 
 
 def _graph(nodes, *, inputs=None, outputs=None, initializers=(), opset=17, elem=TensorProto.FLOAT):
@@ -81,157 +85,85 @@ def test_unnamed_dynamic_dim_is_refused():
     assert "node 'input' (graph I/O): axis 0 is neither fixed nor named" in problems
 
 
-# --- engine build against a fake tensorrt -------------------------------------------------------
-
-class _Tensor:
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-
-class _Layer:
-    def __init__(self, name, metadata, dtype, kind="ELEMENTWISE"):
-        self.name, self.metadata, self.precision, self.type = name, metadata, None, kind
-        self.outputs = [_Tensor(dtype)]
-        self.output_types = {}
-        self.num_outputs = 1
-
-    def get_output(self, i):
-        return self.outputs[i]
-
-    def set_output_type(self, i, dtype):
-        self.output_types[i] = dtype
-
-
-def _fake_tensorrt(calls: dict, layers: list[_Layer]) -> types.ModuleType:
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = "10.99.0"
-    trt.float32, trt.float16, trt.int64 = "float32", "float16", "int64"
-    trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", OBEY_PRECISION_CONSTRAINTS="OBEY")
-    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-    trt.LayerType = types.SimpleNamespace(CONSTANT="CONSTANT")
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})
-
-    class Network:
-        num_layers = len(layers)
-
-        def get_layer(self, i):
-            return layers[i]
-
-    class Parser:
-        def __init__(self, network, logger):
-            self.num_errors = 0
-
-        def parse_from_file(self, path):
-            calls["parsed"] = path
-            return True
-
-    class Cache:
-        def __init__(self, data):
-            self.data = data
-
-        def serialize(self):
-            return self.data + b"+tuned"
-
-    class Config:
-        def __init__(self):
-            self.flags, self.cache = [], None
-
-        def set_memory_pool_limit(self, pool, size):
-            calls["workspace"] = (pool, size)
-
-        def add_optimization_profile(self, profile):
-            calls["profile"] = profile.shapes
-
-        def set_flag(self, flag):
-            calls.setdefault("flags", []).append(flag)
-
-        def create_timing_cache(self, data):
-            calls.setdefault("cache_in", []).append(data)
-            return Cache(data)
-
-        def set_timing_cache(self, cache, ignore_mismatch):
-            self.cache = cache
-
-        def get_timing_cache(self):
-            return self.cache
-
-    class Profile:
-        def set_shape(self, name, lo, opt, hi):
-            self.shapes = (name, lo, opt, hi)
-
-    class Builder:
-        def __init__(self, logger):
-            pass
-
-        def create_network(self, flags):
-            calls["network_flags"] = flags
-            return Network()
-
-        create_builder_config = staticmethod(Config)
-        create_optimization_profile = staticmethod(Profile)
-
-        def build_serialized_network(self, network, config):
-            return b"PLAN"
-
-    trt.Builder, trt.OnnxParser = Builder, Parser
-    return trt
-
+# --- engine build against the TensorRT 11 fake ------------------------------------------------
 
 @pytest.fixture
 def fake_trt(monkeypatch):
-    calls: dict = {}
-    layers = [
-        _Layer("scores", "[ONNX Layer: /h/MatMul]", "float16"),
-        _Layer("fused", "[ONNX Layer: /h/Mul_4]\x1f[ONNX Layer: /h/Softmax]", "float16"),
-        _Layer("mask", "[ONNX Layer: /h/Greater]", "bool"),
-        _Layer("conv", "[ONNX Layer: /body/Conv]", "float16"),
-        _Layer("/h/Sub", "", "float16"),  # no metadata: matched by name
-        _Layer("scale", "[ONNX Layer: /h/Constant_3]", "float16", kind="CONSTANT"),
-    ]
-    monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(calls, layers))
+    """The TensorRT 11 fake as ``tensorrt``, and a fixed GPU."""
+    module = fake_tensorrt.make_module()
+    monkeypatch.setitem(sys.modules, "tensorrt", module)
     monkeypatch.setattr(tensorrt_build, "current_gpu", lambda: GPU("Fake H100", "9.0"))
-    return calls, layers
+    return module
 
 
 def _build(tmp_path: Path, fp16: bool) -> Path:
-    onnx_path = tmp_path / "dagl-jpeg.onnx"
-    onnx.save(_graph([helper.make_node("Relu", ["input"], ["output"])]), str(onnx_path))
+    """Build from a float32 or FP16 graph (float32 I/O either way, as dagl-export writes them)."""
+    inner = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    nodes = [helper.make_node("Cast", ["input"], ["x"], to=inner), helper.make_node("Relu", ["x"], ["y"]),
+             helper.make_node("Cast", ["y"], ["output"], to=TensorProto.FLOAT)]
+    onnx_path = tmp_path / ("dagl-jpeg-fp16.onnx" if fp16 else "dagl-jpeg.onnx")
+    onnx.save(_graph(nodes), str(onnx_path))
     profile = Profile(min=(1, 1, 16, 16), opt=(2, 1, 96, 96), max=(2, 1, 256, 256))
     plan = tmp_path / f"dagl-jpeg-{'fp16' if fp16 else 'fp32'}.plan"
-    fp32_nodes = {"/h/MatMul", "/h/Softmax", "/h/Greater", "/h/Sub", "/h/Constant_3"}
     sidecar = {"task": "jpeg", "channels": 1, "precision": "fp16" if fp16 else "fp32", "sigma": None}
-    return build_engine(onnx_path, plan, profile=profile, fp16=fp16, fp32_nodes=fp32_nodes, sidecar=sidecar)
+    return build_engine(onnx_path, plan, profile=profile, sidecar=sidecar)
 
 
-def test_fp16_build_pins_attention_layers_and_writes_sidecar(fake_trt, tmp_path):
-    calls, layers = fake_trt
-    plan = _build(tmp_path, fp16=True)
-    assert calls["profile"] == ("input", (1, 1, 16, 16), (2, 1, 96, 96), (2, 1, 256, 256))
-    assert calls["flags"] == ["FP16", "OBEY"] and calls["network_flags"] == 0
-    pinned = {layer.name for layer in layers if layer.precision == "float32"}
-    assert pinned == {"scores", "fused", "/h/Sub"}  # no pins on the bool mask or weights; conv stays free
-    assert all(layer.output_types == {0: "float32"} for layer in layers if layer.name in pinned)
-    assert plan.read_bytes() == b"PLAN"
+@pytest.mark.parametrize("fp16", [True, False])
+def test_strongly_typed_build_writes_plan_and_sidecar(fake_trt, tmp_path, fp16):
+    plan = _build(tmp_path, fp16=fp16)
+    built = fake_tensorrt.read_plan(plan.read_bytes())
+    assert built["onnx"] == ("dagl-jpeg-fp16.onnx" if fp16 else "dagl-jpeg.onnx")
+    # No precision flags at all (the graph decides); TF32 cleared so float32 means float32.
+    assert built["flags"] == []
+    assert built["io"] == [["input", "input", "float32"], ["output", "output", "float32"]]
+    assert built["profiles"] == [{"input": [[1, 1, 16, 16], [2, 1, 96, 96], [2, 1, 256, 256]]}]
     meta = json.loads(plan.with_name(plan.name + ".json").read_text())
-    assert meta["tensorrt_version"] == "10.99.0" and meta["gpu_name"] == "Fake H100"
+    assert meta["tensorrt_version"] == fake_tensorrt.VERSION and meta["gpu_name"] == "Fake H100"
     assert meta["compute_capability"] == "9.0" and meta["task"] == "jpeg" and meta["sigma"] is None
     assert (meta["min_shape"], meta["opt_shape"], meta["max_shape"]) == ([1, 1, 16, 16], [2, 1, 96, 96],
                                                                          [2, 1, 256, 256])
-    assert meta["onnx_sha256"] == tensorrt_build.file_digest(tmp_path / "dagl-jpeg.onnx")
+    assert meta["onnx_sha256"] == tensorrt_build.file_digest(tmp_path / built["onnx"])
+
+
+def test_network_is_created_strongly_typed(fake_trt):
+    flags = tensorrt_build.network_flags(fake_trt)
+    network = fake_trt.Builder(fake_trt.Logger(fake_trt.Logger.WARNING)).create_network(flags)
+    assert network.get_flag(fake_trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
 
 def test_timing_cache_is_reused_between_builds(fake_trt, tmp_path):
-    calls, layers = fake_trt
     _build(tmp_path, fp16=True)
-    _build(tmp_path, fp16=False)
-    assert calls["cache_in"] == [b"", b"+tuned"]
+    assert (tmp_path / tensorrt_build.TIMING_CACHE_NAME).read_bytes() == b"+tuned"
+    _build(tmp_path, fp16=False)  # starts from the first build's cache and extends it
     assert (tmp_path / tensorrt_build.TIMING_CACHE_NAME).read_bytes() == b"+tuned+tuned"
 
 
-def test_fp32_build_sets_no_precision_flags(fake_trt, tmp_path):
-    calls, layers = fake_trt
-    _build(tmp_path, fp16=False)
-    assert "flags" not in calls and all(layer.precision is None for layer in layers)
+def test_unparsable_onnx_is_a_build_error(fake_trt, tmp_path):
+    bad = tmp_path / "dagl-jpeg.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(EngineBuildError, match="TensorRT could not parse dagl-jpeg.onnx"):
+        build_engine(bad, tmp_path / "x.plan", profile=Profile(*[(1, 1, 8, 8)] * 3), sidecar={})
+    assert not (tmp_path / "x.plan").exists()
+
+
+def test_engine_runs_through_the_tensorrt_runner(fake_trt, tmp_path):
+    """The run path (sidecar check, deserialise, bind by address, execute) against the fake."""
+    plan = _build(tmp_path, fp16=True)
+    info = ModelInfo(task="jpeg", channels=1, precision="fp16")
+    batch = np.random.default_rng(0).random((2, 1, 20, 24), dtype=np.float32)
+    with TensorRTRunner(plan, info, read_sidecar(plan), device="cpu") as runner:
+        np.testing.assert_array_equal(runner.infer(batch), 1 - batch)  # the fake engine's 1 - x
+        with pytest.raises(RuntimeLoadError, match=r"accepts shapes from \[1, 1, 16, 16\]"):
+            runner.infer(batch[:, :, :8])
+
+
+def test_engine_from_another_tensorrt_is_refused(fake_trt, tmp_path, monkeypatch):
+    plan = _build(tmp_path, fp16=False)
+    monkeypatch.setattr(fake_trt, "__version__", "11.5.0.20")
+    runner = TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1), read_sidecar(plan), device="cpu")
+    with pytest.raises(RuntimeLoadError, match=r"built for TensorRT 11\.4\.0\.106 \(running 11\.5\.0\.20\)"):
+        runner.activate()
 
 
 def test_missing_tensorrt_is_engine_unavailable(monkeypatch):

@@ -1,8 +1,10 @@
-"""Execute batches with a TensorRT 10 engine, using torch CUDA tensors as device buffers.
+"""Execute batches with a TensorRT 10.12+/11.x engine, using torch tensors as device buffers.
 
 torch is already a dependency and owns a caching allocator and streams, so it replaces
 cuda-python/pycuda here: inputs and outputs are CUDA tensors whose ``data_ptr()`` is bound by
-tensor name (the TensorRT 10 API: ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``).
+tensor name (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``: the same calls in
+TensorRT 10 and 11). The buffers' torch device is a parameter only so that the tests can run this
+exact code against the TensorRT 11 fake with host memory; real engines need ``"cuda"``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from dagl.export.onnx import INPUT_NAME, OUTPUT_NAME
 
 from ..base import BaseRunner, ModelInfo, RuntimeLoadError
-from .loader import load_engine
+from .loader import import_tensorrt, load_engine
 
 
 class TensorRTRunner(BaseRunner):
@@ -23,8 +25,8 @@ class TensorRTRunner(BaseRunner):
 
     name = "tensorrt"
 
-    def __init__(self, path: Path, info: ModelInfo, sidecar: dict[str, Any]) -> None:
-        super().__init__(info, device="cuda")
+    def __init__(self, path: Path, info: ModelInfo, sidecar: dict[str, Any], device: str = "cuda") -> None:
+        super().__init__(info, device=device)
         self.path = path
         self.sidecar = sidecar
         self.engine = self.context = self._runtime = None
@@ -35,7 +37,14 @@ class TensorRTRunner(BaseRunner):
         return int(high[0]) if high else None
 
     def activate_impl(self) -> None:
+        trt = import_tensorrt()
         self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar)
+        # Strongly typed engines keep the ONNX graph's I/O types; dagl-export writes float32 I/O
+        # for both precisions, and the buffers below are float32.
+        for name in (INPUT_NAME, OUTPUT_NAME):
+            if self.engine.get_tensor_dtype(name) != trt.float32:
+                raise RuntimeLoadError(f"{self.path.name}: tensor {name!r} is {self.engine.get_tensor_dtype(name)}, "
+                                       f"not float32; rebuild it from an ONNX file written by dagl-export")
         self.context = self.engine.create_execution_context()
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
@@ -48,16 +57,18 @@ class TensorRTRunner(BaseRunner):
         import torch
 
         self._check_shape(batch.shape)
-        stream = torch.cuda.current_stream()
-        inputs = torch.from_numpy(batch).cuda()
-        self.context.set_input_shape(INPUT_NAME, tuple(batch.shape))
-        outputs = torch.empty(tuple(self.context.get_tensor_shape(OUTPUT_NAME)), dtype=torch.float32,
-                              device="cuda")
+        device = torch.device(self.device)
+        stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
+        inputs = torch.from_numpy(batch).to(device)
+        if not self.context.set_input_shape(INPUT_NAME, tuple(batch.shape)):
+            raise RuntimeLoadError(f"{self.path.name} refused input shape {list(batch.shape)}")
+        outputs = torch.empty(tuple(self.context.get_tensor_shape(OUTPUT_NAME)), dtype=torch.float32, device=device)
         self.context.set_tensor_address(INPUT_NAME, inputs.data_ptr())
         self.context.set_tensor_address(OUTPUT_NAME, outputs.data_ptr())
-        if not self.context.execute_async_v3(stream.cuda_stream):
+        if not self.context.execute_async_v3(stream.cuda_stream if stream else 0):
             raise RuntimeError(f"TensorRT failed to execute {self.path.name} on shape {batch.shape}")
-        stream.synchronize()
+        if stream:
+            stream.synchronize()
         return outputs.cpu().numpy()
 
     def deactivate_impl(self) -> None:
