@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto
 
+from dagl.errors import DaglError
+
 #: Opset range every TensorRT 10.x parser accepts (10.0: "opset 9 to opset 20").
 OPSET_RANGE = (9, 20)
 
@@ -79,7 +81,7 @@ class Problem:
         return f"node {self.node!r} ({self.op_type}): {self.reason}"
 
 
-class TensorRTCompatibilityError(ValueError):
+class TensorRTCompatibilityError(DaglError):
     """A graph that TensorRT 10 would refuse; the message names the first offending node."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -17,7 +17,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from dagl.export import tensorrt_build
-from dagl.export.tensorrt_build import GPU, EngineUnavailable, Profile, build_engine
+from dagl.artefact import GPU, EngineUnavailable, Profile, import_tensorrt
+from dagl.export.tensorrt_build import EngineTask, build_engine
 from dagl.export.trt_check import check_tensorrt_compatible
 
 
@@ -197,8 +198,9 @@ def _build(tmp_path: Path, fp16: bool) -> Path:
     profile = Profile(min=(1, 1, 16, 16), opt=(2, 1, 96, 96), max=(2, 1, 256, 256))
     plan = tmp_path / f"dagl-jpeg-{'fp16' if fp16 else 'fp32'}.plan"
     fp32_nodes = {"/h/MatMul", "/h/Softmax", "/h/Greater", "/h/Sub", "/h/Constant_3"}
-    sidecar = {"task": "jpeg", "channels": 1, "precision": "fp16" if fp16 else "fp32", "sigma": None}
-    return build_engine(onnx_path, plan, profile=profile, fp16=fp16, fp32_nodes=fp32_nodes, sidecar=sidecar)
+    task = EngineTask(task="jpeg", channels=1, precision="fp16" if fp16 else "fp32", sigma=None, weights={})
+    build_engine(onnx_path, plan, profile=profile, fp16=fp16, fp32_nodes=fp32_nodes, task=task)
+    return plan
 
 
 def test_fp16_build_pins_attention_layers_and_writes_sidecar(fake_trt, tmp_path):
@@ -235,4 +237,4 @@ def test_fp32_build_sets_no_precision_flags(fake_trt, tmp_path):
 def test_missing_tensorrt_is_engine_unavailable(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails as if not installed
     with pytest.raises(EngineUnavailable, match="tensorrt is not installed"):
-        tensorrt_build.import_tensorrt()
+        import_tensorrt()

@@ -7,7 +7,6 @@ build time records both, so the mismatch can be named before TensorRT is even to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -26,16 +25,14 @@ def _release(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:3])
 
 
-def engine_mismatch(sidecar: Mapping[str, object], here: EngineTarget, rebuild_hint: str) -> str | None:
-    """``None`` if the engine described by ``sidecar`` fits ``here``, else one line saying what differs.
+def engine_mismatch(built: EngineTarget, here: EngineTarget, rebuild_hint: str) -> str | None:
+    """``None`` if an engine ``built`` for one target fits ``here``, else one line saying what differs.
 
     ``rebuild_hint`` is the command that rebuilds the engine for this machine, appended to the line.
     TensorRT documents a default engine as valid only on the device model that built it (unless
     built hardware-compatible, which ``dagl-export`` does not do), so the GPU name is compared as
     well as the compute capability, which alone decides whether the kernels load at all.
     """
-    built = EngineTarget(str(sidecar.get("tensorrt_version")), str(sidecar.get("gpu_name")),
-                         str(sidecar.get("compute_capability")))
     differences = []
     if _release(built.tensorrt_version) != _release(here.tensorrt_version):
         differences.append(f"TensorRT {built.tensorrt_version} (running {here.tensorrt_version})")

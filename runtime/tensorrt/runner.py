@@ -8,11 +8,10 @@ tensor name (the TensorRT 10 API: ``set_input_shape``, ``set_tensor_address``, `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from dagl.export.onnx import INPUT_NAME, OUTPUT_NAME
+from dagl.artefact import INPUT_NAME, OUTPUT_NAME, EngineSidecar
 
 from ..base import BaseRunner, ModelInfo, RuntimeLoadError
 from .loader import load_engine
@@ -23,7 +22,7 @@ class TensorRTRunner(BaseRunner):
 
     name = "tensorrt"
 
-    def __init__(self, path: Path, info: ModelInfo, sidecar: dict[str, Any]) -> None:
+    def __init__(self, path: Path, info: ModelInfo, sidecar: EngineSidecar) -> None:
         super().__init__(info, device="cuda")
         self.path = path
         self.sidecar = sidecar
@@ -31,17 +30,16 @@ class TensorRTRunner(BaseRunner):
 
     @property
     def max_batch(self) -> int | None:
-        high = self.sidecar.get("max_shape")
-        return int(high[0]) if high else None
+        return self.sidecar.max_batch
 
     def activate_impl(self) -> None:
         self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar)
         self.context = self.engine.create_execution_context()
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        low, high = self.sidecar.get("min_shape"), self.sidecar.get("max_shape")
-        if low and high and not all(lo <= s <= hi for s, lo, hi in zip(shape, low, high)):
-            raise RuntimeLoadError(f"{self.path.name} accepts shapes from {low} to {high}, not {list(shape)}; "
+        low, high = self.sidecar.min_shape, self.sidecar.max_shape
+        if not all(lo <= s <= hi for s, lo, hi in zip(shape, low, high)):
+            raise RuntimeLoadError(f"{self.path.name} accepts shapes from {list(low)} to {list(high)}, not {list(shape)}; "
                                    f"choose --tile/--batch inside that range or rebuild the engine")
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
