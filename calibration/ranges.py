@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from dagl.configs import TASKS
 from dagl.gfam import GFAMHead
-from dagl.export.atomic import write_atomic
-from dagl.export.source import load_model
+from dagl.atomic import write_atomic
+from dagl.source import load_model
 
 from .policy import RANGES_FILE, load_ranges
 from .samples import DEFAULT_SIGMA, task_crops

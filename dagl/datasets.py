@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .configs import get_config
+from .errors import UserInputError
 from .degradations import protocol_noise
 from .io import IMAGE_SUFFIXES, ImageReadError, has_gray_content, read_image
 
@@ -24,7 +25,7 @@ from .io import IMAGE_SUFFIXES, ImageReadError, has_gray_content, read_image
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserInputError):
     """A dataset that cannot be evaluated as asked; the message is one line meant for the user."""
 
 

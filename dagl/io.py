@@ -6,11 +6,13 @@ both the networks' tensors and the metrics want; integer storage is an on-disk c
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from .atomic import atomic_path
+from .errors import UserInputError
 
 #: Extensions read through Pillow; ``.npy`` and ``.tif``/``.tiff`` have their own readers.
 PIL_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".webp", ".ppm", ".pgm"}
@@ -32,7 +34,7 @@ def has_gray_content(image: np.ndarray) -> bool:
     return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]))
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserInputError):
     """An input that is not a usable image; the message is one line meant for the user."""
 
 
@@ -84,7 +86,7 @@ def read_image(path: str | Path) -> np.ndarray:
 WRITE_BIT_DEPTHS = {".png": (8, 16), ".tif": (8, 16, 32), ".tiff": (8, 16, 32), ".npy": (32,)}
 
 
-class ImageWriteError(ValueError):
+class ImageWriteError(UserInputError):
     """An output that cannot be written as asked; the message is one line meant for the user."""
 
 
@@ -120,9 +122,8 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path
     pixels = _quantise(np.asarray(array), bit_depth)
     if not path.parent.is_dir():
         raise ImageWriteError(f"{path}: output folder {path.parent} does not exist")
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temp, "wb") as handle:
+        with atomic_path(path) as temp, open(temp, "wb") as handle:
             if suffix == ".npy":
                 np.save(handle, pixels, allow_pickle=False)
             elif suffix in TIFF_SUFFIXES:
@@ -131,11 +132,6 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path
                 tifffile.imwrite(handle, pixels)
             else:
                 Image.fromarray(pixels).save(handle, format="PNG")  # uint16 (H, W) maps to mode I;16
-        os.replace(temp, path)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise ImageWriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     return path

@@ -14,6 +14,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .atomic import atomic_path
+from .errors import UserInputError
+
 #: Keys of the release's checkpoints that the forward pass never uses and our model does not carry.
 IGNORED_PREFIXES = ("add_mean.",)
 #: Wrappers some training scripts add around a state dict.
@@ -21,7 +24,7 @@ _WRAPPER_KEYS = ("state_dict", "model", "params")
 SAFETENSORS_SUFFIX = ".safetensors"
 
 
-class WeightsError(ValueError):
+class WeightsError(UserInputError):
     """A weights file that cannot be used for the requested model; the message says why."""
 
 
@@ -81,10 +84,8 @@ def save_safetensors(model: nn.Module, path: str | Path, *, fp16: bool = False,
     dtype = torch.float16 if fp16 else torch.float32
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=dict(metadata or {}))
-    tmp.chmod(0o644)  # safetensors creates files owner-only; shipped weights must be readable
-    tmp.replace(path)
+    with atomic_path(path) as temp:
+        save_file(tensors, str(temp), metadata=dict(metadata or {}))
     return path
 
 

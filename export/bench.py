@@ -45,7 +45,7 @@ def _runner(backend: str, task: str, onnx_path: str | None, threads: int):
     import torch
 
     import dagl
-    from dagl.export.source import RANDOM_SEED
+    from dagl.source import RANDOM_SEED
 
     torch.set_num_threads(threads)
     torch.manual_seed(RANDOM_SEED)
@@ -100,7 +100,7 @@ def main(task: str, tile: int, threads: int, repeats: int, onnx_path: Path | Non
     with tempfile.TemporaryDirectory() as tmp:
         if onnx_path is None:
             from dagl.export.onnx import export_onnx
-            from dagl.export.source import RANDOM, load_model
+            from dagl.source import RANDOM, load_model
 
             model, _ = load_model(task, RANDOM)
             onnx_path = export_onnx(model, Path(tmp) / f"dagl-{task}.onnx", channels=get_config(task).channels)

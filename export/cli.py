@@ -12,17 +12,17 @@ import onnx
 from rich.console import Console
 from torch import nn
 
+from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE, EngineUnavailable, Profile,
+                           artefact_stem, current_gpu, import_tensorrt, onnx_metadata)
+from dagl.atomic import write_atomic
 from dagl.calibration.policy import RANGES_FILE, fp32_nodes
 from dagl.configs import TASKS, TaskConfig, get_config
+from dagl.source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
 from dagl.weights import WeightsError
-from dagl.runtime.tiling import DEFAULT_BATCH, DEFAULT_TILE
 
-from .atomic import write_atomic
 from .fp16 import to_fp16
 from .onnx import DEFAULT_OPSET, export_onnx, save_atomic, set_metadata
-from .source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
-from .tensorrt_build import (EngineBuildError, EngineUnavailable, Profile, build_engine, current_gpu,
-                             import_tensorrt)
+from .tensorrt_build import EngineBuildError, EngineTask, build_engine
 from .trt_check import TensorRTCompatibilityError, assert_tensorrt_compatible
 
 #: Spinners for the long steps; messages go through click.echo as single lines.
@@ -55,11 +55,8 @@ def _versions() -> dict[str, str | None]:
 
 
 def _onnx_metadata(task: str, channels: int, precision: str, sigma: int | None, weights: WeightsInfo) -> dict:
-    props = {"dagl.task": task, "dagl.channels": str(channels), "dagl.precision": precision,
-             "dagl.weights": f"RANDOM (seed {RANDOM_SEED}), not trained" if weights.random else weights.sha256}
-    if sigma is not None:
-        props["dagl.sigma"] = str(sigma)
-    return props
+    label = f"RANDOM (seed {RANDOM_SEED}), not trained" if weights.random else str(weights.sha256)
+    return onnx_metadata(task, channels, precision, sigma, label)
 
 
 def _check(model: onnx.ModelProto, label: str) -> None:
@@ -97,7 +94,7 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
                    output_dir: Path) -> tuple[dict[str, onnx.ModelProto], set[str]]:
     """The checked, labelled graphs by file name (nothing written yet) and the float32 node set."""
     channels = get_config(task).channels
-    stem = f"dagl-{task}"
+    stem = artefact_stem(task)
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dagl-export-") as tmp:
         with _STDERR.status(f"exporting {task} to float32 ONNX (opset {DEFAULT_OPSET})"):
             fp32 = onnx.load(str(export_onnx(model, Path(tmp) / "fp32.onnx", channels=channels)))
@@ -125,11 +122,11 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder for the .onnx/.plan/.json files (created if missing).")
 @click.option("--onnx-only", is_flag=True, help="Stop after the ONNX files; no TensorRT engine.")
-@click.option("--min-shape", type=ShapeType(), default="16x16", show_default=True,
+@click.option("--min-shape", type=ShapeType(), default=f"{DEFAULT_MIN_TILE}x{DEFAULT_MIN_TILE}", show_default=True,
               help="Smallest tile HxW the engine accepts.")
 @click.option("--opt-shape", type=ShapeType(), default=f"{DEFAULT_TILE}x{DEFAULT_TILE}", show_default=True,
               help="Tile HxW TensorRT tunes kernels for (dagl-infer's default grid tile).")
-@click.option("--max-shape", type=ShapeType(), default="256x256", show_default=True,
+@click.option("--max-shape", type=ShapeType(), default=f"{DEFAULT_MAX_TILE}x{DEFAULT_MAX_TILE}", show_default=True,
               help="Largest tile HxW (attention memory grows with (H*W)^2/16: keep tiles modest).")
 @click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Largest batch of tiles per engine call (also the tuned one; dagl-infer's default).")
@@ -165,7 +162,7 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
         click.secho(f"WARNING: --weights random: seeded random weights (seed {RANDOM_SEED}); the artefacts "
                     "restore nothing and are labelled so in their metadata", fg="yellow", bold=True, err=True)
 
-    stem = f"dagl-{task}"
+    stem = artefact_stem(task)
     output_dir.mkdir(parents=True, exist_ok=True)
     graphs, keep = _export_graphs(model, task, noise, info, fp16, output_dir)
     for name, graph in graphs.items():
@@ -179,13 +176,12 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
     engine_note = "skipped (--onnx-only)"
     if not onnx_only:
         plan = output_dir / f"{stem}-{precision}.plan"
-        sidecar = {"task": task, "channels": channels, "precision": precision, "sigma": noise,
-                   "weights": info.as_dict()}
+        facts = EngineTask(task=task, channels=channels, precision=precision, sigma=noise, weights=info.as_dict())
         try:
             with _STDERR.status(f"building the TensorRT {precision} engine (minutes)"):
                 # Strongly typed: the engine's precision is its ONNX graph's (FP16 graph -> FP16 engine).
                 source = f"{stem}-fp16.onnx" if fp16 else f"{stem}.onnx"
-                build_engine(output_dir / source, plan, profile=shapes, sidecar=sidecar)
+                build_engine(output_dir / source, plan, profile=shapes, task=facts)
             written += [plan.name, plan.name + ".json"]
             engine_note = plan.name
         except EngineUnavailable as exc:  # only reachable without --engine-required (checked upfront)

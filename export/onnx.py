@@ -16,10 +16,9 @@ import onnx
 import torch
 from torch import nn
 
-from .atomic import write_atomic
+from dagl.artefact import INPUT_NAME, OUTPUT_NAME
+from dagl.atomic import write_atomic
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "output"
 DEFAULT_OPSET = 17
 
 

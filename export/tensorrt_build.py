@@ -10,68 +10,31 @@ graph, where ``dagl-export`` checked it; there are no builder precision flags or
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dagl.artefact import INPUT_NAME, EngineSidecar, Profile, current_gpu, import_tensorrt, require_supported
+from dagl.atomic import write_atomic
+from dagl.errors import DaglError
 from dagl.weights import file_digest
-
-from .atomic import write_atomic
-from .onnx import INPUT_NAME
 
 TIMING_CACHE_NAME = "dagl-timing.cache"
 WORKSPACE_BYTES = 4 << 30
 
 
-class EngineUnavailable(RuntimeError):
-    """No engine can be built on this machine (no tensorrt, no GPU); the ONNX files are still fine."""
-
-
-class EngineBuildError(RuntimeError):
+class EngineBuildError(DaglError):
     """TensorRT refused the graph or the build failed; the message carries TensorRT's reason."""
 
 
 @dataclass(frozen=True)
-class Profile:
-    """One optimisation profile, shapes as (N, C, H, W)."""
+class EngineTask:
+    """The task facts an engine's sidecar records (the build adds where it was built)."""
 
-    min: tuple[int, int, int, int]
-    opt: tuple[int, int, int, int]
-    max: tuple[int, int, int, int]
-
-
-@dataclass(frozen=True)
-class GPU:
-    name: str
-    compute_capability: str
-
-
-def import_tensorrt():
-    """The ``tensorrt`` module, or :class:`EngineUnavailable` saying why not."""
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise EngineUnavailable(f"tensorrt is not installed ({exc}); pip install 'dagl[tensorrt]' "
-                                "on a machine with an NVIDIA GPU") from None
-    return tensorrt
-
-
-def current_gpu() -> GPU:
-    """Name and compute capability of CUDA device 0, from torch or else nvidia-smi."""
-    import torch
-
-    if torch.cuda.is_available():
-        major, minor = torch.cuda.get_device_capability(0)
-        return GPU(torch.cuda.get_device_name(0), f"{major}.{minor}")
-    if shutil.which("nvidia-smi"):
-        result = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "-i", "0"],
-                                capture_output=True, text=True, check=False)
-        if result.returncode == 0 and "," in result.stdout:
-            name, capability = (part.strip() for part in result.stdout.splitlines()[0].rsplit(",", 1))
-            return GPU(name, capability)
-    raise EngineUnavailable("no CUDA GPU found (torch.cuda and nvidia-smi see none)")
+    task: str
+    channels: int
+    precision: str
+    sigma: int | None
+    weights: dict
 
 
 def network_flags(trt) -> int:
@@ -83,16 +46,17 @@ def network_flags(trt) -> int:
     return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
 
-def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, sidecar: dict) -> Path:
+def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, task: EngineTask) -> EngineSidecar:
     """Build ``plan_path`` from ``onnx_path`` and write ``<plan>.json`` beside it.
 
-    ``onnx_path`` decides the precision (float32 or FP16 graph). ``sidecar`` carries the task facts
-    (task, channels, precision, sigma); the build adds the TensorRT version, the GPU, the profile
-    and the ONNX digest. The timing cache in the plan's folder is read before and written after,
-    so rebuilding (e.g. fp32 after fp16) is fast. TF32 is cleared so that a float32 graph gets
-    float32 math, as in ``polygraphy run`` without ``--tf32`` (the documented parity check).
+    ``onnx_path`` decides the precision (the float32 or the FP16 graph). ``task`` carries the task
+    facts (task, channels, precision, sigma); the build adds the TensorRT version, the GPU, the
+    profile and the ONNX digest. The timing cache in the plan's folder is read before and written
+    after, so rebuilding (e.g. fp32 after fp16) is fast. TF32 is cleared so that a float32 graph
+    gets float32 math, as ``polygraphy run`` does without ``--tf32`` (the documented parity check).
     """
     trt = import_tensorrt()
+    require_supported(trt.__version__)
     gpu = current_gpu()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -115,15 +79,10 @@ def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, sidecar:
         raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
     write_atomic(plan_path, bytes(serialized))
     write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
-    meta = sidecar | {
-        "tensorrt_version": trt.__version__,
-        "gpu_name": gpu.name,
-        "compute_capability": gpu.compute_capability,
-        "min_shape": list(profile.min),
-        "opt_shape": list(profile.opt),
-        "max_shape": list(profile.max),
-        "onnx": onnx_path.name,
-        "onnx_sha256": file_digest(onnx_path),
-    }
-    write_atomic(plan_path.with_name(plan_path.name + ".json"), (json.dumps(meta, indent=2) + "\n").encode())
-    return plan_path
+    sidecar = EngineSidecar(task=task.task, channels=task.channels, precision=task.precision, sigma=task.sigma,
+                            tensorrt_version=trt.__version__, gpu_name=gpu.name,
+                            compute_capability=gpu.compute_capability, min_shape=profile.min,
+                            opt_shape=profile.opt, max_shape=profile.max, onnx_sha256=file_digest(onnx_path),
+                            weights=task.weights)
+    sidecar.write(plan_path)
+    return sidecar

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto
 
+from dagl.errors import DaglError
+
 #: Opset range every TensorRT 11.x parser accepts ("opset 9 to opset 24"; 25 only from 11.5 on).
 OPSET_RANGE = (9, 24)
 
@@ -84,7 +86,7 @@ class Problem:
         return f"node {self.node!r} ({self.op_type}): {self.reason}"
 
 
-class TensorRTCompatibilityError(ValueError):
+class TensorRTCompatibilityError(DaglError):
     """A graph that TensorRT 11 would refuse; the message names the first offending node."""
 
     def __init__(self, problems: list[Problem]) -> None:

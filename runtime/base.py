@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dagl.errors import DaglError
 
-class RuntimeLoadError(RuntimeError):
+
+class RuntimeLoadError(DaglError):
     """An artefact or backend that cannot be used; the message is one line meant for the user."""
 
 

@@ -11,12 +11,13 @@ import numpy as np
 
 from dagl import get_config
 from dagl.degradations import raw_to_mosaic
+from dagl.errors import UserInputError
 from dagl.io import has_gray_content, to_luma
 
 MIN_SIDE = 8
 
 
-class ChannelError(ValueError):
+class ChannelError(UserInputError):
     """An image whose channels do not fit the task; the message is one line meant for the user."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagl import TASKS, WeightsError, get_config, shipped_weights
+from dagl.artefact import EngineSidecar, SidecarError
 
 from .base import BaseRunner, ModelInfo, RuntimeLoadError
 
@@ -52,10 +53,13 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         raise RuntimeLoadError(f"{path.name} is a {implied} artefact; it cannot run with --backend {backend}")
     if implied == "tensorrt":
         from .metadata import resolve_info
-        from .tensorrt import TensorRTRunner, read_sidecar
+        from .tensorrt import TensorRTRunner
 
-        sidecar = read_sidecar(path)
-        return TensorRTRunner(path, resolve_info(sidecar, path, task, sigma), sidecar)
+        try:
+            sidecar = EngineSidecar.read(path)
+        except SidecarError as exc:
+            raise RuntimeLoadError(str(exc)) from None
+        return TensorRTRunner(path, resolve_info(sidecar.declared(), path, task, sigma), sidecar)
     if implied == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner, read_info
 

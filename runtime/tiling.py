@@ -20,14 +20,12 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
+
 TileFn = Callable[[np.ndarray], np.ndarray]
 Progress = Callable[[int], None]
 
 TILINGS = ("grid", "reference", "none")
-#: Defaults chosen from the PSNR/time trade-off in docs/tiling.md.
-DEFAULT_TILE = 80
-DEFAULT_OVERLAP = 16
-DEFAULT_BATCH = 4
 #: The release's chop threshold: tiles with fewer pixels than this go through the network.
 REFERENCE_MIN_SIZE = 10000
 #: Below this side the release's chop indexes outside the image (its tile size h//2//4*4 + 24

@@ -7,7 +7,7 @@ import pytest
 from dagl.configs import get_config
 from dagl.export.bench import worker
 from dagl.export.cli import _onnx_metadata
-from dagl.export.source import WeightsInfo
+from dagl.source import WeightsInfo
 
 
 def test_worker_reports_time_and_memory():

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import dagl.export.cli
 from dagl.export.cli import main
-from dagl.export.source import WeightsInfo
+from dagl.source import WeightsInfo
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 

@@ -18,11 +18,14 @@ from onnx import TensorProto, helper
 
 from dagl.export import tensorrt_build
 import fake_tensorrt
-from dagl.export.tensorrt_build import GPU, EngineBuildError, EngineUnavailable, Profile, build_engine
+from dagl.artefact import (GPU, SUPPORTED_TENSORRT, EngineSidecar, EngineUnavailable, Profile, import_tensorrt,
+                           tensorrt_supported)
+from dagl.export.tensorrt_build import EngineBuildError, EngineTask, build_engine
 from dagl.export.trt_check import check_tensorrt_compatible
 from dagl.runtime import RuntimeLoadError
 from dagl.runtime.base import ModelInfo
-from dagl.runtime.tensorrt import TensorRTRunner, read_sidecar
+from dagl.runtime.tensorrt import TensorRTRunner
+from dagl.runtime.tensorrt import loader as engine_loader
 
 
 def _graph(nodes, *, inputs=None, outputs=None, initializers=(), opset=17, elem=TensorProto.FLOAT):
@@ -92,7 +95,8 @@ def fake_trt(monkeypatch):
     """The TensorRT 11 fake as ``tensorrt``, and a fixed GPU."""
     module = fake_tensorrt.make_module()
     monkeypatch.setitem(sys.modules, "tensorrt", module)
-    monkeypatch.setattr(tensorrt_build, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+    for where in (tensorrt_build, engine_loader):
+        monkeypatch.setattr(where, "current_gpu", lambda: GPU("Fake H100", "9.0"))
     return module
 
 
@@ -105,8 +109,9 @@ def _build(tmp_path: Path, fp16: bool) -> Path:
     onnx.save(_graph(nodes), str(onnx_path))
     profile = Profile(min=(1, 1, 16, 16), opt=(2, 1, 96, 96), max=(2, 1, 256, 256))
     plan = tmp_path / f"dagl-jpeg-{'fp16' if fp16 else 'fp32'}.plan"
-    sidecar = {"task": "jpeg", "channels": 1, "precision": "fp16" if fp16 else "fp32", "sigma": None}
-    return build_engine(onnx_path, plan, profile=profile, sidecar=sidecar)
+    task = EngineTask(task="jpeg", channels=1, precision="fp16" if fp16 else "fp32", sigma=None, weights={})
+    build_engine(onnx_path, plan, profile=profile, task=task)
+    return plan
 
 
 @pytest.mark.parametrize("fp16", [True, False])
@@ -143,7 +148,8 @@ def test_unparsable_onnx_is_a_build_error(fake_trt, tmp_path):
     bad = tmp_path / "dagl-jpeg.onnx"
     bad.write_bytes(b"not onnx")
     with pytest.raises(EngineBuildError, match="TensorRT could not parse dagl-jpeg.onnx"):
-        build_engine(bad, tmp_path / "x.plan", profile=Profile(*[(1, 1, 8, 8)] * 3), sidecar={})
+        build_engine(bad, tmp_path / "x.plan", profile=Profile(*[(1, 1, 8, 8)] * 3),
+                     task=EngineTask(task="jpeg", channels=1, precision="fp32", sigma=None, weights={}))
     assert not (tmp_path / "x.plan").exists()
 
 
@@ -152,7 +158,7 @@ def test_engine_runs_through_the_tensorrt_runner(fake_trt, tmp_path):
     plan = _build(tmp_path, fp16=True)
     info = ModelInfo(task="jpeg", channels=1, precision="fp16")
     batch = np.random.default_rng(0).random((2, 1, 20, 24), dtype=np.float32)
-    with TensorRTRunner(plan, info, read_sidecar(plan), device="cpu") as runner:
+    with TensorRTRunner(plan, info, EngineSidecar.read(plan), device="cpu") as runner:
         np.testing.assert_array_equal(runner.infer(batch), 1 - batch)  # the fake engine's 1 - x
         with pytest.raises(RuntimeLoadError, match=r"accepts shapes from \[1, 1, 16, 16\]"):
             runner.infer(batch[:, :, :8])
@@ -161,12 +167,29 @@ def test_engine_runs_through_the_tensorrt_runner(fake_trt, tmp_path):
 def test_engine_from_another_tensorrt_is_refused(fake_trt, tmp_path, monkeypatch):
     plan = _build(tmp_path, fp16=False)
     monkeypatch.setattr(fake_trt, "__version__", "11.5.0.20")
-    runner = TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1), read_sidecar(plan), device="cpu")
+    runner = TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1), EngineSidecar.read(plan), device="cpu")
     with pytest.raises(RuntimeLoadError, match=r"built for TensorRT 11\.4\.0\.106 \(running 11\.5\.0\.20\)"):
         runner.activate()
+
+
+@pytest.mark.parametrize("version", ["10.11.0.33", "12.0.0.1"])
+def test_unsupported_tensorrt_is_refused_naming_the_supported_range(fake_trt, tmp_path, monkeypatch, version):
+    monkeypatch.setattr(fake_trt, "__version__", version)
+    with pytest.raises(EngineUnavailable, match=rf"TensorRT {version} is not supported: .* TensorRT >=10\.12,<12"):
+        _build(tmp_path, fp16=False)
+    assert not list(tmp_path.glob("*.plan"))
+
+
+def test_supported_range_is_the_tensorrt_extra():
+    """pyproject's ``tensorrt`` extra and the range the code enforces are one statement."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extra = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert f"tensorrt{SUPPORTED_TENSORRT}" in extra["project"]["optional-dependencies"]["tensorrt"]
+    assert [tensorrt_supported(v) for v in ("10.11.1", "10.12.0.36", "10.16.1", "11.0.0", "11.4.0.106", "12.0")] \
+        == [False, True, True, True, True, False]
 
 
 def test_missing_tensorrt_is_engine_unavailable(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails as if not installed
     with pytest.raises(EngineUnavailable, match="tensorrt is not installed"):
-        tensorrt_build.import_tensorrt()
+        import_tensorrt()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 import dagl
+from dagl.artefact import EngineSidecar, Profile
 from dagl.io import read_image
 from dagl.metrics import psnr
 from dagl.runtime import Restorer, RuntimeLoadError, create_runner
@@ -123,17 +124,24 @@ def test_a_task_name_runs_the_shipped_weights(tmp_path, monkeypatch, official_ch
         create_runner("jpeg", task="denoise")
 
 
+def _sidecar(max_batch: int) -> EngineSidecar:
+    return EngineSidecar(task="jpeg", channels=1, precision="fp16", sigma=None, tensorrt_version="10.3.0",
+                         gpu_name="NVIDIA H100", compute_capability="9.0", min_shape=(1, 1, 16, 16),
+                         opt_shape=(max_batch, 1, 80, 80), max_shape=(max_batch, 1, 256, 256))
+
+
 def test_engine_compatibility_is_a_pure_comparison():
-    sidecar = {"tensorrt_version": "10.3.0", "gpu_name": HERE.gpu_name, "compute_capability": "9.0"}
+    built = EngineTarget("10.3.0", HERE.gpu_name, "9.0")
     hint = "dagl-export --task jpeg --fp16"
-    assert engine_mismatch(sidecar, HERE, hint) is None  # build number ignored
-    message = engine_mismatch({**sidecar, "tensorrt_version": "10.7.0"}, HERE, hint)
-    assert message == ("engine was built for TensorRT 10.7.0 (running 10.3.0.26); "
-                       "rebuild it here with: dagl-export --task jpeg --fp16")
-    message = engine_mismatch({**sidecar, "gpu_name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"},
+    assert engine_mismatch(built, HERE, hint) is None  # build number ignored
+    message = engine_mismatch(replace(built, tensorrt_version="10.7.0"), HERE, hint)
+    assert message == ("engine was built for TensorRT 10.7.0 (running 10.3.0.26); dagl supports TensorRT "
+                       ">=10.12,<12; rebuild it here with: dagl-export --task jpeg --fp16")
+    message = engine_mismatch(replace(built, gpu_name="NVIDIA A100-SXM4-80GB", compute_capability="8.0"),
                               HERE, hint)
     assert "compute capability 8.0 (this GPU has 9.0)" in message and "'NVIDIA A100-SXM4-80GB'" in message
     assert message.endswith(hint) and "\n" not in message
+    assert "supports TensorRT" not in message  # same release: only the GPU differs
 
 
 def test_tensorrt_backend_without_tensorrt_fails_in_one_line(tmp_path):
@@ -145,9 +153,7 @@ def test_tensorrt_backend_without_tensorrt_fails_in_one_line(tmp_path):
         pass
     engine = tmp_path / "dagl-jpeg.plan"
     engine.write_bytes(b"not an engine")
-    (tmp_path / "dagl-jpeg.plan.json").write_text(json.dumps({
-        "task": "jpeg", "channels": 1, "precision": "fp16", "sigma": None, "tensorrt_version": "10.3.0",
-        "gpu_name": "NVIDIA H100", "compute_capability": "9.0"}))
+    _sidecar(max_batch=4).write(engine)
     runner = create_runner(engine)
     assert (runner.name, runner.info.task, runner.info.precision) == ("tensorrt", "jpeg", "fp16")
     with pytest.raises(RuntimeLoadError) as excinfo:
@@ -159,9 +165,7 @@ def test_tensorrt_backend_without_tensorrt_fails_in_one_line(tmp_path):
 def test_restorer_batches_no_more_tiles_than_the_engine_takes(tmp_path):
     engine = tmp_path / "dagl-jpeg-fp16.plan"
     engine.write_bytes(b"not loaded before the first tile")
-    (tmp_path / "dagl-jpeg-fp16.plan.json").write_text(json.dumps({
-        "task": "jpeg", "channels": 1, "precision": "fp16", "sigma": None, "min_shape": [1, 1, 16, 16],
-        "opt_shape": [2, 1, 80, 80], "max_shape": [2, 1, 256, 256]}))
+    _sidecar(max_batch=2).write(engine)
     assert Restorer(engine).batch == 2
     assert Restorer(engine, batch=1).batch == 1
 
@@ -178,11 +182,12 @@ def test_tensorrt_engine_matches_onnxruntime(onnx_path, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from dagl.export.tensorrt_build import Profile, build_engine
+    from dagl.export.tensorrt_build import EngineTask, build_engine
 
-    plan = build_engine(onnx_path, tmp_path / "dagl-jpeg.plan", fp16=False, fp32_nodes=set(),
-                        profile=Profile((1, 1, 16, 16), (4, 1, 32, 32), (4, 1, 64, 64)),
-                        sidecar={"task": "jpeg", "channels": 1, "precision": "fp32", "sigma": None})
+    plan = tmp_path / "dagl-jpeg.plan"
+    build_engine(onnx_path, plan,
+                 profile=Profile((1, 1, 16, 16), (4, 1, 32, 32), (4, 1, 64, 64)),
+                 task=EngineTask(task="jpeg", channels=1, precision="fp32", sigma=None, weights={}))
     image = np.random.default_rng(3).random((40, 52), dtype=np.float32)
     with Restorer(onnx_path, tile=32, overlap=8) as restore:
         expected = restore(image)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from .config import RESUME_INVARIANTS, TrainConfig, TrainingError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -36,9 +37,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a crash mid-write must leave the previous checkpoint intact."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as temp:
+        torch.save(state, temp)
 
 
 def load(path: Path, config: TrainConfig) -> dict[str, Any]:

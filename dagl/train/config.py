@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import DaglError
+
 #: The release is built on the EDSR framework, whose "epoch" is ``--test_every`` = 1000 batches
 #: (not a pass over the images); the paper's "halve the lr every 200 epochs" is therefore
 #: 200 x 1000 iterations.
@@ -18,7 +20,7 @@ RESUME_INVARIANTS = ("task", "sigma", "batch_size", "patch", "lr", "lr_step", "s
                      "epoch_iterations", "n_images")
 
 
-class TrainingError(ValueError):
+class TrainingError(DaglError):
     """A training set-up the user must fix; the message is one line meant for them."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..atomic import write_atomic
 from ..pretrained import weights_name
 from ..weights import file_digest, save_safetensors
 from .config import LR_GAMMA, TrainConfig
@@ -100,8 +101,4 @@ def write_weights(model: nn.Module, config: TrainConfig, iterations: int) -> Pat
 
 
 def write_card(config: TrainConfig, summary: RunSummary, weights: Path) -> Path:
-    path = weights.with_suffix(".md")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(card_text(config, summary, weights), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(weights.with_suffix(".md"), card_text(config, summary, weights))

@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from rich.table import Table
+
+from dagl.atomic import atomic_path, write_atomic
 
 from .scoring import EvalResult, Parity, Score
 
@@ -42,23 +41,6 @@ def fmt_abs(value: float) -> str:
 
 def fmt_delta(value: float) -> str:
     return f"{value:+.4f}"
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that is renamed onto it only if the block succeeds."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield temp
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as temp:
-        temp.write_text(text, encoding="utf-8")
-    return path
 
 
 # --- tables shared by the terminal and Markdown ------------------------------------------------
@@ -226,5 +208,5 @@ def write_report(result: EvalResult, folder: Path) -> list[Path]:
     tag = result.evalset.tag
     crop_png, plot_png = folder / f"{tag}-crop.png", folder / f"{tag}-psnr.png"
     return [_save_figure(crop_figure(result), crop_png), _save_figure(psnr_figure(result), plot_png),
-            write_text(folder / f"{tag}.csv", csv_text(result)),
-            write_text(folder / f"{tag}.md", markdown(result, crop_png.name, plot_png.name))]
+            write_atomic(folder / f"{tag}.csv", csv_text(result)),
+            write_atomic(folder / f"{tag}.md", markdown(result, crop_png.name, plot_png.name))]

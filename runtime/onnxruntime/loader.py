@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from dagl.artefact import declared_metadata
+
 from ..base import ModelInfo, RuntimeLoadError
 from ..metadata import resolve_info
 
 log = logging.getLogger(__name__)
-METADATA_PREFIX = "dagl."
 
 
 def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> ModelInfo:
@@ -20,8 +21,7 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf errors have no common base class
         raise RuntimeLoadError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
-    declared = {p.key.removeprefix(METADATA_PREFIX): p.value for p in model.metadata_props
-                if p.key.startswith(METADATA_PREFIX)}
+    declared = declared_metadata({p.key: p.value for p in model.metadata_props})
     return resolve_info(declared, path, task, sigma)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dagl.export.onnx import INPUT_NAME, OUTPUT_NAME
+from dagl.artefact import INPUT_NAME, OUTPUT_NAME
 
 from ..base import BaseRunner, ModelInfo, RuntimeLoadError
 from .loader import session_providers

@@ -7,8 +7,9 @@ build time records both, so the mismatch can be named before TensorRT is even to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+
+from dagl.artefact import SUPPORTED_TENSORRT
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,16 @@ def _release(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:3])
 
 
-def engine_mismatch(sidecar: Mapping[str, object], here: EngineTarget, rebuild_hint: str) -> str | None:
-    """``None`` if the engine described by ``sidecar`` fits ``here``, else one line saying what differs.
+def engine_mismatch(built: EngineTarget, here: EngineTarget, rebuild_hint: str) -> str | None:
+    """``None`` if an engine ``built`` for one target fits ``here``, else one line saying what differs.
 
-    ``rebuild_hint`` is the command that rebuilds the engine for this machine, appended to the line.
+    ``rebuild_hint`` is the command that rebuilds the engine for this machine, appended to the line;
+    when the TensorRT releases differ, the line also says which releases dagl supports, so the
+    user knows whether to rebuild here or to install another TensorRT.
     TensorRT documents a default engine as valid only on the device model that built it (unless
     built hardware-compatible, which ``dagl-export`` does not do), so the GPU name is compared as
     well as the compute capability, which alone decides whether the kernels load at all.
     """
-    built = EngineTarget(str(sidecar.get("tensorrt_version")), str(sidecar.get("gpu_name")),
-                         str(sidecar.get("compute_capability")))
     differences = []
     if _release(built.tensorrt_version) != _release(here.tensorrt_version):
         differences.append(f"TensorRT {built.tensorrt_version} (running {here.tensorrt_version})")
@@ -46,4 +47,6 @@ def engine_mismatch(sidecar: Mapping[str, object], here: EngineTarget, rebuild_h
         differences.append(f"GPU {built.gpu_name!r} (this one is {here.gpu_name!r})")
     if not differences:
         return None
-    return f"engine was built for {' and '.join(differences)}; rebuild it here with: {rebuild_hint}"
+    supported = f"; dagl supports TensorRT {SUPPORTED_TENSORRT}" if _release(built.tensorrt_version) \
+        != _release(here.tensorrt_version) else ""
+    return f"engine was built for {' and '.join(differences)}{supported}; rebuild it here with: {rebuild_hint}"

@@ -1,45 +1,28 @@
-"""Read an engine's sidecar, check it fits this machine, and deserialise it with TensorRT 10."""
+"""Check an engine's sidecar against this machine and its TensorRT (10.12+ or 11.x), then deserialise it."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt, require_supported
 
 from ..base import ModelInfo, RuntimeLoadError
 from .compat import EngineTarget, engine_mismatch
 
 
-def import_tensorrt() -> Any:
-    """The ``tensorrt`` module (found the way the engine builder finds it), or one clear line."""
-    from dagl.export.tensorrt_build import EngineUnavailable, import_tensorrt as find_tensorrt
-
+def _tensorrt() -> Any:
     try:
-        return find_tensorrt()
+        trt = import_tensorrt()
+        require_supported(trt.__version__)
+        return trt
     except EngineUnavailable as exc:
         raise RuntimeLoadError(f"the TensorRT backend is unavailable: {exc}; or run the .onnx file "
                                f"with --backend onnxruntime") from None
 
 
-def sidecar_path(engine: Path) -> Path:
-    return engine.with_name(engine.name + ".json")
-
-
-def read_sidecar(engine: Path) -> dict[str, Any]:
-    path = sidecar_path(engine)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RuntimeLoadError(f"{engine}: its sidecar {path.name} is missing; the engine's task, "
-                               f"TensorRT version and GPU are unknown (rebuild it with dagl-export)") from None
-    except (OSError, ValueError) as exc:
-        raise RuntimeLoadError(f"{path}: unreadable sidecar ({exc})") from None
-
-
 def current_target(trt: Any) -> EngineTarget:
-    """This process's TensorRT version and GPU, found the way the engine builder found its own."""
-    from dagl.export.tensorrt_build import EngineUnavailable, current_gpu
-
+    """This process's TensorRT version and GPU, probed as the engine builder probes them."""
     try:
         gpu = current_gpu()
     except EngineUnavailable as exc:
@@ -47,16 +30,17 @@ def current_target(trt: Any) -> EngineTarget:
     return EngineTarget(trt.__version__, gpu.name, gpu.compute_capability)
 
 
-def rebuild_hint(info: ModelInfo, sidecar: dict[str, Any]) -> str:
-    precision = " --fp16" if sidecar.get("precision") == "fp16" else ""
+def rebuild_hint(info: ModelInfo, sidecar: EngineSidecar) -> str:
+    precision = " --fp16" if sidecar.precision == "fp16" else ""
     sigma = f" --sigma {info.sigma}" if info.sigma is not None else ""
     return f"dagl-export --task {info.task}{sigma}{precision} --weights WEIGHTS"
 
 
-def load_engine(engine: Path, info: ModelInfo, sidecar: dict[str, Any]) -> tuple[Any, Any]:
+def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar) -> tuple[Any, Any]:
     """(runtime, ICudaEngine) for ``engine``, refused with one line if it was built elsewhere."""
-    trt = import_tensorrt()
-    problem = engine_mismatch(sidecar, current_target(trt), rebuild_hint(info, sidecar))
+    trt = _tensorrt()
+    built = EngineTarget(sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
+    problem = engine_mismatch(built, current_target(trt), rebuild_hint(info, sidecar))
     if problem:
         raise RuntimeLoadError(f"{engine}: {problem}")
     logger = trt.Logger(trt.Logger.WARNING)

@@ -10,14 +10,13 @@ exact code against the TensorRT 11 fake with host memory; real engines need ``"c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from dagl.export.onnx import INPUT_NAME, OUTPUT_NAME
+from dagl.artefact import INPUT_NAME, OUTPUT_NAME, EngineSidecar, import_tensorrt
 
 from ..base import BaseRunner, ModelInfo, RuntimeLoadError
-from .loader import import_tensorrt, load_engine
+from .loader import load_engine
 
 
 class TensorRTRunner(BaseRunner):
@@ -25,7 +24,7 @@ class TensorRTRunner(BaseRunner):
 
     name = "tensorrt"
 
-    def __init__(self, path: Path, info: ModelInfo, sidecar: dict[str, Any], device: str = "cuda") -> None:
+    def __init__(self, path: Path, info: ModelInfo, sidecar: EngineSidecar, device: str = "cuda") -> None:
         super().__init__(info, device=device)
         self.path = path
         self.sidecar = sidecar
@@ -33,12 +32,11 @@ class TensorRTRunner(BaseRunner):
 
     @property
     def max_batch(self) -> int | None:
-        high = self.sidecar.get("max_shape")
-        return int(high[0]) if high else None
+        return self.sidecar.max_batch
 
     def activate_impl(self) -> None:
-        trt = import_tensorrt()
         self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar)
+        trt = import_tensorrt()  # found: load_engine has just used it
         # Strongly typed engines keep the ONNX graph's I/O types; dagl-export writes float32 I/O
         # for both precisions, and the buffers below are float32.
         for name in (INPUT_NAME, OUTPUT_NAME):
@@ -48,9 +46,9 @@ class TensorRTRunner(BaseRunner):
         self.context = self.engine.create_execution_context()
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        low, high = self.sidecar.get("min_shape"), self.sidecar.get("max_shape")
-        if low and high and not all(lo <= s <= hi for s, lo, hi in zip(shape, low, high)):
-            raise RuntimeLoadError(f"{self.path.name} accepts shapes from {low} to {high}, not {list(shape)}; "
+        low, high = self.sidecar.min_shape, self.sidecar.max_shape
+        if not all(lo <= s <= hi for s, lo, hi in zip(shape, low, high)):
+            raise RuntimeLoadError(f"{self.path.name} accepts shapes from {list(low)} to {list(high)}, not {list(shape)}; "
                                    f"choose --tile/--batch inside that range or rebuild the engine")
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""The JSON record written beside every engine: what it computes and where it can run.
+
+An engine file says nothing readable about itself, and TensorRT ties it to the release and GPU that
+built it. The sidecar carries the task facts (so a denoising engine is never run on JPEG input) and
+the build target (so a foreign engine is refused with a rebuild command instead of an opaque error).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_atomic
+from ..errors import UserInputError
+from .format import Profile
+
+#: A sidecar is a few hundred bytes; anything much larger is not one.
+_MAX_BYTES = 1 << 20
+
+
+class SidecarError(UserInputError):
+    """An engine whose sidecar is missing or unreadable."""
+
+
+def sidecar_path(engine: Path) -> Path:
+    """``x.plan`` -> ``x.plan.json``."""
+    return engine.with_name(engine.name + ".json")
+
+
+@dataclass(frozen=True)
+class EngineSidecar:
+    """Everything a loader must know about an engine before handing it to TensorRT."""
+
+    task: str
+    channels: int
+    precision: str
+    sigma: int | None
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    min_shape: tuple[int, int, int, int]
+    opt_shape: tuple[int, int, int, int]
+    max_shape: tuple[int, int, int, int]
+    onnx_sha256: str = ""
+    weights: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> Profile:
+        return Profile(self.min_shape, self.opt_shape, self.max_shape)
+
+    @property
+    def max_batch(self) -> int:
+        return self.max_shape[0]
+
+    def declared(self) -> dict[str, object]:
+        """The task facts, in the form ONNX metadata declares them (for one resolution rule)."""
+        return {"task": self.task, "channels": self.channels, "sigma": self.sigma, "precision": self.precision}
+
+    def write(self, engine: Path) -> Path:
+        record = asdict(self) | {name: list(getattr(self, name)) for name in ("min_shape", "opt_shape", "max_shape")}
+        return write_atomic(sidecar_path(engine), json.dumps(record, indent=2) + "\n")
+
+    @classmethod
+    def read(cls, engine: Path) -> EngineSidecar:
+        path = sidecar_path(engine)
+        try:
+            if path.stat().st_size > _MAX_BYTES:
+                raise SidecarError(f"{path}: {path.stat().st_size} bytes is too large for an engine sidecar")
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SidecarError(f"{engine}: its sidecar {path.name} is missing; the engine's task, TensorRT "
+                               f"version and GPU are unknown (rebuild it with dagl-export)") from None
+        except (OSError, ValueError) as exc:
+            raise SidecarError(f"{path}: unreadable sidecar ({exc})") from None
+        return cls._from_json(raw, path)
+
+    @classmethod
+    def _from_json(cls, raw: object, path: Path) -> EngineSidecar:
+        if not isinstance(raw, dict):
+            raise SidecarError(f"{path}: not an engine sidecar (expected a JSON object)")
+        known = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.name not in ("onnx_sha256", "weights")}
+        missing = sorted(required - raw.keys())
+        if missing:
+            raise SidecarError(f"{path}: engine sidecar lacks {', '.join(missing)} (rebuild it with dagl-export)")
+        values = {key: raw[key] for key in known if key in raw}
+        try:
+            for name in ("min_shape", "opt_shape", "max_shape"):
+                shape = tuple(int(v) for v in values[name])
+                if len(shape) != 4 or min(shape) < 1:
+                    raise ValueError(f"{name} {values[name]!r} is not four positive sizes")
+                values[name] = shape
+            values["channels"] = int(values["channels"])
+            values["sigma"] = None if values["sigma"] in (None, "", "null") else int(values["sigma"])
+            for name in ("task", "precision", "tensorrt_version", "gpu_name", "compute_capability", "onnx_sha256"):
+                if name in values:
+                    values[name] = str(values[name])
+            if not isinstance(values.get("weights", {}), dict):
+                raise ValueError("weights is not an object")
+        except (TypeError, ValueError) as exc:
+            raise SidecarError(f"{path}: malformed engine sidecar ({exc})") from None
+        return cls(**values)
