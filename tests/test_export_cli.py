@@ -99,6 +99,6 @@ def test_graph_failing_the_tensorrt_check_is_not_written(monkeypatch, tmp_path):
     result = _run("--task", "jpeg", "--weights", "whatever", "--onnx-only", "--output-dir", str(tmp_path))
     assert result.exit_code == 1
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("Error: float32 graph refused, nothing written: not TensorRT-10 compatible: node")
+    assert line.startswith("Error: float32 graph refused, nothing written: not TensorRT-11 compatible: node")
     assert "(NonZero): data-dependent output shape" in line
     assert list(tmp_path.iterdir()) == []

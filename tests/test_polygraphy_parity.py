@@ -1,0 +1,99 @@
+"""Polygraphy's Comparator on real classic5 q10 crops: ONNX Runtime (float32 and FP16 ONNX) vs PyTorch.
+
+This is the CPU half of the parity check that ``polygraphy run --trt --onnxrt`` (README) runs on a
+GPU machine, with the same data loader script; a random-weight CAR model keeps it small.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+import dagl
+from dagl.calibration.policy import fp32_nodes
+from dagl.export.fp16 import to_fp16
+from dagl.runtime.base import ModelInfo
+from dagl.runtime.parity import (FP16_MIN_PSNR_DB, FP32_MAX_ABS_DIFF, PolygraphyRunner, compare,
+                                 onnxruntime_runner)
+from dagl.runtime.parity_data import load_data
+from dagl.runtime.torch import TorchRunner
+from test_runtime_support import jpeg_onnx
+
+CROP = 48
+#: Crops per comparison: three of classic5's five images keep the check near 30 s on two cores.
+COMPARED = 3
+
+
+@pytest.fixture(scope="module")
+def crops(datasets_dir):
+    return list(load_data("classic5", quality=10, crop=CROP, root=datasets_dir))
+
+
+@pytest.fixture(scope="module")
+def onnx_paths(tmp_path_factory, official_checkpoint):
+    """The float32 export and its FP16 conversion (attention path float32), as dagl-export makes them."""
+    fp32 = jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+    graph = onnx.load(str(fp32))
+    fp16 = fp32.with_name("dagl-jpeg-fp16.onnx")
+    onnx.save(to_fp16(graph, fp32_nodes(graph.graph, "jpeg")), str(fp16))
+    return fp32, fp16
+
+
+@pytest.fixture(scope="module")
+def pytorch(official_checkpoint):
+    info = ModelInfo(task="jpeg", channels=1)
+    return PolygraphyRunner(TorchRunner(dagl.load("jpeg", weights=official_checkpoint("jpeg")), info))
+
+
+def test_data_loader_yields_degraded_classic5_crops(crops, datasets_dir, monkeypatch):
+    assert len(crops) == 5  # baboon, barbara, boats, lena, peppers
+    assert all(feed["input"].shape == (1, 1, CROP, CROP) and feed["input"].dtype == np.float32 for feed in crops)
+    assert all(0.0 <= feed["input"].min() and feed["input"].max() <= 1.0 for feed in crops)
+    assert len({feed["input"].tobytes() for feed in crops}) == 5
+    # Polygraphy calls load_data() bare: the environment chooses the set and the crops.
+    monkeypatch.setenv("DAGL_DATASETS", str(datasets_dir))
+    monkeypatch.setenv("DAGL_PARITY_CROP", "32")
+    monkeypatch.setenv("DAGL_PARITY_LIMIT", "2")
+    bare = list(load_data())
+    assert [feed["input"].shape for feed in bare] == [(1, 1, 32, 32)] * 2
+    explicit = next(load_data("classic5", quality=10, crop=32, root=datasets_dir))
+    np.testing.assert_array_equal(bare[0]["input"], explicit["input"])
+
+
+def test_float32_onnx_matches_pytorch(pytorch, onnx_paths, crops):
+    result = compare(pytorch, onnxruntime_runner(onnx_paths[0]), crops[:COMPARED], max_abs_diff=FP32_MAX_ABS_DIFF)
+    print(f"float32 ONNX Runtime vs PyTorch: {result}")
+    assert result.passed and result.feeds == COMPARED
+    assert result.max_abs_diff <= FP32_MAX_ABS_DIFF
+
+
+def test_fp16_onnx_matches_pytorch_within_psnr(pytorch, onnx_paths, crops):
+    result = compare(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:COMPARED], min_psnr_db=FP16_MIN_PSNR_DB)
+    print(f"FP16 ONNX Runtime vs float32 PyTorch: {result}")
+    assert result.passed and result.min_psnr_db >= FP16_MIN_PSNR_DB
+    assert result.max_abs_diff > 0  # it really ran in FP16: not bit-identical to float32
+
+
+def test_comparator_verdict_fails_beyond_tolerance(pytorch, onnx_paths, crops):
+    """The tolerance is enforced, not decorative: FP16 output is not within the float32 bound."""
+    result = compare(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:1], max_abs_diff=1e-7)
+    assert not result.passed and result.max_abs_diff > 1e-7
+
+
+def test_documented_polygraphy_command_accepts_the_data_loader(onnx_paths, datasets_dir):
+    """The README's ``polygraphy run`` line, ONNX Runtime side only (TensorRT needs a GPU)."""
+    script = subprocess.run([sys.executable, "-m", "dagl.runtime.parity_data"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert script.endswith("polygraphy_loader/dagl_parity_data.py")
+    polygraphy = [sys.executable, "-c", "import sys; from polygraphy.tools import main; sys.exit(main())"]
+    env = {**os.environ, "DAGL_DATASETS": str(datasets_dir), "DAGL_PARITY_LIMIT": "1", "DAGL_PARITY_CROP": "32"}
+    run = subprocess.run([*polygraphy, "run", str(onnx_paths[0]), "--onnxrt", "--data-loader-script",
+                          f"{script}:load_data"], capture_output=True, text=True, env=env, timeout=300)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-3000:]
+    assert "PASSED" in log and "input [dtype=float32, shape=(1, 1, 32, 32)]" in log
