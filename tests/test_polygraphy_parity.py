@@ -97,3 +97,28 @@ def test_documented_polygraphy_command_accepts_the_data_loader(onnx_paths, datas
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-3000:]
     assert "PASSED" in log and "input [dtype=float32, shape=(1, 1, 32, 32)]" in log
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_engine_matches_onnxruntime_on_crops(onnx_paths, crops, tmp_path, precision):
+    """The strongly typed engine of each graph against ONNX Runtime on the same graph (GPU only)."""
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    from dagl.artefact import EngineSidecar, Profile
+    from dagl.export.tensorrt_build import EngineTask, build_engine
+    from dagl.runtime.tensorrt import TensorRTRunner
+
+    graph = onnx_paths[1] if precision == "fp16" else onnx_paths[0]
+    plan = tmp_path / f"dagl-jpeg-{precision}.plan"
+    build_engine(graph, plan, profile=Profile((1, 1, 16, 16), (1, 1, CROP, CROP), (1, 1, 64, 64)),
+                 task=EngineTask(task="jpeg", channels=1, precision=precision, sigma=None, weights={}))
+    engine = PolygraphyRunner(TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1, precision=precision),
+                                             EngineSidecar.read(plan)))
+    result = compare(onnxruntime_runner(graph), engine, crops[:COMPARED],
+                     min_psnr_db=60.0 if precision == "fp32" else FP16_MIN_PSNR_DB)
+    print(f"TensorRT {precision} engine vs ONNX Runtime: {result}")
+    assert result.passed
