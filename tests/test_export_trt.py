@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from click.testing import CliRunner
 from onnx import TensorProto, helper
+
+import dagl.export.cli
 
 from dagl.export import tensorrt_build
 import fake_tensorrt
@@ -170,6 +173,31 @@ def test_engine_from_another_tensorrt_is_refused(fake_trt, tmp_path, monkeypatch
     runner = TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1), EngineSidecar.read(plan), device="cpu")
     with pytest.raises(RuntimeLoadError, match=r"built for TensorRT 11\.4\.0\.106 \(running 11\.5\.0\.20\)"):
         runner.activate()
+
+
+def test_unsupported_running_tensorrt_is_refused_before_loading(fake_trt, tmp_path, monkeypatch):
+    plan = _build(tmp_path, fp16=False)
+    monkeypatch.setattr(fake_trt, "__version__", "10.8.0.43")
+    runner = TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1), EngineSidecar.read(plan), device="cpu")
+    with pytest.raises(RuntimeLoadError, match=r"TensorRT 10\.8\.0\.43 is not supported: .* TensorRT >=10\.12,<12"):
+        runner.activate()
+
+
+def test_dagl_export_builds_the_fp16_engine_from_the_fp16_onnx(fake_trt, tmp_path, monkeypatch):
+    """The whole command on the fake: ``--fp16`` builds from ``dagl-jpeg-fp16.onnx``, strongly typed."""
+    monkeypatch.setattr(dagl.export.cli, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(dagl.export.cli.main, [
+        "--task", "jpeg", "--weights", "random", "--fp16", "--engine-required", "--output-dir", str(out),
+        "--min-shape", "16x16", "--opt-shape", "48x48", "--max-shape", "64x64", "--batch", "1"])
+    assert result.exit_code == 0, result.output
+    built = fake_tensorrt.read_plan((out / "dagl-jpeg-fp16.plan").read_bytes())
+    assert built["onnx"] == "dagl-jpeg-fp16.onnx" and built["flags"] == []
+    assert built["profiles"] == [{"input": [[1, 1, 16, 16], [1, 1, 48, 48], [1, 1, 64, 64]]}]
+    sidecar = EngineSidecar.read(out / "dagl-jpeg-fp16.plan")
+    assert sidecar.precision == "fp16" and sidecar.tensorrt_version == fake_tensorrt.VERSION
+    assert sidecar.onnx_sha256 == tensorrt_build.file_digest(out / "dagl-jpeg-fp16.onnx")
+    assert json.loads((out / "dagl-jpeg.json").read_text())["engine"] == "dagl-jpeg-fp16.plan"
 
 
 @pytest.mark.parametrize("version", ["10.11.0.33", "12.0.0.1"])
