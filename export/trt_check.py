@@ -3,18 +3,18 @@
 Building an engine needs a GPU and can fail late (on the deployment machine) on an operator the
 parser refuses. This check runs anywhere and fails early, naming the offending node.
 
-Source of the rules: onnx-tensorrt's ``docs/operators.md`` support matrix, which NVIDIA's ONNX
-opset guide for TensorRT 11.x names as the operator list
-(https://docs.nvidia.com/deeplearning/tensorrt/latest/reference/onnx-opset-guide.html). The
-operator rows are those of the matrix of the 10.15 release ("TensorRT 10.15 supports operators in
-the inclusive range of opset 9 to opset 24"), the newest one transcribed here; the parser sections
-of the TensorRT 11.0-11.5 release notes list only additions to it (11.0: Swish and the
+Source of the rules: onnx-tensorrt's ``docs/operators.md`` support matrix, which NVIDIA's ONNX opset
+guide for TensorRT 11.x names as the operator list
+(https://docs.nvidia.com/deeplearning/tensorrt/latest/reference/onnx-opset-guide.html). The operator
+rows are those of the matrix of the 10.15 release ("TensorRT 10.15 supports operators in the
+inclusive range of opset 9 to opset 24"), the newest one transcribed here; the parser sections of
+the TensorRT 11.0-11.5 release notes list only additions to it (11.0: Swish and the
 TRT_Attention/TRT_MoE/TRT_KVCacheUpdate custom operators; 11.5: opset 25), so every 11.x parser
-accepts what it accepts, and the opset bound is 24 (25 needs 11.5 or later). Only the operators
-a DAGL graph can contain plus their close relatives are listed; anything else is refused, which is the safe direction for a static check. On top of the matrix,
-the project refuses operators that the matrix accepts but that would break its guarantees:
-data-dependent output shapes (NonZero, Unique, ...), control flow (Loop, If, Scan) and the im2col
-family (Col2Im is "N" in the matrix).
+accepts what it accepts, and the opset bound is 24 (25 needs 11.5 or later). Only the operators a
+DAGL graph can contain plus their close relatives are listed; anything else is refused, which is the
+safe direction for a static check. On top of the matrix, the project refuses operators that the
+matrix accepts but that would break its guarantees: data-dependent output shapes (NonZero, Unique,
+...), control flow (Loop, If, Scan) and the im2col family (Col2Im is "N" in the matrix).
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ the tests (through :mod:`dagl.runtime.parity`) and by users with Polygraphy's ow
 
 Polygraphy imports the script (``dagl/runtime/polygraphy_loader/dagl_parity_data.py``, which
 re-exports :func:`load_data` from a folder where nothing shadows ``torch``) by path and calls
-``load_data()`` without arguments, so the dataset is found through environment variables: ``DAGL_DATASETS`` (the datasets folder, default
-``../shared/datasets`` beside the checkout, as for ``dagl-eval``), ``DAGL_PARITY_SET`` (default
-``classic5``), ``DAGL_PARITY_QUALITY`` (JPEG sets, default 10) or ``DAGL_PARITY_SIGMA`` (noise
-sets), ``DAGL_PARITY_CROP`` (side of the centre crops, default 48) and ``DAGL_PARITY_LIMIT``
-(first N images, default all). Imports are absolute because Polygraphy loads the file outside
-its package.
+``load_data()`` without arguments, so the dataset is found through environment variables:
+``DAGL_DATASETS`` (the datasets folder, default ``../shared/datasets`` beside the checkout, as for
+``dagl-eval``), ``DAGL_PARITY_SET`` (default ``classic5``), ``DAGL_PARITY_QUALITY`` (JPEG sets,
+default 10) or ``DAGL_PARITY_SIGMA`` (noise sets), ``DAGL_PARITY_CROP`` (side of the centre crops,
+default 48) and ``DAGL_PARITY_LIMIT`` (first N images, default all).
 """
 
 from __future__ import annotations
