@@ -243,9 +243,10 @@ class Builder(_Strict):
 
     def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig) -> IHostMemory | None:
         """The plan, or ``None`` (as TensorRT returns) when a dynamic input has no profile."""
+        if not config._profiles:
+            return None
         for tensor in network._inputs:
-            covered = [p._shapes.get(tensor.name) for p in config._profiles]
-            if -1 in tensor.shape and not all(covered) or not config._profiles:
+            if -1 in tensor.shape and not all(p._shapes.get(tensor.name) for p in config._profiles):
                 return None
         if config._cache is not None:
             config._cache._data += b"+tuned"

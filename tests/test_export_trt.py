@@ -167,19 +167,15 @@ def test_engine_runs_through_the_tensorrt_runner(fake_trt, tmp_path):
             runner.infer(batch[:, :, :8])
 
 
-def test_engine_from_another_tensorrt_is_refused(fake_trt, tmp_path, monkeypatch):
+@pytest.mark.parametrize("running, refusal", [
+    ("11.5.0.20", r"built for TensorRT 11\.4\.0\.106 \(running 11\.5\.0\.20\); dagl supports TensorRT >=10\.12,<12"),
+    ("10.8.0.43", r"TensorRT 10\.8\.0\.43 is not supported: .* TensorRT >=10\.12,<12"),
+])
+def test_engine_is_refused_by_another_or_unsupported_tensorrt(fake_trt, tmp_path, monkeypatch, running, refusal):
     plan = _build(tmp_path, fp16=False)
-    monkeypatch.setattr(fake_trt, "__version__", "11.5.0.20")
+    monkeypatch.setattr(fake_trt, "__version__", running)
     runner = TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1), EngineSidecar.read(plan), device="cpu")
-    with pytest.raises(RuntimeLoadError, match=r"built for TensorRT 11\.4\.0\.106 \(running 11\.5\.0\.20\)"):
-        runner.activate()
-
-
-def test_unsupported_running_tensorrt_is_refused_before_loading(fake_trt, tmp_path, monkeypatch):
-    plan = _build(tmp_path, fp16=False)
-    monkeypatch.setattr(fake_trt, "__version__", "10.8.0.43")
-    runner = TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1), EngineSidecar.read(plan), device="cpu")
-    with pytest.raises(RuntimeLoadError, match=r"TensorRT 10\.8\.0\.43 is not supported: .* TensorRT >=10\.12,<12"):
+    with pytest.raises(RuntimeLoadError, match=refusal):
         runner.activate()
 
 
