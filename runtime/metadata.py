@@ -28,10 +28,7 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
     task = task or declared_task  # type: ignore[assignment]
     if not task:
         raise RuntimeLoadError(f"{path.name} does not say which task it is for; pass --task")
-    try:
-        config = get_config(str(task))
-    except ValueError as exc:
-        raise RuntimeLoadError(str(exc)) from None
+    config = get_config(str(task))  # an unknown name is the user's TaskError
     channels = _int_or_none(declared.get("channels")) or config.channels
     if channels != config.channels:
         raise RuntimeLoadError(f"{path.name} takes {channels} channels but task {task!r} needs {config.channels}")
