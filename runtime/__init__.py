@@ -8,8 +8,8 @@ Backends live in ``dagl.runtime.torch``, ``dagl.runtime.onnxruntime`` and ``dagl
 only when an artefact needs them, so ``import dagl.runtime`` works without TensorRT).
 """
 
-from .base import BaseRunner, ModelInfo, ModelPathError, RuntimeLoadError
+from .base import BaseRunner, ModelInfo, ModelInputError, RuntimeLoadError
 from .loader import create_runner
 from .restorer import Restorer
 
-__all__ = ["BaseRunner", "ModelInfo", "ModelPathError", "Restorer", "RuntimeLoadError", "create_runner"]
+__all__ = ["BaseRunner", "ModelInfo", "ModelInputError", "Restorer", "RuntimeLoadError", "create_runner"]

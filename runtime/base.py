@@ -18,8 +18,8 @@ class RuntimeLoadError(DaglError):
     """An artefact or backend that cannot be used; the message is one line meant for the user."""
 
 
-class ModelPathError(UserInputError, RuntimeLoadError):
-    """The model the user named is missing, of an unknown kind, or needs an option they did not give."""
+class ModelInputError(UserInputError, RuntimeLoadError):
+    """The model the user named is missing, of an unknown kind, or does not fit the options they gave (their fix)."""
 
 
 @dataclass(frozen=True)
