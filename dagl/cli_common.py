@@ -5,8 +5,7 @@ below it imports this module. It holds:
 
 * :class:`Command` / :class:`Group`: click classes whose ``main`` turns a :class:`~dagl.errors.DaglError`
   into ONE line ``dagl-X: error: <message>`` with the error's ``exit_code`` (2 for the user's input,
-  1 for a failure while working); click's own usage errors print the usage and the same kind of line
-  and exit 2. Nothing else is caught: any other exception is a bug and keeps its traceback.
+  1 for a failure while working); click's own usage errors are the same one line, with exit 2. Nothing else is caught: any other exception is a bug and keeps its traceback.
 * option decorators for the options several commands take with the same meaning: ``--task``,
   ``--sigma``, ``--device``, ``--threads``, ``--max-pixels``.
 """
@@ -60,14 +59,7 @@ class _OneLineErrors:
         except click.exceptions.Abort:
             echo_error(prog, "interrupted" + (f"; {self.interrupted_hint}" if self.interrupted_hint else ""))
             return INTERRUPTED
-        except click.UsageError as exc:
-            if exc.ctx is not None:
-                help_option = "--help" if "--help" in exc.ctx.help_option_names else exc.ctx.help_option_names[0]
-                click.echo(exc.ctx.get_usage(), err=True)
-                click.echo(f"Try '{exc.ctx.command_path} {help_option}' for help.\n", err=True)
-            echo_error(prog, exc.format_message())
-            return exc.exit_code
-        except click.ClickException as exc:
+        except click.ClickException as exc:  # usage errors included: one line, exit 2, like any user error
             echo_error(prog, exc.format_message())
             return exc.exit_code
         except DaglError as exc:

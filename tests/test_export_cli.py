@@ -59,7 +59,9 @@ def test_shapes_out_of_order():
 def test_wrong_task():
     result = _run("--task", "deblur", "--weights", "random")
     assert result.exit_code == 2 and "'deblur' is not one of" in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("dagl-export: error: Invalid value for '--task'")
+    assert result.stderr.strip().splitlines() == [
+        "dagl-export: error: Invalid value for '--task': 'deblur' is not one of 'denoise', 'jpeg', 'demosaic', "
+        "'real-denoise'."]
 
 
 def test_sigma_rules():
