@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from . import io
 from .configs import TASKS
@@ -59,6 +60,9 @@ class _OneLineErrors:
         except click.exceptions.Abort:
             echo_error(prog, "interrupted" + (f"; {self.interrupted_hint}" if self.interrupted_hint else ""))
             return INTERRUPTED
+        except NoArgsIsHelpError as exc:  # a bare `dagl-eval`: the help is the answer, not an error line
+            exc.show()
+            return exc.exit_code
         except click.ClickException as exc:  # usage errors included: one line, exit 2, like any user error
             echo_error(prog, exc.format_message())
             return exc.exit_code

@@ -74,3 +74,9 @@ def test_device_option_help_says_what_auto_means():
     result = CliRunner().invoke(main, ["--help"])
     assert "auto = cuda if torch sees a GPU, else cpu" in " ".join(result.output.split())
     assert CliRunner().invoke(main, []).output == "cpu\n"
+
+
+def test_a_bare_group_prints_its_help_not_an_error_line():
+    result = CliRunner().invoke(eval_main, [])
+    assert result.exit_code == 2 and result.stderr.startswith("Usage: dagl-eval [OPTIONS] [COMMAND] [ARGS]...")
+    assert ": error:" not in result.stderr
