@@ -131,6 +131,14 @@ class Reporter:
         self.console.print(f"{PROG}: note: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _make_folder(target: Path) -> None:
+    """Create ``target``'s folder now that there is something to put in it."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageWriteError(f"{target}: cannot create its folder ({exc.strerror or exc})") from None
+
+
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
                 console: Console) -> tuple[int, float]:
     """Run every job; returns (images written, megapixels)."""
@@ -149,7 +157,7 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                     bars.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
                                 description=job.source.name)
                     out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
-                    job.target.parent.mkdir(parents=True, exist_ok=True)
+                    _make_folder(job.target)
                     write_image(job.target, out, bit_depth)
                 except ChannelError as exc:
                     reporter.error(f"{job.source}: {exc}")
