@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from dagl.configs import TASKS
+from dagl.cli_common import Command, sigma_option, task_option
 from dagl.gfam import GFAMHead
 from dagl.atomic import write_atomic
 from dagl.source import load_model
@@ -137,27 +137,21 @@ def write_record(task: str, record: dict, path: Path = RANGES_FILE) -> None:
     write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-@click.command()
-@click.option("--task", required=True, type=click.Choice(list(TASKS)))
+@click.command("dagl.calibration.ranges", cls=Command)
+@task_option(required=True)
 @click.option("--weights", default=None, help="Weights file, or 'random' (seeded; ranges then say little "
               "about trained weights). Default: the shipped weights.")
-@click.option("--sigma", type=click.Choice(["15", "25", "50"]), default=None, help="Noise level (denoise).")
+@sigma_option()
 @click.option("--datasets", "datasets_dir", type=click.Path(file_okay=False, path_type=Path),
               default=lambda: os.environ.get("DAGL_DATASETS", DEFAULT_DATASETS), show_default="../shared/datasets")
 @click.option("--crops", "count", default=3, show_default=True, help="Images to take one central crop from.")
 @click.option("--size", default=96, show_default=True, help="Crop side in pixels.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=RANGES_FILE,
               show_default="calibration/fp16_ranges.json")
-def main(task: str, weights: str | None, sigma: str | None, datasets_dir: Path, count: int, size: int,
+def main(task: str, weights: str | None, sigma: int | None, datasets_dir: Path, count: int, size: int,
          output: Path) -> None:
     """Measure activation ranges on test-set crops and record which layers FP16 must not touch."""
-    from dagl.weights import WeightsError
-
-    try:
-        record = calibrate(task, weights, Path(datasets_dir), sigma=int(sigma) if sigma else None,
-                           count=count, size=size)
-    except (WeightsError, FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    record = calibrate(task, weights, Path(datasets_dir), sigma=sigma, count=count, size=size)
     write_record(task, record, output)
     click.echo(f"{task}: scores |S| <= {record['peak_scores_absmax']}, logits <= {record['peak_logits_absmax']}, "
                f"other layers <= {record['peak_module_absmax']}; float32 modules beyond the attention path: "

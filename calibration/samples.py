@@ -14,7 +14,12 @@ import torch
 
 from dagl.configs import get_config
 from dagl.degradations import protocol_noise
+from dagl.errors import UserInputError
 from dagl.io import read_image
+
+
+class SamplesError(UserInputError):
+    """The test images calibration measures on are missing or too small."""
 
 #: Where each task's degraded inputs live under the datasets folder, and the sigma for denoise.
 _SOURCES = {
@@ -43,7 +48,7 @@ def center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
     top = (array.shape[1] - height) // 2
     left = (array.shape[2] - width) // 2
     if top < 0 or left < 0:
-        raise ValueError(f"image of {array.shape[1]}x{array.shape[2]} is smaller than {height}x{width}")
+        raise SamplesError(f"image of {array.shape[1]}x{array.shape[2]} is smaller than {height}x{width}")
     return np.ascontiguousarray(array[:, top:top + height, left:left + width])
 
 
@@ -55,8 +60,8 @@ def task_crops(task: str, datasets_dir: str | Path, *, shape: tuple[int, int] = 
     figure can be traced back to its image.
     """
     folder = Path(datasets_dir) / _SOURCES[get_config(task).name]
-    files = sorted(p for p in folder.iterdir() if p.is_file())[:count]
+    files = sorted(p for p in folder.iterdir() if p.is_file())[:count] if folder.is_dir() else []
     if not files:
-        raise FileNotFoundError(f"no images in {folder}")
+        raise SamplesError(f"no images in {folder} (pass --datasets DIR or set DAGL_DATASETS)")
     return [(f"{folder.name}/{path.name}", center_crop(_network_input(task, path, sigma), *shape))
             for path in files]

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import UserInputError
+
+
+class TaskError(UserInputError, ValueError):
+    """A task name or task variant (sigma) that does not exist.
+
+    Also a ``ValueError`` so library callers that validated names before this class existed keep working.
+    """
+
 
 @dataclass(frozen=True)
 class TaskConfig:
@@ -26,6 +35,24 @@ class TaskConfig:
     @property
     def is_gray(self) -> bool:
         return self.channels == 1
+
+    def check_sigma(self, sigma: int | None) -> int | None:
+        """The one rule for a task's variant: ``sigma`` iff the task has one model per noise level.
+
+        dagl-export, dagl-train and the shipped-weights lookup all pick a model by (task, sigma), so
+        they all ask here; the messages name the CLI option because that is where users type it.
+        """
+        choices = ", ".join(map(str, self.sigmas))
+        if not self.sigmas:
+            if sigma is not None:
+                noisy = "/".join(name for name, cfg in TASKS.items() if cfg.sigmas)
+                raise TaskError(f"--sigma applies to --task {noisy} only, not {self.name!r}")
+            return None
+        if sigma is None:
+            raise TaskError(f"task {self.name!r} has one model per noise level: pass --sigma ({choices})")
+        if sigma not in self.sigmas:
+            raise TaskError(f"sigma {sigma} is not one the paper trains for {self.name!r}: pass --sigma ({choices})")
+        return sigma
 
 
 TASKS: dict[str, TaskConfig] = {
@@ -66,4 +93,4 @@ def get_config(task: str) -> TaskConfig:
     try:
         return TASKS[task]
     except KeyError:
-        raise ValueError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}") from None
+        raise TaskError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}") from None

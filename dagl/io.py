@@ -19,6 +19,21 @@ PIL_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".webp", ".ppm", ".pgm"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
 IMAGE_SUFFIXES = PIL_SUFFIXES | TIFF_SUFFIXES | {".npy"}
 
+#: Largest input image, in pixels, a reader accepts unless told otherwise (a 40 MP scan is ~160 MB as float32).
+DEFAULT_MAX_PIXELS = 40_000_000
+_max_pixels = DEFAULT_MAX_PIXELS
+
+
+def set_max_pixels(limit: int) -> None:
+    """Set the process-wide input pixel limit (the CLIs' ``--max-pixels``)."""
+    global _max_pixels
+    _max_pixels = int(limit)
+
+
+def max_pixels() -> int:
+    """The input pixel limit now in force."""
+    return _max_pixels
+
 
 #: ITU-R BT.601 luma weights: MATLAB's rgb2gray (the paper's gray test sets) and Pillow's "L".
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

@@ -15,16 +15,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
 def weights_name(task: str, sigma: int | None = None) -> str:
-    config = get_config(task)
-    if config.sigmas:
-        if sigma is None:
-            raise WeightsError(f"task {task!r} has one model per noise level; pass sigma "
-                               f"(one of {', '.join(map(str, config.sigmas))})")
-        if sigma not in config.sigmas:
-            raise WeightsError(f"sigma {sigma} is not one the paper trains for {task!r}; "
-                               f"choose one of {', '.join(map(str, config.sigmas))}")
-        return f"dagl-{task}-s{sigma}.safetensors"
-    return f"dagl-{task}.safetensors"
+    """File name of a task variant's weights; :class:`~dagl.configs.TaskError` for a variant that does not exist."""
+    sigma = get_config(task).check_sigma(sigma)
+    return f"dagl-{task}-s{sigma}.safetensors" if sigma is not None else f"dagl-{task}.safetensors"
 
 
 def shipped_weights(task: str, sigma: int | None = None) -> Path:

@@ -16,18 +16,24 @@ from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DE
                            artefact_stem, current_gpu, import_tensorrt, onnx_metadata, require_supported)
 from dagl.atomic import write_atomic
 from dagl.calibration.policy import RANGES_FILE, fp32_nodes
-from dagl.configs import TASKS, TaskConfig, get_config
+from dagl.cli_common import Command, sigma_option, task_option
+from dagl.configs import TaskConfig, get_config
+from dagl.errors import DaglError
 from dagl.source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
 from dagl.weights import WeightsError
 
 from .fp16 import to_fp16
 from .onnx import DEFAULT_OPSET, export_onnx, save_atomic, set_metadata
-from .tensorrt_build import EngineBuildError, EngineTask, build_engine
+from .tensorrt_build import EngineTask, build_engine
 from .trt_check import TensorRTCompatibilityError, assert_tensorrt_compatible
 
 #: Spinners for the long steps; messages go through click.echo as single lines.
 _STDERR = Console(stderr=True)
 _PACKAGES = ("dagl", "torch", "onnx", "onnxruntime", "onnxconverter-common", "tensorrt")
+
+
+class GraphRefusedError(DaglError):
+    """An exported graph failed onnx.checker or the TensorRT check; nothing is written."""
 
 
 class ShapeType(click.ParamType):
@@ -65,17 +71,13 @@ def _check(model: onnx.ModelProto, label: str) -> None:
         onnx.checker.check_model(model)
         assert_tensorrt_compatible(model)
     except (onnx.checker.ValidationError, TensorRTCompatibilityError) as exc:
-        raise click.ClickException(f"{label} graph refused, nothing written: {exc}") from None
+        raise GraphRefusedError(f"{label} graph refused, nothing written: {exc}") from None
 
 
 def _validate_options(config: TaskConfig, sigma: int | None, onnx_only: bool, engine_required: bool,
                       shapes: tuple[tuple[int, int], ...]) -> None:
     """Every refusal that needs no model: cheap, before minutes of export."""
-    if config.sigmas and sigma is None:
-        raise click.UsageError(f"--task {config.name} has one model per noise level: pass --sigma "
-                               f"{'|'.join(map(str, config.sigmas))}")
-    if not config.sigmas and sigma is not None:
-        raise click.UsageError(f"--sigma applies to --task denoise only, not {config.name}")
+    config.check_sigma(sigma)
     if onnx_only and engine_required:
         raise click.UsageError("--onnx-only and --engine-required contradict each other")
     lo, opt, hi = shapes
@@ -87,7 +89,7 @@ def _validate_options(config: TaskConfig, sigma: int | None, onnx_only: bool, en
             require_supported(import_tensorrt().__version__)
             current_gpu()
         except EngineUnavailable as exc:
-            raise click.ClickException(f"--engine-required, but no engine can be built here: {exc}") from None
+            raise EngineUnavailable(f"--engine-required, but no engine can be built here: {exc}") from None
 
 
 def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: WeightsInfo, fp16: bool,
@@ -110,13 +112,12 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
     return graphs, keep
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--task", required=True, type=click.Choice(list(TASKS)), help="Which of the paper's networks.")
+@click.command("dagl-export", cls=Command)
+@task_option(required=True)
 @click.option("--weights", default=None, metavar="PATH|random",
               help="Official DAGL checkpoint or .safetensors. Default: the weights shipped for the task. "
                    f"'{RANDOM}' = seeded random weights, for smoke-testing a deployment pipeline only.")
-@click.option("--sigma", type=click.Choice(["15", "25", "50"]), default=None,
-              help="Noise level of the denoise model (required for --task denoise).")
+@sigma_option(help="Noise level of the denoise model: 15, 25 or 50 (required for --task denoise).")
 @click.option("--fp16", is_flag=True, help="Also write the FP16 ONNX and build an FP16 engine "
               "(the GFAM attention stays float32, see docs/fp16-ranges.md).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
@@ -131,7 +132,7 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
 @click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Largest batch of tiles per engine call (also the tuned one; dagl-infer's default).")
 @click.option("--engine-required", is_flag=True, help="Exit non-zero if no engine can be built here.")
-def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_dir: Path, onnx_only: bool,
+def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_dir: Path, onnx_only: bool,
          min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,
          engine_required: bool) -> None:
     """Export a DAGL task to ONNX and build a strongly typed TensorRT engine (10.12+ or 11.x).
@@ -151,20 +152,20 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
       dagl-export --task jpeg --weights random --onnx-only
     """
     config = get_config(task)
-    noise = int(sigma) if sigma else None
-    _validate_options(config, noise, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
+    _validate_options(config, sigma, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
     try:
-        model, info = load_model(task, weights, noise)
+        model, info = load_model(task, weights, sigma)
     except WeightsError as exc:
-        hint = "" if weights else "; use --weights PATH, or --weights random for a smoke test"
-        raise click.ClickException(f"{exc}{hint}") from None
+        if weights:
+            raise
+        raise WeightsError(f"{exc}; use --weights PATH, or --weights random for a smoke test") from None
     if info.random:
         click.secho(f"WARNING: --weights random: seeded random weights (seed {RANDOM_SEED}); the artefacts "
                     "restore nothing and are labelled so in their metadata", fg="yellow", bold=True, err=True)
 
     stem = artefact_stem(task)
     output_dir.mkdir(parents=True, exist_ok=True)
-    graphs, keep = _export_graphs(model, task, noise, info, fp16, output_dir)
+    graphs, keep = _export_graphs(model, task, sigma, info, fp16, output_dir)
     for name, graph in graphs.items():
         save_atomic(graph, output_dir / name)
     written = list(graphs)
@@ -176,7 +177,7 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
     engine_note = "skipped (--onnx-only)"
     if not onnx_only:
         plan = output_dir / f"{stem}-{precision}.plan"
-        facts = EngineTask(task=task, channels=channels, precision=precision, sigma=noise, weights=info.as_dict())
+        facts = EngineTask(task=task, channels=channels, precision=precision, sigma=sigma, weights=info.as_dict())
         try:
             with _STDERR.status(f"building the TensorRT {precision} engine (minutes)"):
                 # Strongly typed: the engine's precision is its ONNX graph's (FP16 graph -> FP16 engine).
@@ -187,11 +188,9 @@ def main(task: str, weights: str | None, sigma: str | None, fp16: bool, output_d
         except EngineUnavailable as exc:  # only reachable without --engine-required (checked upfront)
             engine_note = f"not built: {exc}"
             click.echo(f"no TensorRT engine built: {exc}; ONNX files kept in {output_dir}", err=True)
-        except EngineBuildError as exc:
-            raise click.ClickException(str(exc)) from None
 
     summary = {
-        "task": task, "channels": channels, "sigma": noise, "opset": DEFAULT_OPSET, "precision": precision,
+        "task": task, "channels": channels, "sigma": sigma, "opset": DEFAULT_OPSET, "precision": precision,
         "shapes": {"min": list(shapes.min), "opt": list(shapes.opt), "max": list(shapes.max)},
         "weights": info.as_dict(), "fp32_nodes_in_fp16": len(keep) if fp16 else 0,
         "fp16_policy": RANGES_FILE.name, "engine": engine_note, "versions": _versions(),

@@ -1,15 +1,15 @@
 """Inference over TensorRT, ONNX Runtime and PyTorch behind one runner interface.
 
->>> from runtime import Restorer
+>>> from dagl.runtime import Restorer
 >>> with Restorer("dagl-jpeg.onnx", tiling="grid") as restore:
 ...     out = restore(image)          # float32 (H, W) or (H, W, C) in [0, 1]
 
 Backends live in ``dagl.runtime.torch``, ``dagl.runtime.onnxruntime`` and ``dagl.runtime.tensorrt`` (imported
-only when an artefact needs them, so ``import runtime`` works without TensorRT).
+only when an artefact needs them, so ``import dagl.runtime`` works without TensorRT).
 """
 
-from .base import BaseRunner, ModelInfo, RuntimeLoadError
+from .base import BaseRunner, ModelInfo, ModelInputError, RuntimeLoadError
 from .loader import create_runner
 from .restorer import Restorer
 
-__all__ = ["BaseRunner", "ModelInfo", "Restorer", "RuntimeLoadError", "create_runner"]
+__all__ = ["BaseRunner", "ModelInfo", "ModelInputError", "Restorer", "RuntimeLoadError", "create_runner"]

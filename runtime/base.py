@@ -11,11 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dagl.errors import DaglError
+from dagl.errors import DaglError, UserInputError
 
 
 class RuntimeLoadError(DaglError):
     """An artefact or backend that cannot be used; the message is one line meant for the user."""
+
+
+class ModelInputError(UserInputError, RuntimeLoadError):
+    """The model the user named is missing, of an unknown kind, or does not fit the options they gave (their fix)."""
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 import dagl
+from dagl.cli_common import Command, device_option, task_option, threads_option
 
-from .base import BaseRunner, ModelInfo, RuntimeLoadError
+from .base import BaseRunner, ModelInfo
 from .loader import BACKENDS, create_runner
 from .torch import TorchRunner
 
@@ -140,17 +141,17 @@ def plot(results: list[Measurement], title: str, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("dagl-bench", cls=Command)
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--task", help="Task of a weights file (artefacts carry their own).")
+@task_option(help="Task of a weights file (artefacts carry their own).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@device_option()
 @click.option("--tile", "tiles", type=click.IntRange(min=8), multiple=True, default=DEFAULT_TILES,
               show_default=True, help="Square tile sides to measure (repeatable).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tiles per call.")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed calls per tile size (the median is reported).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for both paths.")
+@threads_option()
 @click.option("--plain/--no-plain", default=True, show_default=True,
               help="Also measure the plain PyTorch reference path.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=Path("dagl-bench.png"),
@@ -167,22 +168,18 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
       dagl-bench dagl-jpeg.onnx --tile 48 --tile 64 --threads 1 --plot bench.png
     """
     console = Console()
-    try:
-        runner = create_runner(model, backend, device, task, threads=threads)
-        runners = [("artefact", runner)]
-        if plain:
-            weights = model if runner.name == "torch" else None
-            runners.append(("plain", plain_runner(runner.info, device, threads, weights)))
-        results = []
-        with console.status("measuring") as status:
-            for name, each in runners:
-                with each:
-                    for tile in sorted(tiles):
-                        status.update(f"{name} ({each.name}): tile {tile}")
-                        results.append(measure(each, name, tile, batch, repeats))
-    except (RuntimeLoadError, ValueError) as exc:
-        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise click.exceptions.Exit(2) from None
+    runner = create_runner(model, backend, device, task, threads=threads)
+    runners = [("artefact", runner)]
+    if plain:
+        weights = model if runner.name == "torch" else None
+        runners.append(("plain", plain_runner(runner.info, device, threads, weights)))
+    results = []
+    with console.status("measuring") as status:
+        for name, each in runners:
+            with each:
+                for tile in sorted(tiles):
+                    status.update(f"{name} ({each.name}): tile {tile}")
+                    results.append(measure(each, name, tile, batch, repeats))
     title = f"dagl-bench {model.name} ({runner.info.task}, {device}, batch {batch}, threads {threads or 'default'})"
     console.print(table(results, title))
     plot(results, title, plot_path)

@@ -13,9 +13,11 @@ from pathlib import Path
 import click
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dagl import TASKS
+from dagl.cli_common import (Command, device_option, error_line, max_pixels_option, sigma_option, task_option,
+                             threads_option)
+from dagl.cli_progress import progress
+from dagl.errors import UserInputError
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageReadError, ImageWriteError, read_image, write_image
 
 from .base import RuntimeLoadError
@@ -24,6 +26,7 @@ from .loader import BACKENDS
 from .restorer import Restorer
 from .tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS
 
+PROG = "dagl-infer"
 DEFAULT_OUTPUT_DIR = Path("restored")
 EXAMPLES = """
 \b
@@ -64,7 +67,19 @@ def output_suffix(source: Path) -> str:
     return source.suffix.lower() if source.suffix.lower() in WRITE_BIT_DEPTHS else ".png"
 
 
-def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool) -> None:
+def bit_depth_problem(target: Path, bit_depth: int) -> str | None:
+    """Why ``target`` cannot hold ``bit_depth``-bit samples (None if it can): asked before any inference."""
+    suffix = target.suffix.lower()
+    depths = WRITE_BIT_DEPTHS.get(suffix)
+    if depths is None:
+        return f"cannot write {suffix or 'files without extension'}; use one of {', '.join(sorted(WRITE_BIT_DEPTHS))}"
+    if suffix == ".npy" or bit_depth in depths:  # .npy always stores float32
+        return None
+    return f"{suffix} cannot hold {bit_depth}-bit samples; use --bit-depth {' or '.join(map(str, depths))}" + (
+        " or write a .tif/.npy" if bit_depth == 32 else "")
+
+
+def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_depth: int = 8) -> None:
     """Set each job's target: ``output`` itself for one input with a file name, else ``output/<name>``."""
     single_file = output is not None and len(jobs) == 1 and output.suffix and not output.is_dir()
     folder = None if single_file else (output or DEFAULT_OUTPUT_DIR)
@@ -80,25 +95,29 @@ def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool) -> None:
             job.error = f"output {target} is the input itself; pass --overwrite to replace it"
         elif target.exists() and not overwrite:
             job.error = f"output {target} exists; pass --overwrite to replace it"
-        elif target.suffix.lower() not in WRITE_BIT_DEPTHS:
-            job.error = f"cannot write {target.suffix or 'files without extension'}; use one of " \
-                        f"{', '.join(sorted(WRITE_BIT_DEPTHS))}"
+        elif problem := bit_depth_problem(target, bit_depth):
+            job.error = f"output {target}: {problem}"
         seen[resolved] = job.source
         job.target = target
 
 
-def ensure_writable(folder: Path) -> str | None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return f"cannot create output folder {folder} ({exc.strerror or exc})"
-    if not os.access(folder, os.W_OK):
-        return f"output folder {folder} is not writable"
-    return None
+def check_writable(folder: Path) -> None:
+    """Refuse an output folder that could not be created or written, without creating it.
+
+    The folder itself is made only when the first output is written, so a run that fails (a bad
+    model, unreadable inputs) leaves no empty ``restored/`` behind.
+    """
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserInputError(f"cannot create output folder {folder} ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"output folder {existing} is not writable")
 
 
 class Reporter:
-    """One-line messages on stderr, kept apart from the progress bar."""
+    """One-line messages on stderr, kept apart from the progress bar; errors in the shared CLI shape."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -106,55 +125,63 @@ class Reporter:
 
     def error(self, message: str) -> None:
         self.failures += 1
-        self.console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        self.console.print(error_line(PROG, message), markup=False, highlight=False, soft_wrap=True)
 
     def note(self, message: str) -> None:
-        self.console.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)
+        self.console.print(f"{PROG}: note: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _make_folder(target: Path) -> None:
+    """Create ``target``'s folder now that there is something to put in it."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageWriteError(f"{target}: cannot create its folder ({exc.strerror or exc})") from None
 
 
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
                 console: Console) -> tuple[int, float]:
     """Run every job; returns (images written, megapixels)."""
     written, megapixels = 0, 0.0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        images_bar = progress.add_task("images", total=len(jobs))
-        tiles_bar = progress.add_task("tiles", total=0)
+    with progress(console) as bars:
+        images_bar = bars.add_task("images", total=len(jobs), unit="image")
+        tiles_bar = bars.add_task("tiles", total=0)
         for job in jobs:
-            progress.advance(images_bar)
             if job.error:
                 reporter.error(f"{job.source}: {job.error}")
-                continue
-            try:
-                array, note = to_network(read_image(job.source), restorer.task)
-                if note:
-                    reporter.note(f"{job.source}: {note}")
-                progress.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
-                                description=job.source.name)
-                out = restorer(array, progress=lambda n: progress.advance(tiles_bar, n))
-                write_image(job.target, out, bit_depth)
-            except ChannelError as exc:
-                reporter.error(f"{job.source}: {exc}")
-            except (ImageReadError, ImageWriteError, RuntimeLoadError) as exc:
-                reporter.error(str(exc))
             else:
-                written += 1
-                megapixels += array.shape[0] * array.shape[1] / 1e6
+                try:
+                    array, note = to_network(read_image(job.source), restorer.task)
+                    if note:
+                        reporter.note(f"{job.source}: {note}")
+                    bars.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
+                                description=job.source.name)
+                    out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
+                    _make_folder(job.target)
+                    write_image(job.target, out, bit_depth)
+                except ChannelError as exc:
+                    reporter.error(f"{job.source}: {exc}")
+                except (ImageReadError, ImageWriteError, RuntimeLoadError) as exc:
+                    reporter.error(str(exc))
+                else:
+                    written += 1
+                    megapixels += array.shape[0] * array.shape[1] / 1e6
+            bars.advance(images_bar)
     return written, megapixels
 
 
-@click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(PROG, cls=Command, epilog=EXAMPLES)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output file (one input) or folder (several). Format follows the extension: "
                    ".png (8/16-bit), .tif (8/16-bit or float32), .npy (float32, exact). [default: ./restored/]")
-@click.option("--task", type=click.Choice(list(TASKS)),
-              help="Network task; read from the artefact's metadata when omitted (required for weights files).")
-@click.option("--sigma", type=int, help="Noise level of a denoising model (informational for weights files).")
+@task_option(help="Network task; read from the artefact's metadata when omitted (required for weights files).")
+@sigma_option(help="Noise level of a denoising model: checked against an artefact's metadata, picks the shipped "
+                   "weights when MODEL is a task name.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto picks by extension: .plan/.engine TensorRT, .onnx ONNX Runtime, .pt/.pth/.safetensors PyTorch.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@device_option()
 @click.option("--tiling", type=click.Choice(TILINGS), default="grid", show_default=True,
               help="grid: fixed tiles blended over their overlap (fast, bounded memory); reference: the "
                    "paper's recursive chop (for parity); none: whole image at once (cost grows with area^2).")
@@ -167,7 +194,8 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
 @click.option("--ensemble", is_flag=True, help="x8 flip/rotation self-ensemble (8x slower; the paper's tables).")
 @click.option("--bit-depth", type=click.Choice(["8", "16", "32"]), default="8", show_default=True,
               help="Output sample depth; 32 = float32 (TIFF). 16-bit inputs are always read at full precision.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads (default: the backend's own choice).")
+@threads_option()
+@max_pixels_option()
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (including an input given as output).")
 def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | None, sigma: int | None,
          backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
@@ -184,38 +212,29 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     """
     console = Console(stderr=True)
     reporter = Reporter(console)
+    depth = int(bit_depth)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     # Tiling bounds memory by the image itself, so Pillow's decompression-bomb guard only refuses
     # large scans that would work; the user chose these files.
     Image.MAX_IMAGE_PIXELS = None
     jobs = expand_inputs(inputs)
-    plan_outputs(jobs, output, overwrite)
+    plan_outputs(jobs, output, overwrite, depth)
     if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
         for job in jobs:
             reporter.error(f"{job.source}: {job.error}")
         raise click.exceptions.Exit(1)
     folders = {job.target.parent for job in jobs if job.target is not None and not job.error}
-    for folder in folders:
-        problem = ensure_writable(folder)
-        if problem:
-            raise click.exceptions.Exit(_fail(console, problem))
-    try:
-        restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
-                            tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
-        restorer.runner.activate()
-    except (RuntimeLoadError, ValueError) as exc:
-        raise click.exceptions.Exit(_fail(console, str(exc))) from None
+    for folder in sorted(folders):
+        check_writable(folder)
+    restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
+                        tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+    restorer.runner.activate()
     start = time.perf_counter()
     with restorer:
-        written, megapixels = restore_all(restorer, jobs, int(bit_depth), reporter, console)
+        written, megapixels = restore_all(restorer, jobs, depth, reporter, console)
     seconds = time.perf_counter() - start
     failed = f", {reporter.failures} failed" if reporter.failures else ""
     console.print(f"{written} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
                   f"({restorer.runner.device}, {tiling} tiling){failed}", highlight=False)
     if reporter.failures:
         raise click.exceptions.Exit(1)
-
-
-def _fail(console: Console, message: str) -> int:
-    console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return 2

@@ -7,7 +7,7 @@ from pathlib import Path
 from dagl import TASKS, WeightsError, get_config, shipped_weights
 from dagl.artefact import EngineSidecar, SidecarError
 
-from .base import BaseRunner, ModelInfo, RuntimeLoadError
+from .base import BaseRunner, ModelInfo, ModelInputError, RuntimeLoadError
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -24,7 +24,7 @@ def backend_for(path: Path) -> str:
         return "onnxruntime"
     if suffix in WEIGHTS_SUFFIXES:
         return "torch"
-    raise RuntimeLoadError(f"{path}: unknown model type {suffix or '(no extension)'}; expected "
+    raise ModelInputError(f"{path}: unknown model type {suffix or '(no extension)'}; expected "
                            f"{', '.join(ENGINE_SUFFIXES + ONNX_SUFFIXES + WEIGHTS_SUFFIXES)}")
 
 
@@ -38,19 +38,19 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     path = Path(model_path)
     if not path.exists() and str(model_path) in TASKS:
         if task not in (None, str(model_path)):
-            raise RuntimeLoadError(f"model {model_path!r} names a task, but --task is {task!r}")
+            raise ModelInputError(f"model {model_path!r} names a task, but --task is {task!r}")
         task = str(model_path)
         try:
             path = shipped_weights(task, sigma)
         except WeightsError as exc:
             raise RuntimeLoadError(str(exc)) from None
     if not path.is_file():
-        raise RuntimeLoadError(f"{path}: no such model file")
+        raise ModelInputError(f"{path}: no such model file")
     if backend not in BACKENDS:
-        raise RuntimeLoadError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        raise ModelInputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     implied = backend_for(path)
     if backend not in ("auto", implied):
-        raise RuntimeLoadError(f"{path.name} is a {implied} artefact; it cannot run with --backend {backend}")
+        raise ModelInputError(f"{path.name} is a {implied} artefact; it cannot run with --backend {backend}")
     if implied == "tensorrt":
         from .metadata import resolve_info
         from .tensorrt import TensorRTRunner
@@ -65,12 +65,9 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
 
         return OnnxRuntimeRunner(path, read_info(path, task, sigma), device, threads)
     if not task:
-        raise RuntimeLoadError(f"{path.name} is a weights file and does not say which task it is for; "
+        raise ModelInputError(f"{path.name} is a weights file and does not say which task it is for; "
                                f"pass --task")
     from .torch import TorchRunner, load_model
 
-    try:
-        info = ModelInfo(task=task, channels=get_config(task).channels, sigma=sigma)
-    except ValueError as exc:
-        raise RuntimeLoadError(str(exc)) from None
+    info = ModelInfo(task=task, channels=get_config(task).channels, sigma=sigma)
     return TorchRunner(load_model(path, info), info, device, threads)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dagl import get_config
 
-from .base import ModelInfo, RuntimeLoadError
+from .base import ModelInfo, ModelInputError, RuntimeLoadError
 
 
 def _int_or_none(value: object) -> int | None:
@@ -24,19 +24,16 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
     """Combine an artefact's declared ``task``/``channels``/``sigma``/``precision`` with user overrides."""
     declared_task = declared.get("task") or None
     if task and declared_task and task != declared_task:
-        raise RuntimeLoadError(f"{path.name} was exported for task {declared_task!r}, not {task!r}")
+        raise ModelInputError(f"{path.name} was exported for task {declared_task!r}, not {task!r}")
     task = task or declared_task  # type: ignore[assignment]
     if not task:
-        raise RuntimeLoadError(f"{path.name} does not say which task it is for; pass --task")
-    try:
-        config = get_config(str(task))
-    except ValueError as exc:
-        raise RuntimeLoadError(str(exc)) from None
+        raise ModelInputError(f"{path.name} does not say which task it is for; pass --task")
+    config = get_config(str(task))  # an unknown name is the user's TaskError
     channels = _int_or_none(declared.get("channels")) or config.channels
     if channels != config.channels:
         raise RuntimeLoadError(f"{path.name} takes {channels} channels but task {task!r} needs {config.channels}")
     declared_sigma = _int_or_none(declared.get("sigma"))
     if sigma is not None and declared_sigma is not None and sigma != declared_sigma:
-        raise RuntimeLoadError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
+        raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
     return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,
                      precision=str(declared.get("precision") or "fp32"))

@@ -13,7 +13,8 @@ import numpy as np
 from .base import BaseRunner
 from .ensemble import ensemble as x8
 from .loader import create_runner
-from .tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS, Progress, count_tiles, run_tiled
+from .tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS, Progress, TilingError, count_tiles,
+                     run_tiled)
 
 
 class Restorer:
@@ -31,13 +32,13 @@ class Restorer:
                  overlap: int | None = None, batch: int | None = None, ensemble: bool = False,
                  threads: int | None = None) -> None:
         if tiling not in TILINGS:
-            raise ValueError(f"unknown tiling {tiling!r}; choose one of: {', '.join(TILINGS)}")
+            raise TilingError(f"unknown tiling {tiling!r}; choose one of: {', '.join(TILINGS)}")
         self.tiling = tiling
         self.tile = DEFAULT_TILE if tile is None else int(tile)
         self.overlap = DEFAULT_OVERLAP if overlap is None else int(overlap)
         self.batch = int(batch) if batch is not None else DEFAULT_BATCH
         if self.tile < 8 or not 0 <= self.overlap < self.tile or self.batch < 1:
-            raise ValueError(f"need tile >= 8, 0 <= overlap < tile and batch >= 1; got tile={self.tile}, "
+            raise TilingError(f"need tile >= 8, 0 <= overlap < tile and batch >= 1; got tile={self.tile}, "
                              f"overlap={self.overlap}, batch={self.batch}")
         self.ensemble = ensemble
         self.runner: BaseRunner = create_runner(model_path, backend, device, task, sigma, threads)

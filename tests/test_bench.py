@@ -54,4 +54,4 @@ def test_bench_runs_both_paths_and_writes_table_and_plot(tmp_path, tmp_path_fact
 def test_bench_bad_model_is_one_line(tmp_path):
     result = CliRunner().invoke(main, [str(tmp_path / "nothing.onnx")])
     assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'nothing.onnx'}: no such model file"]
+        f"dagl-bench: error: {tmp_path / 'nothing.onnx'}: no such model file"]

@@ -1,6 +1,9 @@
+import re
+
 import pytest
 
 import dagl
+from dagl.configs import TaskError
 
 
 def test_four_tasks_are_configurations_of_one_model():
@@ -27,3 +30,19 @@ def test_state_dict_keys_are_the_release_layout():
     assert "body.8.c2_3.fc1.0.weight" in keys and "body.8.RBS2.3.body.1.weight" in keys
     assert "body.17.weight" in keys and "body.16.body.2.bias" in keys and "body.18.weight" not in keys
     assert "body.33.weight" in set(dagl.create("demosaic").state_dict())
+
+
+@pytest.mark.parametrize("task, sigma, message", [
+    ("denoise", None, "pass --sigma (15, 25, 50)"),
+    ("denoise", 30, "sigma 30 is not one the paper trains for 'denoise'"),
+    ("jpeg", 25, "--sigma applies to --task denoise only, not 'jpeg'"),
+])
+def test_one_sigma_rule_refuses_with_one_user_error(task, sigma, message):
+    with pytest.raises(TaskError, match=re.escape(message)) as caught:
+        dagl.get_config(task).check_sigma(sigma)
+    assert caught.value.exit_code == 2
+
+
+def test_sigma_rule_passes_valid_variants_through():
+    assert dagl.get_config("denoise").check_sigma(25) == 25
+    assert dagl.get_config("jpeg").check_sigma(None) is None

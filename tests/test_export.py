@@ -23,16 +23,14 @@ from dagl.calibration.policy import attention_path_nodes, float32_attention, fp3
 from dagl.calibration.ranges import RangeTracker, track
 from dagl.calibration.samples import task_crops
 from dagl.gfam import BatchedGFAM
-from dagl.metrics import psnr
 from dagl.export.cli import main
 from dagl.export.trt_check import check_tensorrt_compatible
+from dagl.runtime.compare import ONNX_FP16, ONNX_FP32, compare, worst
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 #: Ops that would break the dynamic-shape, parser-only guarantee of the graph.
 FORBIDDEN_OPS = {"Col2Im", "Im2Col", "Loop", "If", "NonZero", "Scan", "Unique", "Compress"}
 PARITY_SHAPES = {"jpeg": [(37, 53), (64, 64), (45, 71)], "demosaic": [(37, 53), (64, 48)]}
-PARITY_TOL = 1e-4
-FP16_MIN_PSNR = 50.0
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
 
 
@@ -137,8 +135,8 @@ def test_module_scope_names_real_nodes(jpeg_export):
 def test_jpeg_float32_parity(jpeg_export, datasets_dir, shape):
     out, model = jpeg_export
     x = _crops("jpeg", datasets_dir, shape)
-    diff = np.abs(_session(out / "dagl-jpeg.onnx").run(None, {"input": x})[0] - _torch(model, x)).max()
-    assert diff <= PARITY_TOL
+    verdict = compare(_torch(model, x), _session(out / "dagl-jpeg.onnx").run(None, {"input": x})[0], ONNX_FP32)
+    assert verdict.passed, verdict.summary
 
 
 def test_jpeg_float32_parity_batch_of_two(jpeg_export, datasets_dir):
@@ -146,7 +144,8 @@ def test_jpeg_float32_parity_batch_of_two(jpeg_export, datasets_dir):
     out, model = jpeg_export
     x = _crops("jpeg", datasets_dir, (37, 53), count=2)
     y = _session(out / "dagl-jpeg.onnx").run(None, {"input": x})[0]
-    assert y.shape == x.shape and np.abs(y - _torch(model, x)).max() <= PARITY_TOL
+    verdict = compare(_torch(model, x), y, ONNX_FP32)
+    assert y.shape == x.shape and verdict.passed, verdict.summary
     assert np.abs(y[0] - y[1]).max() > 1e-3  # two different images, not one broadcast
 
 
@@ -154,22 +153,23 @@ def test_jpeg_float32_parity_batch_of_two(jpeg_export, datasets_dir):
 def test_demosaic_float32_parity(demosaic_export, datasets_dir, shape):
     out, model, _ = demosaic_export
     x = _crops("demosaic", datasets_dir, shape)
-    diff = np.abs(_session(out / "dagl-demosaic.onnx").run(None, {"input": x})[0] - _torch(model, x)).max()
-    assert diff <= PARITY_TOL
+    verdict = compare(_torch(model, x), _session(out / "dagl-demosaic.onnx").run(None, {"input": x})[0], ONNX_FP32)
+    assert verdict.passed, verdict.summary
 
 
 def test_jpeg_fp16_psnr_against_float32_torch(jpeg_export, datasets_dir, record_property, capsys):
     """FP16 weights and activations between nodes; ORT CPU upcasts inside some nodes (see docs)."""
     out, model = jpeg_export
     session = _session(out / "dagl-jpeg-fp16.onnx")
-    scores = []
+    verdicts = []
     for shape in PARITY_SHAPES["jpeg"][:2]:
         x = _crops("jpeg", datasets_dir, shape)
-        scores.append(psnr(session.run(None, {"input": x})[0], np.clip(_torch(model, x), 0, 1)))
-    record_property("fp16_psnr_db", scores)
+        verdicts.append(compare(np.clip(_torch(model, x), 0, 1), session.run(None, {"input": x})[0], ONNX_FP16))
+    record_property("fp16_psnr_db", [v.psnr for v in verdicts])
     with capsys.disabled():
-        print(f"\nFP16 ONNX vs float32 PyTorch (jpeg, real crops): PSNR {', '.join(f'{s:.1f}' for s in scores)} dB")
-    assert min(scores) >= FP16_MIN_PSNR
+        print(f"\nFP16 ONNX vs float32 PyTorch (jpeg, real crops): PSNR {', '.join(f'{v.psnr:.1f}' for v in verdicts)} dB")
+    verdict = worst(verdicts)
+    assert verdict.passed, verdict.summary
 
 
 # --- the FP16 policy prevents a real overflow -------------------------------------------------

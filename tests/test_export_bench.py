@@ -1,18 +1,21 @@
-"""The benchmark's measuring side, in-process on a tiny tile (the full run takes minutes)."""
+"""The benchmark tool's measuring side (tools/export_bench.py), in-process on a tiny tile (the full run takes minutes)."""
 
 from __future__ import annotations
 
 import pytest
 
 from dagl.configs import get_config
-from dagl.export.bench import worker
 from dagl.export.cli import _onnx_metadata
 from dagl.source import WeightsInfo
+from export_bench import worker  # tools/ is on pytest's pythonpath
+from test_runtime_support import jpeg_onnx
 
 
-def test_worker_reports_time_and_memory():
-    row = worker("torch-batched", "jpeg", None, tile=16, threads=1, repeats=2)
-    assert row["backend"] == "torch-batched"
+@pytest.mark.parametrize("backend", ["torch-batched", "onnxruntime"])
+def test_worker_reports_time_and_memory(backend, tmp_path_factory, official_checkpoint):
+    onnx_path = jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+    row = worker(backend, "jpeg", str(onnx_path), tile=16, threads=1, repeats=2)
+    assert row["backend"] == backend
     assert 0 < row["min_s"] <= row["median_s"]
     assert row["peak_rss_mib"] >= row["rss_loaded_mib"] > 50  # torch alone is well over 50 MiB
 

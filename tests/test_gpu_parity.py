@@ -1,7 +1,7 @@
 """GPU backends against CPU float32 PyTorch on real crops, through ``runtime.Restorer``.
 
-Thresholds are the CPU parity tests': float32 paths max abs difference <= 1e-4, FP16 paths PSNR of the
-output against the CPU output >= 50 dB. Each test skips with its reason where the GPU or the package is
+Thresholds are dagl.runtime.compare's tolerances, as in the CPU parity tests: float32 paths max abs
+difference <= 1e-4, FP16 paths PSNR of the output against the CPU output >= 50 dB. Each test skips with its reason where the GPU or the package is
 missing; the GPU workflow sets DAGL_REQUIRE_GPU=1 so that there a missing piece fails instead of letting a
 misconfigured runner pass by skipping everything.
 """
@@ -18,14 +18,11 @@ from click.testing import CliRunner
 
 from dagl.datasets import centre_crop
 from dagl.io import read_image
-from dagl.metrics import psnr
 from dagl.export.cli import main as export_main
 from dagl.runtime import Restorer
+from dagl.runtime.compare import Tolerance, compare, tolerance_for
 
 pytestmark = pytest.mark.gpu
-
-FP32_MAX_ABS = 1e-4
-FP16_MIN_PSNR = 50.0
 
 
 def unavailable(reason: str) -> None:
@@ -86,26 +83,24 @@ def export(tmp_path_factory, checkpoint: Path, *args: str) -> Path:
     return folder
 
 
-def assert_parity(outputs: list[np.ndarray], reference: list[np.ndarray], precision: str) -> None:
+def assert_parity(outputs: list[np.ndarray], reference: list[np.ndarray], tolerance: Tolerance) -> None:
     for out, ref in zip(outputs, reference):
         assert out.shape == ref.shape and out.dtype == np.float32
-        if precision == "fp32":
-            assert float(np.abs(out - ref).max()) <= FP32_MAX_ABS
-        else:
-            assert psnr(out, ref) >= FP16_MIN_PSNR
+        verdict = compare(ref, out, tolerance)
+        assert verdict.passed, verdict.summary
 
 
 def test_torch_cuda_fp32(checkpoint, crops, request):
     require_cuda()
     outputs, _ = restore_all(checkpoint, crops, backend="torch", device="cuda")
-    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), "fp32")
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("torch", "fp32"))
 
 
 def test_torch_cuda_fp16_autocast(checkpoint, crops, request):
     require_cuda()
     with torch.autocast("cuda", dtype=torch.float16):
         outputs, _ = restore_all(checkpoint, crops, backend="torch", device="cuda")
-    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), "fp16")
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("torch", "fp16"))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
@@ -115,7 +110,7 @@ def test_onnxruntime_cuda(checkpoint, crops, request, tmp_path_factory, precisio
     name = "dagl-jpeg.onnx" if precision == "fp32" else "dagl-jpeg-fp16.onnx"
     outputs, restorer = restore_all(folder / name, crops, device="cuda")
     assert restorer.runner.device == "cuda", "ONNX Runtime fell back to the CPU"
-    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), precision)
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("onnxruntime", precision))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
@@ -125,4 +120,4 @@ def test_tensorrt_engine(checkpoint, crops, request, tmp_path_factory, precision
     # dagl-export's default engine takes one tile per call.
     outputs, restorer = restore_all(folder / f"dagl-jpeg-{precision}.plan", crops, batch=1)
     assert restorer.backend == "tensorrt"
-    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), precision)
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("tensorrt", precision))

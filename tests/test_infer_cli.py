@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
+import dagl.io
 from dagl.io import read_image, write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main
@@ -33,7 +35,7 @@ def infer(*args: object) -> tuple[int, list[str]]:
 
 
 def errors(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.startswith("error:")]
+    return [line for line in lines if line.startswith("dagl-infer: error:")]
 
 
 def files(folder):
@@ -150,5 +152,61 @@ def test_unknown_model_file_is_one_line(gray_png, tmp_path):
     model = tmp_path / "model.bin"
     model.write_bytes(b"\0")
     code, lines = infer(model, gray_png)
-    assert code == 2 and lines == [f"error: {model}: unknown model type .bin; expected "
+    assert code == 2 and lines == [f"dagl-infer: error: {model}: unknown model type .bin; expected "
                                    f".plan, .engine, .onnx, .pt, .pth, .safetensors"]
+
+
+def test_failed_run_leaves_no_empty_output_folder(onnx_path, gray_png, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, lines = infer("jpeg", gray_png)  # no weights ship for jpeg: the model fails to load
+    assert code != 0 and "no trained weights ship" in errors(lines)[0]
+    (tmp_path / "fake.png").write_text("not an image")
+    code, lines = infer(onnx_path, tmp_path / "fake.png", *FAST)
+    assert code == 1 and "not an image" in errors(lines)[0]
+    assert not (tmp_path / "restored").exists()
+
+
+def test_output_folder_is_created_when_the_first_output_is_written(onnx_path, gray_png, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _ = infer(onnx_path, gray_png, *FAST)
+    assert code == 0 and files(tmp_path / "restored") == ["gray.png"]
+
+
+def test_progress_is_printed_as_lines_without_a_terminal(onnx_path, gray_png, tmp_path):
+    write_image(tmp_path / "in" / "second.png", np.full((16, 16), 0.5, np.float32), 8)
+    code, lines = infer(onnx_path, tmp_path / "in", "-o", tmp_path / "out", *FAST)
+    assert code == 0
+    assert [line for line in lines if line.startswith("image ")] == ["image 1/2 done", "image 2/2 done"]
+
+
+def test_float32_into_png_is_refused_before_the_model_loads(gray_png, tmp_path):
+    code, lines = infer(tmp_path / "not-loaded.onnx", gray_png, "-o", tmp_path / "x.png", "--bit-depth", "32")
+    assert code == 1 and len(lines) == 1
+    assert lines[0] == (f"dagl-infer: error: {gray_png}: output {tmp_path / 'x.png'}: .png cannot hold 32-bit "
+                        "samples; use --bit-depth 8 or 16 or write a .tif/.npy")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: --device cuda is valid here")
+def test_device_cuda_without_a_gpu_is_a_usage_error(onnx_path, gray_png):
+    code, lines = infer(onnx_path, gray_png, "--device", "cuda")
+    assert code == 2 and lines[-1].startswith("dagl-infer: error: Invalid value for '--device': cuda, but torch "
+                                              "sees no CUDA GPU")
+
+
+def test_device_names_other_than_auto_cpu_cuda_are_refused(onnx_path, gray_png):
+    code, lines = infer(onnx_path, gray_png, "--device", "gpu")
+    assert code == 2 and "'gpu' is not one of 'auto', 'cpu', 'cuda'" in lines[-1]
+
+
+def test_missing_inputs_is_a_usage_error_with_the_shared_prefix(onnx_path):
+    code, lines = infer(onnx_path)
+    assert code == 2 and lines == ["dagl-infer: error: Missing argument 'INPUTS...'."]
+
+
+def test_max_pixels_sets_the_library_limit(gray_png, tmp_path):
+    previous = dagl.io.max_pixels()
+    try:
+        infer(tmp_path / "absent.onnx", gray_png, "-o", tmp_path / "o.png", "--max-pixels", "1000")
+        assert dagl.io.max_pixels() == 1000
+    finally:
+        dagl.io.set_max_pixels(previous)

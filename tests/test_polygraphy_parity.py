@@ -18,8 +18,8 @@ import dagl
 from dagl.calibration.policy import fp32_nodes
 from dagl.export.fp16 import to_fp16
 from dagl.runtime.base import ModelInfo
-from dagl.runtime.parity import (FP16_MIN_PSNR_DB, FP32_MAX_ABS_DIFF, PolygraphyRunner, compare,
-                                 onnxruntime_runner)
+from dagl.runtime.compare import ENGINE_VS_ONNX_FP16, ENGINE_VS_ONNX_FP32, ONNX_FP16, ONNX_FP32, Tolerance
+from dagl.runtime.parity import PolygraphyRunner, compare, onnxruntime_runner
 from dagl.runtime.parity_data import load_data
 from dagl.runtime.torch import TorchRunner
 from test_runtime_support import jpeg_onnx
@@ -66,23 +66,23 @@ def test_data_loader_yields_degraded_classic5_crops(crops, datasets_dir, monkeyp
 
 
 def test_float32_onnx_matches_pytorch(pytorch, onnx_paths, crops):
-    result = compare(pytorch, onnxruntime_runner(onnx_paths[0]), crops[:COMPARED], max_abs_diff=FP32_MAX_ABS_DIFF)
-    print(f"float32 ONNX Runtime vs PyTorch: {result}")
-    assert result.passed and result.feeds == COMPARED
-    assert result.max_abs_diff <= FP32_MAX_ABS_DIFF
+    result = compare(pytorch, onnxruntime_runner(onnx_paths[0]), crops[:COMPARED], ONNX_FP32)
+    print(result.summary)
+    assert result.passed and result.count == COMPARED
+    assert result.max_abs <= 1e-4
 
 
 def test_fp16_onnx_matches_pytorch_within_psnr(pytorch, onnx_paths, crops):
-    result = compare(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:COMPARED], min_psnr_db=FP16_MIN_PSNR_DB)
-    print(f"FP16 ONNX Runtime vs float32 PyTorch: {result}")
-    assert result.passed and result.min_psnr_db >= FP16_MIN_PSNR_DB
-    assert result.max_abs_diff > 0  # it really ran in FP16: not bit-identical to float32
+    result = compare(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:COMPARED], ONNX_FP16)
+    print(result.summary)
+    assert result.passed and result.psnr >= 50.0
+    assert result.max_abs > 0  # it really ran in FP16: not bit-identical to float32
 
 
 def test_comparator_verdict_fails_beyond_tolerance(pytorch, onnx_paths, crops):
     """The tolerance is enforced, not decorative: FP16 output is not within the float32 bound."""
-    result = compare(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:1], max_abs_diff=1e-7)
-    assert not result.passed and result.max_abs_diff > 1e-7
+    result = compare(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:1], Tolerance("too tight", max_abs=1e-7))
+    assert not result.passed and result.max_abs > 1e-7
 
 
 def test_documented_polygraphy_command_accepts_the_data_loader(onnx_paths, datasets_dir):
@@ -119,6 +119,6 @@ def test_tensorrt_engine_matches_onnxruntime_on_crops(onnx_paths, crops, tmp_pat
     engine = PolygraphyRunner(TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1, precision=precision),
                                              EngineSidecar.read(plan)))
     result = compare(onnxruntime_runner(graph), engine, crops[:COMPARED],
-                     min_psnr_db=60.0 if precision == "fp32" else FP16_MIN_PSNR_DB)
-    print(f"TensorRT {precision} engine vs ONNX Runtime: {result}")
+                     ENGINE_VS_ONNX_FP32 if precision == "fp32" else ENGINE_VS_ONNX_FP16)
+    print(result.summary)
     assert result.passed

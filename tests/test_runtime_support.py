@@ -11,15 +11,19 @@ from pathlib import Path
 import onnx
 
 import dagl
+from dagl.artefact.format import METADATA_PREFIX
 from dagl.export.onnx import export_onnx, save_atomic, set_metadata
 
 _CACHE: dict[str, Path] = {}
 
 
 def add_metadata(path: Path, props: dict[str, str]) -> Path:
-    """Stamp ``dagl.*`` metadata_props the way dagl-export does (interfaces.md)."""
+    """Stamp ``dagl.*`` metadata_props the way dagl-export does (keys: dagl.artefact.onnx_metadata).
+
+    Takes a subset of the keys on purpose, so tests can build graphs that declare only some facts.
+    """
     model = onnx.load(str(path))
-    return save_atomic(set_metadata(model, {f"dagl.{k}": v for k, v in props.items()}), path)
+    return save_atomic(set_metadata(model, {METADATA_PREFIX + k: v for k, v in props.items()}), path)
 
 
 def jpeg_onnx(checkpoint: Path, folder: Path) -> Path:

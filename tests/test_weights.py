@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import dagl
+from dagl.configs import TaskError
 from dagl.weights import WeightsError
 
 
@@ -67,7 +68,7 @@ def test_data_parallel_prefix_is_accepted(tmp_path, official_checkpoint):
 
 
 def test_no_shipped_weights_is_explained():
-    with pytest.raises(WeightsError, match="pass sigma"):
+    with pytest.raises(TaskError, match="pass --sigma"):
         dagl.shipped_weights("denoise")
-    with pytest.raises(WeightsError, match="sigma 30 is not one"):
+    with pytest.raises(TaskError, match="sigma 30 is not one"):
         dagl.shipped_weights("denoise", 30)

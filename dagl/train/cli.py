@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..configs import TASKS, get_config
+from ..cli_common import Command, sigma_option, task_option
 from ..pretrained import weights_name
-from ..weights import WeightsError
-from .config import LR_STEP_ITERATIONS, TrainConfig, TrainingError
+from .config import LR_STEP_ITERATIONS, TrainConfig
 
 EPILOG = """\b
 Examples:
@@ -32,37 +31,26 @@ with its model card (.md): copy both into dagl/weights/ to ship them. See docs/t
 
 
 def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None, **options) -> TrainConfig:
-    config = get_config(task)
-    if config.sigmas:
-        if sigma is None:
-            raise TrainingError(f"task {task!r} trains one model per noise level: pass --sigma "
-                                f"({', '.join(map(str, config.sigmas))})")
-    elif sigma is not None:
-        raise TrainingError(f"--sigma applies to the denoise task only, not {task!r}")
-    try:
-        name = Path(weights_name(task, sigma)).stem
-    except WeightsError as exc:
-        raise TrainingError(str(exc)) from None
+    name = Path(weights_name(task, sigma)).stem  # the task's sigma rule: a TaskError names the fix
     if not data:
-        raise TrainingError("pass at least one training folder with --data")
-    if options["patch"] < 8:
-        raise TrainingError("--patch must be at least 8")
+        raise click.UsageError("pass at least one training folder with --data")
     command = shlex.join(["dagl-train", *sys.argv[1:]])
     return TrainConfig(task=task, sigma=sigma, data=[Path(d) for d in data],
                        out=Path(out) if out else Path("runs") / name, command=command, **options)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-               epilog=EPILOG)
-@click.option("--task", required=True, type=click.Choice(list(TASKS)), help="Which DAGL network to train.")
-@click.option("--sigma", type=int, help="Noise level (0-255 scale) of the denoise model: 15, 25 or 50.")
+@click.command("dagl-train", cls=Command, epilog=EPILOG,
+               interrupted_hint="continue from the last checkpoint with --resume")
+@task_option(required=True, help="Which DAGL network to train.")
+@sigma_option()
 @click.option("--data", "data", multiple=True, metavar="DIR",
               help="Folder of clean training images; repeat for several. real-denoise needs "
                    "DIR/clean and DIR/noisy with the same file names.")
 @click.option("--iterations", required=True, type=click.IntRange(min=1), help="Optimiser steps in all.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Global batch, split evenly over the torchrun processes.")
-@click.option("--patch", default=64, show_default=True, type=int, help="Side of the random training crops.")
+@click.option("--patch", default=64, show_default=True, type=click.IntRange(min=8),
+              help="Side of the random training crops.")
 @click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Adam learning rate at the start.")
 @click.option("--lr-step", default=LR_STEP_ITERATIONS, show_default=True, type=click.IntRange(min=1),
@@ -108,22 +96,8 @@ def command(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: every user mistake is one line on stderr and exit status 2, never a traceback."""
-    try:
-        result = command.main(args=argv, prog_name="dagl-train", standalone_mode=False)
-    except click.ClickException as exc:
-        click.echo(f"dagl-train: error: {exc.format_message()}", err=True)
-        return 2
-    except click.exceptions.Abort:
-        click.echo("dagl-train: interrupted; continue from the last checkpoint with --resume", err=True)
-        return 130
-    except TrainingError as exc:
-        click.echo(f"dagl-train: error: {exc}", err=True)
-        return 2
-    except OSError as exc:  # e.g. an --out that cannot be written
-        click.echo(f"dagl-train: error: {exc}", err=True)
-        return 1
-    return result if isinstance(result, int) else 0
+    """Entry point: a DaglError or a usage mistake is one line on stderr and its exit status, never a traceback."""
+    return command.run(argv)
 
 
 if __name__ == "__main__":

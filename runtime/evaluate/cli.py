@@ -8,25 +8,30 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dagl.configs import TASKS
+from dagl.atomic import write_atomic
+from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option, threads_option
+from dagl.cli_progress import progress
 from dagl.datasets import DatasetError, EvalSet, named_set, open_set
+from dagl.errors import DaglError, UserInputError
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer, RuntimeLoadError
+from dagl.runtime.compare import ParityError, Verdict, judge, tolerance_for
 from dagl.runtime.loader import BACKENDS
 from dagl.runtime.tiling import TILINGS
 
 from .paper import (ARTEFACT_SUFFIXES, PAPER_CELLS, PaperCell, PaperRow, expected_names, find_artefact, paper_markdown,
                     paper_terminal_table)
-from dagl.atomic import write_atomic
-
 from .report import terminal_tables, write_report
 from .scoring import EvalResult, evaluate
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 console = Console(stderr=True)
+
+
+class ReportWriteError(DaglError):
+    """The report folder or table file cannot be written."""
 
 
 def _model_names(paths: Sequence[Path], restorers: Sequence[Restorer]) -> list[str]:
@@ -39,17 +44,36 @@ def _model_names(paths: Sequence[Path], restorers: Sequence[Restorer]) -> list[s
 
 def _run(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet, settings: dict[str, str]) -> EvalResult:
     """``evaluate`` with a progress bar over images and one over the network tiles of the current image."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        images = progress.add_task(f"{evalset.tag}: images", total=len(evalset))
-        tiles = progress.add_task("network tiles of this image", total=None)
+    with progress(console) as bars:
+        images = bars.add_task(f"{evalset.tag}: images", total=len(evalset), unit="image")
+        tiles = bars.add_task("network tiles of this image", total=None)
 
         def on_image(name: str) -> None:
-            progress.advance(images)
-            progress.reset(tiles, total=None)
+            bars.advance(images)
+            bars.reset(tiles, total=None)
 
-        return evaluate(restorers, names, evalset, settings, on_tiles=lambda n: progress.advance(tiles, n),
+        return evaluate(restorers, names, evalset, settings, on_tiles=lambda n: bars.advance(tiles, n),
                         on_image=on_image)
+
+
+def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer]) -> list[Verdict]:
+    """Per compared model, the worst numbers over the set judged by dagl.runtime.compare's tolerance.
+
+    The tolerances bound an exported artefact against float32 PyTorch, so a verdict is given only when
+    the base is a float32 PyTorch model and the compared one an ONNX graph or an engine; comparing two
+    weights files (e.g. two trainings) reports numbers but judges nothing.
+    """
+    base = restorers[0]
+    if base.backend != "torch" or base.runner.info.precision != "fp32" or not result.images:
+        return []
+    verdicts = []
+    for index, candidate in enumerate(restorers[1:]):
+        if candidate.backend == "torch":
+            continue
+        parity = [image.parity[index] for image in result.images]
+        verdicts.append(judge(max(p.max_abs for p in parity), min(p.psnr_vs_base for p in parity),
+                              tolerance_for(candidate.backend, candidate.runner.info.precision), len(parity)))
+    return verdicts
 
 
 def _written(write: Callable[[], list[Path]]) -> list[Path]:
@@ -57,18 +81,23 @@ def _written(write: Callable[[], list[Path]]) -> list[Path]:
     try:
         return write()
     except OSError as exc:
-        raise click.ClickException(f"cannot write the report: {exc}") from None
+        raise ReportWriteError(f"cannot write the report: {exc}") from None
 
 
 def _command_line(ctx: click.Context) -> str:
-    """The invocation, rebuilt from the parsed options that differ from their defaults (for reports)."""
+    """The invocation, rebuilt from the options given on the command line (for reports).
+
+    Asks click where each value came from (a public API) instead of comparing with defaults, which
+    click 8.5 changed for flags.
+    """
     words = ctx.command_path.split()
     for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if not isinstance(param, click.Option) or value is None or value == () or value == param.default:
+        value = ctx.params.get(param.name) if param.name else None
+        if (not isinstance(param, click.Option) or value is None or value == ()
+                or ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE):
             continue
         if isinstance(value, bool):
-            words.append(param.opts[0] if value else param.secondary_opts[0])
+            words += (param.opts if value else param.secondary_opts)[:1]
             continue
         for item in value if isinstance(value, tuple) else (value,):
             words += [param.opts[0], str(item)]
@@ -120,15 +149,16 @@ The default --tiling reference is the release's chop, i.e. the paper's numbers; 
 """
 
 
-@click.group(invoke_without_command=True, no_args_is_help=True, context_settings=CONTEXT, help=HELP)
-@click.option("--task", type=click.Choice(list(TASKS)),
-              help="Task of the model; needed for weights files, read from ONNX/engine metadata otherwise.")
+@click.group("dagl-eval", cls=Group, invoke_without_command=True, no_args_is_help=True, help=HELP)
+@task_option(help="Task of the model; needed for weights files, read from ONNX/engine metadata otherwise.")
 @click.option("--dataset", metavar="NAME|DIR", help="Test set name or clean/degraded folder (see above).")
-@click.option("--sigma", type=click.IntRange(1, 255), help="Noise level for denoising sets (15, 25, 50 in the paper).")
+@sigma_option(help="Noise level for denoising sets (15, 25, 50 in the paper).")
 @click.option("--quality", type=click.IntRange(1, 100), help="JPEG quality for classic5/live1 (10, 20, 30, 40).")
 @click.option("--model", type=click.Path(path_type=Path), metavar="MODEL", help="The model to score (the base).")
 @click.option("--compare", type=click.Path(path_type=Path), metavar="MODEL2", multiple=True,
-              help="Another model to score and compare with the base; repeat for more.")
+              help="Another model to score and compare with the base; repeat for more. An ONNX graph or engine "
+                   "compared with a float32 PyTorch base gets a parity verdict (dagl.runtime.compare: float32 "
+                   "max |diff| <= 1e-4, FP16 PSNR >= 50 dB); the exit status is 1 when one is out of bounds.")
 @click.option("--ensemble", is_flag=True, help="x8 self-ensemble at each tile, as the paper's tables.")
 @click.option("--tiling", type=click.Choice(TILINGS), default="reference", show_default=True,
               help="reference: the release's chop (the paper's protocol); grid: fixed tiles; none: whole image.")
@@ -142,12 +172,14 @@ The default --tiling reference is the release's chop, i.e. the paper's numbers; 
               help="Write the Markdown/CSV report and the PNGs into DIR.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto picks from each model's extension.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (PyTorch and ONNX Runtime).")
+@device_option()
+@threads_option()
+@max_pixels_option()
 @click.pass_context
 def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int | None, quality: int | None,
          model: Path | None, compare: tuple[Path, ...], ensemble: bool, tiling: str, tile: int | None,
          overlap: int | None, batch: int | None, limit: int | None, crop: int | None, report: Path | None,
-         backend: str, device: str) -> None:
+         backend: str, device: str, threads: int | None) -> None:
     if ctx.invoked_subcommand is not None:
         if dataset or model or compare:
             raise click.UsageError(f"options for `{ctx.invoked_subcommand}` go after it, not before")
@@ -155,27 +187,28 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
     if not dataset or not model:
         raise click.UsageError("--dataset and --model are required (or run `dagl-eval paper`)")
     paths = [model, *compare]
-    try:
-        restorers = [Restorer(p, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
-                              overlap=overlap, batch=batch, ensemble=ensemble) for p in paths]
-    except (RuntimeLoadError, ValueError) as exc:  # ValueError: tiling options out of range
-        raise click.ClickException(str(exc)) from None
+    restorers = [Restorer(p, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
+                          overlap=overlap, batch=batch, ensemble=ensemble, threads=threads) for p in paths]
     tasks = {r.task for r in restorers}
     if len(tasks) > 1:
-        raise click.ClickException(f"the models are for different tasks ({', '.join(sorted(tasks))})")
-    try:
-        evalset = open_set(dataset, restorers[0].task, sigma=sigma, quality=quality, limit=limit, crop=crop)
-        with ExitStack() as stack:
-            for restorer in restorers:
-                stack.enter_context(restorer)
-            result = _run(restorers, _model_names(paths, restorers), evalset, _settings(restorers))
-    except (DatasetError, RuntimeLoadError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise UserInputError(f"the models are for different tasks ({', '.join(sorted(tasks))})")
+    evalset = open_set(dataset, restorers[0].task, sigma=sigma, quality=quality, limit=limit, crop=crop)
+    with ExitStack() as stack:
+        for restorer in restorers:
+            stack.enter_context(restorer)
+        result = _run(restorers, _model_names(paths, restorers), evalset, _settings(restorers))
+    out = Console()
     for table in terminal_tables(result):
-        Console().print(table)
+        out.print(table)
+    verdicts = parity_verdicts(result, restorers)
+    for name, verdict in zip(_model_names(paths, restorers)[1:], verdicts):
+        out.print(f"{name}: {verdict.summary}", markup=False, highlight=False, soft_wrap=True)
     if report:
         written = _written(lambda: write_report(result, report))
         console.print("wrote " + ", ".join(str(p) for p in written))
+    failed = [verdict for verdict in verdicts if not verdict.passed]
+    if failed:
+        raise ParityError(f"{len(failed)} of {len(verdicts)} compared model(s) out of parity bounds")
 
 
 def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], ensemble: bool, tiling: str,
@@ -197,7 +230,7 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
     return PaperRow(cell, artefact.name, result, total)
 
 
-@main.command(context_settings=CONTEXT)
+@main.command()
 @click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=WEIGHTS_DIR,
               show_default="the weights shipped in the package",
               help="Folder of dagl-<task>[-s<sigma>].<ext> artefacts (the shipped-weights naming).")
@@ -209,7 +242,7 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
 @click.option("--tiling", type=click.Choice(TILINGS), default="reference", show_default=True)
 @click.option("--limit", type=click.IntRange(1), help="Only the first N images of each set (partial numbers).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@device_option()
 @click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Also write each evaluated cell's full report into DIR.")
 @click.option("--table", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
@@ -240,5 +273,5 @@ def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, li
         console.print(f"wrote {table}")
     failed = [row.cell for row in rows if row.failed]
     if failed:
-        raise click.ClickException(f"{len(failed)} cell(s) failed: "
+        raise DaglError(f"{len(failed)} cell(s) failed: "
                                    + ", ".join(f"{c.dataset} {c.setting}" for c in failed))

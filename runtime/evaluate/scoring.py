@@ -16,6 +16,7 @@ import numpy as np
 from dagl.datasets import EvalSet, centre_crop
 from dagl.metrics import psnr, ssim
 from dagl.runtime import Restorer
+from dagl.runtime.compare import measure
 
 #: Side of the crop shown in the per-dataset picture.
 SHOWCASE_SIZE = 96
@@ -95,8 +96,8 @@ def _score(output: np.ndarray, clean: np.ndarray) -> Score:
 
 
 def _parity(output: np.ndarray, base: np.ndarray, score: Score, base_score: Score) -> Parity:
-    max_abs = float(np.max(np.abs(output.astype(np.float64) - base)))
-    return Parity(max_abs, psnr(output, base), score.psnr - base_score.psnr)
+    max_abs, psnr_vs_base = measure(base, output)
+    return Parity(max_abs, psnr_vs_base, score.psnr - base_score.psnr)
 
 
 def evaluate(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet,

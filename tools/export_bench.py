@@ -1,8 +1,9 @@
-"""``python -m dagl.export.bench``: one tile through ONNX Runtime (CPU) vs the two PyTorch GFAMs.
+"""``python tools/export_bench.py``: one tile through ONNX Runtime (CPU) vs the two PyTorch GFAMs.
 
 Each backend runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own
 and not the high-water mark of whatever ran before; tracemalloc would miss torch's native
-allocations entirely. All three use the same thread count and the same seeded random weights.
+allocations entirely. All three use the same thread count and the same seeded random weights, and
+run through dagl.runtime's runners: what is timed is exactly what dagl-infer executes.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import click
 import numpy as np
 
 from dagl.configs import TASKS, get_config
+from dagl.runtime import BaseRunner, ModelInfo, create_runner
 
 BACKENDS = {
     "onnxruntime": "ONNX Runtime CPU, exported float32 graph",
@@ -32,54 +33,42 @@ def _maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def _runner(backend: str, task: str, onnx_path: str | None, threads: int):
-    """A callable mapping a (1, C, H, W) float32 array to the output array."""
+def _runner(backend: str, task: str, onnx_path: str | None, threads: int) -> BaseRunner:
+    """The dagl.runtime runner of one benchmarked path (CPU, ``threads`` threads), not yet activated."""
     if backend == "onnxruntime":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-        return lambda x: session.run(None, {"input": x})[0]
+        return create_runner(str(onnx_path), "onnxruntime", "cpu", task, threads=threads)
     import torch
 
     import dagl
+    from dagl.runtime.torch import TorchRunner
     from dagl.source import RANDOM_SEED
 
-    torch.set_num_threads(threads)
     torch.manual_seed(RANDOM_SEED)
     model = dagl.create(task, gfam=backend.removeprefix("torch-")).eval()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.from_numpy(x)).numpy()
-
-    return run
+    return TorchRunner(model, ModelInfo(task=task, channels=get_config(task).channels), "cpu", threads)
 
 
 def worker(backend: str, task: str, onnx_path: str | None, tile: int, threads: int, repeats: int) -> dict:
     """Time ``repeats`` runs after one warm-up; memory is the peak RSS of this process."""
-    run = _runner(backend, task, onnx_path, threads)
     x = np.random.default_rng(0).random((1, get_config(task).channels, tile, tile), dtype=np.float32)
-    rss_loaded = _maxrss_mib()
-    run(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - start)
+    with _runner(backend, task, onnx_path, threads) as runner:
+        rss_loaded = _maxrss_mib()
+        runner.infer(x)
+        times = []
+        for _ in range(repeats):
+            runner.infer(x)
+            times.append(runner.last_inference_time)
     return {"backend": backend, "median_s": float(np.median(times)), "min_s": float(min(times)),
             "peak_rss_mib": _maxrss_mib(), "rss_loaded_mib": rss_loaded}
 
 
 def _spawn(backend: str, task: str, onnx_path: Path, tile: int, threads: int, repeats: int) -> dict:
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "dagl.export.bench", "--task", task, "--tile", str(tile), "--threads", str(threads),
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--task", task, "--tile", str(tile), "--threads", str(threads),
            "--repeats", str(repeats), "--onnx", str(onnx_path), "--worker", backend]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise click.ClickException(f"{backend} run failed: {result.stderr.strip().splitlines()[-1]}")
+        raise RuntimeError(f"{backend} run failed: {result.stderr.strip().splitlines()[-1]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

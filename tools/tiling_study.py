@@ -1,6 +1,6 @@
 """Measure what grid tiling costs in PSNR and saves in time against the release's chop.
 
-    python -m dagl.runtime.tiling_study            # writes docs/tiling-tradeoff.png, prints the table
+    python tools/tiling_study.py            # writes docs/tiling-tradeoff.png, prints the table
 
 Each image is restored once with ``--tiling reference`` and once per (tile, overlap) grid
 configuration, all with ONNX Runtime on one CPU thread; the table reports each grid output's
@@ -22,11 +22,10 @@ import numpy as np
 import torch
 
 import dagl
+from dagl.export.onnx import export_onnx
 from dagl.io import read_image
 from dagl.metrics import psnr
-from dagl.export.onnx import export_onnx
-
-from .restorer import Restorer
+from dagl.runtime import Restorer
 
 DATASETS = Path(os.environ.get("DAGL_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 DEFAULT_IMAGES = (DATASETS / "classic5" / "jpeg_q10" / "barbara.jpeg", DATASETS / "classic5" / "jpeg_q10" / "lena.jpeg")

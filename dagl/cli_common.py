@@ -1,0 +1,154 @@
+"""What every ``dagl-*`` command shares: the common options and the one way errors reach the user.
+
+The commands sit on top of everything else, so this module may import from dagl's core but nothing
+below it imports this module. It holds:
+
+* :class:`Command` / :class:`Group`: click classes whose ``main`` turns a :class:`~dagl.errors.DaglError`
+  into ONE line ``dagl-X: error: <message>`` with the error's ``exit_code`` (2 for the user's input,
+  1 for a failure while working); click's own usage errors are the same one line, with exit 2. Nothing else is caught: any other exception is a bug and keeps its traceback.
+* option decorators for the options several commands take with the same meaning: ``--task``,
+  ``--sigma``, ``--device``, ``--threads``, ``--max-pixels``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+from click.exceptions import NoArgsIsHelpError
+
+from . import io
+from .configs import TASKS
+from .errors import DaglError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: -h works everywhere, and help text may use 100 columns (the examples are long command lines).
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+#: Exit status after Ctrl-C, as a shell reports a process killed by SIGINT.
+INTERRUPTED = 130
+
+
+def error_line(prog: str, message: str) -> str:
+    """The one shape of an error line, so scripts can grep ``: error:`` across every command."""
+    return f"{prog}: error: {message}"
+
+
+def echo_error(prog: str, message: str) -> None:
+    click.echo(error_line(prog, message), err=True)
+
+
+class _OneLineErrors:
+    """Mixin for click commands: DaglError and click's errors become one prefixed line and an exit code."""
+
+    #: Said after "interrupted" when the user presses Ctrl-C (e.g. how to resume).
+    interrupted_hint: str | None = None
+
+    def __init__(self, *args: Any, context_settings: dict | None = None, interrupted_hint: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, context_settings={**CONTEXT_SETTINGS, **(context_settings or {})}, **kwargs)
+        if interrupted_hint:
+            self.interrupted_hint = interrupted_hint
+
+    def run(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> int:
+        """Run the command and return its exit status instead of exiting (for ``main(argv) -> int`` callers)."""
+        prog = self.name or prog_name or "dagl"
+        try:
+            result = super().main(args, prog_name or prog, standalone_mode=False, **extra)  # type: ignore[misc]
+        except click.exceptions.Abort:
+            echo_error(prog, "interrupted" + (f"; {self.interrupted_hint}" if self.interrupted_hint else ""))
+            return INTERRUPTED
+        except NoArgsIsHelpError as exc:  # a bare `dagl-eval`: the help is the answer, not an error line
+            exc.show()
+            return exc.exit_code
+        except click.ClickException as exc:  # usage errors included: one line, exit 2, like any user error
+            echo_error(prog, exc.format_message())
+            return exc.exit_code
+        except DaglError as exc:
+            echo_error(prog, str(exc))
+            return exc.exit_code
+        return result if isinstance(result, int) else 0
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:  # the caller handles errors itself
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)  # type: ignore[misc]
+        sys.exit(self.run(args, prog_name, complete_var=complete_var, **extra))
+
+
+class Command(_OneLineErrors, click.Command):
+    """A ``dagl-*`` command: ``@click.command("dagl-x", cls=Command)``."""
+
+
+class Group(_OneLineErrors, click.Group):
+    """A ``dagl-*`` command with subcommands; the subcommands' errors take the group's prefix."""
+
+    command_class = click.Command
+
+
+# ---- shared options ---------------------------------------------------------------------------
+
+
+def task_option(required: bool = False, help: str = "Which of the paper's networks.") -> Callable[[F], F]:
+    """``--task``: one of the registered tasks (dagl/configs.py)."""
+    return click.option("--task", required=required, type=click.Choice(list(TASKS)), help=help)
+
+
+#: The noise level on the 0-255 scale; which values a *model* exists for is the task's rule
+#: (:meth:`dagl.configs.TaskConfig.check_sigma`), applied where a model is picked.
+SIGMA = click.IntRange(1, 255)
+
+
+def sigma_option(help: str = "Noise level (0-255 scale) of the denoise model: 15, 25 or 50.") -> Callable[[F], F]:
+    """``--sigma``: an integer noise level, the same type in every command."""
+    return click.option("--sigma", type=SIGMA, default=None, help=help)
+
+
+class Device(click.Choice):
+    """``auto``, ``cpu`` or ``cuda``, resolved to ``cpu``/``cuda``; ``cuda`` without a GPU is refused.
+
+    Refusing here, before any model loads, is the point: a typo or a missing GPU must not quietly run
+    for an hour on the CPU.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(["auto", "cpu", "cuda"])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        choice = super().convert(value, param, ctx)
+        if choice == "cpu":
+            return "cpu"
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+        if choice == "cuda" and not has_gpu:
+            self.fail("cuda, but torch sees no CUDA GPU on this machine; use --device cpu (or auto)", param, ctx)
+        return "cuda" if has_gpu else "cpu"
+
+
+def device_option(default: str = "cpu") -> Callable[[F], F]:
+    """``--device auto|cpu|cuda``: where PyTorch and ONNX Runtime run (TensorRT always runs on the GPU)."""
+    return click.option("--device", type=Device(), default=default, show_default=True,
+                        help="Where PyTorch and ONNX Runtime run; auto = cuda if torch sees a GPU, else cpu. "
+                             "cuda is refused when there is no GPU.")
+
+
+def threads_option() -> Callable[[F], F]:
+    """``--threads N``: CPU threads of the backends (torch, ONNX Runtime intra-op)."""
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="CPU threads for PyTorch and ONNX Runtime (default: the library's own choice).")
+
+
+def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        io.set_max_pixels(value)
+
+
+def max_pixels_option() -> Callable[[F], F]:
+    """``--max-pixels N``: the largest input image read (dagl.io's limit), set before any input is read."""
+    return click.option("--max-pixels", type=click.IntRange(min=1), default=None, expose_value=False,
+                        callback=_set_max_pixels, is_eager=True,
+                        help=f"Refuse input images with more pixels than this (default: "
+                             f"{io.DEFAULT_MAX_PIXELS:,}), before they are decoded into memory.")

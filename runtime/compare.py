@@ -1,0 +1,127 @@
+"""Parity verdicts (Polygraphy style): how close an artefact's output must be to its reference, in one place.
+
+Whether an ONNX graph or an engine may replace the PyTorch model is a number and a bound. The bounds
+used to live in the tests, twice; here they are named :class:`Tolerance` records, and :func:`compare`
+returns a :class:`Verdict` (pass/fail, the measured numbers, one line for a log) that the tests,
+``dagl-eval --compare`` and anyone scripting a deployment check share.
+
+The bounds: a float32 graph computes the same arithmetic in another order, so its output is held to an
+absolute difference; an FP16 graph rounds every activation, so it is held to a PSNR against the float32
+output (50 dB: an RMS error of ~0.3 % of full scale, invisible, and far tighter than any task's gain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dagl.errors import DaglError
+from dagl.metrics import psnr
+
+
+class ParityError(DaglError):
+    """A candidate's output is outside its tolerance: it may not replace the reference."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The bound one kind of candidate must meet against its reference; set ``max_abs``, ``min_psnr`` or both."""
+
+    name: str
+    #: Largest allowed |candidate - reference| over all samples.
+    max_abs: float | None = None
+    #: Smallest allowed PSNR (dB, peak 1) of the candidate, clamped to [0, 1], against the reference.
+    min_psnr: float | None = None
+
+    def describe(self) -> str:
+        bounds = [f"max |diff| <= {self.max_abs:g}" if self.max_abs is not None else "",
+                  f"PSNR >= {self.min_psnr:g} dB" if self.min_psnr is not None else ""]
+        return " and ".join(b for b in bounds if b)
+
+
+#: float32 ONNX (ONNX Runtime) against float32 PyTorch.
+ONNX_FP32 = Tolerance("float32 ONNX vs float32 PyTorch", max_abs=1e-4)
+#: FP16 ONNX (attention kept float32) against float32 PyTorch.
+ONNX_FP16 = Tolerance("FP16 ONNX vs float32 PyTorch", min_psnr=50.0)
+#: float32 TensorRT engine against float32 PyTorch on the CPU.
+TENSORRT_FP32 = Tolerance("float32 TensorRT engine vs float32 PyTorch", max_abs=1e-4)
+#: FP16 TensorRT engine against float32 PyTorch on the CPU.
+TENSORRT_FP16 = Tolerance("FP16 TensorRT engine vs float32 PyTorch", min_psnr=50.0)
+#: PyTorch on CUDA, float32 and under FP16 autocast, against float32 PyTorch on the CPU.
+TORCH_FP32 = Tolerance("float32 PyTorch (another device) vs float32 PyTorch", max_abs=1e-4)
+TORCH_FP16 = Tolerance("FP16 PyTorch vs float32 PyTorch", min_psnr=50.0)
+#: A TensorRT engine against ONNX Runtime running the very same graph (float32, or the FP16 graph).
+ENGINE_VS_ONNX_FP32 = Tolerance("float32 TensorRT engine vs ONNX Runtime, same graph", min_psnr=60.0)
+ENGINE_VS_ONNX_FP16 = Tolerance("FP16 TensorRT engine vs ONNX Runtime, same graph", min_psnr=50.0)
+
+_BY_BACKEND = {
+    ("onnxruntime", "fp32"): ONNX_FP32, ("onnxruntime", "fp16"): ONNX_FP16,
+    ("tensorrt", "fp32"): TENSORRT_FP32, ("tensorrt", "fp16"): TENSORRT_FP16,
+    ("torch", "fp32"): TORCH_FP32, ("torch", "fp16"): TORCH_FP16,
+}
+
+
+def tolerance_for(backend: str, precision: str) -> Tolerance:
+    """The tolerance for a candidate run by ``backend`` at ``precision`` (``fp32``/``fp16``)."""
+    try:
+        return _BY_BACKEND[(backend, precision)]
+    except KeyError:
+        raise ValueError(f"no parity tolerance for backend {backend!r} at precision {precision!r}") from None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one comparison (or the worst case of several, see :func:`worst`)."""
+
+    passed: bool
+    max_abs: float
+    psnr: float
+    tolerance: Tolerance
+    #: How many arrays (images, crops) the numbers cover.
+    count: int = 1
+
+    @property
+    def summary(self) -> str:
+        """One line: PASSED/FAILED, what was compared, the worst numbers and the bound."""
+        over = f" over {self.count} arrays" if self.count > 1 else ""
+        return (f"{'PASSED' if self.passed else 'FAILED'} {self.tolerance.name}{over}: max |diff| "
+                f"{self.max_abs:.3g}, PSNR {self.psnr:.2f} dB (required: {self.tolerance.describe()})")
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def measure(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
+    """(max |candidate - reference| of the raw outputs, PSNR of the two clamped to [0, 1]); shapes must match.
+
+    The PSNR is of what a user gets: the Restorer clamps every output, so values a (random-weight)
+    network puts outside [0, 1] must not count as a difference on either side.
+    """
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
+    if reference.shape != candidate.shape:
+        raise ValueError(f"cannot compare shapes {candidate.shape} and {reference.shape}")
+    max_abs = float(np.max(np.abs(candidate.astype(np.float64) - reference.astype(np.float64))))
+    return max_abs, psnr(candidate, np.clip(reference, 0.0, 1.0))
+
+
+def judge(max_abs: float, psnr_db: float, tolerance: Tolerance, count: int = 1) -> Verdict:
+    """The verdict on numbers already measured (e.g. the worst over a test set)."""
+    passed = ((tolerance.max_abs is None or max_abs <= tolerance.max_abs)
+              and (tolerance.min_psnr is None or psnr_db >= tolerance.min_psnr))
+    return Verdict(passed, max_abs, psnr_db, tolerance, count)
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> Verdict:
+    """Measure ``candidate`` against ``reference`` and judge it by ``tolerance``; shapes must match."""
+    return judge(*measure(reference, candidate), tolerance)
+
+
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    """One verdict for many comparisons under one tolerance: the largest difference and the lowest PSNR."""
+    verdicts = list(verdicts)
+    if not verdicts:
+        raise ValueError("no verdicts to combine")
+    return judge(max(v.max_abs for v in verdicts), min(v.psnr for v in verdicts), verdicts[0].tolerance,
+                 sum(v.count for v in verdicts))

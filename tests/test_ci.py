@@ -1,0 +1,47 @@
+"""CI and the README agree: one test command, a fresh environment, outputs outside the source tree."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_top_is_exactly_two_commands_install_and_test():
+    install, test = _readme_commands()
+    assert "python3 -m venv" in install and "pip install torch==2.13.0" in install
+    assert "pip install -e '.[test]'" in install
+    assert "dagl-export --task jpeg --weights random --onnx-only --output-dir out/" in install
+    assert test == "tools/test.sh"
+
+
+def test_main_job_output_folder_is_ignored_by_git():
+    assert "/out/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_ci_makes_a_fresh_venv_and_runs_the_readme_test_command():
+    script = (ROOT / ".ci" / "run").read_text()
+    steps = [line.strip() for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert any(re.fullmatch(r'venv="\$\(mktemp -d\)/venv"', step) for step in steps)
+    assert 'python3 -m venv "$venv"' in steps and '. "$venv/bin/activate"' in steps
+    install = [step for step in steps if "pip install" in step]
+    assert install == ["python3 -m pip install -q torch==2.13.0", "python3 -m pip install -q -e '.[test]'"]
+    assert steps[-1] == _readme_commands()[1]
+
+
+def test_test_command_fails_when_pytest_collects_nothing():
+    env = os.environ | {"PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(ROOT / "tools" / "test.sh"), "tests/test_configs.py", "-k",
+                             "no_test_has_this_name", "-p", "no:cacheprovider"], capture_output=True, text=True,
+                            env=env, cwd=ROOT, check=False)
+    assert result.returncode == 1
+    assert "tools/test.sh: error: pytest collected no tests (exit 5); nothing was tested" in result.stderr

@@ -1,0 +1,82 @@
+"""The commands' shared options and their one error path (dagl.cli_common)."""
+
+from __future__ import annotations
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+
+from dagl.calibration.ranges import main as calibrate_main
+from dagl.cli_common import Command, Device, device_option, sigma_option
+from dagl.errors import DaglError, UserInputError
+from dagl.export.cli import main as export_main
+from dagl.runtime.bench import main as bench_main
+from dagl.runtime.cli import main as infer_main
+from dagl.runtime.evaluate.cli import main as eval_main
+from dagl.train.cli import command as train_command
+
+COMMANDS = {"dagl-export": export_main, "dagl-infer": infer_main, "dagl-bench": bench_main, "dagl-eval": eval_main,
+            "dagl-train": train_command, "dagl.calibration.ranges": calibrate_main}
+
+
+@pytest.mark.parametrize("prog", COMMANDS)
+def test_every_command_answers_a_usage_error_in_one_prefixed_line_with_exit_2(prog):
+    result = CliRunner().invoke(COMMANDS[prog], ["--zzz"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"{prog}: error: No such option '--zzz'."]
+
+
+@pytest.mark.parametrize("prog", [name for name in COMMANDS if name != "dagl-bench"])  # bench takes no --sigma
+def test_every_command_takes_the_same_sigma_type(prog):
+    sigma = next(p for p in COMMANDS[prog].params if p.name == "sigma")
+    assert isinstance(sigma.type, click.IntRange) and (sigma.type.min, sigma.type.max) == (1, 255)
+
+
+def _command(error: Exception) -> click.Command:
+    @click.command("dagl-test", cls=Command)
+    @sigma_option()
+    def main(sigma: int | None) -> None:
+        raise error
+
+    return main
+
+
+@pytest.mark.parametrize("error, code", [(DaglError("engine build failed"), 1), (UserInputError("bad file x"), 2)])
+def test_dagl_errors_are_one_line_with_their_exit_code(error, code):
+    result = CliRunner().invoke(_command(error), [])
+    assert result.exit_code == code and result.stderr == f"dagl-test: error: {error}\n"
+    assert _command(error).run([]) == code
+
+
+def test_other_exceptions_keep_their_traceback():
+    result = CliRunner().invoke(_command(ValueError("a bug")), [])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)  # not swallowed into one line
+    with pytest.raises(ValueError, match="a bug"):
+        _command(ValueError("a bug")).run([])
+
+
+def test_device_resolves_auto_and_refuses_cuda_without_a_gpu():
+    device = Device()
+    assert device.convert("cpu", None, None) == "cpu"
+    assert device.convert("auto", None, None) == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(click.BadParameter, match="torch sees no CUDA GPU"):
+            device.convert("cuda", None, None)
+
+
+def test_device_option_help_says_what_auto_means():
+    @click.command(cls=Command)
+    @device_option()
+    def main(device: str) -> None:
+        click.echo(device)
+
+    result = CliRunner().invoke(main, ["--help"])
+    assert "auto = cuda if torch sees a GPU, else cpu" in " ".join(result.output.split())
+    assert CliRunner().invoke(main, []).output == "cpu\n"
+
+
+def test_a_bare_group_prints_its_help_not_an_error_line():
+    result = CliRunner().invoke(eval_main, [])
+    assert result.exit_code == 2 and result.stderr.startswith("Usage: dagl-eval [OPTIONS] [COMMAND] [ARGS]...")
+    assert ": error:" not in result.stderr
