@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -185,9 +184,6 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     console = Console(stderr=True)
     reporter = Reporter(console)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
-    # Tiling bounds memory by the image itself, so Pillow's decompression-bomb guard only refuses
-    # large scans that would work; the user chose these files.
-    Image.MAX_IMAGE_PIXELS = None
     jobs = expand_inputs(inputs)
     plan_outputs(jobs, output, overwrite)
     if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
