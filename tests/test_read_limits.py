@@ -106,3 +106,41 @@ def test_npy_with_python_objects_is_refused_without_unpickling(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([[object()] * 8] * 8), allow_pickle=True)
     with pytest.raises(ImageReadError, match="holds Python objects"):
         read_image(tmp_path / "obj.npy")
+
+
+def _through_eval_dataset(folder):
+    from dagl.datasets import folder_set
+
+    list(folder_set(folder, "denoise", sigma=25))
+
+
+def _through_training_data(folder):
+    from dagl.configs import get_config
+    from dagl.train.data import load_images
+
+    load_images([folder / "clean"], get_config("denoise"), patch=8)
+
+
+def _through_calibration_samples(folder):
+    from dagl.calibration.samples import task_crops
+
+    task_crops("denoise", folder.parent, count=1)
+
+
+@pytest.mark.parametrize("reader", ["eval dataset", "training data", "calibration samples"])
+@pytest.mark.parametrize("kind", ["png", "tif"])
+def test_every_reader_refuses_a_bomb_in_one_line(tmp_path, reader, kind):
+    """The crafted 50000x50000 PNG and 40000x40000 zlib TIFF, through each way the toolkit reads images."""
+    from dagl.errors import DaglError
+
+    folder = tmp_path / "set12"
+    (folder / "clean").mkdir(parents=True)
+    BOMBS[kind](folder / "clean" / f"bomb.{kind}")
+    if reader == "calibration samples":
+        BOMBS[kind](folder / f"bomb.{kind}")
+    run = {"eval dataset": _through_eval_dataset, "training data": _through_training_data,
+           "calibration samples": _through_calibration_samples}[reader]
+    with pytest.raises(DaglError) as excinfo:
+        run(folder)
+    message = str(excinfo.value)
+    assert "\n" not in message and "exceeds the limit of 40,000,000 pixels" in message and "--max-pixels" in message
