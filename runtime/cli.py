@@ -15,12 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dagl import TASKS
-from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageReadError, ImageWriteError, read_image, write_image
+from dagl.errors import DaglError
+from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
 
-from .base import RuntimeLoadError
+from .base import InferenceError, RuntimeLoadError
 from .channels import ChannelError, to_network
 from .loader import BACKENDS
-from .restorer import Restorer
+from .memory import MemoryBudgetError
+from .restorer import InputArrayError, Restorer
 from .tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS
 
 DEFAULT_OUTPUT_DIR = Path("restored")
@@ -63,7 +65,7 @@ def output_suffix(source: Path) -> str:
     return source.suffix.lower() if source.suffix.lower() in WRITE_BIT_DEPTHS else ".png"
 
 
-def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool) -> None:
+def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_depth: int = 8) -> None:
     """Set each job's target: ``output`` itself for one input with a file name, else ``output/<name>``."""
     single_file = output is not None and len(jobs) == 1 and output.suffix and not output.is_dir()
     folder = None if single_file else (output or DEFAULT_OUTPUT_DIR)
@@ -79,9 +81,11 @@ def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool) -> None:
             job.error = f"output {target} is the input itself; pass --overwrite to replace it"
         elif target.exists() and not overwrite:
             job.error = f"output {target} exists; pass --overwrite to replace it"
-        elif target.suffix.lower() not in WRITE_BIT_DEPTHS:
-            job.error = f"cannot write {target.suffix or 'files without extension'}; use one of " \
-                        f"{', '.join(sorted(WRITE_BIT_DEPTHS))}"
+        else:
+            try:
+                check_writable(target, bit_depth)
+            except ImageWriteError as exc:
+                job.error = str(exc)
         seen[resolved] = job.source
         job.target = target
 
@@ -132,9 +136,9 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                                 description=job.source.name)
                 out = restorer(array, progress=lambda n: progress.advance(tiles_bar, n))
                 write_image(job.target, out, bit_depth)
-            except ChannelError as exc:
-                reporter.error(f"{job.source}: {exc}")
-            except (ImageReadError, ImageWriteError, RuntimeLoadError) as exc:
+            except (ChannelError, InferenceError, InputArrayError, MemoryBudgetError) as exc:
+                reporter.error(f"{job.source}: {exc}")  # nothing was written for this image
+            except DaglError as exc:
                 reporter.error(str(exc))
             else:
                 written += 1
@@ -185,7 +189,7 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     reporter = Reporter(console)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     jobs = expand_inputs(inputs)
-    plan_outputs(jobs, output, overwrite)
+    plan_outputs(jobs, output, overwrite, int(bit_depth))
     if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
         for job in jobs:
             reporter.error(f"{job.source}: {job.error}")

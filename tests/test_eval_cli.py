@@ -178,3 +178,21 @@ def test_unwritable_report_folder_is_a_one_line_error(tmp_path, official_checkpo
                      "--tiling", "none", "--limit", 1, "--crop", 16, "--report", tmp_path / "file" / "sub"])
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("Error: cannot write the report:") and "Traceback" not in result.output
+
+
+def test_nan_output_is_one_line_error_never_a_nan_score(tmp_path):
+    """A model that outputs NaN (here x / x on an image with a zero) stops the run; no `nan` is reported."""
+    from crafted import tiny_onnx
+
+    for folder in ("clean", "degraded"):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+        image = np.full((24, 24), 128, np.uint8)
+        image[5, 5] = 0
+        Image.fromarray(image).save(tmp_path / "set" / folder / "a.png")
+    model = tiny_onnx(tmp_path / "div.onnx", "divide")
+    # --ensemble: without it click 8.5 trips the report's command line (fixed on another branch)
+    result = invoke(["--dataset", tmp_path / "set", "--model", model, "--tiling", "grid", "--tile", "16",
+                     "--overlap", "4", "--ensemble"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "nan" not in result.stdout.lower()
+    assert "produced 1 NaN or infinite value(s)" in result.stderr and len(result.stderr.strip().splitlines()) == 1

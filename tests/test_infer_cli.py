@@ -10,6 +10,7 @@ from PIL import Image
 from dagl.io import read_image, write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main
+from crafted import png_bomb, tiff_bomb, tiny_onnx
 from test_runtime_support import jpeg_onnx
 
 FAST = ["--tile", "16", "--overlap", "4", "--threads", "1"]
@@ -101,6 +102,10 @@ def truncated(path, source):
     (lambda d, g: rgba(d / "alpha.png", 7), "transparent pixels"),
     (lambda d, g: np.save(d / "five.npy", np.zeros((16, 16, 5), np.float32)) or d / "five.npy", "5 channels"),
     (lambda d, g: write_image(d / "tiny.png", np.zeros((5, 40), np.float32), 8), "at least 8 px"),
+    (lambda d, g: png_bomb(d / "bomb.png"), "exceeds the limit of 40,000,000 pixels; raise it with --max-pixels"),
+    (lambda d, g: tiff_bomb(d / "bomb.tif"), "exceeds the limit of 40,000,000 pixels; raise it with --max-pixels"),
+    (lambda d, g: np.save(d / "nan.npy", np.full((16, 16), np.nan, np.float32)) or d / "nan.npy",
+     "holds 256 NaN or infinite sample(s)"),
 ])
 def test_bad_input_gets_one_line_and_no_output(onnx_path, gray_png, tmp_path, make, message):
     source = make(tmp_path, gray_png)
@@ -152,3 +157,36 @@ def test_unknown_model_file_is_one_line(gray_png, tmp_path):
     code, lines = infer(model, gray_png)
     assert code == 2 and lines == [f"error: {model}: unknown model type .bin; expected "
                                    f".plan, .engine, .onnx, .pt, .pth, .safetensors"]
+
+
+def test_bit_depth_the_format_cannot_hold_is_refused_before_loading_the_model(gray_png, tmp_path):
+    never_loaded = tmp_path / "absent.onnx"  # loading it would fail with "no such model file"
+    code, lines = infer(never_loaded, gray_png, "-o", tmp_path / "x.png", "--bit-depth", "32")
+    assert code != 0 and len(errors(lines)) == 1
+    assert errors(lines)[0] == (f"error: {gray_png}: {tmp_path / 'x.png'}: .png cannot hold 32-bit samples; "
+                                f"use --bit-depth 8 or 16")
+
+
+def test_nan_output_fails_that_image_only_and_writes_nothing_for_it(gray_png, tmp_path):
+    """x / x is NaN where a pixel is 0: that image fails, the next one is written, the exit code says so."""
+    model = tiny_onnx(tmp_path / "div.onnx", "divide")
+    with_zero = np.full((16, 16), 0.5, np.float32)
+    with_zero[2, 2] = 0.0
+    np.save(tmp_path / "in" / "a_zero.npy", with_zero)
+    out = tmp_path / "out"
+    code, lines = infer(model, tmp_path / "in" / "a_zero.npy", gray_png, "-o", out, *FAST)
+    assert code == 1
+    assert errors(lines) == [f"error: {tmp_path / 'in' / 'a_zero.npy'}: the model produced 1 NaN or infinite "
+                             f"value(s) (broken weights, or FP16 overflow); nothing was written for this image"]
+    assert files(out) == ["gray.png"]
+
+
+def test_training_checkpoint_as_model_is_one_line(gray_png, tmp_path):
+    import torch
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    checkpoint.parent.mkdir()
+    torch.save({"model": {}, "rng": np.random.get_state()}, checkpoint)
+    code, lines = infer(checkpoint, gray_png, "--task", "jpeg", "-o", tmp_path / "o.png")
+    assert code == 2 and len(lines) == 1 and "\x1b" not in lines[0]
+    assert "holds Python objects besides tensors" in lines[0] and "not unpickled for safety" in lines[0]

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dagl.configs import TASKS
 from dagl.datasets import DatasetError, EvalSet, named_set, open_set
+from dagl.errors import DaglError
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer, RuntimeLoadError
 from dagl.runtime.loader import BACKENDS
@@ -169,7 +170,7 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
             for restorer in restorers:
                 stack.enter_context(restorer)
             result = _run(restorers, _model_names(paths, restorers), evalset, _settings(restorers))
-    except (DatasetError, RuntimeLoadError) as exc:
+    except DaglError as exc:  # includes a model output with NaN/Inf: never scored as `nan`
         raise click.ClickException(str(exc)) from None
     for table in terminal_tables(result):
         Console().print(table)
@@ -190,7 +191,7 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
         with Restorer(artefact, task=cell.task, sigma=cell.sigma, backend=backend, device=device, tiling=tiling,
                       ensemble=ensemble) as restorer:
             result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings([restorer]))
-    except (DatasetError, RuntimeLoadError) as exc:
+    except DaglError as exc:
         return PaperRow(cell, f"FAILED: {exc}", failed=True)
     if report:
         _written(lambda: write_report(result, report))
