@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dagl.configs import TASKS
-from dagl.datasets import DatasetError, EvalSet, named_set, open_set
+from dagl.datasets import EvalSet, named_set, open_set
 from dagl.errors import DaglError
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer, RuntimeLoadError
