@@ -8,7 +8,8 @@ from dagl import TASKS, WeightsError, shipped_weights
 from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
 from dagl.weights import weights_metadata
 
-from .base import BaseRunner, ModelInfo, RuntimeLoadError
+from .base import BaseRunner, RuntimeLoadError
+from .metadata import resolve_info, warn_if_random
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -53,7 +54,6 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     if backend not in ("auto", implied):
         raise RuntimeLoadError(f"{path.name} is a {implied} artefact; it cannot run with --backend {backend}")
     if implied == "tensorrt":
-        from .metadata import resolve_info, warn_if_random
         from .tensorrt import TensorRTRunner
 
         try:
@@ -67,7 +67,6 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         from .onnxruntime import OnnxRuntimeRunner, read_info
 
         return OnnxRuntimeRunner(path, read_info(path, task, sigma), device, threads)
-    from .metadata import resolve_info
     from .torch import TorchRunner, load_model
 
     try:
