@@ -116,9 +116,17 @@ def test_no_torch_load_in_the_tree_unpickles_arbitrary_objects():
     (lambda t: t.index_fill(0, torch.tensor([0]), float("nan")), "holds 1 NaN or infinite value"),
     (lambda t: t.index_fill(0, torch.tensor([0]), float("inf")), "holds 1 NaN or infinite value"),
 ])
-def test_non_float_or_non_finite_tensors_are_refused_by_name(tmp_path, official_checkpoint, bad, message):
-    state = torch.load(official_checkpoint("jpeg"), weights_only=True)
-    state["tail.0.bias"] = bad(state["tail.0.bias"])
-    torch.save(state, tmp_path / "bad.pt")
+def test_non_float_or_non_finite_tensors_are_refused_by_name(bad, message):
+    from dagl.weights import check_values
+
+    state = {"head.0.weight": torch.ones(4, 1, 3, 3), "tail.0.bias": bad(torch.linspace(-1, 1, 4))}
     with pytest.raises(WeightsError, match=f"tensor 'tail.0.bias' {message}"):
-        dagl.load("jpeg", weights=tmp_path / "bad.pt")
+        check_values(state)
+
+
+def test_loading_nan_weights_names_the_tensor(tmp_path, official_checkpoint):
+    state = torch.load(official_checkpoint("jpeg"), weights_only=True)
+    state["tail.0.bias"] = torch.full_like(state["tail.0.bias"], float("nan"))
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(WeightsError, match="tensor 'tail.0.bias' holds 1 NaN or infinite value"):
+        dagl.load("jpeg", weights=tmp_path / "nan.pt")
