@@ -109,7 +109,15 @@ Pair = tuple[str, Path, Path | None]
 
 
 def _images(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    """Image files of ``folder`` by stem; two files of one stem (a.png, a.bmp) are ambiguous: refused."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in found:
+                raise DatasetError(f"{folder}: {found[path.stem].name} and {path.name} share the name "
+                                   f"{path.stem!r}; pairs are matched by name, so keep one")
+            found[path.stem] = path
+    return found
 
 
 @dataclass(frozen=True)

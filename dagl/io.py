@@ -6,10 +6,13 @@ both the networks' tensors and the metrics want; integer storage is an on-disk c
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .errors import UserInputError
@@ -18,22 +21,6 @@ from .errors import UserInputError
 PIL_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".webp", ".ppm", ".pgm"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
 IMAGE_SUFFIXES = PIL_SUFFIXES | TIFF_SUFFIXES | {".npy"}
-
-#: Largest input image, in pixels, a reader accepts unless told otherwise (a 40 MP scan is ~160 MB as float32).
-DEFAULT_MAX_PIXELS = 40_000_000
-_max_pixels = DEFAULT_MAX_PIXELS
-
-
-def set_max_pixels(limit: int) -> None:
-    """Set the process-wide input pixel limit (the CLIs' ``--max-pixels``)."""
-    global _max_pixels
-    _max_pixels = int(limit)
-
-
-def max_pixels() -> int:
-    """The input pixel limit now in force."""
-    return _max_pixels
-
 
 #: ITU-R BT.601 luma weights: MATLAB's rgb2gray (the paper's gray test sets) and Pillow's "L".
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -53,43 +40,143 @@ class ImageReadError(UserInputError):
     """An input that is not a usable image; the message is one line meant for the user."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image whose header declares more pixels than :func:`max_pixels` allows."""
+
+
+#: Largest image any reader decodes, in pixels (width x height). 40 MP covers every test set and
+#: common camera frames (24-36 MP) while keeping a decoded float32 RGB copy under 0.5 GB; a header
+#: claiming more (a 50000x50000 PNG is a few kB of zlib) is refused before a byte is decoded.
+DEFAULT_MAX_PIXELS = 40_000_000
+_max_pixels = DEFAULT_MAX_PIXELS
+log = logging.getLogger(__name__)
+
+
+def set_max_pixels(n: int) -> None:
+    """Set the process-wide pixel limit of every reader (like Pillow's ``MAX_IMAGE_PIXELS``).
+
+    Pillow's own guard is kept in step (it warns above the limit and raises above twice it), so it
+    never decides before ours and never is switched off.
+    """
+    global _max_pixels
+    if int(n) < 1:
+        raise ValueError(f"the pixel limit must be positive, got {n}")
+    _max_pixels = int(n)
+    Image.MAX_IMAGE_PIXELS = _max_pixels
+
+
+set_max_pixels(DEFAULT_MAX_PIXELS)
+
+
+def max_pixels() -> int:
+    """The pixel limit every reader applies (see :func:`set_max_pixels`)."""
+    return _max_pixels
+
+
+def _too_large(path: Path, pixels: int, size: str = "") -> ImageTooLargeError:
+    return ImageTooLargeError(f"{path}: {size + ' = ' if size else ''}{pixels:,} pixels exceeds the limit of "
+                              f"{_max_pixels:,} pixels; raise it with --max-pixels N "
+                              f"(dagl.io.set_max_pixels) if you trust this file")
+
+
+def check_pixels(path: Path, height: int, width: int) -> None:
+    """Refuse an image of ``height`` x ``width`` above the limit, from its header, before decoding."""
+    if height * width > _max_pixels:
+        raise _too_large(path, height * width, f"{width}x{height}")
+
+
 def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
     if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ImageReadError(f"{path}: holds {int((~np.isfinite(array)).sum())} NaN or infinite sample(s)")
         return array.astype(np.float32)
     raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
 
 
+def _plane_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int]:
+    """(H, W) of an (H, W) or (H, W, C) array (channels are judged later); other ranks are refused."""
+    if len(shape) not in (2, 3):
+        raise ImageReadError(f"{path}: expected a 2-D image, got an array of shape {tuple(shape)}")
+    return int(shape[0]), int(shape[1])
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """An ``.npy`` array, its header checked (shape, no objects) before the data is read."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version not in readers:
+            raise ImageReadError(f"{path}: .npy format version {version[0]}.{version[1]} is not supported")
+        shape, _, dtype = readers[version](handle)
+    if dtype.hasobject:
+        raise ImageReadError(f"{path}: holds Python objects (dtype {dtype}); only numeric arrays are read")
+    check_pixels(path, *_plane_shape(shape, path))
+    return np.load(path, allow_pickle=False)
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """A one-page TIFF, its page shape checked before any strip is decompressed."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if len(tif.pages) != 1:
+            raise ImageReadError(f"{path}: holds {len(tif.pages)} pages; expected one image")
+        page = tif.pages[0]
+        check_pixels(path, *_plane_shape(page.shape, path))
+        return page.asarray()
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    """A one-frame image through Pillow: size checked from the header, EXIF rotation applied."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check follows
+        img = Image.open(path)
+    with img:
+        check_pixels(path, img.height, img.width)
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1:
+            raise ImageReadError(f"{path}: holds {frames} frames (animated or multi-page); expected one image")
+        img.load()
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        if orientation not in (1, None):
+            img = ImageOps.exif_transpose(img)
+            log.warning("%s: rotated/flipped upright as its EXIF orientation (%s) asks", path, orientation)
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            return np.asarray(img, dtype=np.uint16)
+        if img.mode in ("L", "RGB", "RGBA", "LA"):
+            return np.asarray(img)
+        return np.asarray(img.convert("RGB"))
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as float32 in [0, 1], (H, W) or (H, W, C); errors are :class:`ImageReadError`."""
+    """Read an image as float32 in [0, 1], (H, W) or (H, W, C); errors are :class:`ImageReadError`.
+
+    Every format is checked against :func:`max_pixels` from its header before it is decoded, holds
+    exactly one frame, and (for float storage) only finite samples.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
+            array = _read_npy(path)
         elif suffix in TIFF_SUFFIXES:
-            import tifffile
-
-            array = tifffile.imread(path)
+            array = _read_tiff(path)
         else:
-            with Image.open(path) as img:
-                img.load()
-                if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    array = np.asarray(img, dtype=np.uint16)
-                elif img.mode in ("L", "RGB", "RGBA", "LA"):
-                    array = np.asarray(img)
-                else:
-                    array = np.asarray(img.convert("RGB"))
+            array = _read_pillow(path)
     except ImageReadError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's guard fires at twice our limit, in open()
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(path, int(pixels.group(1)) if pixels else _max_pixels + 1) from None
+    except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as exc:
         reason = "not an image or truncated" if not isinstance(exc, UnidentifiedImageError) else "not an image"
-        raise ImageReadError(f"{path}: {reason} ({exc.__class__.__name__}: {exc})") from None
+        raise ImageReadError(f"{path}: {reason} ({exc.__class__.__name__}: {exc})".splitlines()[0]) from None
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3):
@@ -113,6 +200,25 @@ def _quantise(array: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(clamped * peak).astype(dtype)
 
 
+def check_writable(path: str | Path, bit_depth: int) -> int:
+    """Refuse an output format or bit depth :func:`write_image` cannot honour, before any work.
+
+    Returns the bit depth that will be written (``.npy`` always stores float32). Callers run it
+    when planning outputs, so ``--bit-depth 32 -o x.png`` fails before minutes of inference.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITE_BIT_DEPTHS:
+        raise ImageWriteError(f"{path}: cannot write {suffix or 'files without extension'}; "
+                              f"use one of {', '.join(sorted(WRITE_BIT_DEPTHS))}")
+    if suffix == ".npy":
+        return 32
+    if bit_depth not in WRITE_BIT_DEPTHS[suffix]:
+        raise ImageWriteError(f"{path}: {suffix} cannot hold {bit_depth}-bit samples; "
+                              f"use --bit-depth {' or '.join(map(str, WRITE_BIT_DEPTHS[suffix]))}")
+    return bit_depth
+
+
 def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path:
     """Write a float image in [0, 1] to ``path`` atomically, in the format its extension names.
 
@@ -124,14 +230,7 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in WRITE_BIT_DEPTHS:
-        raise ImageWriteError(f"{path}: cannot write {suffix or 'files without extension'}; "
-                              f"use one of {', '.join(sorted(WRITE_BIT_DEPTHS))}")
-    if suffix == ".npy":
-        bit_depth = 32
-    if bit_depth not in WRITE_BIT_DEPTHS[suffix]:
-        raise ImageWriteError(f"{path}: {suffix} cannot hold {bit_depth}-bit samples; "
-                              f"use --bit-depth {' or '.join(map(str, WRITE_BIT_DEPTHS[suffix]))}")
+    bit_depth = check_writable(path, bit_depth)
     if suffix == ".png" and bit_depth == 16 and array.ndim == 3:
         raise ImageWriteError(f"{path}: 16-bit colour PNG is not supported; write a .tif instead")
     pixels = _quantise(np.asarray(array), bit_depth)

@@ -8,6 +8,8 @@ is refused with the first offending key and both shapes.
 from __future__ import annotations
 
 import hashlib
+import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,20 +30,39 @@ class WeightsError(UserInputError):
     """A weights file that cannot be used for the requested model; the message says why."""
 
 
+def _not_safetensors(path: Path, exc: Exception) -> WeightsError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return WeightsError(f"cannot read weights from {path}: not a readable safetensors file ({reason})")
+
+
+def _load_torch(path: Path) -> object:
+    """``torch.load`` restricted to tensors and containers (``weights_only``): a file never runs code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() and zipfile.is_zipfile(path):
+            raise WeightsError(f"cannot read weights from {path}: it holds Python objects besides tensors "
+                               f"(a dagl-train checkpoint, or optimizer/RNG state), which are not unpickled for "
+                               f"safety; use a weights-only file such as the .safetensors dagl-train writes") from None
+    except Exception:  # torch raises KeyError, RuntimeError, EOFError... for foreign bytes
+        pass
+    raise WeightsError(f"cannot read weights from {path}: not a PyTorch/safetensors weights file")
+
+
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Read a state dict from ``.safetensors`` or a ``torch.save`` file, tensors on the CPU."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
-    try:
-        if path.suffix == SAFETENSORS_SUFFIX:
-            from safetensors.torch import load_file
+    if path.suffix == SAFETENSORS_SUFFIX:
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any parse failure means "not a weights file" to the user
-        raise WeightsError(f"cannot read weights from {path}: {exc}") from exc
+        except Exception as exc:  # safetensors raises its own error types
+            raise _not_safetensors(path, exc) from None
+    else:
+        state = _load_torch(path)
     for key in _WRAPPER_KEYS:
         if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
             state = state[key]
@@ -49,6 +70,34 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise WeightsError(f"{path} does not hold a state dict of tensors")
     # DataParallel / DDP saves prefix every key with "module.".
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def weights_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` file (``dagl.task`` etc. from dagl-train); ``{}`` for others.
+
+    Read from the header only, so the task is known before any tensor is loaded.
+    """
+    path = Path(path)
+    if path.suffix != SAFETENSORS_SUFFIX or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types
+        raise _not_safetensors(path, exc) from None
+
+
+def check_values(state: Mapping[str, Tensor]) -> None:
+    """Refuse integer/boolean or non-finite tensors, naming the first: they would load as garbage."""
+    for key, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise WeightsError(f"tensor {key!r} holds {str(tensor.dtype).removeprefix('torch.')} values; "
+                               f"DAGL weights are floating point")
+        if not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise WeightsError(f"tensor {key!r} holds {bad} NaN or infinite value(s); the weights are broken")
 
 
 def check_compatible(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -65,6 +114,7 @@ def check_compatible(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str,
     if unexpected:
         raise WeightsError(f"checkpoint has unexpected key {unexpected[0]!r} "
                            f"(shape {tuple(given[unexpected[0]].shape)}) and {len(unexpected) - 1} more")
+    check_values(given)
     return given
 
 

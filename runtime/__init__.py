@@ -8,8 +8,10 @@ Backends live in ``dagl.runtime.torch``, ``dagl.runtime.onnxruntime`` and ``dagl
 only when an artefact needs them, so ``import dagl.runtime`` works without TensorRT).
 """
 
-from .base import BaseRunner, ModelInfo, ModelInputError, RuntimeLoadError
+from .base import BaseRunner, InferenceError, ModelInfo, ModelInputError, RuntimeLoadError
 from .loader import create_runner
-from .restorer import Restorer
+from .memory import MemoryBudgetError, estimate_peak_bytes
+from .restorer import InputArrayError, Restorer, RestorerClosedError
 
-__all__ = ["BaseRunner", "ModelInfo", "ModelInputError", "Restorer", "RuntimeLoadError", "create_runner"]
+__all__ = ["BaseRunner", "InferenceError", "InputArrayError", "MemoryBudgetError", "ModelInfo", "ModelInputError", "Restorer",
+           "RestorerClosedError", "RuntimeLoadError", "create_runner", "estimate_peak_bytes"]

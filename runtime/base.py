@@ -6,6 +6,7 @@ above it, so a backend is ~50 lines and every backend gets them for free.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,10 @@ class RuntimeLoadError(DaglError):
 
 class ModelInputError(UserInputError, RuntimeLoadError):
     """The model the user named is missing, of an unknown kind, or does not fit the options they gave (their fix)."""
+
+
+class InferenceError(DaglError):
+    """A network output that must not be used (wrong shape, NaN or Inf): the image fails, nothing is written."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class BaseRunner:
         self.last_inference_time = 0.0
         self.total_inference_time = 0.0
         self.inference_count = 0
+        # Threads sharing one runner may all make the first call: exactly one builds the session.
+        self._activation_lock = threading.Lock()
 
     @property
     def max_batch(self) -> int | None:
@@ -56,15 +63,17 @@ class BaseRunner:
         return None
 
     def activate(self) -> BaseRunner:
-        if not self.is_active:
-            self.activate_impl()
-            self.is_active = True
+        with self._activation_lock:
+            if not self.is_active:
+                self.activate_impl()
+                self.is_active = True
         return self
 
     def deactivate(self) -> None:
-        if self.is_active:
-            self.deactivate_impl()
-            self.is_active = False
+        with self._activation_lock:
+            if self.is_active:
+                self.deactivate_impl()
+                self.is_active = False
 
     def __enter__(self) -> BaseRunner:
         return self.activate()
@@ -84,7 +93,7 @@ class BaseRunner:
         self.last_inference_time = time.perf_counter() - start
         self.total_inference_time += self.last_inference_time
         self.inference_count += 1
-        return out
+        return check_output(out, batch.shape)
 
     def activate_impl(self) -> None:
         raise NotImplementedError
@@ -94,3 +103,22 @@ class BaseRunner:
 
     def deactivate_impl(self) -> None:
         raise NotImplementedError
+
+
+def check_output(out: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``out`` as float32 if it is a usable restoration of a batch of ``shape``, else :class:`InferenceError`.
+
+    Checked on every batch: an artefact whose output is (N, C, 1, 1) would otherwise be broadcast
+    into a flat image, and a NaN would be clamped into plausible-looking pixels.
+    """
+    out = np.asarray(out)
+    if out.shape != tuple(shape):
+        raise InferenceError(f"the model returned shape {out.shape} for a batch of shape {tuple(shape)}; "
+                             f"a restoration network must return its input's shape")
+    if not np.issubdtype(out.dtype, np.floating):
+        raise InferenceError(f"the model returned {out.dtype} samples; expected float32")
+    bad = out.size - int(np.isfinite(out).sum())
+    if bad:
+        raise InferenceError(f"the model produced {bad} NaN or infinite value(s) (broken weights, or FP16 "
+                             f"overflow); nothing was written for this image")
+    return out.astype(np.float32, copy=False)

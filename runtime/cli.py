@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from PIL import Image
 from rich.console import Console
 
 from dagl.cli_common import (Command, device_option, error_line, max_pixels_option, sigma_option, task_option,
                              threads_option)
 from dagl.cli_progress import progress
-from dagl.errors import UserInputError
-from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageReadError, ImageWriteError, read_image, write_image
+from dagl.errors import DaglError, UserInputError
+from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
 
-from .base import RuntimeLoadError
+from .base import InferenceError
 from .channels import ChannelError, to_network
 from .loader import BACKENDS
-from .restorer import Restorer
+from .memory import MemoryBudgetError
+from .restorer import InputArrayError, Restorer
 from .tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS
 
 PROG = "dagl-infer"
@@ -67,18 +67,6 @@ def output_suffix(source: Path) -> str:
     return source.suffix.lower() if source.suffix.lower() in WRITE_BIT_DEPTHS else ".png"
 
 
-def bit_depth_problem(target: Path, bit_depth: int) -> str | None:
-    """Why ``target`` cannot hold ``bit_depth``-bit samples (None if it can): asked before any inference."""
-    suffix = target.suffix.lower()
-    depths = WRITE_BIT_DEPTHS.get(suffix)
-    if depths is None:
-        return f"cannot write {suffix or 'files without extension'}; use one of {', '.join(sorted(WRITE_BIT_DEPTHS))}"
-    if suffix == ".npy" or bit_depth in depths:  # .npy always stores float32
-        return None
-    return f"{suffix} cannot hold {bit_depth}-bit samples; use --bit-depth {' or '.join(map(str, depths))}" + (
-        " or write a .tif/.npy" if bit_depth == 32 else "")
-
-
 def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_depth: int = 8) -> None:
     """Set each job's target: ``output`` itself for one input with a file name, else ``output/<name>``."""
     single_file = output is not None and len(jobs) == 1 and output.suffix and not output.is_dir()
@@ -95,13 +83,16 @@ def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_dept
             job.error = f"output {target} is the input itself; pass --overwrite to replace it"
         elif target.exists() and not overwrite:
             job.error = f"output {target} exists; pass --overwrite to replace it"
-        elif problem := bit_depth_problem(target, bit_depth):
-            job.error = f"output {target}: {problem}"
+        else:
+            try:
+                check_writable(target, bit_depth)
+            except ImageWriteError as exc:
+                job.error = str(exc)
         seen[resolved] = job.source
         job.target = target
 
 
-def check_writable(folder: Path) -> None:
+def check_output_folder(folder: Path) -> None:
     """Refuse an output folder that could not be created or written, without creating it.
 
     The folder itself is made only when the first output is written, so a run that fails (a bad
@@ -159,9 +150,9 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                     out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
                     _make_folder(job.target)
                     write_image(job.target, out, bit_depth)
-                except ChannelError as exc:
-                    reporter.error(f"{job.source}: {exc}")
-                except (ImageReadError, ImageWriteError, RuntimeLoadError) as exc:
+                except (ChannelError, InferenceError, InputArrayError, MemoryBudgetError) as exc:
+                    reporter.error(f"{job.source}: {exc}")  # nothing was written for this image
+                except DaglError as exc:
                     reporter.error(str(exc))
                 else:
                     written += 1
@@ -214,9 +205,6 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     reporter = Reporter(console)
     depth = int(bit_depth)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
-    # Tiling bounds memory by the image itself, so Pillow's decompression-bomb guard only refuses
-    # large scans that would work; the user chose these files.
-    Image.MAX_IMAGE_PIXELS = None
     jobs = expand_inputs(inputs)
     plan_outputs(jobs, output, overwrite, depth)
     if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
@@ -225,7 +213,7 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
         raise click.exceptions.Exit(1)
     folders = {job.target.parent for job in jobs if job.target is not None and not job.error}
     for folder in sorted(folders):
-        check_writable(folder)
+        check_output_folder(folder)
     restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
                         tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
     restorer.runner.activate()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagl import TASKS, WeightsError, get_config, shipped_weights
-from dagl.artefact import EngineSidecar, SidecarError
+from dagl import TASKS, WeightsError, shipped_weights
+from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
+from dagl.weights import weights_metadata
 
-from .base import BaseRunner, ModelInfo, ModelInputError, RuntimeLoadError
+from .base import BaseRunner, ModelInputError, RuntimeLoadError
+from .metadata import resolve_info, warn_if_random
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -43,7 +45,7 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         try:
             path = shipped_weights(task, sigma)
         except WeightsError as exc:
-            raise RuntimeLoadError(str(exc)) from None
+            raise ModelInputError(str(exc)) from None
     if not path.is_file():
         raise ModelInputError(f"{path}: no such model file")
     if backend not in BACKENDS:
@@ -52,22 +54,27 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     if backend not in ("auto", implied):
         raise ModelInputError(f"{path.name} is a {implied} artefact; it cannot run with --backend {backend}")
     if implied == "tensorrt":
-        from .metadata import resolve_info
         from .tensorrt import TensorRTRunner
 
         try:
             sidecar = EngineSidecar.read(path)
         except SidecarError as exc:
             raise RuntimeLoadError(str(exc)) from None
-        return TensorRTRunner(path, resolve_info(sidecar.declared(), path, task, sigma), sidecar)
+        info = resolve_info(sidecar.declared(), path, task, sigma)
+        warn_if_random({"weights": sidecar.weights}, path)
+        return TensorRTRunner(path, info, sidecar)
     if implied == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner, read_info
 
         return OnnxRuntimeRunner(path, read_info(path, task, sigma), device, threads)
-    if not task:
-        raise ModelInputError(f"{path.name} is a weights file and does not say which task it is for; "
-                               f"pass --task")
     from .torch import TorchRunner, load_model
 
-    info = ModelInfo(task=task, channels=get_config(task).channels, sigma=sigma)
+    try:
+        declared = declared_metadata(weights_metadata(path))
+    except WeightsError as exc:
+        raise ModelInputError(str(exc)) from None
+    if not task and not declared.get("task"):
+        raise ModelInputError(f"{path.name} is a weights file and does not say which task it is for; "
+                              f"pass --task")
+    info = resolve_info(declared, path, task, sigma)
     return TorchRunner(load_model(path, info), info, device, threads)

@@ -7,12 +7,15 @@ a user may also name the task. The two must agree: running a denoising engine on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 from dagl import get_config
 
 from .base import ModelInfo, ModelInputError, RuntimeLoadError
+
+log = logging.getLogger(__name__)
 
 
 def _int_or_none(value: object) -> int | None:
@@ -37,3 +40,18 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
         raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
     return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,
                      precision=str(declared.get("precision") or "fp32"))
+
+
+def warn_if_random(declared: Mapping[str, object], path: Path) -> bool:
+    """Warn (once per load) when an artefact declares seeded random weights; returns whether it did.
+
+    ``dagl-export --weights random`` exists to smoke-test a deployment pipeline; its outputs look
+    like images but mean nothing, so whoever runs one is told on every load.
+    """
+    weights = declared.get("weights")
+    random = (isinstance(weights, Mapping) and bool(weights.get("random"))) or \
+        (isinstance(weights, str) and weights.upper().startswith("RANDOM"))
+    if random:
+        log.warning("%s holds RANDOM, untrained weights (dagl-export --weights random): its outputs are "
+                    "meaningless; use it for pipeline smoke tests only", path.name)
+    return random

@@ -6,15 +6,53 @@ files or channel conversions; it takes arrays already in the network's layout.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 
+from dagl.errors import DaglError, UserInputError
+
 from .base import BaseRunner
 from .ensemble import ensemble as x8
 from .loader import create_runner
-from .tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS, Progress, TilingError, count_tiles,
-                     run_tiled)
+from .memory import check_memory
+from .tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, REFERENCE_MIN_SIZE, TILINGS, Progress,
+                     TilingError, count_tiles, run_tiled)
+
+#: How far outside [0, 1] an input may reach. The protocol's noisy inputs are not clipped: at sigma
+#: 50 a white pixel passes 2.0 once in ~6 million draws, which Urban100 alone exceeds, and dagl-eval
+#: accepts sigma up to 255. A margin of 4 admits sigma 150 at 5 sigma while 0-255 data (a mid-gray
+#: pixel is 128) is still refused.
+INPUT_MARGIN = 4.0
+
+
+class InputArrayError(UserInputError, ValueError):
+    """An array that is not an image in the network's layout and range; one line for the user."""
+
+
+class RestorerClosedError(DaglError):
+    """:meth:`Restorer.close` called while a call was still running on another thread."""
+
+
+def check_input(image: np.ndarray, channels: int, task: str) -> np.ndarray:
+    """``image`` as float32 if it is a finite (H, W[, C]) float image in about [0, 1], else one line why."""
+    image = np.asarray(image)
+    if not np.issubdtype(image.dtype, np.floating):
+        raise InputArrayError(f"got a {image.dtype} array; pass float samples in [0, 1] "
+                              f"(e.g. image.astype(np.float32) / 255 for 8-bit data)")
+    gray_2d = image.ndim == 2
+    if not (gray_2d or image.ndim == 3) or (1 if gray_2d else image.shape[-1]) != channels:
+        raise InputArrayError(f"task {task!r} takes (H, W{', 1' if channels == 1 else ', 3'}) images "
+                              f"with {channels} channel(s), got shape {image.shape}")
+    bad = image.size - int(np.isfinite(image).sum())
+    if bad:
+        raise InputArrayError(f"the image holds {bad} NaN or infinite sample(s)")
+    low, high = float(image.min()), float(image.max())
+    if low < -INPUT_MARGIN or high > 1 + INPUT_MARGIN:
+        raise InputArrayError(f"samples range over [{low:g}, {high:g}]; pass floats in [0, 1] "
+                              f"(8-bit data: divide by 255)")
+    return image.astype(np.float32, copy=False)
 
 
 class Restorer:
@@ -25,12 +63,14 @@ class Restorer:
 
     Works without ``with`` too (the backend activates on first use; call :meth:`close`).
     ``threads`` (beyond the shared interface) caps CPU threads, for benchmarks on shared machines.
+    ``memory_budget`` (bytes) bounds the estimated peak of one batch of tiles (default: see
+    :func:`~dagl.runtime.memory.memory_budget`); settings over it are refused before anything loads.
     """
 
     def __init__(self, model_path: str | Path, task: str | None = None, sigma: int | None = None,
                  backend: str = "auto", device: str = "cpu", tiling: str = "grid", tile: int | None = None,
                  overlap: int | None = None, batch: int | None = None, ensemble: bool = False,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, memory_budget: int | None = None) -> None:
         if tiling not in TILINGS:
             raise TilingError(f"unknown tiling {tiling!r}; choose one of: {', '.join(TILINGS)}")
         self.tiling = tiling
@@ -40,7 +80,15 @@ class Restorer:
         if self.tile < 8 or not 0 <= self.overlap < self.tile or self.batch < 1:
             raise TilingError(f"need tile >= 8, 0 <= overlap < tile and batch >= 1; got tile={self.tile}, "
                              f"overlap={self.overlap}, batch={self.batch}")
+        self.memory_budget = memory_budget
+        if tiling == "grid":
+            check_memory(self.tile, self.tile, self.batch, memory_budget)
+        elif tiling == "reference":  # leaves hold < REFERENCE_MIN_SIZE pixels: bound them by a square
+            side = int(REFERENCE_MIN_SIZE ** 0.5)
+            check_memory(side, side, self.batch, memory_budget, what="reference tile")
         self.ensemble = ensemble
+        self._calls = 0
+        self._calls_lock = threading.Lock()
         self.runner: BaseRunner = create_runner(model_path, backend, device, task, sigma, threads)
         if batch is None and self.runner.max_batch:  # an engine built for fewer tiles per call
             self.batch = min(self.batch, self.runner.max_batch)
@@ -57,7 +105,12 @@ class Restorer:
         self.close()
 
     def close(self) -> None:
-        self.runner.deactivate()
+        """Release the backend; refused while another thread is inside :meth:`__call__`."""
+        with self._calls_lock:
+            if self._calls:
+                raise RestorerClosedError(f"close() called while {self._calls} restoration(s) are running; "
+                                          f"close the Restorer after they return")
+            self.runner.deactivate()
 
     def tiles_for(self, height: int, width: int) -> int:
         """Network tiles one (H, W) image takes (x8 runs each of them 8 times)."""
@@ -65,15 +118,20 @@ class Restorer:
 
     def __call__(self, image: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Restore ``image``; ``progress(n)`` is called as tiles finish."""
-        image = np.asarray(image, dtype=np.float32)
+        image = check_input(image, self.channels, self.task)
         gray_2d = image.ndim == 2
-        chw = image[None] if gray_2d else np.moveaxis(image, -1, 0) if image.ndim == 3 else None
-        if chw is None or chw.shape[0] != self.channels:
-            raise ValueError(f"task {self.task!r} takes (H, W{', 1' if self.channels == 1 else ', 3'}) images "
-                             f"with {self.channels} channel(s), got shape {image.shape}")
-        self.runner.activate()
-        infer = x8(self.runner.infer) if self.ensemble else self.runner.infer
-        out = run_tiled(np.ascontiguousarray(chw), infer, self.tiling, self.tile, self.overlap, self.batch,
-                        progress)
+        chw = image[None] if gray_2d else np.moveaxis(image, -1, 0)
+        if self.tiling == "none":
+            check_memory(*chw.shape[1:], 1, self.memory_budget, what="whole image")
+        with self._calls_lock:
+            self._calls += 1
+        try:
+            self.runner.activate()
+            infer = x8(self.runner.infer) if self.ensemble else self.runner.infer
+            out = run_tiled(np.ascontiguousarray(chw), infer, self.tiling, self.tile, self.overlap, self.batch,
+                            progress)
+        finally:
+            with self._calls_lock:
+                self._calls -= 1
         out = np.clip(out, 0.0, 1.0).astype(np.float32)
         return out[0] if gray_2d else np.moveaxis(out, 0, -1)

@@ -130,3 +130,16 @@ def test_bad_folders_are_refused(tmp_path):
         list(folder_set(tmp_path, "jpeg"))
     with pytest.raises(DatasetError, match="takes 3-channel images"):
         list(folder_set(tmp_path, "demosaic"))
+
+
+@pytest.mark.parametrize("sub", ["clean", "degraded"])
+def test_duplicate_stems_in_an_eval_folder_are_refused(tmp_path, sub):
+    """clean/a.png and clean/a.bmp: which is the ground truth? Refused instead of picking one."""
+    for folder in ("clean", "degraded"):
+        (tmp_path / folder).mkdir()
+        save_png(tmp_path / folder / "a.png", np.zeros((16, 16)))
+    Image.new("L", (16, 16)).save(tmp_path / sub / "a.bmp")
+    with pytest.raises(DatasetError) as info:
+        folder_set(tmp_path, "jpeg")
+    assert str(info.value) == (f"{tmp_path / sub}: a.bmp and a.png share the name 'a'; pairs are matched by name, "
+                               f"so keep one")

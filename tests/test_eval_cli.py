@@ -221,3 +221,21 @@ def test_device_is_one_choice_not_free_text(official_checkpoint):
                      "--device", "gpu"])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines()[-1].startswith("dagl-eval: error: Invalid value for '--device': 'gpu'")
+
+
+def test_nan_output_is_one_line_error_never_a_nan_score(tmp_path):
+    """A model that outputs NaN (here x / x on an image with a zero) stops the run; no `nan` is reported."""
+    from crafted import tiny_onnx
+
+    for folder in ("clean", "degraded"):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+        image = np.full((24, 24), 128, np.uint8)
+        image[5, 5] = 0
+        Image.fromarray(image).save(tmp_path / "set" / folder / "a.png")
+    model = tiny_onnx(tmp_path / "div.onnx", "divide")
+    result = invoke(["--dataset", tmp_path / "set", "--model", model, "--tiling", "grid", "--tile", "16",
+                     "--overlap", "4"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "nan" not in result.stdout.lower()
+    [error] = [line for line in result.stderr.splitlines() if "error" in line]
+    assert error.startswith("dagl-eval: error: ") and "produced 1 NaN or infinite value(s)" in error

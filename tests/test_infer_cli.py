@@ -12,6 +12,7 @@ import dagl.io
 from dagl.io import read_image, write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main
+from crafted import png_bomb, tiff_bomb, tiny_onnx
 from test_runtime_support import jpeg_onnx
 
 FAST = ["--tile", "16", "--overlap", "4", "--threads", "1"]
@@ -103,6 +104,10 @@ def truncated(path, source):
     (lambda d, g: rgba(d / "alpha.png", 7), "transparent pixels"),
     (lambda d, g: np.save(d / "five.npy", np.zeros((16, 16, 5), np.float32)) or d / "five.npy", "5 channels"),
     (lambda d, g: write_image(d / "tiny.png", np.zeros((5, 40), np.float32), 8), "at least 8 px"),
+    (lambda d, g: png_bomb(d / "bomb.png"), "exceeds the limit of 40,000,000 pixels; raise it with --max-pixels"),
+    (lambda d, g: tiff_bomb(d / "bomb.tif"), "exceeds the limit of 40,000,000 pixels; raise it with --max-pixels"),
+    (lambda d, g: np.save(d / "nan.npy", np.full((16, 16), np.nan, np.float32)) or d / "nan.npy",
+     "holds 256 NaN or infinite sample(s)"),
 ])
 def test_bad_input_gets_one_line_and_no_output(onnx_path, gray_png, tmp_path, make, message):
     source = make(tmp_path, gray_png)
@@ -182,8 +187,8 @@ def test_progress_is_printed_as_lines_without_a_terminal(onnx_path, gray_png, tm
 def test_float32_into_png_is_refused_before_the_model_loads(gray_png, tmp_path):
     code, lines = infer(tmp_path / "not-loaded.onnx", gray_png, "-o", tmp_path / "x.png", "--bit-depth", "32")
     assert code == 1 and len(lines) == 1
-    assert lines[0] == (f"dagl-infer: error: {gray_png}: output {tmp_path / 'x.png'}: .png cannot hold 32-bit "
-                        "samples; use --bit-depth 8 or 16 or write a .tif/.npy")
+    assert lines[0] == (f"dagl-infer: error: {gray_png}: {tmp_path / 'x.png'}: .png cannot hold 32-bit "
+                        "samples; use --bit-depth 8 or 16")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: --device cuda is valid here")
@@ -210,3 +215,28 @@ def test_max_pixels_sets_the_library_limit(gray_png, tmp_path):
         assert dagl.io.max_pixels() == 1000
     finally:
         dagl.io.set_max_pixels(previous)
+
+
+def test_nan_output_fails_that_image_only_and_writes_nothing_for_it(gray_png, tmp_path):
+    """x / x is NaN where a pixel is 0: that image fails, the next one is written, the exit code says so."""
+    model = tiny_onnx(tmp_path / "div.onnx", "divide")
+    with_zero = np.full((16, 16), 0.5, np.float32)
+    with_zero[2, 2] = 0.0
+    np.save(tmp_path / "in" / "a_zero.npy", with_zero)
+    out = tmp_path / "out"
+    code, lines = infer(model, tmp_path / "in" / "a_zero.npy", gray_png, "-o", out, *FAST)
+    assert code == 1
+    assert errors(lines) == [f"dagl-infer: error: {tmp_path / 'in' / 'a_zero.npy'}: the model produced 1 NaN or infinite "
+                             f"value(s) (broken weights, or FP16 overflow); nothing was written for this image"]
+    assert files(out) == ["gray.png"]
+
+
+def test_training_checkpoint_as_model_is_one_line(gray_png, tmp_path):
+    import torch
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    checkpoint.parent.mkdir()
+    torch.save({"model": {}, "rng": np.random.get_state()}, checkpoint)
+    code, lines = infer(checkpoint, gray_png, "--task", "jpeg", "-o", tmp_path / "o.png")
+    assert code == 2 and len(lines) == 1 and "\x1b" not in lines[0]
+    assert "holds Python objects besides tensors" in lines[0] and "not unpickled for safety" in lines[0]

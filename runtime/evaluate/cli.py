@@ -14,10 +14,10 @@ from rich.console import Console
 from dagl.atomic import write_atomic
 from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option, threads_option
 from dagl.cli_progress import progress
-from dagl.datasets import DatasetError, EvalSet, named_set, open_set
+from dagl.datasets import EvalSet, named_set, open_set
 from dagl.errors import DaglError, UserInputError
 from dagl.pretrained import WEIGHTS_DIR
-from dagl.runtime import Restorer, RuntimeLoadError
+from dagl.runtime import Restorer
 from dagl.runtime.compare import ParityError, Verdict, judge, tolerance_for
 from dagl.runtime.loader import BACKENDS
 from dagl.runtime.tiling import TILINGS
@@ -223,7 +223,7 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
         with Restorer(artefact, task=cell.task, sigma=cell.sigma, backend=backend, device=device, tiling=tiling,
                       ensemble=ensemble) as restorer:
             result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings([restorer]))
-    except (DatasetError, RuntimeLoadError) as exc:
+    except DaglError as exc:
         return PaperRow(cell, f"FAILED: {exc}", failed=True)
     if report:
         _written(lambda: write_report(result, report))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from dagl.artefact import declared_metadata
+from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
 
 from ..base import ModelInfo, RuntimeLoadError
-from ..metadata import resolve_info
+from ..metadata import resolve_info, warn_if_random
+
+#: onnx.TensorProto.FLOAT: every dagl-export graph (FP16 ones too) takes and returns float32.
+_FLOAT = 1
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,43 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
     except Exception as exc:  # protobuf errors have no common base class
         raise RuntimeLoadError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
     declared = declared_metadata({p.key: p.value for p in model.metadata_props})
-    return resolve_info(declared, path, task, sigma)
+    info = resolve_info(declared, path, task, sigma)
+    check_interface(model.graph, path, info.channels)
+    warn_if_random(declared, path)
+    return info
+
+
+def _describe(value) -> tuple[str, int, list[int | str]]:
+    tensor = value.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+    return value.name, tensor.elem_type, dims
+
+
+def check_interface(graph, path: Path, channels: int) -> None:
+    """Refuse a graph whose I/O is not one float32 (N, C, H, W) ``input`` -> ``output`` pair.
+
+    A graph from elsewhere would otherwise fail on the first tile with ONNX Runtime's multi-line
+    message, or (other names, a static size) fail only after the first image has been read.
+    """
+    inputs = [v for v in graph.input if v.name not in {i.name for i in graph.initializer}]
+    shapes = []
+    for role, values, expected in (("input", inputs, INPUT_NAME), ("output", graph.output, OUTPUT_NAME)):
+        names = [v.name for v in values]
+        if names != [expected]:
+            raise RuntimeLoadError(f"{path.name}: graph {role}s are {names}, expected one named {expected!r} "
+                                   f"(export it with dagl-export)")
+        name, elem_type, dims = _describe(values[0])
+        if elem_type != _FLOAT:
+            raise RuntimeLoadError(f"{path.name}: {role} {name!r} has ONNX element type {elem_type}, expected "
+                                   f"float32 ({_FLOAT})")
+        if len(dims) != 4 or (isinstance(dims[1], int) and dims[1] not in (0, channels)):
+            raise RuntimeLoadError(f"{path.name}: {role} {name!r} has shape {dims}, expected "
+                                   f"(N, {channels}, H, W)")
+        shapes.append(dims)
+    fixed = [axis for axis in (2, 3) if isinstance(shapes[1][axis], int) and shapes[1][axis] != shapes[0][axis]]
+    if fixed:  # a static output size that is not the input's: e.g. (N, C, 1, 1), broadcast into a flat image
+        raise RuntimeLoadError(f"{path.name}: output shape {shapes[1]} is not the input's {shapes[0]}; "
+                               f"a restoration network returns an image of its input's size")
 
 
 def session_providers(device: str) -> list[str]:

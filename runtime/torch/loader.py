@@ -1,4 +1,4 @@
-"""Build the PyTorch network of a weights file; weights carry no task, so the caller names it."""
+"""Build the PyTorch network of a weights file for the task the caller resolved (metadata or --task)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import dagl
 from dagl.weights import WeightsError
 
-from ..base import ModelInfo, RuntimeLoadError
+from ..base import ModelInfo, ModelInputError
 
 
 def load_model(weights: Path, info: ModelInfo, gfam: str = "batched") -> dagl.DAGL:
@@ -15,4 +15,4 @@ def load_model(weights: Path, info: ModelInfo, gfam: str = "batched") -> dagl.DA
     try:
         return dagl.load(info.task, weights=weights, gfam=gfam)
     except WeightsError as exc:
-        raise RuntimeLoadError(str(exc)) from None
+        raise ModelInputError(str(exc)) from None  # the user's file: exit 2

@@ -1,0 +1,146 @@
+"""Every reader is bounded: one pixel limit for every format, checked from the header before decoding;
+one frame per file; finite samples; EXIF orientation applied and said."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from crafted import BOMBS, png_bomb
+from dagl import io
+from dagl.io import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, max_pixels, read_image, set_max_pixels
+
+
+@pytest.fixture
+def restore_limit():
+    yield
+    set_max_pixels(DEFAULT_MAX_PIXELS)
+
+
+@pytest.mark.parametrize("kind", sorted(BOMBS))
+def test_huge_headers_are_refused_before_decoding_in_one_line(tmp_path, kind):
+    path = BOMBS[kind](tmp_path / f"bomb.{kind}")
+    assert path.stat().st_size < 100_000
+    start = time.perf_counter()
+    with pytest.raises(ImageTooLargeError) as excinfo:
+        read_image(path)
+    message = str(excinfo.value)
+    assert time.perf_counter() - start < 1.0  # nothing was decoded
+    assert "\n" not in message and str(path) in message
+    assert "exceeds the limit of 40,000,000 pixels" in message and "--max-pixels" in message
+
+
+def test_refusal_names_the_width_and_height_when_below_pillows_own_guard(tmp_path):
+    path = png_bomb(tmp_path / "wide.png", width=9000, height=5000)  # 45 MP: ours refuses, Pillow only warns
+    with pytest.raises(ImageTooLargeError, match=r"9000x5000 = 45,000,000 pixels exceeds"):
+        read_image(path)
+
+
+def test_the_limit_is_process_wide_and_adjustable(tmp_path, restore_limit):
+    path = tmp_path / "small.png"
+    Image.new("L", (20, 10)).save(path)
+    set_max_pixels(199)
+    assert max_pixels() == 199 and Image.MAX_IMAGE_PIXELS == 199
+    with pytest.raises(ImageTooLargeError, match="20x10 = 200 pixels exceeds the limit of 199"):
+        read_image(path)
+    set_max_pixels(200)
+    assert read_image(path).shape == (10, 20)
+    with pytest.raises(ValueError):
+        set_max_pixels(0)
+
+
+def test_pillow_guard_is_never_disabled():
+    """dagl-infer used to set ``Image.MAX_IMAGE_PIXELS = None``; no module may switch it off."""
+    root = Path(__file__).resolve().parents[1]
+    sources = [p for folder in ("dagl", "runtime", "export", "calibration") for p in (root / folder).rglob("*.py")]
+    assert len(sources) > 20
+    assert not [p for p in sources if "MAX_IMAGE_PIXELS = None" in p.read_text()]
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS == max_pixels()
+
+
+def test_animated_png_is_refused_not_read_as_its_first_frame(tmp_path):
+    path = tmp_path / "anim.png"
+    frames = [Image.new("L", (8, 8), v) for v in (0, 255)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageReadError, match="holds 2 frames"):
+        read_image(path)
+
+
+def test_multi_page_tiff_is_refused_not_read_as_its_first_page(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "pages.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
+    with pytest.raises(ImageReadError, match="holds 3 pages"):
+        read_image(tmp_path / "pages.tif")
+
+
+def test_exif_orientation_is_applied_and_noted(tmp_path, caplog):
+    image = Image.new("L", (12, 8))
+    image.putpixel((0, 0), 255)  # top-left marker
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "phone.jpg"
+    image.save(path, exif=exif, quality=100)
+    with caplog.at_level(logging.WARNING, logger=io.__name__):
+        upright = read_image(path)
+    assert upright.shape == (12, 8)
+    assert upright[0, -1] > 0.9  # the marker moved to the top-right corner
+    assert "EXIF orientation (6)" in caplog.text
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_refused(tmp_path, value):
+    array = np.full((8, 8), 0.5, np.float32)
+    array[3, 4] = value
+    np.save(tmp_path / "x.npy", array)
+    with pytest.raises(ImageReadError, match="holds 1 NaN or infinite sample"):
+        read_image(tmp_path / "x.npy")
+
+
+def test_npy_with_python_objects_is_refused_without_unpickling(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([[object()] * 8] * 8), allow_pickle=True)
+    with pytest.raises(ImageReadError, match="holds Python objects"):
+        read_image(tmp_path / "obj.npy")
+
+
+def _through_eval_dataset(folder):
+    from dagl.datasets import folder_set
+
+    list(folder_set(folder, "denoise", sigma=25))
+
+
+def _through_training_data(folder):
+    from dagl.configs import get_config
+    from dagl.train.data import load_images
+
+    load_images([folder / "clean"], get_config("denoise"), patch=8)
+
+
+def _through_calibration_samples(folder):
+    from dagl.calibration.samples import task_crops
+
+    task_crops("denoise", folder.parent, count=1)
+
+
+@pytest.mark.parametrize("reader", ["eval dataset", "training data", "calibration samples"])
+@pytest.mark.parametrize("kind", ["png", "tif"])
+def test_every_reader_refuses_a_bomb_in_one_line(tmp_path, reader, kind):
+    """The crafted 50000x50000 PNG and 40000x40000 zlib TIFF, through each way the toolkit reads images."""
+    from dagl.errors import DaglError
+
+    folder = tmp_path / "set12"
+    (folder / "clean").mkdir(parents=True)
+    BOMBS[kind](folder / "clean" / f"bomb.{kind}")
+    if reader == "calibration samples":
+        BOMBS[kind](folder / f"bomb.{kind}")
+    run = {"eval dataset": _through_eval_dataset, "training data": _through_training_data,
+           "calibration samples": _through_calibration_samples}[reader]
+    with pytest.raises(DaglError) as excinfo:
+        run(folder)
+    message = str(excinfo.value)
+    assert "\n" not in message and "exceeds the limit of 40,000,000 pixels" in message and "--max-pixels" in message
