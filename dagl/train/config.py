@@ -28,7 +28,7 @@ class TrainConfig:
 
     task: str
     data: list[Path]
-    iterations: int
+    iterations: int | None  # with time_budget: an optional cap on the planned count
     out: Path
     sigma: int | None = None
     batch_size: int = 32
@@ -47,6 +47,14 @@ class TrainConfig:
     checkpoint_every: int = 5000
     n_images: int | None = None
     epoch_iterations: int = EPOCH_ITERATIONS
+    #: Wall-clock seconds for the whole command; the iterations and a cosine lr are planned from it.
+    time_budget: float | None = None
+    #: Weights to start from (fresh optimiser); the better of them and the trained ones ship.
+    init: Path | None = None
+    #: Training set-up (see dagl.train.probe): GFAM implementation, memory format, torch.compile.
+    gfam: str = "batched"
+    channels_last: bool = False
+    compile: bool = False
     command: str = field(default="", compare=False)
 
     def to_dict(self) -> dict:
@@ -54,4 +62,5 @@ class TrainConfig:
         out = asdict(self)
         out["data"] = [str(p) for p in self.data]
         out["out"] = str(self.out)
+        out["init"] = None if self.init is None else str(self.init)
         return out
