@@ -104,6 +104,8 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
               help="Validate every this many iterations (0: only at the end).")
 @click.option("--val-crop", default=96, show_default=True, type=click.IntRange(min=16),
               help="Side of the centred crop of each validation image.")
+@click.option("--val-limit", type=click.IntRange(min=1), metavar="N",
+              help="Validate on the first N images of the set only (quick runs).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights and of the data.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=0),
               help="DataLoader worker processes per rank (0: make batches in the training process).")

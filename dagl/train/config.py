@@ -40,6 +40,7 @@ class TrainConfig:
     val: str | None = None
     val_every: int = 5000
     val_crop: int = 96
+    val_limit: int | None = None
     seed: int = 0
     workers: int = 4
     device: str | None = None

@@ -47,6 +47,24 @@ def freeze_unused(model: DAGL) -> None:
             module.W.requires_grad_(False)
 
 
+def build_network(task: str, gfam: str, device: torch.device, channels_last: bool) -> DAGL:
+    """A fresh DAGL in training mode on ``device``, its never-trained convs frozen (seeded by the caller)."""
+    model = create(task, gfam=gfam)
+    freeze_unused(model)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return model.to(device, memory_format=memory_format).train()
+
+
+def l2_gradients(net: nn.Module, optimizer: torch.optim.Optimizer, degraded: torch.Tensor, clean: torch.Tensor,
+                 amp: str, scaler: torch.amp.GradScaler | None = None) -> float:
+    """Forward + backward of the recipe's L2 loss under ``amp``; returns the loss (float32 MSE)."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(degraded.device.type, dtype=AMP_DTYPES.get(amp, torch.float32), enabled=amp in AMP_DTYPES):
+        loss = F.mse_loss(net(degraded).float(), clean)
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    return loss.item()
+
+
 def _eta(seconds: float) -> str:
     return str(dt.timedelta(seconds=round(seconds)))
 
@@ -90,14 +108,12 @@ class Trainer:
         if ctx.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every batch has the same shape
         torch.manual_seed(config.seed)  # identical initial weights on every rank
-        self.model = create(config.task, gfam=config.gfam)
+        self.model = build_network(config.task, config.gfam, ctx.device, config.channels_last)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.init_iterations = self._load_init(config.init) if config.init is not None else 0
         # The starting weights, kept to ship instead if training made them worse.
-        self.init_state = ({k: v.clone() for k, v in self.model.state_dict().items()}
+        self.init_state = ({k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                            if config.init is not None else None)
-        freeze_unused(self.model)
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.model.to(ctx.device, memory_format=self.memory_format).train()
         self.net: nn.Module = self.model
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -121,7 +137,8 @@ class Trainer:
                                 f"or choose another --out")
         clean, noisy, self.image_paths = load_images(config.data, self.task, config.patch, config.n_images)
         self.dataset = TrainingPairs(clean, noisy, self.task, config.sigma, config.patch, config.seed)
-        self.validation = (load_validation_set(config.val, self.task, config.sigma, config.val_crop)
+        self.validation = (load_validation_set(config.val, self.task, config.sigma, config.val_crop,
+                                               config.val_limit)
                            if config.val and ctx.is_main else None)
         self.start_validation: dict[str, float] | None = None  # PSNR of the starting weights
         self.trained_validation: dict[str, float] | None = None  # PSNR of this run's final weights
@@ -169,12 +186,7 @@ class Trainer:
 
     def compute_gradients(self, degraded: torch.Tensor, clean: torch.Tensor) -> float:
         """Forward + backward of the L2 loss; DDP averages the gradients over ranks here."""
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.ctx.device.type, dtype=AMP_DTYPES.get(self.amp, torch.float32),
-                            enabled=self.amp in AMP_DTYPES):
-            loss = F.mse_loss(self.net(degraded).float(), clean)
-        self.scaler.scale(loss).backward()
-        return loss.item()
+        return l2_gradients(self.net, self.optimizer, degraded, clean, self.amp, self.scaler)
 
     def train_step(self, degraded: torch.Tensor, clean: torch.Tensor) -> float:
         loss = self.compute_gradients(degraded, clean)
@@ -218,7 +230,7 @@ class Trainer:
             self.log(f"starting from {cfg.init} ({self.init_iterations} iterations recorded), fresh optimiser")
         if self.budget:
             cap = f", at most {cfg.iterations} iterations" if cfg.iterations else ""
-            self.log(f"time budget: {self.budget.seconds:g} s for everything{cap}; left now "
+            self.log(f"time budget: {self.budget.seconds:.0f} s for everything{cap}; left now "
                      f"{self.budget.left():.1f} s")
         if self.iteration:
             self.log(f"resumed from {self._checkpoint_path} at iteration {self.iteration}")
