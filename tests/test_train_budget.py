@@ -89,23 +89,26 @@ def test_init_weights_ship_unless_training_validates_better(tmp_path, bsd400, mo
     init = dagl.save_safetensors(dagl.create("jpeg"), tmp_path / "init.safetensors", fp16=True,
                                  metadata={"dagl.iterations": "7"})
     _scripted_validation(monkeypatch, [start, trained])
-    config = tiny(tmp_path / "run", bsd400, task="jpeg", sigma=None, iterations=1, init=init, val="classic5",
-                  val_crop=16, lr=1e-2)
-    trainer = Trainer(config, distributed.setup("cpu"))
+    config = tiny(tmp_path / "run", bsd400, task="jpeg", sigma=None, iterations=2, init=init, val="classic5",
+                  val_crop=16, val_limit=1, lr=1e-2)
+    snapshots = []
+    trainer = Trainer(config, distributed.setup("cpu"), on_snapshot=lambda t: snapshots.append(t.iteration),
+                      snapshot_seconds=0)
     assert trainer.init_iterations == 7
     weights = trainer.fit()
+    assert snapshots == [1]  # during training; the end writes the final files instead
     assert trainer.kept == kept
     shipped = dagl.read_state_dict(weights)
     started = dagl.read_state_dict(init)
     same = all(torch.equal(shipped[k], started[k]) for k in started)
     assert same == (kept == "init")
     card = weights.with_suffix(".md").read_text()
-    assert "1 in this run + 7 before = 8" in card
+    assert "2 in this run + 7 before = 9" in card
     assert ("STARTING weights" in card) == (kept == "init")
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="pt") as fh:
-        assert fh.metadata()["dagl.iterations"] == ("7" if kept == "init" else "8")
+        assert fh.metadata()["dagl.iterations"] == ("7" if kept == "init" else "9")
 
 
 def test_init_without_val_and_resume_with_budget_are_refused(tmp_path, bsd400):
