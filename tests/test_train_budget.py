@@ -73,7 +73,7 @@ def test_time_budget_run_stops_within_the_budget_and_writes_loadable_weights(tmp
     iterations = int(done[0].split("done: ")[1].split()[0])
     assert iterations >= 1
     card = (out / "dagl-jpeg.md").read_text()
-    assert f"Iterations: {iterations}\n" in card and "--time-budget 25" in card
+    assert f"Iterations: {iterations}\n" in card and "within a budget of 25 s" in card
     assert torch.load(out / "checkpoint.pt", weights_only=True)["iteration"] == iterations
 
 

@@ -24,7 +24,10 @@ from .trainer import build_network, l2_gradients
 LOSS_TOLERANCE = {"off": 2e-2, "bf16": 5e-2}
 #: Steps excluded from the timing (allocation, cuDNN autotuning, compilation).
 WARMUP_STEPS = 2
-#: A compiled candidate is only started with at least this much of the probe left.
+#: Seconds each eager candidate is timed for (after its warm-up).
+EAGER_SECONDS = 2.0
+#: A compiled candidate is only started with at least this much of the probe left. Compilation
+#: cannot be interrupted: a slow one overruns the probe (the time comes out of training).
 COMPILE_MIN_SECONDS = 20.0
 
 
@@ -134,6 +137,8 @@ def probe(task: str, state: dict[str, torch.Tensor], batch: tuple[torch.Tensor, 
           log: Callable[[str], None] = print) -> tuple[SetUp, list[ProbeResult]]:
     """Run every candidate within ``budget_seconds`` and return the fastest correct one and all results."""
     deadline = time.monotonic() + budget_seconds
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the training loop runs: fixed shapes, autotuned kernels
     queue = candidates(device, tiny)
     results: list[ProbeResult] = []
     reference_loss: float | None = None
@@ -145,7 +150,8 @@ def probe(task: str, state: dict[str, torch.Tensor], batch: tuple[torch.Tensor, 
             results.append(ProbeResult(setup, ok=False, note="skipped: probe time used up"))
             log(f"probe {setup.label:<52} skipped: probe time used up")
             continue
-        slice_seconds = 0.2 if tiny else min(4.0, max(1.0, left / (len(queue) + 2)))
+        # Eager candidates time about 2 s each, so a compiled one can still get COMPILE_MIN_SECONDS.
+        slice_seconds = 0.2 if tiny else min(EAGER_SECONDS, max(1.0, left / (len(queue) + 2)))
         result = measure(setup, task, state, batch, device, slice_seconds, reference_loss,
                          min_steps=1 if tiny else 3, warmup=1 if tiny else WARMUP_STEPS)
         if reference_loss is None:

@@ -90,7 +90,7 @@ def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
         val = "No validation set was given (`--val`); no PSNR is reported.\n"
     data = ", ".join(f"`{p}`" for p in config.data)
     schedule = summary.schedule or f"lr {config.lr:g} halved (x{LR_GAMMA}) every {config.lr_step} iterations"
-    budget = f" (`--time-budget {config.time_budget:g}` s)" if config.time_budget else ""
+    budget = f" (within a budget of {config.time_budget:.0f} s)" if config.time_budget else ""
     rate = f", {summary.rate:.2f} it/s" if summary.rate else ""
     total = summary.init_iterations + summary.iterations
     iterations = (f"{summary.iterations} in this run + {summary.init_iterations} before = {total}"

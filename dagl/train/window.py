@@ -205,11 +205,11 @@ class Window:
         return {"chosen": chosen.__dict__ | {"label": chosen.label},
                 "candidates": [r.to_dict() for r in results]}
 
-    def config(self, setup: SetUp, budget: float) -> TrainConfig:
+    def config(self, setup: SetUp, budget: float, workers: int) -> TrainConfig:
         p = self.profile
         return TrainConfig(task=TASK, data=[self.data / "train" / "bsd400"], iterations=p.max_iterations,
                            out=self.work / "run", batch_size=p.batch_size, patch=p.patch, val="classic5",
-                           val_every=0, val_crop=p.val_crop, val_limit=p.val_limit, seed=self.seed, workers=p.workers,
+                           val_every=0, val_crop=p.val_crop, val_limit=p.val_limit, seed=self.seed, workers=workers,
                            device=str(self.device), log_every=p.log_every, checkpoint_every=10**9,
                            n_images=p.n_images, time_budget=budget, init=self.init, amp=setup.amp,
                            gfam=setup.gfam, channels_last=setup.channels_last, compile=setup.compile,
@@ -231,14 +231,16 @@ class Window:
         if budget < 5:
             raise TrainingError(f"only {budget:.0f} s left for training")
         ctx = distributed.setup(str(self.device))
-        attempts = [setup] + ([SetUp()] if setup != SetUp() else [])
-        for attempt, chosen in enumerate(attempts):
+        # If the chosen set-up breaks past the probe's few steps (or DataLoader workers cannot start,
+        # e.g. a small /dev/shm), train once more with the reference set-up and no workers.
+        attempts = [(setup, self.profile.workers), (SetUp(), 0)]
+        for attempt, (chosen, workers) in enumerate(attempts):
             run = self.work / "run"
             if run.exists():
                 shutil.rmtree(run)
             budget = self.left() - self.profile.after_seconds
             try:
-                trainer = Trainer(self.config(chosen, budget), ctx, on_snapshot=self.snapshot,
+                trainer = Trainer(self.config(chosen, budget, workers), ctx, on_snapshot=self.snapshot,
                                   snapshot_seconds=self.snapshot_seconds)
                 weights = trainer.fit()
                 break
@@ -247,7 +249,8 @@ class Window:
             except Exception as exc:  # e.g. a compiled set-up that fails past the probe's steps
                 if attempt + 1 == len(attempts) or self.left() - self.profile.after_seconds < 30:
                     raise
-                say(f"train: {chosen.label} failed ({type(exc).__name__}: {exc}); again with {attempts[-1].label}")
+                say(f"train: {chosen.label} failed ({type(exc).__name__}: {exc}); "
+                    f"again with {attempts[-1][0].label}, no DataLoader workers")
         metadata = {"dagl.task": TASK, "dagl.iterations": str(trainer.init_iterations
                                                               + (trainer.iteration if trainer.kept == "trained" else 0)),
                     "dagl.kept": trainer.kept}
@@ -328,7 +331,8 @@ def card_section(report: dict) -> str:
             f"- GPU: {report['device']}; torch {report['torch']}\n"
             f"- Data: BSD400 ({train.get('n_images', '?')} images), JPEG made with Pillow on the fly\n"
             f"- Iterations in this window: {train.get('iterations', '?')} "
-            f"(planned {train.get('planned', '?')}), {train.get('training_seconds', '?')} s of training, {its}\n"
+            f"(planned {train.get('planned') or 'before the rate was measured: stopped by the clock'}), "
+            f"{train.get('training_seconds', '?')} s of training, {its}\n"
             f"- Set-up chosen by the throughput probe: {probe_result.get('chosen', {}).get('label', 'default')}\n"
             f"- Window wall time: {report.get('wall_seconds', '?')} s of a {report['budget_seconds']:.0f} s budget\n\n"
             f"## Evaluation, paper protocol\n\nStored MATLAB JPEGs, the release's reference chop, no x8 ensemble, "
@@ -438,8 +442,11 @@ def run(data: Path, out: Path, budget: float, init: str, tiny: bool, device: str
     """Probe, train, evaluate, run the parity tests, time, and write the returned files."""
     device = device or ("cuda" if torch.cuda.is_available() and not tiny else "cpu")
     os.environ["DAGL_DATASETS"] = str(data.resolve())  # validation reads the window's copy of the sets
+    start = resolve_init(init, data.parent)
+    if start is not None and not start.is_file():
+        raise click.ClickException(f"--init: no weights file at {start}")
     out.mkdir(parents=True, exist_ok=True)
-    window = Window(data, out, budget, TINY if tiny else FULL, device, resolve_init(init, data.parent), seed,
+    window = Window(data, out, budget, TINY if tiny else FULL, device, start, seed,
                     snapshot_seconds, shlex.join(["python", "-m", "dagl.train.window", *sys.argv[1:]]))
     say(f"window: {budget:.0f} s on {window.report['device']}, init {window.init or 'none (from scratch)'}")
     code = run_window(window)
