@@ -328,6 +328,10 @@ class Trainer:
     def _keep_better(self) -> None:
         """Put the starting weights back if the trained ones validate worse: a run never ships a
         regression of the weights it was given."""
+        if self.init_state is not None and self.iteration == 0:
+            self.kept = "init"
+            self.log("no iteration fitted in the budget: shipping the starting weights")
+            return
         if self.init_state is None or _mean(self.trained_validation) >= _mean(self.start_validation):
             if self.init_state is not None:
                 self.log(f"keeping the trained weights: {_mean(self.trained_validation):.3f} dB against "

@@ -435,7 +435,7 @@ def prepare(datasets: Path | None, dest: Path, continue_from: Path | None) -> No
 @click.option("--tiny", is_flag=True, help="Toy sizes on the CPU (2 crops of 16x16, one eval crop): the test.")
 @click.option("--device", help="cpu or cuda  [default: cuda if present, else cpu]")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the data order and of scratch weights.")
-@click.option("--snapshot-seconds", default=110.0, show_default=True, type=click.FloatRange(min=1),
+@click.option("--snapshot-seconds", default=110.0, show_default=True, type=click.FloatRange(min=0),
               help="Write the latest float32 weights to OUT at least this often while training.")
 def run(data: Path, out: Path, budget: float, init: str, tiny: bool, device: str | None, seed: int,
         snapshot_seconds: float) -> None:
