@@ -28,9 +28,9 @@ from dagl.weights import WeightsError
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW_BUDGET = 90  # seconds for the tiny window; it caps itself at 6 iterations, so an idle machine ends early
-#: Tiny mode budgets the training only; the steps after it (a few forward passes each) always run, and on
-#: two loaded cores they can outlast the time kept for them by this much.
-AFTER_TRAINING_OVERRUN = 45
+#: Tiny mode keeps 15 s after training; the steps after it (a few forward passes each) always run, and on
+#: two loaded cores they can outlast that: only the probe and the training are held to the budget.
+TINY_AFTER_SECONDS = 15
 RETURN_LIMIT_FILES, RETURN_LIMIT_BYTES = 8, 16 * 2**20
 
 
@@ -74,11 +74,11 @@ def test_the_probe_accepts_the_reference_and_rejects_a_set_up_whose_loss_is_off(
     clean = torch.rand(1, 1, 16, 16)
     batch = ((clean * 255).round() / 255, clean)
     device = torch.device("cpu")
-    reference = measure(SetUp(), "jpeg", state, batch, device, 0.0, None, min_steps=1, warmup=1)
-    assert reference.ok and reference.its > 0 and reference.loss == reference.reference_loss
-    plain = measure(SetUp(gfam="plain"), "jpeg", state, batch, device, 0.0, reference.loss, min_steps=1, warmup=1)
+    reference = measure(SetUp(), "jpeg", state, batch, device, 0.0, None, min_steps=0, warmup=0)
+    assert reference.ok and reference.steps == 1 and reference.its > 0 and reference.loss == reference.reference_loss
+    plain = measure(SetUp(gfam="plain"), "jpeg", state, batch, device, 0.0, reference.loss, min_steps=0, warmup=0)
     assert plain.ok and abs(plain.loss - reference.loss) <= 1e-5 * reference.loss  # same numbers, other code
-    wrong = measure(SetUp(), "jpeg", state, batch, device, 0.0, 2 * reference.loss, min_steps=1, warmup=1)
+    wrong = measure(SetUp(), "jpeg", state, batch, device, 0.0, 2 * reference.loss, min_steps=0, warmup=0)
     assert not wrong.ok and "off the reference" in wrong.note and wrong.its is None
 
 
@@ -111,7 +111,7 @@ def test_the_tiny_window_runs_end_to_end_and_returns_what_a_gpu_window_returns(t
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=WINDOW_BUDGET + 60)
     wall = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert wall < WINDOW_BUDGET + AFTER_TRAINING_OVERRUN
+    assert wall < 3 * WINDOW_BUDGET  # a hang, not a slow machine
     # What comes back: the device returns at most 8 files of at most 16 MiB each.
     files = {p.name: p.stat().st_size for p in out.iterdir()}
     assert set(files) == {f"{STEM}.safetensors", f"{STEM}.md", f"{STEM}-fp32.part1.safetensors",
@@ -120,6 +120,8 @@ def test_the_tiny_window_runs_end_to_end_and_returns_what_a_gpu_window_returns(t
     report = json.loads((out / "window.json").read_text())
     steps = report["steps"]
     assert [steps[s].get("ok") for s in ("probe", "train", "evaluate", "parity", "timing")] == [True] * 5, steps
+    # Probe and training end before the time kept for the steps after them (set-up and one step of slack).
+    assert steps["probe"]["seconds"] + steps["train"]["seconds"] < WINDOW_BUDGET - TINY_AFTER_SECONDS + 10
     train = steps["train"]["result"]
     # Under heavy load the budget may leave no time for an iteration (the loop is test_train_budget's).
     assert 0 <= train["iterations"] <= 6 and train["init_iterations"] == 5
