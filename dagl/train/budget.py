@@ -19,6 +19,10 @@ PROBE_MIN_ITERATIONS = 3
 PROBE_FRACTION = 0.05
 PROBE_MIN_SECONDS = 1.0
 PROBE_MAX_SECONDS = 20.0
+#: Re-plan while under this fraction of the planned iterations, when the plan moves by more than
+#: REPLAN_CHANGE (relative); the lr schedule follows, which early in a cosine changes little.
+REPLAN_UNTIL = 0.25
+REPLAN_CHANGE = 0.02
 #: Slack on the next iteration's duration when deciding whether it still fits.
 STEP_SAFETY = 1.25
 #: Fixed part of the reserve: the final checkpoint, the FP16 weights, their reload and the card.
@@ -56,7 +60,7 @@ class TimeBudget:
         now = time.monotonic() if now is None else now
         self._last_step = step_seconds
         if self.planned is not None:
-            return None
+            return self._replan(iteration, now)
         if iteration == WARMUP_ITERATIONS or (iteration > WARMUP_ITERATIONS and self._probe_start is None):
             self._probe_start = (iteration, now)
             return None
@@ -65,10 +69,26 @@ class TimeBudget:
         first, start = self._probe_start
         if iteration - first < PROBE_MIN_ITERATIONS or now - start < self.probe_seconds:
             return None
+        self.planned = self._plan(iteration, now)
+        return self.planned
+
+    def _plan(self, iteration: int, now: float) -> int:
+        first, start = self._probe_start
         self.rate = (iteration - first) / (now - start)
         training_left = max(0.0, self.deadline - self.reserve - now)
-        self.planned = iteration + int(self.rate * training_left * 0.98)
-        return self.planned
+        return iteration + int(self.rate * training_left * 0.98)
+
+    def _replan(self, iteration: int, now: float) -> int | None:
+        """Early in the run the rate is still settling (caches, allocator, clocks): re-plan with the
+        longer measurement while under :data:`REPLAN_UNTIL` of the plan, if it moves by over
+        :data:`REPLAN_CHANGE`; later the cosine's length stays put."""
+        if iteration >= REPLAN_UNTIL * self.planned:
+            return None
+        planned = self._plan(iteration, now)
+        if abs(planned - self.planned) <= REPLAN_CHANGE * self.planned:
+            return None
+        self.planned = planned
+        return planned
 
     def should_stop(self, iteration: int, now: float | None = None) -> bool:
         """Stop at the plan, or before an iteration that would not end ahead of the reserve."""

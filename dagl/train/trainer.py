@@ -100,6 +100,7 @@ class Trainer:
                                 "whichever of them and the trained ones validate better")
         self.on_snapshot = on_snapshot
         self.snapshot_seconds = snapshot_seconds
+        self.plans = 0  # how often the budget has planned the run's length
         self.task = get_config(config.task)
         if config.batch_size % ctx.world_size:
             raise TrainingError(f"--batch-size {config.batch_size} (the global batch) is not divisible "
@@ -267,9 +268,11 @@ class Trainer:
             self.schedule.total = self._target()
             bar.total = self._target()
             bar.refresh()
-            self.log(f"plan: {self.budget.rate or 0:.2f} it/s measured after {self.iteration} iterations; "
+            self.log(f"{'re-plan' if self.plans else 'plan'}: {self.budget.rate or 0:.2f} it/s "
+                     f"measured after {self.iteration} iterations; "
                      f"{self._target()} iterations in all, cosine lr over them, "
                      f"{self.budget.reserve:.1f} s kept for validation and writing")
+            self.plans += 1
         stop = self.budget.should_stop(self.iteration) if self.ctx.is_main else False
         return bool(from_main(int(stop), self.ctx))
 
