@@ -152,6 +152,35 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, bsd400):
         Trainer(tiny(tmp_path, bsd400, iterations=2), ctx)
 
 
+class _WritesMarker:
+    """Unpickling this calls ``open(marker, "w")``: what a crafted checkpoint could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code_when_unpickled(tmp_path, bsd400, capsys):
+    ctx = distributed.setup("cpu")
+    Trainer(tiny(tmp_path, bsd400, iterations=1), ctx).fit()
+    path = tmp_path / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)  # a genuine checkpoint loads without full unpickling
+    assert state["iteration"] == 1
+    marker = tmp_path / "pwned"
+    state["payload"] = _WritesMarker(marker)
+    torch.save(state, path)
+    with pytest.raises(TrainingError, match="refused .*could run code"):
+        Trainer(tiny(tmp_path, bsd400, iterations=2, resume=True), ctx)
+    args = ["--task", "denoise", "--sigma", "25", "--data", str(bsd400), "--iterations", "2", "--batch-size", "2",
+            "--patch", "16", "--n-images", "4", "--workers", "0", "--out", str(tmp_path), "--resume"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "refused" in err
+    assert not marker.exists()
+
+
 # ---- command line ----------------------------------------------------------------------------
 def test_help_of_the_installed_command():
     result = subprocess.run([sys.executable, "-m", "dagl.train.cli", "--help"], capture_output=True, text=True)
@@ -186,7 +215,7 @@ def test_a_two_iteration_run_writes_what_ships(tmp_path, bsd400, capsys):
     weights = out / "dagl-jpeg.safetensors"
     assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "train.log", weights.name, "dagl-jpeg.md"}
     model = dagl.load("jpeg", weights=weights)
-    trained = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    trained = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, trained[key].half().float(), rtol=0, atol=0)
     card = (out / "dagl-jpeg.md").read_text()

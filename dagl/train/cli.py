@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from ..cli_common import Command, sigma_option, task_option
+from ..gfam import GFAM_IMPLEMENTATIONS
 from ..pretrained import weights_name
 from .config import LR_STEP_ITERATIONS, TrainConfig
 
@@ -25,6 +27,15 @@ Examples:
   # continue an interrupted run exactly where its last checkpoint left it
   dagl-train ... --resume
 \b
+  # a 9-minute window that continues the shipped weights; ships the better of start and end
+  dagl-train --task jpeg --data ../shared/datasets/train/bsd400 --val classic5 --val-every 0 \\
+             --time-budget 540 --init dagl/weights/dagl-jpeg.safetensors
+\b
+  # the same on a CPU at a tiny size, one minute in all
+  dagl-train --task jpeg --data ../shared/datasets/train/bsd400 --n-images 8 --batch-size 2 \\
+             --patch 16 --workers 0 --device cpu --val classic5 --val-crop 16 --val-every 0 \\
+             --log-every 1 --time-budget 60 --out /tmp/dagl-budget
+\b
 The run writes OUT/checkpoint.pt, OUT/train.log and, at the end, OUT/dagl-<task>[-s<sigma>].safetensors
 with its model card (.md): copy both into dagl/weights/ to ship them. See docs/training.md.
 """
@@ -34,6 +45,10 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
     name = Path(weights_name(task, sigma)).stem  # the task's sigma rule: a TaskError names the fix
     if not data:
         raise click.UsageError("pass at least one training folder with --data")
+    if options["iterations"] is None and options["time_budget"] is None:
+        raise click.UsageError("pass --iterations, or --time-budget to plan them from the measured rate")
+    if options["init"] is not None:
+        options["init"] = Path(options["init"])
     command = shlex.join(["dagl-train", *sys.argv[1:]])
     return TrainConfig(task=task, sigma=sigma, data=[Path(d) for d in data],
                        out=Path(out) if out else Path("runs") / name, command=command, **options)
@@ -46,7 +61,17 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
 @click.option("--data", "data", multiple=True, metavar="DIR",
               help="Folder of clean training images; repeat for several. real-denoise needs "
                    "DIR/clean and DIR/noisy with the same file names.")
-@click.option("--iterations", required=True, type=click.IntRange(min=1), help="Optimiser steps in all.")
+@click.option("--iterations", type=click.IntRange(min=1),
+              help="Optimiser steps in all (with --time-budget: an optional cap on the planned count).")
+@click.option("--time-budget", type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Wall-clock seconds for the whole command (loading, training, validations, writing). "
+                   "The rate is measured over the first iterations, the iteration count planned from it, "
+                   "and the lr follows a cosine over the planned iterations; time is kept for the final "
+                   "validation and files. Replaces the --lr-step schedule.")
+@click.option("--init", type=click.Path(dir_okay=False), metavar="WEIGHTS",
+              help="Start from these weights (.safetensors or official checkpoint) with a fresh optimiser. "
+                   "Needs --val: the starting weights are validated first, and if the trained ones "
+                   "validate worse, the starting weights ship instead (the log and card say so).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Global batch, split evenly over the torchrun processes.")
 @click.option("--patch", default=64, show_default=True, type=click.IntRange(min=8),
@@ -67,6 +92,8 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
               help="Validate every this many iterations (0: only at the end).")
 @click.option("--val-crop", default=96, show_default=True, type=click.IntRange(min=16),
               help="Side of the centred crop of each validation image.")
+@click.option("--val-limit", type=click.IntRange(min=1), metavar="N",
+              help="Validate on the first N images of the set only (quick runs).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights and of the data.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=0),
               help="DataLoader worker processes per rank (0: make batches in the training process).")
@@ -76,6 +103,10 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
 @click.option("--checkpoint-every", default=5000, show_default=True, type=click.IntRange(min=1),
               help="Save OUT/checkpoint.pt every this many iterations (and at the end).")
 @click.option("--n-images", type=click.IntRange(min=1), help="Use only the first N images (smoke tests).")
+@click.option("--gfam", default="batched", show_default=True, type=click.Choice(list(GFAM_IMPLEMENTATIONS)),
+              help="GFAM implementation to train with (same numbers, different speed).")
+@click.option("--channels-last", is_flag=True, help="Run the network in channels_last memory format.")
+@click.option("--compile", "compile", is_flag=True, help="Wrap the network in torch.compile.")
 def command(task: str, sigma: int | None, data: tuple[str, ...], out: str | None, device: str | None,
             **options) -> None:
     """Train DAGL with the paper's recipe: L2 loss, Adam, step decay, random crops with the 8
@@ -84,13 +115,14 @@ def command(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
 
     Run it with torchrun for several GPUs or nodes; it picks nccl on CUDA and gloo on CPU.
     """
+    started_at = time.monotonic()  # --time-budget counts from here
     from . import distributed
     from .trainer import Trainer
 
     config = _config(task, sigma, data, out, device=device, **options)
     ctx = distributed.setup(device)
     try:
-        Trainer(config, ctx).fit()
+        Trainer(config, ctx, started_at=started_at).fit()
     finally:
         distributed.teardown()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import DaglError
+from ..errors import DaglError, UserInputError
 
 #: The release is built on the EDSR framework, whose "epoch" is ``--test_every`` = 1000 batches
 #: (not a pass over the images); the paper's "halve the lr every 200 epochs" is therefore
@@ -24,13 +24,17 @@ class TrainingError(DaglError):
     """A training set-up the user must fix; the message is one line meant for them."""
 
 
+class CheckpointError(TrainingError, UserInputError):
+    """A ``--resume`` checkpoint that cannot be used as given (missing, foreign, unsafe): exit 2."""
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a run; saved in checkpoints and quoted in the model card."""
 
     task: str
     data: list[Path]
-    iterations: int
+    iterations: int | None  # with time_budget: an optional cap on the planned count
     out: Path
     sigma: int | None = None
     batch_size: int = 32
@@ -42,6 +46,7 @@ class TrainConfig:
     val: str | None = None
     val_every: int = 5000
     val_crop: int = 96
+    val_limit: int | None = None
     seed: int = 0
     workers: int = 4
     device: str | None = None
@@ -49,6 +54,14 @@ class TrainConfig:
     checkpoint_every: int = 5000
     n_images: int | None = None
     epoch_iterations: int = EPOCH_ITERATIONS
+    #: Wall-clock seconds for the whole command; the iterations and a cosine lr are planned from it.
+    time_budget: float | None = None
+    #: Weights to start from (fresh optimiser); the better of them and the trained ones ship.
+    init: Path | None = None
+    #: Training set-up (see dagl.train.probe): GFAM implementation, memory format, torch.compile.
+    gfam: str = "batched"
+    channels_last: bool = False
+    compile: bool = False
     command: str = field(default="", compare=False)
 
     def to_dict(self) -> dict:
@@ -56,4 +69,5 @@ class TrainConfig:
         out = asdict(self)
         out["data"] = [str(p) for p in self.data]
         out["out"] = str(self.out)
+        out["init"] = None if self.init is None else str(self.init)
         return out

@@ -78,3 +78,13 @@ def mean_over_ranks(value: float, ctx: DistContext) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=ctx.device)
     dist.all_reduce(tensor)
     return tensor.item() / ctx.world_size
+
+
+def from_main(value: int, ctx: DistContext) -> int:
+    """Rank 0's ``value`` on every rank: decisions taken on its clock (stop, planned length) must
+    be the same everywhere, or the ranks would wait on each other's collectives forever."""
+    if not ctx.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=ctx.device)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())

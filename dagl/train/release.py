@@ -31,7 +31,13 @@ class RunSummary:
     n_images: int
     degradation: str
     amp: str
-    validation: dict[str, float] | None  # PSNR per label of the final weights, then "mean"
+    validation: dict[str, float] | None  # PSNR per label of the shipped weights, then "mean"
+    init_iterations: int = 0  # iterations behind the --init weights, as their file records them
+    start_validation: dict[str, float] | None = None  # PSNR of the --init (or initial) weights
+    trained_validation: dict[str, float] | None = None  # PSNR of this run's final weights
+    kept: str = "trained"  # "init" when the starting weights validated better and ship instead
+    rate: float | None = None  # training iterations per second (this session)
+    schedule: str = ""  # the lr schedule in words
 
 
 def device_name(device: torch.device) -> str:
@@ -42,6 +48,34 @@ def device_name(device: torch.device) -> str:
 
 def _duration(seconds: float) -> str:
     return str(dt.timedelta(seconds=round(seconds)))
+
+
+def recorded_iterations(path: Path) -> int:
+    """The ``dagl.iterations`` a dagl-train safetensors file records (0 for any other file)."""
+    if Path(path).suffix != ".safetensors":
+        return 0
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return int((fh.metadata() or {}).get("dagl.iterations", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _start_text(config: TrainConfig, summary: RunSummary) -> str:
+    """Where the weights started and which weights ship, for runs given --init."""
+    if config.init is None:
+        return "- Started from: random initialisation (seeded)\n"
+    start = summary.start_validation["mean"] if summary.start_validation else float("nan")
+    trained = summary.trained_validation["mean"] if summary.trained_validation else float("nan")
+    if summary.kept == "init":
+        kept = (f"the STARTING weights: this run's trained weights validated worse ({trained:.3f} dB "
+                f"against {start:.3f} dB), so they were not shipped")
+    else:
+        kept = f"this run's trained weights ({trained:.3f} dB against {start:.3f} dB for the starting weights)"
+    return (f"- Started from: `{config.init}` ({summary.init_iterations} iterations recorded), "
+            f"with a fresh optimiser\n- Shipped: {kept}\n")
 
 
 def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
@@ -56,6 +90,12 @@ def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
     else:
         val = "No validation set was given (`--val`); no PSNR is reported.\n"
     data = ", ".join(f"`{p}`" for p in config.data)
+    schedule = summary.schedule or f"lr {config.lr:g} halved (x{LR_GAMMA}) every {config.lr_step} iterations"
+    budget = f" (within a budget of {config.time_budget:.0f} s)" if config.time_budget else ""
+    rate = f", {summary.rate:.2f} it/s" if summary.rate else ""
+    total = summary.init_iterations + summary.iterations
+    iterations = (f"{summary.iterations} in this run + {summary.init_iterations} before = {total}"
+                  if summary.init_iterations else f"{summary.iterations}")
     return f"""# {weights.stem}
 
 DAGL (ICCV 2021) weights for task `{config.task}`{sigma}, trained with `dagl-train`.
@@ -67,10 +107,11 @@ DAGL (ICCV 2021) weights for task `{config.task}`{sigma}, trained with `dagl-tra
 
 - Data: {data} ({summary.n_images} images)
 - Degradation, made on the fly: {summary.degradation}
-- Recipe: L2 (MSE) loss, Adam, lr {config.lr:g} halved (x{LR_GAMMA}) every {config.lr_step} iterations,
+- Recipe: L2 (MSE) loss, Adam, {schedule},
   global batch {config.batch_size} of random {config.patch}x{config.patch} crops with the 8 flips/rotations
-- Iterations: {summary.iterations}
-- Wall time: {_duration(summary.wall_seconds)} on {summary.world_size} x {summary.device_name}
+{_start_text(config, summary)}- Iterations: {iterations}
+- Wall time: {_duration(summary.wall_seconds)} of training{budget} on {summary.world_size} x {summary.device_name}{rate}
+- Set-up: GFAM `{config.gfam}`, channels_last {'on' if config.channels_last else 'off'}, torch.compile {'on' if config.compile else 'off'}
 - Mixed precision: {summary.amp}
 - Seed: {config.seed}
 - Software: torch {torch.__version__}, dagl {_version()}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -17,10 +18,13 @@ from .. import load as load_weights
 from ..configs import get_config
 from ..gfam import GFAMHead
 from ..model import DAGL, create
+from ..weights import WeightsError, load_into
 from . import checkpoint, release
+from .budget import TimeBudget
 from .config import LR_GAMMA, TrainConfig, TrainingError
 from .data import EpochKeySampler, TrainingPairs, describe_degradation, load_images, make_loader
-from .distributed import DistContext, mean_over_ranks
+from .distributed import DistContext, from_main, mean_over_ranks
+from .schedule import LrSchedule
 from .validation import evaluate, load_validation_set
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -43,16 +47,60 @@ def freeze_unused(model: DAGL) -> None:
             module.W.requires_grad_(False)
 
 
+def build_network(task: str, gfam: str, device: torch.device, channels_last: bool) -> DAGL:
+    """A fresh DAGL in training mode on ``device``, its never-trained convs frozen (seeded by the caller)."""
+    model = create(task, gfam=gfam)
+    freeze_unused(model)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return model.to(device, memory_format=memory_format).train()
+
+
+def l2_gradients(net: nn.Module, optimizer: torch.optim.Optimizer, degraded: torch.Tensor, clean: torch.Tensor,
+                 amp: str, scaler: torch.amp.GradScaler | None = None) -> float:
+    """Forward + backward of the recipe's L2 loss under ``amp``; returns the loss (float32 MSE)."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(degraded.device.type, dtype=AMP_DTYPES.get(amp, torch.float32), enabled=amp in AMP_DTYPES):
+        loss = F.mse_loss(net(degraded).float(), clean)
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    return loss.item()
+
+
 def _eta(seconds: float) -> str:
     return str(dt.timedelta(seconds=round(seconds)))
+
+
+def rounded_to_fp16(model: DAGL) -> DAGL:
+    """A copy of ``model`` with its weights rounded as the FP16 release file stores them."""
+    twin = copy.deepcopy(model)
+    twin.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    return twin
+
+
+def _mean(scores: dict[str, float] | None) -> float:
+    return float("-inf") if not scores else scores["mean"]
 
 
 class Trainer:
     """One rank's share of a run; rank 0 also logs, validates and writes every file."""
 
-    def __init__(self, config: TrainConfig, ctx: DistContext) -> None:
+    def __init__(self, config: TrainConfig, ctx: DistContext, started_at: float | None = None,
+                 on_snapshot: Callable[[Trainer], None] | None = None, snapshot_seconds: float = 120.0) -> None:
+        """``started_at`` (``time.monotonic()``) is when the ``--time-budget`` clock started; rank 0
+        calls ``on_snapshot(trainer)`` at least every ``snapshot_seconds`` of training."""
         self.config = config
         self.ctx = ctx
+        self.budget = TimeBudget(config.time_budget, started_at) if config.time_budget else None
+        if config.resume and self.budget:
+            raise TrainingError("--resume continues a fixed --iterations run; continue a --time-budget run "
+                                "with a new run that starts from its weights (--init)")
+        if self.budget is None and not config.iterations:
+            raise TrainingError("pass --iterations, or --time-budget to plan them from the measured rate")
+        if config.init is not None and not config.val:
+            raise TrainingError("--init needs --val: the run validates the starting weights and ships "
+                                "whichever of them and the trained ones validate better")
+        self.on_snapshot = on_snapshot
+        self.snapshot_seconds = snapshot_seconds
+        self.plans = 0  # how often the budget has planned the run's length
         self.task = get_config(config.task)
         if config.batch_size % ctx.world_size:
             raise TrainingError(f"--batch-size {config.batch_size} (the global batch) is not divisible "
@@ -61,16 +109,22 @@ class Trainer:
         if ctx.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every batch has the same shape
         torch.manual_seed(config.seed)  # identical initial weights on every rank
-        self.model = create(config.task)
-        freeze_unused(self.model)
-        self.model.to(ctx.device).train()
+        self.model = build_network(config.task, config.gfam, ctx.device, config.channels_last)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.init_iterations = self._load_init(config.init) if config.init is not None else 0
+        # The starting weights, kept to ship instead if training made them worse.
+        self.init_state = ({k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                           if config.init is not None else None)
         self.net: nn.Module = self.model
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
+        if config.compile:
+            self.net = torch.compile(self.net)
         self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config.lr_step,
-                                                         gamma=LR_GAMMA)
+        self.schedule = (LrSchedule("cosine") if self.budget else
+                         LrSchedule("step", step=config.lr_step, gamma=LR_GAMMA))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.amp == "fp16")
         self.iteration = 0
         self.train_seconds = 0.0
@@ -84,8 +138,21 @@ class Trainer:
                                 f"or choose another --out")
         clean, noisy, self.image_paths = load_images(config.data, self.task, config.patch, config.n_images)
         self.dataset = TrainingPairs(clean, noisy, self.task, config.sigma, config.patch, config.seed)
-        self.validation = (load_validation_set(config.val, self.task, config.sigma, config.val_crop)
+        self.validation = (load_validation_set(config.val, self.task, config.sigma, config.val_crop,
+                                               config.val_limit)
                            if config.val and ctx.is_main else None)
+        self.start_validation: dict[str, float] | None = None  # PSNR of the starting weights
+        self.trained_validation: dict[str, float] | None = None  # PSNR of this run's final weights
+        self.kept = "trained"  # or "init": which weights ship
+        self.shipped_state: dict[str, torch.Tensor] | None = None  # float32 state of what shipped
+
+    def _load_init(self, path: Path) -> int:
+        """Load ``--init`` weights; returns the iterations they were trained for, if recorded."""
+        try:
+            load_into(self.model, path)
+        except WeightsError as exc:
+            raise TrainingError(f"--init: {exc}") from None
+        return release.recorded_iterations(path)
 
     # ---- state -------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -115,16 +182,12 @@ class Trainer:
                                   self.ctx.world_size, self.config.seed, start_iteration=self.iteration)
         loader = make_loader(self.dataset, sampler, self.config.workers, self.ctx.device.type == "cuda")
         for degraded, clean in loader:
-            yield (degraded.to(self.ctx.device, non_blocking=True), clean.to(self.ctx.device, non_blocking=True))
+            yield (degraded.to(self.ctx.device, non_blocking=True, memory_format=self.memory_format),
+                   clean.to(self.ctx.device, non_blocking=True, memory_format=self.memory_format))
 
     def compute_gradients(self, degraded: torch.Tensor, clean: torch.Tensor) -> float:
         """Forward + backward of the L2 loss; DDP averages the gradients over ranks here."""
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.ctx.device.type, dtype=AMP_DTYPES.get(self.amp, torch.float32),
-                            enabled=self.amp in AMP_DTYPES):
-            loss = F.mse_loss(self.net(degraded).float(), clean)
-        self.scaler.scale(loss).backward()
-        return loss.item()
+        return l2_gradients(self.net, self.optimizer, degraded, clean, self.amp, self.scaler)
 
     def train_step(self, degraded: torch.Tensor, clean: torch.Tensor) -> float:
         loss = self.compute_gradients(degraded, clean)
@@ -159,58 +222,150 @@ class Trainer:
         self.log(f"dagl-train {cfg.task}{f' sigma {cfg.sigma}' if cfg.sigma else ''}: "
                  f"{len(self.image_paths)} images from {', '.join(map(str, cfg.data))}")
         self.log(f"degradation: {describe_degradation(self.task, cfg.sigma)}")
-        self.log(f"recipe: MSE, Adam lr {cfg.lr:g} x{LR_GAMMA} every {cfg.lr_step} it, global batch "
+        self.log(f"recipe: MSE, Adam {self.schedule.describe(cfg.lr)}, global batch "
                  f"{cfg.batch_size} ({self.ctx.world_size} x {per_rank}) of {cfg.patch}x{cfg.patch} crops, "
                  f"8 flips/rotations, amp {self.amp}, device {release.device_name(self.ctx.device)}")
+        self.log(f"set-up: gfam {cfg.gfam}, channels_last {'on' if cfg.channels_last else 'off'}, "
+                 f"torch.compile {'on' if cfg.compile else 'off'}")
+        if cfg.init is not None:
+            self.log(f"starting from {cfg.init} ({self.init_iterations} iterations recorded), fresh optimiser")
+        if self.budget:
+            cap = f", at most {cfg.iterations} iterations" if cfg.iterations else ""
+            self.log(f"time budget: {self.budget.seconds:.0f} s for everything{cap}; left now "
+                     f"{self.budget.left():.1f} s")
         if self.iteration:
             self.log(f"resumed from {self._checkpoint_path} at iteration {self.iteration}")
 
+    def _validate_start(self) -> None:
+        """Score the starting weights as they would ship (FP16-rounded): the bar the run must beat,
+        and, timed, the size of the reserve the final validation needs."""
+        if not self.validation:
+            return
+        started = time.monotonic()
+        self.log("validating the starting weights")
+        self.start_validation = self.validate(rounded_to_fp16(self.model))
+        if self.budget:
+            self.budget.reserve_for_validation(time.monotonic() - started)
+            self.log(f"reserved {self.budget.reserve:.1f} s for the final validation and writing")
+
+    def _target(self) -> int | None:
+        """The iteration to stop at, if known: --iterations, or the budget's plan (capped by it)."""
+        planned = self.budget.planned if self.budget else None
+        if planned is None:
+            return self.config.iterations
+        return min(planned, self.config.iterations) if self.config.iterations else planned
+
+    def _plan(self, step_seconds: float, bar: tqdm) -> bool:
+        """Budget bookkeeping after a step (rank 0's clock, shared with every rank); True = stop."""
+        if not self.budget:
+            return False
+        planned = self.budget.observe(self.iteration, step_seconds) if self.ctx.is_main else None
+        if self.ctx.distributed:
+            planned = from_main(-1 if planned is None else planned, self.ctx)
+            planned = None if planned < 0 else planned
+            self.budget.planned = planned if planned is not None else self.budget.planned
+        if planned is not None:
+            self.schedule.total = self._target()
+            bar.total = self._target()
+            bar.refresh()
+            self.log(f"{'re-plan' if self.plans else 'plan'}: {self.budget.rate or 0:.2f} it/s "
+                     f"measured after {self.iteration} iterations; "
+                     f"{self._target()} iterations in all, cosine lr over them, "
+                     f"{self.budget.reserve:.1f} s kept for validation and writing")
+            self.plans += 1
+        stop = self.budget.should_stop(self.iteration) if self.ctx.is_main else False
+        return bool(from_main(int(stop), self.ctx))
+
     def fit(self) -> Path | None:
-        """Train to ``config.iterations``; rank 0 returns the shipped weights' path."""
+        """Train to ``config.iterations`` (or as the budget allows); rank 0 returns the shipped weights."""
         cfg = self.config
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         self._announce()
-        bar = tqdm(total=cfg.iterations, initial=self.iteration, unit="it", dynamic_ncols=True,
+        if self.ctx.is_main and not self.iteration:
+            self._validate_start()
+        bar = tqdm(total=self._target(), initial=self.iteration, unit="it", dynamic_ncols=True,
                    disable=True if not self.ctx.is_main else None)
         window_start, window_iter = time.perf_counter(), self.iteration
         session_start, session_iter = window_start, self.iteration
-        for degraded, clean in self.batches() if self.iteration < cfg.iterations else ():
+        last_snapshot = step_start = time.monotonic()
+        stop = self._plan(0.0, bar) if self.budget else self.iteration >= (cfg.iterations or 0)
+        for degraded, clean in self.batches() if not stop else ():
             loss = self.train_step(degraded, clean)
+            now = time.monotonic()
+            stop = self._plan(now - step_start, bar)
+            step_start = now
+            target = self._target()
+            stop = stop or (target is not None and self.iteration >= target)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3e}", refresh=False)
-            if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iterations:
-                now = time.perf_counter()
-                rate = (self.iteration - window_iter) / max(now - window_start, 1e-9)
+            if self.iteration % cfg.log_every == 0 or stop:
+                now_perf = time.perf_counter()
+                rate = (self.iteration - window_iter) / max(now_perf - window_start, 1e-9)
                 mean_loss = mean_over_ranks(loss, self.ctx)
-                self.log(f"train it {self.iteration:>8d}/{cfg.iterations}  loss {mean_loss:.4e}  "
-                         f"lr {self.scheduler.get_last_lr()[0]:.3e}  {rate:.2f} it/s  "
-                         f"eta {_eta((cfg.iterations - self.iteration) / max(rate, 1e-9))}")
-                window_start, window_iter = now, self.iteration
-            if self.ctx.is_main and cfg.val_every and self.iteration % cfg.val_every == 0 \
-                    and self.iteration < cfg.iterations:
+                left = (self.budget.left() if self.budget and target is None else
+                        (target - self.iteration) / max(rate, 1e-9))
+                self.log(f"train it {self.iteration:>8d}/{target if target is not None else '?'}  "
+                         f"loss {mean_loss:.4e}  lr {self.scheduler.get_last_lr()[0]:.3e}  {rate:.2f} it/s  "
+                         f"eta {_eta(left)}")
+                window_start, window_iter = now_perf, self.iteration
+            if self.ctx.is_main and cfg.val_every and self.iteration % cfg.val_every == 0 and not stop:
                 self.validate(self.model)
-            if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
+            if self.iteration % cfg.checkpoint_every == 0 or stop:
                 self.train_seconds += time.perf_counter() - session_start
                 session_start = time.perf_counter()
                 self.save_checkpoint()
-            if self.iteration >= cfg.iterations:
+            if self.ctx.is_main and self.on_snapshot and time.monotonic() - last_snapshot >= self.snapshot_seconds \
+                    and not stop:
+                self.on_snapshot(self)
+                last_snapshot = time.monotonic()
+            if stop:
                 break
         bar.close()
         self.train_seconds += time.perf_counter() - session_start
-        self.log(f"done: {self.iteration - session_iter} iterations this session, "
+        self.session_iterations = self.iteration - session_iter
+        self.log(f"done: {self.session_iterations} iterations this session, "
                  f"{_eta(self.train_seconds)} of training in all")
         return self.ship() if self.ctx.is_main else None
 
+    def _keep_better(self) -> None:
+        """Put the starting weights back if the trained ones validate worse: a run never ships a
+        regression of the weights it was given."""
+        if self.init_state is not None and self.iteration == 0:
+            self.kept = "init"
+            self.log("no iteration fitted in the budget: shipping the starting weights")
+            return
+        if self.init_state is None or _mean(self.trained_validation) >= _mean(self.start_validation):
+            if self.init_state is not None:
+                self.log(f"keeping the trained weights: {_mean(self.trained_validation):.3f} dB against "
+                         f"{_mean(self.start_validation):.3f} dB for the starting weights")
+            return
+        self.kept = "init"
+        self.model.load_state_dict(self.init_state)
+        self.log(f"keeping the STARTING weights: they validate at {_mean(self.start_validation):.3f} dB, "
+                 f"the trained ones at {_mean(self.trained_validation):.3f} dB")
+
     def ship(self) -> Path:
-        """Write the FP16 weights, reload them as a user would, validate them, write the card."""
-        weights = release.write_weights(self.model, self.config, self.iteration)
+        """Write the FP16 weights, reload them as a user would, validate them, write the card;
+        with ``--init``, the better of the starting and the trained weights."""
+        total = self.init_iterations + self.iteration
+        weights = release.write_weights(self.model, self.config, total)
         shipped = load_weights(self.config.task, weights=weights).to(self.ctx.device)
+        self.trained_validation = self.validate(shipped)
+        validation = self.trained_validation
+        self._keep_better()
+        if self.kept == "init":
+            weights = release.write_weights(self.model, self.config, self.init_iterations)
+            validation = self.start_validation
+        self.shipped_state = {k: v.detach().float().cpu() for k, v in self.model.state_dict().items()}
+        rate = self.session_iterations / self.train_seconds if self.train_seconds and not self.config.resume else None
         summary = release.RunSummary(
             iterations=self.iteration, wall_seconds=self.train_seconds,
             device_name=release.device_name(self.ctx.device), world_size=self.ctx.world_size,
             n_images=len(self.image_paths), degradation=describe_degradation(self.task, self.config.sigma),
-            amp=self.amp, validation=self.validate(shipped))
+            amp=self.amp, validation=validation, init_iterations=self.init_iterations,
+            start_validation=self.start_validation, trained_validation=self.trained_validation,
+            kept=self.kept, rate=rate, schedule=self.schedule.describe(self.config.lr))
         card = release.write_card(self.config, summary, weights)
         self.log(f"wrote {weights} and {card}")
         return weights

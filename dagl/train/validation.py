@@ -33,14 +33,15 @@ def _hwc(image: np.ndarray) -> np.ndarray:
 
 
 def load_validation_set(source: str, config: TaskConfig, sigma: int | None,
-                        crop: int) -> list[ValidationImage]:
-    """Centred crops of every image of ``source``, at every CAR quality for the named JPEG sets."""
+                        crop: int, limit: int | None = None) -> list[ValidationImage]:
+    """Centred crops of every image (or the first ``limit``) of ``source``, at every CAR quality
+    for the named JPEG sets."""
     qualities = config.qualities if source in DATASETS and config.qualities else (None,)
     items: list[ValidationImage] = []
     try:
         for quality in qualities:
             evalset = open_set(source, config.name, sigma=None if sigma is None else float(sigma),
-                               quality=quality, crop=crop)
+                               quality=quality, crop=crop, limit=limit)
             with torch.random.fork_rng(devices=[]):  # the protocol noise reseeds the global RNG
                 samples = list(evalset)
             label = f"q{quality}" if quality is not None else ""
