@@ -113,9 +113,13 @@ class Reporter:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.failures = 0
+        #: 2 while every failure was something the user gave (a missing or unfit file), 1 once any
+        #: failed while working: the exit status of the whole run, as the other commands decide it.
+        self.exit_code = 0
 
-    def error(self, message: str) -> None:
+    def error(self, message: str, exit_code: int = UserInputError.exit_code) -> None:
         self.failures += 1
+        self.exit_code = exit_code if self.exit_code == 0 else min(self.exit_code, exit_code)
         self.console.print(error_line(PROG, message), markup=False, highlight=False, soft_wrap=True)
 
     def note(self, message: str) -> None:
@@ -151,9 +155,9 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                     _make_folder(job.target)
                     write_image(job.target, out, bit_depth)
                 except (ChannelError, InferenceError, InputArrayError, MemoryBudgetError) as exc:
-                    reporter.error(f"{job.source}: {exc}")  # nothing was written for this image
+                    reporter.error(f"{job.source}: {exc}", exc.exit_code)  # nothing was written for this image
                 except DaglError as exc:
-                    reporter.error(str(exc))
+                    reporter.error(str(exc), exc.exit_code)
                 else:
                     written += 1
                     megapixels += array.shape[0] * array.shape[1] / 1e6
@@ -210,7 +214,7 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
         for job in jobs:
             reporter.error(f"{job.source}: {job.error}")
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(reporter.exit_code)
     folders = {job.target.parent for job in jobs if job.target is not None and not job.error}
     for folder in sorted(folders):
         check_output_folder(folder)
@@ -225,4 +229,4 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     console.print(f"{written} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
                   f"({restorer.runner.device}, {tiling} tiling){failed}", highlight=False)
     if reporter.failures:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(reporter.exit_code)

@@ -57,7 +57,7 @@ def test_several_inputs_go_to_a_folder_and_failures_do_not_stop_the_rest(onnx_pa
     write_image(tmp_path / "in" / "second.tif", np.full((16, 16), 0.5, np.float32), 16)
     out = tmp_path / "out"
     code, lines = infer(onnx_path, tmp_path / "in", tmp_path / "missing.png", "-o", out, *FAST)
-    assert code == 1
+    assert code == 2  # every failure was a file the user gave
     assert len(errors(lines)) == 2 and "missing.png: no such file" in errors(lines)[1] + errors(lines)[0]
     assert files(out) == ["gray.png", "second.tif"]
     assert "2 image(s)" in lines[-1] and "2 failed" in lines[-1]
@@ -167,7 +167,7 @@ def test_failed_run_leaves_no_empty_output_folder(onnx_path, gray_png, tmp_path,
     assert code != 0 and "no trained weights ship" in errors(lines)[0]
     (tmp_path / "fake.png").write_text("not an image")
     code, lines = infer(onnx_path, tmp_path / "fake.png", *FAST)
-    assert code == 1 and "not an image" in errors(lines)[0]
+    assert code == 2 and "not an image" in errors(lines)[0]
     assert not (tmp_path / "restored").exists()
 
 
@@ -186,7 +186,7 @@ def test_progress_is_printed_as_lines_without_a_terminal(onnx_path, gray_png, tm
 
 def test_float32_into_png_is_refused_before_the_model_loads(gray_png, tmp_path):
     code, lines = infer(tmp_path / "not-loaded.onnx", gray_png, "-o", tmp_path / "x.png", "--bit-depth", "32")
-    assert code == 1 and len(lines) == 1
+    assert code == 2 and len(lines) == 1
     assert lines[0] == (f"dagl-infer: error: {gray_png}: {tmp_path / 'x.png'}: .png cannot hold 32-bit "
                         "samples; use --bit-depth 8 or 16")
 
