@@ -13,7 +13,7 @@ from rich.console import Console
 from torch import nn
 
 from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE, EngineUnavailable, Profile,
-                           artefact_stem, current_gpu, import_tensorrt, onnx_metadata, require_supported)
+                           artefact_stem, current_gpu, import_tensorrt, onnx_metadata)
 from dagl.atomic import write_atomic
 from dagl.calibration.policy import RANGES_FILE, fp32_nodes
 from dagl.cli_common import Command, sigma_option, task_option
@@ -86,7 +86,7 @@ def _validate_options(config: TaskConfig, sigma: int | None, onnx_only: bool, en
                                f"{lo[0]}x{lo[1]}, {opt[0]}x{opt[1]}, {hi[0]}x{hi[1]}")
     if engine_required:
         try:
-            require_supported(import_tensorrt().__version__)
+            import_tensorrt()
             current_gpu()
         except EngineUnavailable as exc:
             raise EngineUnavailable(f"--engine-required, but no engine can be built here: {exc}") from None

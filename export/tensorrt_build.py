@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagl.artefact import INPUT_NAME, EngineSidecar, Profile, current_gpu, import_tensorrt, require_supported
+from dagl.artefact import INPUT_NAME, EngineSidecar, Profile, current_gpu, import_tensorrt
 from dagl.atomic import write_atomic
 from dagl.errors import DaglError
 from dagl.weights import file_digest
@@ -56,7 +56,6 @@ def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, task: En
     gets float32 math, as ``polygraphy run`` does without ``--tf32`` (the documented parity check).
     """
     trt = import_tensorrt()
-    require_supported(trt.__version__)
     gpu = current_gpu()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)

@@ -8,7 +8,7 @@ from dagl import TASKS, WeightsError, shipped_weights
 from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
 from dagl.weights import weights_metadata
 
-from .base import BaseRunner, ModelInputError, RuntimeLoadError
+from .base import BaseRunner, ModelInputError
 from .metadata import resolve_info, warn_if_random
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
@@ -59,7 +59,7 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         try:
             sidecar = EngineSidecar.read(path)
         except SidecarError as exc:
-            raise RuntimeLoadError(str(exc)) from None
+            raise ModelInputError(str(exc)) from None
         info = resolve_info(sidecar.declared(), path, task, sigma)
         warn_if_random({"weights": sidecar.weights}, path)
         return TensorRTRunner(path, info, sidecar)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dagl import get_config
 
-from .base import ModelInfo, ModelInputError, RuntimeLoadError
+from .base import ModelInfo, ModelInputError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
     config = get_config(str(task))  # an unknown name is the user's TaskError
     channels = _int_or_none(declared.get("channels")) or config.channels
     if channels != config.channels:
-        raise RuntimeLoadError(f"{path.name} takes {channels} channels but task {task!r} needs {config.channels}")
+        raise ModelInputError(f"{path.name} takes {channels} channels but task {task!r} needs {config.channels}")
     declared_sigma = _int_or_none(declared.get("sigma"))
     if sigma is not None and declared_sigma is not None and sigma != declared_sigma:
         raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")

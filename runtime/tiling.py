@@ -31,6 +31,8 @@ TILINGS = ("grid", "reference", "none")
 
 class TilingError(UserInputError, ValueError):
     """Tiling options that cannot work together (e.g. an overlap as large as the tile)."""
+
+
 #: The release's chop threshold: tiles with fewer pixels than this go through the network.
 REFERENCE_MIN_SIZE = 10000
 #: Below this side the release's chop indexes outside the image (its tile size h//2//4*4 + 24

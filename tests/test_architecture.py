@@ -65,6 +65,16 @@ def test_core_and_artefact_format_import_nothing_above_them():
     assert offenders == []
 
 
+def test_training_leans_on_serve_only_in_the_window():
+    """dagl.train is core; only the GPU window (an orchestration on top: it evaluates with the runtime) may
+    import dagl.runtime, and nothing in it imports the exporter."""
+    offenders = [f"{path.relative_to(ROOT)} imports {name}" for path in _sources("dagl/train")
+                 for name in _file_imports(path)
+                 if name.startswith("dagl.export") or (name.startswith("dagl.runtime")
+                                                       and not path.name.startswith("window"))]
+    assert offenders == []
+
+
 def test_the_rule_sees_a_forbidden_import():
     """The checker itself: a relative import climbing from runtime into dagl.export is resolved and caught."""
     names = _imports("from ...export.onnx import export_onnx\nimport numpy\n", "dagl.runtime.evaluate")

@@ -193,8 +193,9 @@ def test_paper_table_records_the_command_with_a_negative_flag(tmp_path):
         tmp_path / "t.md").read_text()
 
 
-def _parity_run(base: Path, candidate: Path):
-    return invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", base, "--compare", candidate,
+def _parity_run(base: Path, *candidates: Path):
+    compared = [word for candidate in candidates for word in ("--compare", candidate)]
+    return invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", base, *compared,
                    "--tiling", "none", "--limit", 1, "--crop", 16, "--threads", 1], terminal_width=250)
 
 
@@ -214,6 +215,17 @@ def test_compare_out_of_bounds_exits_non_zero(official_checkpoint, datasets_dir,
     assert result.exit_code == 1
     assert "dagl-jpeg.onnx (onnxruntime): FAILED float32 ONNX vs float32 PyTorch" in result.stdout
     assert result.stderr.strip().splitlines()[-1] == "dagl-eval: error: 1 of 1 compared model(s) out of parity bounds"
+
+
+def test_verdict_names_the_artefact_it_judges_after_an_unjudged_weights_file(official_checkpoint, datasets_dir,
+                                                                              tmp_path_factory):
+    """A second weights file gets numbers but no verdict; the ONNX graph after it keeps its own name."""
+    checkpoint = official_checkpoint("jpeg")
+    onnx_path = jpeg_onnx(checkpoint, tmp_path_factory.mktemp("onnx"))
+    result = _parity_run(checkpoint, official_checkpoint("jpeg", seed=1), onnx_path)
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stdout.splitlines() if "PASSED" in line or "FAILED" in line]
+    assert line.startswith("dagl-jpeg.onnx (onnxruntime): PASSED float32 ONNX vs float32 PyTorch")
 
 
 def test_device_is_one_choice_not_free_text(official_checkpoint):

@@ -35,7 +35,7 @@ def tensorrt_supported(version: str) -> bool:
     return _OLDEST <= release < _FIRST_UNSUPPORTED
 
 
-def require_supported(version: str) -> None:
+def _require_supported(version: str) -> None:
     """:class:`EngineUnavailable` unless TensorRT ``version`` is one dagl supports."""
     if not tensorrt_supported(version):
         raise EngineUnavailable(f"TensorRT {version} is not supported: dagl builds and runs engines with "
@@ -49,12 +49,17 @@ class GPU:
 
 
 def import_tensorrt() -> ModuleType:
-    """The ``tensorrt`` module, or :class:`EngineUnavailable` saying why not."""
+    """The ``tensorrt`` module if it is a release dagl supports, or :class:`EngineUnavailable` saying why not.
+
+    The builder, ``--engine-required`` and the engine loader all need a *supported* TensorRT, so the
+    release is checked here, once, rather than by each of them.
+    """
     try:
         import tensorrt
     except ImportError as exc:
         raise EngineUnavailable(f"tensorrt is not installed ({exc}); pip install 'dagl[tensorrt]' "
                                 "on a machine with an NVIDIA GPU") from None
+    _require_supported(tensorrt.__version__)
     return tensorrt
 
 

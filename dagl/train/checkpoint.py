@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from .config import RESUME_INVARIANTS, CheckpointError, TrainConfig
+from .config import RESUME_INVARIANTS, TrainConfig, TrainingError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -61,27 +61,27 @@ def read(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"--resume: refused {path}: it holds objects other than tensors and plain "
+        raise TrainingError(f"--resume: refused {path}: it holds objects other than tensors and plain "
                             f"values, which could run code when loaded ({reason})") from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"--resume: cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
+        raise TrainingError(f"--resume: cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
     if not isinstance(state, dict) or not {"config", "iteration", "model"} <= state.keys():
-        raise CheckpointError(f"--resume: {path} is not a dagl-train checkpoint")
+        raise TrainingError(f"--resume: {path} is not a dagl-train checkpoint")
     return state
 
 
 def load(path: Path, config: TrainConfig) -> dict[str, Any]:
     """The saved state, refused if the run it belongs to differs in a field that defines it."""
     if not path.is_file():
-        raise CheckpointError(f"--resume: no checkpoint at {path}")
+        raise TrainingError(f"--resume: no checkpoint at {path}")
     state = read(path)
     saved = state["config"]
     current = config.to_dict()
     for key in RESUME_INVARIANTS:
         if saved.get(key) != current.get(key):
-            raise CheckpointError(f"--resume: {path} was made with {key}={saved.get(key)!r}, "
+            raise TrainingError(f"--resume: {path} was made with {key}={saved.get(key)!r}, "
                                 f"this run asks for {current.get(key)!r}")
     if state["iteration"] > config.iterations:
-        raise CheckpointError(f"--resume: {path} is at iteration {state['iteration']}, "
+        raise TrainingError(f"--resume: {path} is at iteration {state['iteration']}, "
                             f"past --iterations {config.iterations}")
     return state

@@ -45,8 +45,6 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
     name = Path(weights_name(task, sigma)).stem  # the task's sigma rule: a TaskError names the fix
     if not data:
         raise click.UsageError("pass at least one training folder with --data")
-    if options["iterations"] is None and options["time_budget"] is None:
-        raise click.UsageError("pass --iterations, or --time-budget to plan them from the measured rate")
     if options["init"] is not None:
         options["init"] = Path(options["init"])
     command = shlex.join(["dagl-train", *sys.argv[1:]])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import DaglError, UserInputError
+from ..errors import UserInputError
 
 #: The release is built on the EDSR framework, whose "epoch" is ``--test_every`` = 1000 batches
 #: (not a pass over the images); the paper's "halve the lr every 200 epochs" is therefore
@@ -20,12 +20,8 @@ RESUME_INVARIANTS = ("task", "sigma", "batch_size", "patch", "lr", "lr_step", "s
                      "epoch_iterations", "n_images")
 
 
-class TrainingError(DaglError):
-    """A training set-up the user must fix; the message is one line meant for them."""
-
-
-class CheckpointError(TrainingError, UserInputError):
-    """A ``--resume`` checkpoint that cannot be used as given (missing, foreign, unsafe): exit 2."""
+class TrainingError(UserInputError):
+    """A training set-up the user must fix (options, data, a --resume checkpoint); one line, exit 2."""
 
 
 @dataclass

@@ -46,12 +46,6 @@ from .window_files import copy_into, join_float32, part_names, write_float32_par
 
 TASK = "jpeg"
 STEM = Path(weights_name(TASK)).stem
-def repo_root() -> Path:
-    """The checkout (for the parity tests): this file's, or the working directory when the package
-    runs from a copy of the tree (``tools/gpu-window.sh``'s fallback runs it from the checkout)."""
-    here = Path(__file__).resolve().parents[2]
-    return here if (here / "tests" / "test_gpu_parity.py").is_file() else Path.cwd()
-
 #: What ``prepare`` copies: the training set, and the CAR sets' clean images with their stored JPEGs
 #: (Classic5 at every quality, since training validates on all four; LIVE1 at q10 only).
 DATA_PARTS = (("train/bsd400", None), ("classic5", ("jpeg_q10", "jpeg_q20", "jpeg_q30", "jpeg_q40")),
@@ -63,8 +57,8 @@ FLOAT32_INIT = "init/dagl-jpeg-fp32.safetensors"
 
 
 @dataclass(frozen=True)
-class Profile:
-    """Sizes of one window; :data:`FULL` for a GPU, :data:`TINY` for the CPU test."""
+class WindowSize:
+    """Sizes and time shares of one window; :data:`FULL` for a GPU, :data:`TINY` for the CPU test."""
 
     batch_size: int = 32
     patch: int = 64
@@ -88,12 +82,19 @@ class Profile:
     needs: tuple[float, float, float] = (60.0, 40.0, 20.0)
 
 
-FULL = Profile()
+FULL = WindowSize()
 #: 44 is the smallest side the reference chop takes without padding. The steps after training are a
 #: few forward passes here and always run (needs 0), so the test sees every step whatever the load.
-TINY = Profile(batch_size=2, patch=16, max_iterations=6, n_images=4, val_crop=16, val_limit=1, workers=0,
+TINY = WindowSize(batch_size=2, patch=16, max_iterations=6, n_images=4, val_crop=16, val_limit=1, workers=0,
                log_every=1, probe_seconds=6.0, after_seconds=15.0, eval_limit=1, eval_crop=44, timing_size=44,
                timing_repeats=1, timing_warmup=0, parity_timeout=40.0, needs=(0.0, 0.0, 0.0))
+
+
+def repo_root() -> Path:
+    """The checkout (for the parity tests): this file's, or the working directory when the package
+    runs from a copy of the tree (``tools/gpu-window.sh``'s fallback runs it from the checkout)."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "tests" / "test_gpu_parity.py").is_file() else Path.cwd()
 
 
 def say(message: str) -> None:
@@ -151,7 +152,7 @@ def starting_state(init: Path | None, seed: int) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-def probe_batch(train: Path, profile: Profile, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def probe_batch(train: Path, profile: WindowSize, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One training batch made exactly as the training loop makes them."""
     clean, _, _ = load_images([train], get_config(TASK), profile.patch, profile.n_images)
     pairs = TrainingPairs(clean, None, get_config(TASK), None, profile.patch, seed)
@@ -162,7 +163,7 @@ def probe_batch(train: Path, profile: Profile, seed: int) -> tuple[torch.Tensor,
 class Window:
     """The state of one window run; each step records what it did in :attr:`report`."""
 
-    def __init__(self, data: Path, out: Path, budget: float, profile: Profile, device: str, init: Path | None,
+    def __init__(self, data: Path, out: Path, budget: float, profile: WindowSize, device: str, init: Path | None,
                  seed: int, snapshot_seconds: float, command: str) -> None:
         self.started = time.monotonic()
         self.deadline = self.started + budget

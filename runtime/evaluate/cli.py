@@ -56,7 +56,8 @@ def _run(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet, 
                         on_image=on_image)
 
 
-def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer]) -> list[Verdict]:
+def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
+                    names: Sequence[str]) -> list[tuple[str, Verdict]]:
     """Per compared model, the worst numbers over the set judged by dagl.runtime.compare's tolerance.
 
     The tolerances bound an exported artefact against float32 PyTorch, so a verdict is given only when
@@ -71,8 +72,9 @@ def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer]) -> list[V
         if candidate.backend == "torch":
             continue
         parity = [image.parity[index] for image in result.images]
-        verdicts.append(judge(max(p.max_abs for p in parity), min(p.psnr_vs_base for p in parity),
-                              tolerance_for(candidate.backend, candidate.runner.info.precision), len(parity)))
+        verdicts.append((names[index + 1], judge(
+            max(p.max_abs for p in parity), min(p.psnr_vs_base for p in parity),
+            tolerance_for(candidate.backend, candidate.runner.info.precision), len(parity))))
     return verdicts
 
 
@@ -196,17 +198,18 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
     with ExitStack() as stack:
         for restorer in restorers:
             stack.enter_context(restorer)
-        result = _run(restorers, _model_names(paths, restorers), evalset, _settings(restorers))
+        names = _model_names(paths, restorers)
+        result = _run(restorers, names, evalset, _settings(restorers))
     out = Console()
     for table in terminal_tables(result):
         out.print(table)
-    verdicts = parity_verdicts(result, restorers)
-    for name, verdict in zip(_model_names(paths, restorers)[1:], verdicts):
+    verdicts = parity_verdicts(result, restorers, names)
+    for name, verdict in verdicts:
         out.print(f"{name}: {verdict.summary}", markup=False, highlight=False, soft_wrap=True)
     if report:
         written = _written(lambda: write_report(result, report))
         console.print("wrote " + ", ".join(str(p) for p in written))
-    failed = [verdict for verdict in verdicts if not verdict.passed]
+    failed = [verdict for _, verdict in verdicts if not verdict.passed]
     if failed:
         raise ParityError(f"{len(failed)} of {len(verdicts)} compared model(s) out of parity bounds")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
 
-from ..base import ModelInfo, RuntimeLoadError
+from ..base import ModelInfo, ModelInputError, RuntimeLoadError
 from ..metadata import resolve_info, warn_if_random
 
 #: onnx.TensorProto.FLOAT: every dagl-export graph (FP16 ones too) takes and returns float32.
@@ -48,20 +48,20 @@ def check_interface(graph, path: Path, channels: int) -> None:
     for role, values, expected in (("input", inputs, INPUT_NAME), ("output", graph.output, OUTPUT_NAME)):
         names = [v.name for v in values]
         if names != [expected]:
-            raise RuntimeLoadError(f"{path.name}: graph {role}s are {names}, expected one named {expected!r} "
-                                   f"(export it with dagl-export)")
+            raise ModelInputError(f"{path.name}: graph {role}s are {names}, expected one named {expected!r} "
+                                  f"(export it with dagl-export)")
         name, elem_type, dims = _describe(values[0])
         if elem_type != _FLOAT:
-            raise RuntimeLoadError(f"{path.name}: {role} {name!r} has ONNX element type {elem_type}, expected "
-                                   f"float32 ({_FLOAT})")
+            raise ModelInputError(f"{path.name}: {role} {name!r} has ONNX element type {elem_type}, expected "
+                                  f"float32 ({_FLOAT})")
         if len(dims) != 4 or (isinstance(dims[1], int) and dims[1] not in (0, channels)):
-            raise RuntimeLoadError(f"{path.name}: {role} {name!r} has shape {dims}, expected "
-                                   f"(N, {channels}, H, W)")
+            raise ModelInputError(f"{path.name}: {role} {name!r} has shape {dims}, expected "
+                                  f"(N, {channels}, H, W)")
         shapes.append(dims)
     fixed = [axis for axis in (2, 3) if isinstance(shapes[1][axis], int) and shapes[1][axis] != shapes[0][axis]]
     if fixed:  # a static output size that is not the input's: e.g. (N, C, 1, 1), broadcast into a flat image
-        raise RuntimeLoadError(f"{path.name}: output shape {shapes[1]} is not the input's {shapes[0]}; "
-                               f"a restoration network returns an image of its input's size")
+        raise ModelInputError(f"{path.name}: output shape {shapes[1]} is not the input's {shapes[0]}; "
+                              f"a restoration network returns an image of its input's size")
 
 
 def session_providers(device: str) -> list[str]:

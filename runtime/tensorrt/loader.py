@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt, require_supported
+from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt
 
 from ..base import ModelInfo, RuntimeLoadError
 from .compat import EngineTarget, engine_mismatch
@@ -13,9 +13,7 @@ from .compat import EngineTarget, engine_mismatch
 
 def _tensorrt() -> Any:
     try:
-        trt = import_tensorrt()
-        require_supported(trt.__version__)
-        return trt
+        return import_tensorrt()
     except EngineUnavailable as exc:
         raise RuntimeLoadError(f"the TensorRT backend is unavailable: {exc}; or run the .onnx file "
                                f"with --backend onnxruntime") from None
