@@ -5,6 +5,10 @@ Both share one parameter layout, the release's (``g``, ``theta``, ``W``, ``fc1.0
 
 * :class:`PlainGFAM` follows ``docs/dagl-reference.md`` step by step, one sample at a time, with
   explicit patch arrays. It is slow and is the readable definition of truth.
+* :class:`UnfoldGFAM` computes the same numbers for the whole batch with torch's own im2col/col2im
+  (``unfold``/``fold``) and keeps the similarity and the masked softmax in float32 under autocast:
+  the fastest form to train with on a CPU, not an exportable one (ONNX has no Col2Im that TensorRT
+  takes).
 * :class:`BatchedGFAM` computes the same numbers for the whole batch at once and is written only
   with operations TensorRT's ONNX parser accepts (Conv, ConvTranspose, MatMul, Softmax,
   elementwise ops, Pad/Slice with shape-derived amounts), so the export path uses it as is:
@@ -112,6 +116,45 @@ class PlainGFAM(GFAMHead):
         return torch.cat(outputs, dim=0)
 
 
+def _at_least_float32(x: Tensor) -> Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+class UnfoldGFAM(GFAMHead):
+    """The training form: the same function as :class:`PlainGFAM`, batched, with ``unfold``/``fold``.
+
+    Against :class:`BatchedGFAM` it drops the one-hot grouped convolutions that copy value patches
+    (a copy done as a convolution, slow forward and backward on a CPU) and computes col2im with
+    ``F.fold``; the key Linear stays a 7x7 convolution, which measured faster than one GEMM on
+    unfolded patches.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, s = self.ksize, self.stride
+        height, width = x.shape[-2:]
+        g, t = self.g(x), self.theta(x)
+        query_patches = F.unfold(pad_same(g, k, s), k, stride=s)  # (N, 784, Nq)
+        fc1 = self.fc1[0]
+        q = F.relu(torch.matmul(fc1.weight, query_patches) + fc1.bias.unsqueeze(1))  # (N, 196, Nq)
+        fc2 = self.fc2[0]
+        key_weight = fc2.weight.view(fc2.out_features, self.inter_channels, k, k)
+        keys = F.relu(F.conv2d(g, key_weight, fc2.bias, padding=k // 2)).flatten(2)  # (N, 196, HW)
+        thr, bias = self.node_affine(x)
+        # The similarity and the mask in float32 (or wider) even under autocast: the dynamic threshold
+        # compares each score with its row mean, and bfloat16's 8-bit mantissa would move keys across it.
+        with torch.autocast(x.device.type, enabled=False):
+            scores = torch.matmul(_at_least_float32(q).transpose(1, 2), _at_least_float32(keys))
+            weights = self.attention(scores, _at_least_float32(thr).unsqueeze(-1),
+                                     _at_least_float32(bias).unsqueeze(-1))  # (N, Nq, HW)
+        values = F.unfold(t, k, padding=k // 2)  # (N, 784, HW)
+        aggregated = torch.matmul(values, weights.to(values.dtype).transpose(1, 2))  # (N, 784, Nq)
+        # QUIRK: folded back with padding k//2 although the queries used "same" padding.
+        folded = F.fold(aggregated, (height, width), k, padding=k // 2, stride=s)
+        ones = torch.ones(1, k * k, aggregated.shape[-1], dtype=x.dtype, device=x.device)
+        count = F.fold(ones, (height, width), k, padding=k // 2, stride=s)
+        return _at_least_float32(folded) / count
+
+
 class BatchedGFAM(GFAMHead):
     """Vectorised, ONNX/TensorRT-friendly GFAM; same numbers as :class:`PlainGFAM`."""
 
@@ -152,4 +195,5 @@ class BatchedGFAM(GFAMHead):
         return (folded / count)[..., crop:crop + height, crop:crop + width]
 
 
-GFAM_IMPLEMENTATIONS: dict[str, type[GFAMHead]] = {"plain": PlainGFAM, "batched": BatchedGFAM}
+GFAM_IMPLEMENTATIONS: dict[str, type[GFAMHead]] = {"plain": PlainGFAM, "batched": BatchedGFAM,
+                                                   "unfold": UnfoldGFAM}

@@ -39,12 +39,15 @@ def test_the_budget_plans_from_the_rate_after_warm_up_and_stops_before_the_reser
     assert budget.rate == pytest.approx(2.0)
     # 100 - 6 - 11 = 83 s left at 2 it/s, with 2 % slack: 162 more iterations.
     assert planned == 12 + int(2.0 * 83 * 0.98) == 174
-    # The rate keeps constant: no re-plan. Then it doubles early on (under a quarter of the plan): the plan
-    # follows once it moves by over 2 %; past a quarter of the plan it stays put.
+    # The rate keeps constant: no re-plan. Then it doubles: the plan follows once it moves by over 2 %,
+    # early or late in the run (a neighbour's load comes and goes), and stays put for smaller moves.
     assert budget.observe(20, 0.5, now=15.0) is None
     replanned = budget.observe(30, 0.25, now=16.0)  # 28 iterations in 10 s since the probe began
     assert replanned == 30 + int(2.8 * (94 - 16.0) * 0.98) == 244 and budget.planned == 244
-    assert budget.observe(70, 0.25, now=30.0) is None  # 70 > 0.25 * 244
+    late = budget.observe(150, 0.25, now=60.0)  # 148 iterations in 54 s: 2.74 it/s, the plan -1.2 %
+    assert late is None and budget.planned == 244
+    late = budget.observe(200, 0.25, now=68.0)  # 198 in 62 s: 3.19 it/s, the plan moves by 15 %
+    assert late == 200 + int(198 / 62 * (94 - 68.0) * 0.98) == 281 and budget.planned == 281
     budget = TimeBudget(100.0, started_at=0.0)
     budget.observe(WARMUP_ITERATIONS, 3.0, now=6.0)
     assert budget.observe(WARMUP_ITERATIONS + 10, 0.5, now=11.0) == 174

@@ -19,9 +19,8 @@ PROBE_MIN_ITERATIONS = 3
 PROBE_FRACTION = 0.05
 PROBE_MIN_SECONDS = 1.0
 PROBE_MAX_SECONDS = 20.0
-#: Re-plan while under this fraction of the planned iterations, when the plan moves by more than
-#: REPLAN_CHANGE (relative); the lr schedule follows, which early in a cosine changes little.
-REPLAN_UNTIL = 0.25
+#: Re-plan whenever the plan moves by more than this (relative): the cosine is stretched or shrunk to
+#: the new length, which moves the lr by a few per cent at most, and the run still ends at the deadline.
 REPLAN_CHANGE = 0.02
 #: Slack on the next iteration's duration when deciding whether it still fits.
 STEP_SAFETY = 1.25
@@ -79,11 +78,10 @@ class TimeBudget:
         return iteration + int(self.rate * training_left * 0.98)
 
     def _replan(self, iteration: int, now: float) -> int | None:
-        """Early in the run the rate is still settling (caches, allocator, clocks): re-plan with the
-        longer measurement while under :data:`REPLAN_UNTIL` of the plan, if it moves by over
-        :data:`REPLAN_CHANGE`; later the cosine's length stays put."""
-        if iteration >= REPLAN_UNTIL * self.planned:
-            return None
+        """Re-plan with the longer measurement when it moves the plan by over :data:`REPLAN_CHANGE`,
+        at any point of the run: early on the rate is still settling (caches, allocator, clocks), and
+        on a shared machine it moves with the neighbours' load all along; a plan fixed early would
+        stop a run long before its deadline when the machine frees up, or run it into the reserve."""
         planned = self._plan(iteration, now)
         if abs(planned - self.planned) <= REPLAN_CHANGE * self.planned:
             return None

@@ -36,6 +36,14 @@ Examples:
              --patch 16 --workers 0 --device cpu --val classic5 --val-crop 16 --val-every 0 \\
              --log-every 1 --time-budget 60 --out /tmp/dagl-budget
 \b
+  # the relay: continue the shipped jpeg weights on one core at nice 19 for 2.5 h, in the
+  # background, score them on the full Classic5 q10 images, ship them only if better
+  # (from a checkout; docs/training.md, "The relay")
+  python tools/relay.py run --budget 9000
+\b
+On a CPU the defaults are the fastest set-up: --gfam unfold and bf16 autocast where the CPU has
+native bfloat16 (python tools/train_bench.py measures it against the release's set-up).
+\b
 The run writes OUT/checkpoint.pt, OUT/train.log and, at the end, OUT/dagl-<task>[-s<sigma>].safetensors
 with its model card (.md): copy both into dagl/weights/ to ship them. See docs/training.md.
 """
@@ -83,7 +91,8 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
               help="Run folder  [default: runs/dagl-<task>[-s<sigma>]]")
 @click.option("--resume", is_flag=True, help="Continue exactly from OUT/checkpoint.pt.")
 @click.option("--amp", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp16", "off"]),
-              help="Mixed precision of forward/backward; auto = bf16 on GPUs, off on CPU.")
+              help="Mixed precision of forward/backward (GFAM's similarity and mask stay float32); "
+                   "auto = bf16 on GPUs and on CPUs with native bfloat16 (AVX512-BF16 or AMX), else off.")
 @click.option("--val", help="Held-out set for PSNR: a folder or one of set12, bsd68, urban100, classic5, "
                             "live1, mcmaster18 (under $DAGL_DATASETS or ../shared/datasets).")
 @click.option("--val-every", default=5000, show_default=True, type=click.IntRange(min=0),
@@ -101,8 +110,9 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
 @click.option("--checkpoint-every", default=5000, show_default=True, type=click.IntRange(min=1),
               help="Save OUT/checkpoint.pt every this many iterations (and at the end).")
 @click.option("--n-images", type=click.IntRange(min=1), help="Use only the first N images (smoke tests).")
-@click.option("--gfam", default="batched", show_default=True, type=click.Choice(list(GFAM_IMPLEMENTATIONS)),
-              help="GFAM implementation to train with (same numbers, different speed).")
+@click.option("--gfam", default="unfold", show_default=True, type=click.Choice(list(GFAM_IMPLEMENTATIONS)),
+              help="GFAM implementation to train with (the same function, proven equal in float64; "
+                   "different speed). unfold is the fastest to train; exported graphs always use batched.")
 @click.option("--channels-last", is_flag=True, help="Run the network in channels_last memory format.")
 @click.option("--compile", "compile", is_flag=True, help="Wrap the network in torch.compile.")
 def command(task: str, sigma: int | None, data: tuple[str, ...], out: str | None, device: str | None,

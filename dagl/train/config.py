@@ -55,7 +55,7 @@ class TrainConfig:
     #: Weights to start from (fresh optimiser); the better of them and the trained ones ship.
     init: Path | None = None
     #: Training set-up (see dagl.train.probe): GFAM implementation, memory format, torch.compile.
-    gfam: str = "batched"
+    gfam: str = "unfold"
     channels_last: bool = False
     compile: bool = False
     command: str = field(default="", compare=False)

@@ -1,0 +1,281 @@
+"""``python tools/relay.py run --budget SECONDS``: continue the shipped weights on one core, keep them if better.
+
+The relay is how this project trains DAGL without a GPU: every working session hands its spare core
+to one run that continues the weights in ``dagl/weights/``, and the next session continues from
+what this one shipped. One run:
+
+1. pins itself (and everything it starts) to one core at the lowest priority, so it can run in the
+   background while other work goes on;
+2. times one network call on that core, to reserve the evaluation's time out of the budget;
+3. trains with ``dagl-train --init <shipped> --time-budget <the rest>`` (whose defaults are the
+   fastest CPU set-up; the optimiser starts fresh, so the shipped weights alone always suffice);
+4. scores the result with ``dagl-eval``'s default protocol (the release's chop, no ensemble) on the
+   full Classic5 q10 images, and LIVE1 q10 with ``--live1``;
+5. ships it only if it beats the shipped weights on Classic5 q10: it replaces the one weights file and
+   its card in ``dagl/weights/`` and adds one row to the learning curve (``docs/learning-curve.csv``,
+   the table in ``docs/training.md`` and ``docs/learning-curve.png``).
+
+``record RUN`` does steps 4-5 alone for a finished ``dagl-train`` run folder. Commit the three files
+afterwards. See docs/training.md ("The relay").
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import subprocess
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import click
+
+REPO = Path(__file__).resolve().parent.parent
+WEIGHTS_DIR = REPO / "dagl" / "weights"
+CURVE = REPO / "docs" / "learning-curve.csv"
+CURVE_PLOT = REPO / "docs" / "learning-curve.png"
+TRAINING_DOC = REPO / "docs" / "training.md"
+TABLE_START, TABLE_END = "<!-- learning-curve:start -->", "<!-- learning-curve:end -->"
+#: The paper's protocol on the full images: (dagl-eval dataset, quality, JPEG input PSNR, paper's PSNR with x8).
+TEST_SETS = {"classic5": (10, 27.82, 30.08), "live1": (10, 27.77, 29.70)}
+#: Tiles of the release's chop per image, in network calls of 76x76 (Classic5: 5 x 256; LIVE1: 29 images).
+CHOP_CALLS = {"classic5": 5 * 256, "live1": 29 * 256}
+TRAIN_ARGS = ["--patch", "32", "--batch-size", "8", "--lr", "2e-4", "--val", "classic5", "--val-every", "0",
+              "--workers", "0", "--device", "cpu", "--log-every", "10", "--checkpoint-every", "50"]
+
+
+@dataclass
+class CurveRow:
+    """One shipped model of the relay: cumulative training and its full-image PSNR."""
+
+    date: str
+    iterations: int
+    crops: int
+    train_hours: float
+    classic5_q10: float
+    live1_q10: float | None
+    note: str
+
+    @classmethod
+    def from_csv(cls, row: dict[str, str]) -> CurveRow:
+        live1 = row["live1_q10"]
+        return cls(row["date"], int(row["iterations"]), int(row["crops"]), float(row["train_hours"]),
+                   float(row["classic5_q10"]), float(live1) if live1 else None, row["note"])
+
+    def to_csv(self) -> dict[str, str]:
+        return {"date": self.date, "iterations": str(self.iterations), "crops": str(self.crops),
+                "train_hours": f"{self.train_hours:.2f}", "classic5_q10": f"{self.classic5_q10:.2f}",
+                "live1_q10": "" if self.live1_q10 is None else f"{self.live1_q10:.2f}", "note": self.note}
+
+
+def read_curve() -> list[CurveRow]:
+    with CURVE.open(newline="") as fh:
+        return [CurveRow.from_csv(row) for row in csv.DictReader(fh)]
+
+
+def write_curve(rows: list[CurveRow]) -> None:
+    with CURVE.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, [f.name for f in fields(CurveRow)], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row.to_csv() for row in rows)
+    _write_table(rows)
+    _write_plot(rows)
+
+
+def _write_table(rows: list[CurveRow]) -> None:
+    lines = ["| date | iterations | crops seen | CPU training (h) | Classic5 q10 (dB) | LIVE1 q10 (dB) | note |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        live1 = "—" if r.live1_q10 is None else f"{r.live1_q10:.2f}"
+        lines.append(f"| {r.date} | {r.iterations:,} | {r.crops:,} | {r.train_hours:.2f} | "
+                     f"{r.classic5_q10:.2f} | {live1} | {r.note} |")
+    text = TRAINING_DOC.read_text()
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    TRAINING_DOC.write_text(text[:start] + "\n" + "\n".join(lines) + "\n" + text[end:])
+
+
+def _write_plot(rows: list[CurveRow]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for (name, (_, jpeg, paper)), colour in zip(TEST_SETS.items(), ("tab:blue", "tab:orange")):
+        points = [(r.crops, getattr(r, f"{name}_q10")) for r in rows if getattr(r, f"{name}_q10") is not None]
+        if points:
+            ax.plot(*zip(*points), "o-", color=colour, label=f"{name} q10, shipped weights")
+        ax.axhline(jpeg, color=colour, ls=":", lw=1, label=f"{name} q10, JPEG input ({jpeg:.2f})")
+        ax.axhline(paper, color=colour, ls="--", lw=1, label=f"{name} q10, paper x8 ({paper:.2f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("training crops seen (32x32 and up)")
+    ax.set_ylabel("PSNR, full images, no ensemble (dB)")
+    ax.set_title("DAGL jpeg: the relay's learning curve (dagl-eval, release chop)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(CURVE_PLOT, dpi=110)
+    plt.close(fig)
+
+
+def pin_to_core(core: int, niceness: int) -> None:
+    """This process and its children: one core, lowest priority, one thread per library."""
+    os.sched_setaffinity(0, {core})
+    os.nice(niceness)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+
+
+def seconds_per_call(task: str) -> float:
+    """One 76x76 network call (the chop's tile) on this core, float32, after a warm-up."""
+    import torch
+
+    import dagl
+
+    torch.set_num_threads(1)
+    net = dagl.create(task).eval()
+    x = torch.rand(1, 1, 76, 76)
+    with torch.inference_mode():
+        net(x)
+        start = time.perf_counter()
+        net(x)
+        return time.perf_counter() - start
+
+
+def dagl_eval(weights: Path, dataset: str, quality: int, folder: Path) -> tuple[float, float]:
+    """(model PSNR, input PSNR) of ``dagl-eval``'s default protocol on the full images."""
+    subprocess.run(["dagl-eval", "--task", "jpeg", "--dataset", dataset, "--quality", str(quality),
+                    "--model", str(weights), "--threads", "1", "--report", str(folder)], check=True)
+    with (folder / f"{dataset}-q{quality}.csv").open(newline="") as fh:
+        means = {row["model"]: float(row["psnr"]) for row in csv.DictReader(fh) if row["image"] == "mean"}
+    model = next(name for name in means if name != "input")
+    return means[model], means["input"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a finished ``dagl-train --init`` run folder says about itself."""
+
+    folder: Path
+    init: Path
+    iterations: int
+    batch: int
+    train_seconds: float
+
+    @classmethod
+    def read(cls, folder: Path) -> Run:
+        import torch
+
+        state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
+        config = state["config"]
+        return cls(folder, Path(config["init"]), int(state["iteration"]), int(config["batch_size"]),
+                   float(state["train_seconds"]))
+
+
+def ship(run: Run, live1: bool) -> None:
+    """Score the run's weights; if they beat the shipped ones, ship them and add the curve's row."""
+    import dagl
+    from dagl.weights import save_safetensors, weights_metadata
+
+    rows = read_curve()
+    previous = rows[-1]
+    trained = run.folder / "dagl-jpeg.safetensors"
+    scores = {}
+    for name in ["classic5", "live1"] if live1 else ["classic5"]:
+        quality, _, _ = TEST_SETS[name]
+        scores[name], _ = dagl_eval(trained, name, quality, run.folder / f"eval-{name}")
+        click.echo(f"relay: {name} q{quality} {scores[name]:.3f} dB (shipped: "
+                   f"{getattr(previous, f'{name}_q10') or float('nan'):.3f} dB)", err=True)
+    if scores["classic5"] <= previous.classic5_q10:
+        click.echo("relay: not better than the shipped weights on Classic5 q10; nothing shipped", err=True)
+        return
+    meta = weights_metadata(run.init)
+    crops = int(meta.get("dagl.crops", previous.crops)) + run.iterations * run.batch
+    seconds = float(meta.get("dagl.train_seconds", previous.train_hours * 3600)) + run.train_seconds
+    iterations = int(weights_metadata(trained)["dagl.iterations"])
+    row = CurveRow(dt.date.today().isoformat(), iterations, crops, seconds / 3600, scores["classic5"],
+                   scores.get("live1"), f"+{run.iterations} it, batch {run.batch}")
+    target = WEIGHTS_DIR / trained.name
+    save_safetensors(dagl.load("jpeg", weights=trained), target, fp16=True, metadata={
+        "dagl.task": "jpeg", "dagl.iterations": str(iterations), "dagl.crops": str(crops),
+        "dagl.train_seconds": f"{seconds:.0f}", "dagl.trainer": "dagl-train"})
+    card = (run.folder / "dagl-jpeg.md").read_text()
+    target.with_suffix(".md").write_text(card_with_protocol(card, row, target))
+    write_curve([*rows, row])
+    click.echo(f"relay: shipped {target} and its card, and added the curve's row: commit "
+               f"dagl/weights/, docs/learning-curve.* and docs/training.md", err=True)
+
+
+def card_with_protocol(card: str, row: CurveRow, weights: Path) -> str:
+    """The run's card, with the shipped file's digest and the full-image figures appended."""
+    from dagl.weights import file_digest
+
+    lines = [line for line in card.splitlines() if not line.startswith("- SHA-256:")]
+    lines.insert(next(i for i, line in enumerate(lines) if line.startswith("- File:")) + 1,
+                 f"- SHA-256: `{file_digest(weights)}`")
+    table = ["| test set (full images) | JPEG input | these weights | paper (x8 ensemble) |", "|---|---:|---:|---:|"]
+    for name, (quality, jpeg, paper) in TEST_SETS.items():
+        value = getattr(row, f"{name}_q10")
+        table.append(f"| {name} q{quality} | {jpeg:.2f} | {'—' if value is None else f'{value:.2f}'} | {paper:.2f} |")
+    return "\n".join(lines) + f"""
+
+## The paper's protocol (`dagl-eval`)
+
+All training so far, across relay runs: {row.iterations:,} iterations, {row.crops:,} crops,
+{row.train_hours:.2f} h of CPU training. PSNR of the float output clamped to [0, 1] on the full images with
+the release's chop and no ensemble (`dagl-eval --task jpeg --dataset classic5 --quality 10`; `—`: not measured
+for these weights, see docs/training.md):
+
+{chr(10).join(table)}
+"""
+
+
+@click.group()
+def main() -> None:
+    """The CPU relay that continues the shipped jpeg weights (see docs/training.md)."""
+
+
+@main.command()
+@click.option("--budget", required=True, type=click.FloatRange(min=600), metavar="SECONDS",
+              help="Wall-clock seconds for everything: training, evaluation, writing.")
+@click.option("--core", default=1, show_default=True, type=click.IntRange(min=0), help="The CPU core to run on.")
+@click.option("--nice", "niceness", default=19, show_default=True, type=click.IntRange(0, 19))
+@click.option("--live1", is_flag=True, help="Also score LIVE1 q10 (about 5.7x Classic5's time).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder  [default: runs/relay-<UTC time>]")
+@click.option("--start", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Weights to continue  [default: the shipped dagl/weights/dagl-jpeg.safetensors]")
+def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, start: Path | None) -> None:
+    """Train, score, and ship if better: one session's leg of the relay."""
+    from dagl.datasets import datasets_root
+
+    began = time.monotonic()
+    start = start or WEIGHTS_DIR / "dagl-jpeg.safetensors"
+    if not start.is_file():
+        raise click.ClickException(f"no weights to continue at {start}: pass --start")
+    out = out or REPO / "runs" / f"relay-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M}"
+    pin_to_core(core, niceness)
+    per_call = seconds_per_call("jpeg")
+    calls = CHOP_CALLS["classic5"] + (CHOP_CALLS["live1"] if live1 else 0)
+    reserve = 1.25 * calls * per_call + 60
+    train_budget = budget - reserve - (time.monotonic() - began)
+    click.echo(f"relay: {per_call:.2f} s per 76x76 call; {reserve / 60:.0f} min kept for scoring, "
+               f"{train_budget / 60:.0f} min to train", err=True)
+    if train_budget < 600:
+        raise click.ClickException(f"a budget of {budget:.0f} s leaves {train_budget:.0f} s to train: give more")
+    subprocess.run(["dagl-train", "--task", "jpeg", "--data", str(datasets_root() / "train" / "bsd400"), "--init", str(start), "--time-budget", f"{train_budget:.0f}", "--out", str(out),
+                    *TRAIN_ARGS], check=True)
+    ship(Run.read(out), live1)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--live1", is_flag=True, help="Also score LIVE1 q10.")
+def record(folder: Path, live1: bool) -> None:
+    """Score a finished dagl-train run folder and ship it if better (steps 4-5 of ``run``)."""
+    ship(Run.read(folder), live1)
+
+
+if __name__ == "__main__":
+    main()
