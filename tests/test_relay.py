@@ -44,7 +44,7 @@ def repo(tmp_path, monkeypatch):
 
 
 def fake_eval(psnr: float):
-    def score(weights, dataset, quality, folder):
+    def score(weights, dataset, quality, folder, threads):
         assert (dataset, quality) == ("classic5", 10) and weights.name == "dagl-jpeg.safetensors"
         return psnr, 27.82
     return score

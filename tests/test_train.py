@@ -238,3 +238,19 @@ def test_a_two_iteration_run_writes_what_ships(tmp_path, bsd400, capsys):
     assert f"| q10 | {np.mean(scores):.2f} |" in card
     log = (out / "train.log").read_text()
     assert "train it        2/2" in log and "it/s" in log and "eta" in log and "val " in log
+
+
+@pytest.mark.parametrize("native,expected", [(True, "bf16"), (False, "off")])
+def test_auto_precision_on_a_cpu_is_bf16_only_where_the_cpu_has_it(monkeypatch, native, expected):
+    """bf16 autocast nearly halves a CPU step where bfloat16 is native, and is emulated (slower) elsewhere."""
+    from dagl.train import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: native)
+    assert trainer.resolve_amp("auto", torch.device("cpu")) == expected
+    assert trainer.resolve_amp("off", torch.device("cpu")) == "off"  # an explicit choice is kept
+
+
+def test_the_cpu_training_default_is_the_unfold_gfam():
+    from dagl.train.config import TrainConfig
+
+    assert TrainConfig(task="jpeg", data=[], iterations=1, out=Path("x")).gfam == "unfold"

@@ -143,10 +143,10 @@ def seconds_per_call(task: str) -> float:
         return time.perf_counter() - start
 
 
-def dagl_eval(weights: Path, dataset: str, quality: int, folder: Path) -> tuple[float, float]:
+def dagl_eval(weights: Path, dataset: str, quality: int, folder: Path, threads: int = 1) -> tuple[float, float]:
     """(model PSNR, input PSNR) of ``dagl-eval``'s default protocol on the full images."""
     subprocess.run(["dagl-eval", "--task", "jpeg", "--dataset", dataset, "--quality", str(quality),
-                    "--model", str(weights), "--threads", "1", "--report", str(folder)], check=True)
+                    "--model", str(weights), "--threads", str(threads), "--report", str(folder)], check=True)
     with (folder / f"{dataset}-q{quality}.csv").open(newline="") as fh:
         means = {row["model"]: float(row["psnr"]) for row in csv.DictReader(fh) if row["image"] == "mean"}
     model = next(name for name in means if name != "input")
@@ -173,7 +173,7 @@ class Run:
                    float(state["train_seconds"]))
 
 
-def ship(run: Run, live1: bool) -> None:
+def ship(run: Run, live1: bool, threads: int = 1) -> None:
     """Score the run's weights; if they beat the shipped ones, ship them and add the curve's row."""
     import dagl
     from dagl.weights import save_safetensors, weights_metadata
@@ -184,7 +184,7 @@ def ship(run: Run, live1: bool) -> None:
     scores = {}
     for name in ["classic5", "live1"] if live1 else ["classic5"]:
         quality, _, _ = TEST_SETS[name]
-        scores[name], _ = dagl_eval(trained, name, quality, run.folder / f"eval-{name}")
+        scores[name], _ = dagl_eval(trained, name, quality, run.folder / f"eval-{name}", threads)
         click.echo(f"relay: {name} q{quality} {scores[name]:.3f} dB (shipped: "
                    f"{getattr(previous, f'{name}_q10') or float('nan'):.3f} dB)", err=True)
     if scores["classic5"] <= previous.classic5_q10:
@@ -272,9 +272,11 @@ def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, 
 @main.command()
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--live1", is_flag=True, help="Also score LIVE1 q10.")
-def record(folder: Path, live1: bool) -> None:
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="CPU threads for the scoring (the run's own scoring uses its one core).")
+def record(folder: Path, live1: bool, threads: int) -> None:
     """Score a finished dagl-train run folder and ship it if better (steps 4-5 of ``run``)."""
-    ship(Run.read(folder), live1)
+    ship(Run.read(folder), live1, threads)
 
 
 if __name__ == "__main__":
