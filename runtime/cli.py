@@ -146,14 +146,16 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                 reporter.error(f"{job.source}: {job.error}")
             else:
                 try:
-                    array, note = to_network(read_image(job.source), restorer.task)
-                    if note:
-                        reporter.note(f"{job.source}: {note}")
+                    image = to_network(read_image(job.source), restorer.task)
+                    array = image.array
+                    check_writable(job.target, bit_depth, image.several_channels)  # before the work, not after
+                    if image.note:
+                        reporter.note(f"{job.source}: {image.note}")
                     bars.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
                                 description=job.source.name)
                     out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
                     _make_folder(job.target)
-                    write_image(job.target, out, bit_depth)
+                    write_image(job.target, image.to_file(out), bit_depth)
                 except (ChannelError, InferenceError, InputArrayError, MemoryBudgetError) as exc:
                     reporter.error(f"{job.source}: {exc}", exc.exit_code)  # nothing was written for this image
                 except DaglError as exc:
@@ -200,9 +202,10 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     MODEL may also be a task name (jpeg, denoise with --sigma, ...) to use the weights shipped
     in the package for it.
 
-    INPUTS are image files, folders or glob patterns. Gray tasks (denoise, jpeg) take gray images
-    (colour is converted to luma, with a note); demosaic takes a 3-channel GRBG mosaic or a
-    one-channel raw Bayer frame; real-denoise takes RGB. Transparent images are refused.
+    INPUTS are image files, folders or glob patterns. Gray tasks (denoise, jpeg) restore gray images,
+    and a colour image's luma (BT.601 YCbCr, as JPEG codes it) keeping its colour; demosaic takes a
+    3-channel GRBG mosaic or a one-channel raw Bayer frame; real-denoise takes RGB. An opaque alpha
+    channel is carried through; transparent images are refused.
     Outputs are written atomically and never replace a file unless --overwrite is given.
     """
     console = Console(stderr=True)

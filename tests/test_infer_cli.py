@@ -13,6 +13,7 @@ from dagl.io import read_image, write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main
 from crafted import png_bomb, tiff_bomb, tiny_onnx
+from test_infer_channels import colour_jpeg, jfif_ycbcr
 from test_runtime_support import jpeg_onnx
 
 FAST = ["--tile", "16", "--overlap", "4", "--threads", "1"]
@@ -68,12 +69,41 @@ def test_glob_inputs(onnx_path, gray_png, tmp_path):
     assert code == 0 and files(tmp_path / "out") == ["gray.png"]
 
 
-def test_colour_input_to_a_gray_task_is_converted_with_a_note(onnx_path, tmp_path):
-    rgb = np.random.default_rng(1).random((16, 16, 3), dtype=np.float32)
-    source = write_image(tmp_path / "rgb.png", rgb, 8)
-    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.png", *FAST)
-    assert code == 0 and sum("converted colour to luma" in line for line in lines) == 1
-    assert read_image(tmp_path / "out.png").shape == (16, 16)
+def test_a_colour_jpeg_comes_out_in_colour_its_luma_restored_as_gray(onnx_path, tmp_path):
+    source = colour_jpeg(tmp_path / "photo.jpg", 24, 32)
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.npy", *FAST)
+    assert code == 0 and sum("restored the luma, kept the colour" in line for line in lines) == 1
+    rgb, out = read_image(source), np.load(tmp_path / "out.npy")
+    with Restorer(onnx_path, tile=16, overlap=4) as restore:
+        gray = restore(jfif_ycbcr(rgb)[..., 0].astype(np.float32))  # the gray restoration of its luma
+    assert out.shape == rgb.shape
+    want = jfif_ycbcr(rgb)
+    np.testing.assert_allclose(out, np.clip(jfif_rgb(gray, want[..., 1], want[..., 2]), 0, 1), atol=1e-5)
+    in_gamut = ((out > 0) & (out < 1)).all(axis=2)  # random weights push many pixels past the gamut
+    assert in_gamut.mean() > 0.3
+    got = jfif_ycbcr(out)
+    np.testing.assert_allclose(got[..., 1:][in_gamut], want[..., 1:][in_gamut], atol=1e-6)
+    np.testing.assert_allclose(got[..., 0][in_gamut], gray[in_gamut], atol=1e-5)
+    assert np.abs(gray - want[..., 0]).max() > 1e-3  # the network did change the luma
+
+
+def test_colour_into_a_sixteen_bit_png_is_refused_before_inference(tmp_path, monkeypatch):
+    import dagl.runtime.cli as cli
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("the network ran for an output that cannot be written")
+
+    monkeypatch.setattr(cli.Restorer, "__call__", no_inference)
+    source = colour_jpeg(tmp_path / "photo.jpg", 16, 16)
+    code, lines = infer(tiny_onnx(tmp_path / "id.onnx", "identity"), source, "-o", tmp_path / "o.png", "--bit-depth", "16")
+    assert code == 2 and errors(lines) == [f"dagl-infer: error: {tmp_path / 'o.png'}: 16-bit colour PNG is not "
+                                           f"supported; write a .tif instead"]
+
+
+def jfif_rgb(y, cb, cr):
+    """T.871's printed YCbCr -> RGB formulas (on [0, 1] samples, chroma centred on 128/255)."""
+    cb, cr = cb - 128 / 255, cr - 128 / 255
+    return np.dstack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb])
 
 
 def test_sixteen_bit_input_is_read_at_full_precision(onnx_path, tmp_path):
@@ -117,9 +147,10 @@ def test_bad_input_gets_one_line_and_no_output(onnx_path, gray_png, tmp_path, ma
     assert files(out) == []
 
 
-def test_opaque_alpha_is_dropped(onnx_path, tmp_path):
+def test_opaque_alpha_is_carried_through(onnx_path, tmp_path):
     code, _ = infer(onnx_path, rgba(tmp_path / "opaque.png", 255), "-o", tmp_path / "o.png", *FAST)
-    assert code == 0 and read_image(tmp_path / "o.png").shape == (16, 16)
+    out = read_image(tmp_path / "o.png")
+    assert code == 0 and out.shape == (16, 16, 2) and (out[..., 1] == 1).all()  # gray content (128, 128, 128): gray
 
 
 def test_input_and_existing_outputs_are_never_overwritten_without_permission(onnx_path, tmp_path):
