@@ -17,6 +17,7 @@ from rich.table import Table
 
 import dagl
 from dagl.cli_common import Command, device_option, task_option, threads_option
+from dagl.device import is_cuda
 
 from .base import BaseRunner, ModelInfo
 from .loader import BACKENDS, create_runner
@@ -50,11 +51,11 @@ class PeakMemory:
         self.peak_mib = float("nan")
 
     def __enter__(self) -> PeakMemory:
-        if self.device == "cuda":
+        if is_cuda(self.device):
             import torch
 
-            torch.cuda.synchronize()
-            free, total = torch.cuda.mem_get_info()
+            torch.cuda.synchronize(self.device)
+            free, total = torch.cuda.mem_get_info(self.device)
             self._baseline = total - free
         else:
             try:
@@ -64,10 +65,10 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.device == "cuda":
+        if is_cuda(self.device):
             import torch
 
-            free, total = torch.cuda.mem_get_info()
+            free, total = torch.cuda.mem_get_info(self.device)
             self.peak_mib = (total - free - self._baseline) / 2**20
             return
         status = Path("/proc/self/status")

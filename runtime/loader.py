@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
 from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
+from dagl.device import is_cuda, resolve_device
 from dagl.weights import weights_metadata
 
 from .base import BaseRunner, ModelInputError
@@ -35,8 +36,11 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
 
     ``model_path`` may also be a task name (``"jpeg"``): the weights shipped for it, on PyTorch.
-    ``threads`` caps CPU threads (ONNX Runtime intra-op, torch); ``None`` keeps each library's default.
+    ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:func:`dagl.device.resolve_device`; an engine
+    always runs on a GPU: ``cuda:N`` picks which). ``threads`` caps CPU threads (ONNX Runtime intra-op,
+    torch); ``None`` keeps each library's default.
     """
+    device = resolve_device(device)
     path = Path(model_path)
     if not path.exists() and str(model_path) in TASKS:
         if task not in (None, str(model_path)):
@@ -62,7 +66,7 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
             raise ModelInputError(str(exc)) from None
         info = resolve_info(sidecar.declared(), path, task, sigma)
         warn_if_random({"weights": sidecar.weights}, path)
-        return TensorRTRunner(path, info, sidecar)
+        return TensorRTRunner(path, info, sidecar, device if is_cuda(device) else "cuda")
     if implied == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner, read_info
 

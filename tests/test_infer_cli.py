@@ -229,9 +229,16 @@ def test_device_cuda_without_a_gpu_is_a_usage_error(onnx_path, gray_png):
                                               "sees no CUDA GPU")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: --device cuda:0 is valid here")
+def test_device_cuda_n_without_a_gpu_is_one_line(onnx_path, gray_png):
+    code, lines = infer(onnx_path, gray_png, "--device", "cuda:1")
+    assert code == 2 and lines == ["dagl-infer: error: Invalid value for '--device': cuda:1, but torch sees no "
+                                   "CUDA GPU on this machine; use --device cpu (or auto)"]
+
+
 def test_device_names_other_than_auto_cpu_cuda_are_refused(onnx_path, gray_png):
     code, lines = infer(onnx_path, gray_png, "--device", "gpu")
-    assert code == 2 and "'gpu' is not one of 'auto', 'cpu', 'cuda'" in lines[-1]
+    assert code == 2 and "'gpu' is not a device; use auto, cpu, cuda or cuda:N" in lines[-1]
 
 
 def test_missing_inputs_is_a_usage_error_with_the_shared_prefix(onnx_path):

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
+from dagl.device import cuda_index, is_cuda
 
 from ..base import ModelInfo, ModelInputError, RuntimeLoadError
 from ..metadata import resolve_info, warn_if_random
@@ -64,13 +65,16 @@ def check_interface(graph, path: Path, channels: int) -> None:
                               f"a restoration network returns an image of its input's size")
 
 
-def session_providers(device: str) -> list[str]:
-    """CUDA first when asked for and present in this onnxruntime build; else the CPU, with a warning."""
+def session_providers(device: str) -> list[str | tuple[str, dict[str, int]]]:
+    """CUDA first (on GPU N for ``cuda:N``) when asked for and present in this onnxruntime build; else the
+    CPU, with a warning."""
     import onnxruntime as ort
 
-    if device == "cuda":
+    if is_cuda(device):
         if "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            index = cuda_index(device)
+            cuda = ("CUDAExecutionProvider", {"device_id": index}) if index is not None else "CUDAExecutionProvider"
+            return [cuda, "CPUExecutionProvider"]
         log.warning("this onnxruntime build has no CUDAExecutionProvider; running on the CPU "
                     "(pip install onnxruntime-gpu for CUDA)")
     return ["CPUExecutionProvider"]
