@@ -21,7 +21,7 @@ from click.exceptions import NoArgsIsHelpError
 
 from . import io
 from .configs import TASKS
-from .device import DeviceError, resolve_device
+from .device import AUTO, DeviceError, is_auto, resolve_device
 from .errors import DaglError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,17 +108,19 @@ def sigma_option(help: str = "Noise level (0-255 scale) of the denoise model: 15
 
 
 class Device(click.ParamType):
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, resolved by :func:`dagl.device.resolve_device`.
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked by :func:`dagl.device.resolve_device`.
 
     Refusing here, before any model loads, is the point: a typo or a missing GPU must not quietly run
-    for an hour on the CPU.
+    for an hour on the CPU. ``auto`` cannot fail and stays ``auto``: it is resolved where the model
+    loads (``create_runner``), because resolving it means importing torch, and a group's default is
+    converted even for a subcommand's ``--help`` (``dagl-eval paper --help`` must stay instant).
     """
 
     name = "auto|cpu|cuda[:N]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
-            return resolve_device(value)
+            return AUTO if is_auto(value) else resolve_device(value)
         except DeviceError as exc:
             self.fail(str(exc), param, ctx)
 

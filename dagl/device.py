@@ -14,7 +14,13 @@ from .errors import UserInputError
 
 #: What the device options accept, as said in help texts and errors.
 DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
+AUTO = "auto"
 _PATTERN = re.compile(r"(auto|cpu|cuda)(?::(\d+))?")
+
+
+def is_auto(name: str) -> bool:
+    """Whether ``name`` asks for ``auto`` (any case and spacing): the one choice that needs no check."""
+    return str(name).strip().lower() == AUTO
 
 
 class DeviceError(UserInputError):

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-import dagl
 from dagl.cli_common import Command, device_option, task_option, threads_option
-from dagl.device import is_cuda
+from dagl.device import is_cuda, resolve_device
 
 from .base import BaseRunner, ModelInfo
 from .loader import BACKENDS, create_runner
-from .torch import TorchRunner
+
+if TYPE_CHECKING:
+    from .torch import TorchRunner
 
 DEFAULT_TILES = (32, 48, 64, 80, 96)
 
@@ -97,9 +99,14 @@ def measure(runner: BaseRunner, path: str, tile: int, batch: int, repeats: int) 
 
 def plain_runner(info: ModelInfo, device: str, threads: int | None, weights: Path | None) -> TorchRunner:
     """The contract's step-by-step network; weights only if given (timing does not depend on them)."""
+    import dagl  # torch: imported by the command's body, not by its --help
+    from dagl.weights import load_into
+
+    from .torch import TorchRunner
+
     model = dagl.create(info.task, gfam="plain").eval()
     if weights is not None:
-        dagl.weights.load_into(model, weights)
+        load_into(model, weights)
     return TorchRunner(model, info, device, threads)
 
 
@@ -169,6 +176,7 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
       dagl-bench dagl-jpeg.onnx --tile 48 --tile 64 --threads 1 --plot bench.png
     """
     console = Console()
+    device = resolve_device(device)
     runner = create_runner(model, backend, device, task, threads=threads)
     runners = [("artefact", runner)]
     if plain:

@@ -7,7 +7,6 @@ from pathlib import Path
 from dagl import TASKS, WeightsError, shipped_weights
 from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
 from dagl.device import is_cuda, resolve_device
-from dagl.weights import weights_metadata
 
 from .base import BaseRunner, ModelInputError
 from .metadata import resolve_info, warn_if_random
@@ -71,6 +70,8 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         from .onnxruntime import OnnxRuntimeRunner, read_info
 
         return OnnxRuntimeRunner(path, read_info(path, task, sigma), device, threads)
+    from dagl.weights import weights_metadata
+
     from .torch import TorchRunner, load_model
 
     try:

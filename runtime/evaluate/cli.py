@@ -15,6 +15,7 @@ from dagl.atomic import write_atomic
 from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option, threads_option
 from dagl.cli_progress import progress
 from dagl.datasets import EvalSet, named_set, open_set
+from dagl.device import resolve_device
 from dagl.errors import DaglError, UserInputError
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
@@ -261,6 +262,7 @@ def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, li
     use the x8 ensemble and the reference chop, the defaults here; on a CPU expect hours per set.
     """
     suffixes = (suffix,) if suffix else ARTEFACT_SUFFIXES
+    device = resolve_device(device)  # once, and named as resolved in the table's provenance
     rows = [_paper_row(cell, weights_dir, suffixes, ensemble, tiling, limit, backend, device, report)
             for cell in PAPER_CELLS]
     Console().print(paper_terminal_table(rows))
