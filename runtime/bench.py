@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dagl.cli_common import Command, device_option, task_option, threads_option
+from dagl.cli_progress import print_table, progress
 from dagl.device import is_cuda, resolve_device
 
 from .base import BaseRunner, ModelInfo
@@ -183,14 +184,16 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
         weights = model if runner.name == "torch" else None
         runners.append(("plain", plain_runner(runner.info, device, threads, weights)))
     results = []
-    with console.status("measuring") as status:
+    with progress(Console(stderr=True)) as bars:  # lines off a terminal: a CI log sees each measurement
+        steps = bars.add_task("measuring", total=len(runners) * len(tiles), unit="measurement")
         for name, each in runners:
             with each:
                 for tile in sorted(tiles):
-                    status.update(f"{name} ({each.name}): tile {tile}")
+                    bars.update(steps, description=f"{name} ({each.name}): tile {tile}")
                     results.append(measure(each, name, tile, batch, repeats))
+                    bars.update(steps, advance=1, outcome=f"done ({name}, {each.name}, tile {tile})")
     title = f"dagl-bench {model.name} ({runner.info.task}, {device}, batch {batch}, threads {threads or 'default'})"
-    console.print(table(results, title))
+    print_table(console, table(results, title))
     plot(results, title, plot_path)
     if markdown_path:
         markdown_path.write_text(markdown(results) + "\n")

@@ -135,13 +135,15 @@ def _make_folder(target: Path) -> None:
 
 
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
-                console: Console) -> tuple[int, float]:
-    """Run every job; returns (images written, megapixels)."""
-    written, megapixels = 0, 0.0
+                console: Console) -> tuple[list[Path], float]:
+    """Run every job; returns (the files written, megapixels restored)."""
+    written: list[Path] = []
+    megapixels = 0.0
     with progress(console) as bars:
         images_bar = bars.add_task("images", total=len(jobs), unit="image")
         tiles_bar = bars.add_task("tiles", total=0)
         for job in jobs:
+            failures = reporter.failures
             if job.error:
                 reporter.error(f"{job.source}: {job.error}")
             else:
@@ -161,10 +163,20 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                 except DaglError as exc:
                     reporter.error(str(exc), exc.exit_code)
                 else:
-                    written += 1
+                    written.append(job.target)
                     megapixels += array.shape[0] * array.shape[1] / 1e6
-            bars.advance(images_bar)
+            bars.update(images_bar, advance=1, outcome="failed" if reporter.failures > failures else "done")
     return written, megapixels
+
+
+def where_written(written: list[Path]) -> str:
+    """The end of the summary line: the file, or the folder, a user goes to next."""
+    if not written:
+        return "nothing written"
+    if len(written) == 1:
+        return f"wrote {written[0]}"
+    folders = sorted({str(path.parent) for path in written})
+    return f"wrote {len(written)} files to {folders[0] if len(folders) == 1 else ', '.join(folders)}"
 
 
 @click.command(PROG, cls=Command, epilog=EXAMPLES)
@@ -229,7 +241,8 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
         written, megapixels = restore_all(restorer, jobs, depth, reporter, console)
     seconds = time.perf_counter() - start
     failed = f", {reporter.failures} failed" if reporter.failures else ""
-    console.print(f"{written} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
-                  f"({restorer.runner.device}, {tiling} tiling){failed}", highlight=False)
+    console.print(f"{len(written)} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
+                  f"({restorer.runner.device}, {tiling} tiling){failed}; {where_written(written)}",
+                  highlight=False, soft_wrap=True)
     if reporter.failures:
         raise click.exceptions.Exit(reporter.exit_code)

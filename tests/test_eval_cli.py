@@ -123,6 +123,8 @@ def test_paper_mode_without_weights_names_every_missing_cell(tmp_path):
     assert "| Table 1 | denoise | set12 | sigma 25 | 30.93 |  |  |  | no weights: dagl-denoise-s25.* not in" in table
     assert "| Table 4 | demosaic | mcmaster18 | - | 39.84 / 0.9735 |" in table
     assert "20 of 20 cells have no number" in result.stderr
+    cells = [line for line in result.stderr.splitlines() if line.startswith("cell ")]
+    assert len(cells) == 20 and cells[0] == "cell 1/20: set12 sigma 15" and cells[-1].startswith("cell 20/20: ")
 
 
 def test_paper_mode_runs_the_cells_it_has_weights_and_data_for(tmp_path, official_checkpoint, datasets_dir):

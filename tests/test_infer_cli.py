@@ -212,7 +212,19 @@ def test_progress_is_printed_as_lines_without_a_terminal(onnx_path, gray_png, tm
     write_image(tmp_path / "in" / "second.png", np.full((16, 16), 0.5, np.float32), 8)
     code, lines = infer(onnx_path, tmp_path / "in", "-o", tmp_path / "out", *FAST)
     assert code == 0
-    assert [line for line in lines if line.startswith("image ")] == ["image 1/2 done", "image 2/2 done"]
+    progress = [line for line in lines if line.startswith("image ")]
+    assert len(progress) == 2 and progress[0].startswith("image 1/2 done, eta ") and progress[1] == "image 2/2 done"
+    assert lines[-1].endswith(f"; wrote 2 files to {tmp_path / 'out'}")
+
+
+def test_a_failed_image_is_not_done_and_the_last_line_says_where_the_output_went(onnx_path, gray_png, tmp_path):
+    (tmp_path / "in" / "broken.png").write_text("not an image")
+    code, lines = infer(onnx_path, tmp_path / "in" / "broken.png", gray_png, "-o", tmp_path / "out", *FAST)
+    assert code == 2
+    assert [line.split(",")[0] for line in lines if line.startswith("image ")] == ["image 1/2 failed", "image 2/2 done"]
+    assert lines[-1].endswith(f"1 failed; wrote {tmp_path / 'out' / 'gray.png'}")
+    code, lines = infer(onnx_path, gray_png, "-o", tmp_path / "one.npy", *FAST)
+    assert code == 0 and lines[-1].endswith(f"; wrote {tmp_path / 'one.npy'}")
 
 
 def test_float32_into_png_is_refused_before_the_model_loads(gray_png, tmp_path):

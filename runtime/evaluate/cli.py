@@ -13,7 +13,7 @@ from rich.console import Console
 
 from dagl.atomic import write_atomic
 from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option, threads_option
-from dagl.cli_progress import progress
+from dagl.cli_progress import print_table, progress
 from dagl.datasets import EvalSet, named_set, open_set
 from dagl.device import resolve_device
 from dagl.errors import DaglError, UserInputError
@@ -203,7 +203,7 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
         result = _run(restorers, names, evalset, _settings(restorers))
     out = Console()
     for table in terminal_tables(result):
-        out.print(table)
+        print_table(out, table)
     verdicts = parity_verdicts(result, restorers, names)
     for name, verdict in verdicts:
         out.print(f"{name}: {verdict.summary}", markup=False, highlight=False, soft_wrap=True)
@@ -263,9 +263,11 @@ def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, li
     """
     suffixes = (suffix,) if suffix else ARTEFACT_SUFFIXES
     device = resolve_device(device)  # once, and named as resolved in the table's provenance
-    rows = [_paper_row(cell, weights_dir, suffixes, ensemble, tiling, limit, backend, device, report)
-            for cell in PAPER_CELLS]
-    Console().print(paper_terminal_table(rows))
+    rows = []
+    for index, cell in enumerate(PAPER_CELLS, 1):  # one line per cell: the run takes hours, a log must show where
+        console.print(f"cell {index}/{len(PAPER_CELLS)}: {cell.dataset} {cell.setting}", highlight=False)
+        rows.append(_paper_row(cell, weights_dir, suffixes, ensemble, tiling, limit, backend, device, report))
+    print_table(Console(), paper_terminal_table(rows))
     missing = [row for row in rows if row.result is None]
     if missing:
         console.print(f"{len(missing)} of {len(rows)} cells have no number: see the weights column")
