@@ -35,6 +35,8 @@ class ModelInfo:
     channels: int
     sigma: int | None = None
     precision: str = "fp32"
+    #: The artefact declares seeded random, untrained weights (``dagl-export --weights random``): reports say so.
+    random_weights: bool = False
 
 
 class BaseRunner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
@@ -64,7 +65,7 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         except SidecarError as exc:
             raise ModelInputError(str(exc)) from None
         info = resolve_info(sidecar.declared(), path, task, sigma)
-        warn_if_random({"weights": sidecar.weights}, path)
+        info = replace(info, random_weights=warn_if_random({"weights": sidecar.weights}, path))
         return TensorRTRunner(path, info, sidecar, device if is_cuda(device) else "cuda")
     if implied == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner, read_info

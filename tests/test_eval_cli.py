@@ -15,7 +15,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 import dagl
-from dagl.io import read_image
+from dagl.io import read_image, write_image
 from dagl.runtime.evaluate.cli import main
 from dagl.runtime.evaluate.paper import PAPER_CELLS
 from test_runtime_support import jpeg_onnx
@@ -253,3 +253,35 @@ def test_nan_output_is_one_line_error_never_a_nan_score(tmp_path):
     assert "nan" not in result.stdout.lower()
     [error] = [line for line in result.stderr.splitlines() if "error" in line]
     assert error.startswith("dagl-eval: error: ") and "produced 1 NaN or infinite value(s)" in error
+
+
+def _folder_set(root: Path) -> Path:
+    rng = np.random.default_rng(3)
+    for sub in ("clean", "degraded"):
+        (root / sub).mkdir(parents=True)
+        for name in ("a", "b"):
+            write_image(root / sub / f"{name}.png", rng.random((24, 24), dtype=np.float32), 8)
+    return root
+
+
+@pytest.mark.parametrize("crop,random", [(16, True), (None, False)])
+def test_report_says_crop_or_whole_image_and_random_weights(tmp_path, monkeypatch, crop, random):
+    from crafted import tiny_onnx
+
+    import dagl.runtime.evaluate.report as report
+
+    figures = []
+    saved = report._save_figure
+    monkeypatch.setattr(report, "_save_figure", lambda figure, path: figures.append(figure) or saved(figure, path))
+    weights = {"dagl.weights": "RANDOM (seed 0), not trained"} if random else {}
+    model = tiny_onnx(tmp_path / "id.onnx", "identity", metadata=weights)
+    args = ["--task", "jpeg", "--dataset", _folder_set(tmp_path / "set"), "--model", model, "--tiling", "none",
+            "--report", tmp_path / "report"] + (["--crop", crop] if crop else [])
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    titles = [axes.get_title() for axes in figures[0].axes]
+    scope = "(crop)" if crop else "(whole image)"
+    assert [t.split("\n")[1].split(" dB ")[1] for t in titles if "\n" in t] == [scope, scope]  # input, model
+    markdown = (tmp_path / "report" / "set.md").read_text()
+    assert ("- weights: **RANDOM, untrained** (`id.onnx (onnxruntime)`" in markdown) is random
+    assert ("RANDOM, untrained weights" in figures[0]._suptitle.get_text()) is random

@@ -100,6 +100,28 @@ def test_colour_into_a_sixteen_bit_png_is_refused_before_inference(tmp_path, mon
                                            f"supported; write a .tif instead"]
 
 
+def test_side_by_side_is_input_output_and_the_amplified_difference(onnx_path, tmp_path):
+    from dagl.runtime.side_by_side import GAIN, GAP, LABEL_HEIGHT
+
+    source = colour_jpeg(tmp_path / "photo.jpg", 24, 32)
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.png", "--side-by-side", tmp_path / "cmp", *FAST)
+    assert code == 0
+    picture = read_image(tmp_path / "cmp" / "out-side-by-side.png")
+    before, after = read_image(source), read_image(tmp_path / "out.png")
+    assert picture.shape == (LABEL_HEIGHT + 24, 3 * 32 + 2 * GAP, 3)
+    body = picture[LABEL_HEIGHT:]
+    np.testing.assert_allclose(body[:, :32], before, atol=0.5 / 255)
+    np.testing.assert_allclose(body[:, 32 + GAP:64 + GAP], after, atol=0.5 / 255)
+    difference = np.clip(np.abs(after - before) * GAIN, 0, 1)  # after is 8-bit here, the picture used the float
+    assert np.abs(body[:, 64 + 2 * GAP:] - difference).max() <= GAIN * 0.5 / 255 + 0.5 / 255
+    assert difference.max() > 0.1 and (picture[:LABEL_HEIGHT] < 0.5).any()  # something to see, and its labels
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "again.png", "--side-by-side", tmp_path / "cmp", *FAST)
+    assert code == 0  # another output name: another picture
+    (tmp_path / "out.png").unlink()
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.png", "--side-by-side", tmp_path / "cmp", *FAST)
+    assert code == 2 and "out-side-by-side.png exists; pass --overwrite" in errors(lines)[0]
+
+
 def jfif_rgb(y, cb, cr):
     """T.871's printed YCbCr -> RGB formulas (on [0, 1] samples, chroma centred on 128/255)."""
     cb, cr = cb - 128 / 255, cr - 128 / 255

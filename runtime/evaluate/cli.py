@@ -107,15 +107,19 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-def _settings(restorers: Sequence[Restorer]) -> dict[str, str]:
+def _settings(restorers: Sequence[Restorer], names: Sequence[str]) -> dict[str, str]:
     """What the report header records; read after activation, when each runner knows its real device."""
     first = restorers[0]
     tiling = first.tiling
     if tiling == "grid":
         tiling += f" (tile {first.tile}, overlap {first.overlap})"
-    return {"tiling": tiling, "x8 self-ensemble": "on" if first.ensemble else "off",
-            "device": ", ".join(dict.fromkeys(r.runner.device for r in restorers)),
-            "command": f"`{_command_line(click.get_current_context())}`"}
+    settings = {"tiling": tiling, "x8 self-ensemble": "on" if first.ensemble else "off",
+                "device": ", ".join(dict.fromkeys(r.runner.device for r in restorers))}
+    random = [f"`{name}`" for name, r in zip(names, restorers) if r.runner.info.random_weights]
+    if random:  # the scores of such a model mean nothing: the report must not look like a result
+        settings["weights"] = (f"**RANDOM, untrained** ({', '.join(random)}: dagl-export --weights random); "
+                               "its scores measure nothing but the pipeline")
+    return settings | {"command": f"`{_command_line(click.get_current_context())}`"}
 
 
 HELP = """Score DAGL models on the paper's test sets with the paper's protocol, and compare backends.
@@ -200,7 +204,7 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
         for restorer in restorers:
             stack.enter_context(restorer)
         names = _model_names(paths, restorers)
-        result = _run(restorers, names, evalset, _settings(restorers))
+        result = _run(restorers, names, evalset, _settings(restorers, names))
     out = Console()
     for table in terminal_tables(result):
         print_table(out, table)
@@ -226,7 +230,8 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
         evalset = named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality, limit=limit)
         with Restorer(artefact, task=cell.task, sigma=cell.sigma, backend=backend, device=device, tiling=tiling,
                       ensemble=ensemble) as restorer:
-            result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings([restorer]))
+            names = _model_names([artefact], [restorer])
+            result = _run([restorer], names, evalset, _settings([restorer], names))
     except DaglError as exc:
         return PaperRow(cell, f"FAILED: {exc}", failed=True)
     if report:

@@ -178,14 +178,16 @@ def crop_figure(result: EvalResult) -> Figure:
     panels = [("input", show.degraded, scores.degraded.psnr)]
     panels += [(name, out, score.psnr) for name, out, score in zip(result.models, show.outputs, scores.scores)]
     panels += [("ground truth", show.clean, None)]
+    scope = "crop" if result.evalset.crop else "whole image"  # --crop scores the crop itself
     figure = Figure(figsize=(2.6 * len(panels), 3.0))
     for axes, (title, image, value) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         axes.imshow(np.clip(image, 0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1,
                     interpolation="nearest")
-        axes.set_title(title if value is None else f"{title}\n{fmt_db(value, 2)} dB (whole image)", fontsize=8)
+        axes.set_title(title if value is None else f"{title}\n{fmt_db(value, 2)} dB ({scope})", fontsize=8)
         axes.set_axis_off()
     height, width = show.clean.shape[:2]
-    figure.suptitle(f"{result.evalset.tag}: {show.name}, centre {height}x{width} crop", fontsize=9)
+    random = " (RANDOM, untrained weights)" if "weights" in result.settings else ""
+    figure.suptitle(f"{result.evalset.tag}: {show.name}, centre {height}x{width} crop{random}", fontsize=9)
     return figure
 
 

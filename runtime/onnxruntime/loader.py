@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
@@ -28,8 +29,7 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
     declared = declared_metadata({p.key: p.value for p in model.metadata_props})
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)
-    warn_if_random(declared, path)
-    return info
+    return replace(info, random_weights=warn_if_random(declared, path))
 
 
 def _describe(value) -> tuple[str, int, list[int | str]]:
