@@ -219,6 +219,27 @@ def test_compare_out_of_bounds_exits_non_zero(official_checkpoint, datasets_dir,
     assert result.stderr.strip().splitlines()[-1] == "dagl-eval: error: 1 of 1 compared model(s) out of parity bounds"
 
 
+def test_compare_says_when_the_artefact_was_made_from_different_weights(official_checkpoint, datasets_dir,
+                                                                       tmp_path_factory):
+    from dagl.weights import file_digest
+    from test_runtime_support import add_metadata
+
+    folder = tmp_path_factory.mktemp("stamped")
+    checkpoint, other = official_checkpoint("jpeg"), official_checkpoint("jpeg", seed=1)
+    onnx_path = folder / "dagl-jpeg.onnx"
+    shutil.copy(jpeg_onnx(checkpoint, tmp_path_factory.mktemp("onnx")), onnx_path)
+    add_metadata(onnx_path, {"task": "jpeg", "channels": "1", "precision": "fp32", "weights": file_digest(checkpoint)})
+    result = _parity_run(other, onnx_path)
+    assert result.exit_code == 1
+    [line] = [line for line in result.stdout.splitlines() if "FAILED" in line]
+    assert line.endswith(f"; made from different weights ({file_digest(other)[:12]} vs {file_digest(checkpoint)[:12]}); "
+                         f"compare artefacts of the same weights")
+    assert result.stderr.strip().splitlines()[-1] == ("dagl-eval: error: 1 of 1 compared model(s) out of parity "
+                                                      "bounds; every one made from different weights")
+    result = _parity_run(checkpoint, onnx_path)  # the same weights: passes, and says nothing of weights
+    assert result.exit_code == 0 and "different weights" not in result.output
+
+
 def test_verdict_names_the_artefact_it_judges_after_an_unjudged_weights_file(official_checkpoint, datasets_dir,
                                                                               tmp_path_factory):
     """A second weights file gets numbers but no verdict; the ONNX graph after it keeps its own name."""

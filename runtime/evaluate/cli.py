@@ -57,13 +57,22 @@ def _run(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet, 
                         on_image=on_image)
 
 
+def different_weights(base: Restorer, candidate: Restorer) -> str | None:
+    """Why a parity check of these two cannot pass, when their metadata says they hold different weights."""
+    ours, theirs = base.runner.info.weights_identity, candidate.runner.info.weights_identity
+    if ours is None or theirs is None or ours == theirs:
+        return None
+    return f"made from different weights ({ours[:12]} vs {theirs[:12]}); compare artefacts of the same weights"
+
+
 def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
-                    names: Sequence[str]) -> list[tuple[str, Verdict]]:
+                    names: Sequence[str]) -> list[tuple[str, Verdict, str | None]]:
     """Per compared model, the worst numbers over the set judged by dagl.runtime.compare's tolerance.
 
     The tolerances bound an exported artefact against float32 PyTorch, so a verdict is given only when
     the base is a float32 PyTorch model and the compared one an ONNX graph or an engine; comparing two
-    weights files (e.g. two trainings) reports numbers but judges nothing.
+    weights files (e.g. two trainings) reports numbers but judges nothing. The third item says when the
+    two were made from different weights (their metadata's SHA-256 differs): then no bound can hold.
     """
     base = restorers[0]
     if base.backend != "torch" or base.runner.info.precision != "fp32" or not result.images:
@@ -75,7 +84,8 @@ def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
         parity = [image.parity[index] for image in result.images]
         verdicts.append((names[index + 1], judge(
             max(p.max_abs for p in parity), min(p.psnr_vs_base for p in parity),
-            tolerance_for(candidate.backend, candidate.runner.info.precision), len(parity))))
+            tolerance_for(candidate.backend, candidate.runner.info.precision), len(parity)),
+            different_weights(base, candidate)))
     return verdicts
 
 
@@ -209,14 +219,16 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
     for table in terminal_tables(result):
         print_table(out, table)
     verdicts = parity_verdicts(result, restorers, names)
-    for name, verdict in verdicts:
-        out.print(f"{name}: {verdict.summary}", markup=False, highlight=False, soft_wrap=True)
+    for name, verdict, cause in verdicts:
+        line = f"{name}: {verdict.summary}" + (f"; {cause}" if cause and not verdict.passed else "")
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     if report:
         written = _written(lambda: write_report(result, report))
         console.print("wrote " + ", ".join(str(p) for p in written))
-    failed = [verdict for _, verdict in verdicts if not verdict.passed]
+    failed = [cause for _, verdict, cause in verdicts if not verdict.passed]
     if failed:
-        raise ParityError(f"{len(failed)} of {len(verdicts)} compared model(s) out of parity bounds")
+        why = "; every one made from different weights" if all(failed) else ""
+        raise ParityError(f"{len(failed)} of {len(verdicts)} compared model(s) out of parity bounds{why}")
 
 
 def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], ensemble: bool, tiling: str,

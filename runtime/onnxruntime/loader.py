@@ -10,7 +10,7 @@ from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
 from dagl.device import cuda_index, is_cuda
 
 from ..base import ModelInfo, ModelInputError, RuntimeLoadError
-from ..metadata import resolve_info, warn_if_random
+from ..metadata import declared_sha256, resolve_info, warn_if_random
 
 #: onnx.TensorProto.FLOAT: every dagl-export graph (FP16 ones too) takes and returns float32.
 _FLOAT = 1
@@ -29,7 +29,8 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
     declared = declared_metadata({p.key: p.value for p in model.metadata_props})
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)
-    return replace(info, random_weights=warn_if_random(declared, path))
+    return replace(info, random_weights=warn_if_random(declared, path),
+                   weights_sha256=declared_sha256(declared.get("weights")))
 
 
 def _describe(value) -> tuple[str, int, list[int | str]]:
