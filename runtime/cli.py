@@ -33,7 +33,7 @@ EXAMPLES = """
 \b
 Examples:
   dagl-infer dagl-jpeg.onnx photo.jpg -o clean.png
-  dagl-infer dagl-jpeg.plan 'scans/*.png' -o out/ --bit-depth 16
+  dagl-infer dagl-jpeg-fp16.plan 'scans/*.png' -o out/ --bit-depth 16
   dagl-infer model_best.pt --task denoise --sigma 25 noisy.png --tiling reference --ensemble
   dagl-infer dagl-jpeg.onnx photo.jpg -o clean.png --side-by-side compare/
 """
