@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
@@ -31,8 +31,9 @@ sys.exit(rc)
 
 
 def commands() -> dict[str, str]:
-    """``[project.scripts]`` of pyproject.toml: command name -> ``module:function``."""
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    """The installed ``dagl`` distribution's console scripts (pyproject's ``[project.scripts]``): name -> ``module:function``."""
+    scripts = entry_points(group="console_scripts")
+    return {ep.name: ep.value for ep in sorted(scripts, key=lambda ep: ep.name) if ep.dist and ep.dist.name == "dagl"}
 
 
 def help_cases() -> list[tuple[str, str, list[str]]]:
