@@ -7,12 +7,28 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .configs import TASKS, TaskConfig, get_config
-from .model import DAGL, create
+from .errors import WeightsError
 from .pretrained import shipped_weights
-from .weights import WeightsError, load_into, read_state_dict, save_safetensors
+
+if TYPE_CHECKING:
+    from .model import DAGL, create
+    from .weights import load_into, read_state_dict, save_safetensors
+
+#: Names served from their modules on first use (PEP 562), so that ``import dagl.io`` or a command's
+#: ``--help`` does not spend seconds importing torch; ``dagl.DAGL`` and ``dagl.load`` import it then.
+_LAZY = {"DAGL": "model", "create": "model", "load_into": "weights", "read_state_dict": "weights",
+         "save_safetensors": "weights"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["DAGL", "TASKS", "TaskConfig", "WeightsError", "create", "get_config", "load",
            "read_state_dict", "save_safetensors", "shipped_weights"]
@@ -26,6 +42,9 @@ def load(task: str, weights: str | Path | None = None, *, sigma: int | None = No
     ``.safetensors`` file. Without it, the weights shipped in the package for ``task`` (and
     ``sigma`` for denoising) are used; if none ship, :class:`WeightsError` says so.
     """
+    from .model import create
+    from .weights import load_into
+
     if weights is None:
         weights = shipped_weights(task, sigma)
     model = create(task, gfam=gfam)

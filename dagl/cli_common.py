@@ -7,7 +7,7 @@ below it imports this module. It holds:
   into ONE line ``dagl-X: error: <message>`` with the error's ``exit_code`` (2 for the user's input,
   1 for a failure while working); click's own usage errors are the same one line, with exit 2. Nothing else is caught: any other exception is a bug and keeps its traceback.
 * option decorators for the options several commands take with the same meaning: ``--task``,
-  ``--sigma``, ``--device``, ``--threads``, ``--max-pixels``.
+  ``--sigma``, ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``--threads``, ``--max-pixels``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from click.exceptions import NoArgsIsHelpError
 
 from . import io
 from .configs import TASKS
+from .device import AUTO, DeviceError, is_auto, resolve_device
 from .errors import DaglError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,33 +107,29 @@ def sigma_option(help: str = "Noise level (0-255 scale) of the denoise model: 15
     return click.option("--sigma", type=SIGMA, default=None, help=help)
 
 
-class Device(click.Choice):
-    """``auto``, ``cpu`` or ``cuda``, resolved to ``cpu``/``cuda``; ``cuda`` without a GPU is refused.
+class Device(click.ParamType):
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked by :func:`dagl.device.resolve_device`.
 
     Refusing here, before any model loads, is the point: a typo or a missing GPU must not quietly run
-    for an hour on the CPU.
+    for an hour on the CPU. ``auto`` cannot fail and stays ``auto``: it is resolved where the model
+    loads (``create_runner``), because resolving it means importing torch, and a group's default is
+    converted even for a subcommand's ``--help`` (``dagl-eval paper --help`` must stay instant).
     """
 
-    def __init__(self) -> None:
-        super().__init__(["auto", "cpu", "cuda"])
+    name = "auto|cpu|cuda[:N]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        choice = super().convert(value, param, ctx)
-        if choice == "cpu":
-            return "cpu"
-        import torch
-
-        has_gpu = torch.cuda.is_available()
-        if choice == "cuda" and not has_gpu:
-            self.fail("cuda, but torch sees no CUDA GPU on this machine; use --device cpu (or auto)", param, ctx)
-        return "cuda" if has_gpu else "cpu"
+        try:
+            return AUTO if is_auto(value) else resolve_device(value)
+        except DeviceError as exc:
+            self.fail(str(exc), param, ctx)
 
 
-def device_option(default: str = "cpu") -> Callable[[F], F]:
-    """``--device auto|cpu|cuda``: where PyTorch and ONNX Runtime run (TensorRT always runs on the GPU)."""
+def device_option(default: str = "auto") -> Callable[[F], F]:
+    """``--device auto|cpu|cuda[:N]``: where PyTorch and ONNX Runtime run (TensorRT always runs on a GPU)."""
     return click.option("--device", type=Device(), default=default, show_default=True,
-                        help="Where PyTorch and ONNX Runtime run; auto = cuda if torch sees a GPU, else cpu. "
-                             "cuda is refused when there is no GPU.")
+                        help="Where PyTorch and ONNX Runtime run (and which GPU TensorRT uses): auto = cuda if "
+                             "torch sees a GPU, else cpu; cuda:N picks a GPU. A GPU that is not there is refused.")
 
 
 def threads_option() -> Callable[[F], F]:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .configs import get_config
 from .errors import UserInputError
@@ -88,6 +87,8 @@ def to_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
 
 def add_protocol_noise(clean: np.ndarray, sigma: float) -> np.ndarray:
     """The protocol's seeded noisy input for ``clean`` (gray or colour), not clipped."""
+    import torch
+
     planes = clean[None] if clean.ndim == 2 else clean.transpose(2, 0, 1)
     noisy = protocol_noise(torch.from_numpy(np.ascontiguousarray(planes))[None], sigma)[0].numpy()
     return noisy[0] if clean.ndim == 2 else np.ascontiguousarray(noisy.transpose(1, 2, 0))

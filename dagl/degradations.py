@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import io
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # imported where the noise is drawn: the numpy-only helpers stay cheap to import
+    import torch
 
 #: Bayer layout of the paper's mosaics: row 0 = G R G R ..., row 1 = B G B G ...
 GRBG = ((1, 0), (2, 1))  # channel index at (even row, even/odd col) and (odd row, even/odd col)
@@ -23,6 +27,8 @@ def protocol_noise(clean: torch.Tensor, sigma: float) -> torch.Tensor:
     ``clean`` is (1, 1, H, W) float in [0, 1]. The global seed is reset on purpose: that is the
     protocol, and it makes the noisy input of an image independent of what ran before it.
     """
+    import torch
+
     torch.manual_seed(1)
     noise = torch.FloatTensor(clean.size()).normal_(0, sigma / 255.0)
     return clean + noise
@@ -30,6 +36,8 @@ def protocol_noise(clean: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def gaussian_noise(clean: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Additive Gaussian noise of ``sigma`` (on the 0-255 scale) for training, not clipped."""
+    import torch
+
     noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype, device=clean.device)
     return clean + noise * (sigma / 255.0)
 

@@ -19,3 +19,11 @@ class UserInputError(DaglError):
     """A file or value the user gave cannot be used as given: their mistake, not ours."""
 
     exit_code = 2
+
+
+class WeightsError(UserInputError):
+    """A weights file that cannot be used for the requested model; the message says why.
+
+    Defined here, not in :mod:`dagl.weights` (which re-exports it), so that code naming it, such as
+    the shipped-weights lookup, does not import torch.
+    """

@@ -200,11 +200,12 @@ def _quantise(array: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(clamped * peak).astype(dtype)
 
 
-def check_writable(path: str | Path, bit_depth: int) -> int:
+def check_writable(path: str | Path, bit_depth: int, several_channels: bool = False) -> int:
     """Refuse an output format or bit depth :func:`write_image` cannot honour, before any work.
 
     Returns the bit depth that will be written (``.npy`` always stores float32). Callers run it
-    when planning outputs, so ``--bit-depth 32 -o x.png`` fails before minutes of inference.
+    when planning outputs, so ``--bit-depth 32 -o x.png`` fails before minutes of inference, and
+    again with ``several_channels`` once they know the output is not one gray plane.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -216,6 +217,8 @@ def check_writable(path: str | Path, bit_depth: int) -> int:
     if bit_depth not in WRITE_BIT_DEPTHS[suffix]:
         raise ImageWriteError(f"{path}: {suffix} cannot hold {bit_depth}-bit samples; "
                               f"use --bit-depth {' or '.join(map(str, WRITE_BIT_DEPTHS[suffix]))}")
+    if suffix == ".png" and bit_depth == 16 and several_channels:
+        raise ImageWriteError(f"{path}: 16-bit colour PNG is not supported; write a .tif instead")
     return bit_depth
 
 
@@ -230,9 +233,7 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    bit_depth = check_writable(path, bit_depth)
-    if suffix == ".png" and bit_depth == 16 and array.ndim == 3:
-        raise ImageWriteError(f"{path}: 16-bit colour PNG is not supported; write a .tif instead")
+    bit_depth = check_writable(path, bit_depth, np.ndim(array) == 3)
     pixels = _quantise(np.asarray(array), bit_depth)
     if not path.parent.is_dir():
         raise ImageWriteError(f"{path}: output folder {path.parent} does not exist")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .configs import get_config
-from .weights import WeightsError
+from .errors import WeightsError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 

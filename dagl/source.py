@@ -11,10 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 import dagl
-from dagl.weights import file_digest
 
 RANDOM = "random"
 RANDOM_SEED = 0
@@ -38,6 +35,10 @@ def load_model(task: str, weights: str | Path | None, sigma: int | None = None) 
     ``weights`` None means the shipped weights (a :class:`dagl.WeightsError` says if none ship);
     ``"random"`` a seeded random initialisation; anything else a weights file.
     """
+    import torch  # here, not at import: the export command's --help names RANDOM without loading torch
+
+    from dagl.weights import file_digest
+
     if str(weights) == RANDOM:
         torch.manual_seed(RANDOM_SEED)
         return dagl.create(task).eval(), WeightsInfo(source=RANDOM, sha256=None, random=True)

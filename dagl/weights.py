@@ -17,17 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from .atomic import atomic_path
-from .errors import UserInputError
+from .errors import WeightsError
 
 #: Keys of the release's checkpoints that the forward pass never uses and our model does not carry.
 IGNORED_PREFIXES = ("add_mean.",)
 #: Wrappers some training scripts add around a state dict.
 _WRAPPER_KEYS = ("state_dict", "model", "params")
 SAFETENSORS_SUFFIX = ".safetensors"
-
-
-class WeightsError(UserInputError):
-    """A weights file that cannot be used for the requested model; the message says why."""
 
 
 def _not_safetensors(path: Path, exc: Exception) -> WeightsError:

@@ -6,26 +6,22 @@ import json
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import onnx
 from rich.console import Console
-from torch import nn
 
 from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE, EngineUnavailable, Profile,
                            artefact_stem, current_gpu, import_tensorrt, onnx_metadata)
 from dagl.atomic import write_atomic
-from dagl.calibration.policy import RANGES_FILE, fp32_nodes
 from dagl.cli_common import Command, sigma_option, task_option
 from dagl.configs import TaskConfig, get_config
-from dagl.errors import DaglError
 from dagl.source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
-from dagl.weights import WeightsError
+from dagl.errors import DaglError, WeightsError
 
-from .fp16 import to_fp16
-from .onnx import DEFAULT_OPSET, export_onnx, save_atomic, set_metadata
-from .tensorrt_build import EngineTask, build_engine
-from .trt_check import TensorRTCompatibilityError, assert_tensorrt_compatible
+if TYPE_CHECKING:  # onnx, torch and the exporter modules are imported in the command's body, so --help is instant
+    import onnx
+    from torch import nn
 
 #: Spinners for the long steps; messages go through click.echo as single lines.
 _STDERR = Console(stderr=True)
@@ -67,6 +63,10 @@ def _onnx_metadata(task: str, channels: int, precision: str, sigma: int | None, 
 
 def _check(model: onnx.ModelProto, label: str) -> None:
     """onnx.checker and the TensorRT 11 rules; a failure names the graph and the node."""
+    import onnx
+
+    from .trt_check import TensorRTCompatibilityError, assert_tensorrt_compatible
+
     try:
         onnx.checker.check_model(model)
         assert_tensorrt_compatible(model)
@@ -95,6 +95,13 @@ def _validate_options(config: TaskConfig, sigma: int | None, onnx_only: bool, en
 def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: WeightsInfo, fp16: bool,
                    output_dir: Path) -> tuple[dict[str, onnx.ModelProto], set[str]]:
     """The checked, labelled graphs by file name (nothing written yet) and the float32 node set."""
+    import onnx
+
+    from dagl.calibration.policy import fp32_nodes
+
+    from .fp16 import to_fp16
+    from .onnx import DEFAULT_OPSET, export_onnx, set_metadata
+
     channels = get_config(task).channels
     stem = artefact_stem(task)
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dagl-export-") as tmp:
@@ -151,6 +158,11 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     Example (no trained weights needed):
       dagl-export --task jpeg --weights random --onnx-only
     """
+    from dagl.calibration.policy import RANGES_FILE
+
+    from .onnx import DEFAULT_OPSET, save_atomic
+    from .tensorrt_build import EngineTask, build_engine
+
     config = get_config(task)
     _validate_options(config, sigma, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
     try:

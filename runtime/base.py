@@ -35,6 +35,15 @@ class ModelInfo:
     channels: int
     sigma: int | None = None
     precision: str = "fp32"
+    #: The artefact declares seeded random, untrained weights (``dagl-export --weights random``): reports say so.
+    random_weights: bool = False
+    #: SHA-256 of the weights file it was made from (export metadata, engine sidecar, or the file itself).
+    weights_sha256: str | None = None
+
+    @property
+    def weights_identity(self) -> str | None:
+        """What two artefacts share when made from the same weights; ``None`` when nothing says."""
+        return "random (seeded)" if self.random_weights else self.weights_sha256
 
 
 class BaseRunner:

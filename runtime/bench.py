@@ -9,18 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-import dagl
 from dagl.cli_common import Command, device_option, task_option, threads_option
+from dagl.cli_progress import print_table, progress
+from dagl.device import is_cuda, resolve_device
 
 from .base import BaseRunner, ModelInfo
 from .loader import BACKENDS, create_runner
-from .torch import TorchRunner
+
+if TYPE_CHECKING:
+    from .torch import TorchRunner
 
 DEFAULT_TILES = (32, 48, 64, 80, 96)
 
@@ -50,11 +54,11 @@ class PeakMemory:
         self.peak_mib = float("nan")
 
     def __enter__(self) -> PeakMemory:
-        if self.device == "cuda":
+        if is_cuda(self.device):
             import torch
 
-            torch.cuda.synchronize()
-            free, total = torch.cuda.mem_get_info()
+            torch.cuda.synchronize(self.device)
+            free, total = torch.cuda.mem_get_info(self.device)
             self._baseline = total - free
         else:
             try:
@@ -64,10 +68,10 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.device == "cuda":
+        if is_cuda(self.device):
             import torch
 
-            free, total = torch.cuda.mem_get_info()
+            free, total = torch.cuda.mem_get_info(self.device)
             self.peak_mib = (total - free - self._baseline) / 2**20
             return
         status = Path("/proc/self/status")
@@ -96,9 +100,14 @@ def measure(runner: BaseRunner, path: str, tile: int, batch: int, repeats: int) 
 
 def plain_runner(info: ModelInfo, device: str, threads: int | None, weights: Path | None) -> TorchRunner:
     """The contract's step-by-step network; weights only if given (timing does not depend on them)."""
+    import dagl  # torch: imported by the command's body, not by its --help
+    from dagl.weights import load_into
+
+    from .torch import TorchRunner
+
     model = dagl.create(info.task, gfam="plain").eval()
     if weights is not None:
-        dagl.weights.load_into(model, weights)
+        load_into(model, weights)
     return TorchRunner(model, info, device, threads)
 
 
@@ -168,20 +177,23 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
       dagl-bench dagl-jpeg.onnx --tile 48 --tile 64 --threads 1 --plot bench.png
     """
     console = Console()
+    device = resolve_device(device)
     runner = create_runner(model, backend, device, task, threads=threads)
     runners = [("artefact", runner)]
     if plain:
         weights = model if runner.name == "torch" else None
         runners.append(("plain", plain_runner(runner.info, device, threads, weights)))
     results = []
-    with console.status("measuring") as status:
+    with progress(Console(stderr=True)) as bars:  # lines off a terminal: a CI log sees each measurement
+        steps = bars.add_task("measuring", total=len(runners) * len(tiles), unit="measurement")
         for name, each in runners:
             with each:
                 for tile in sorted(tiles):
-                    status.update(f"{name} ({each.name}): tile {tile}")
+                    bars.update(steps, description=f"{name} ({each.name}): tile {tile}")
                     results.append(measure(each, name, tile, batch, repeats))
+                    bars.update(steps, advance=1, outcome=f"done ({name}, {each.name}, tile {tile})")
     title = f"dagl-bench {model.name} ({runner.info.task}, {device}, batch {batch}, threads {threads or 'default'})"
-    console.print(table(results, title))
+    print_table(console, table(results, title))
     plot(results, title, plot_path)
     if markdown_path:
         markdown_path.write_text(markdown(results) + "\n")

@@ -1,18 +1,23 @@
-"""The CLI's channel policy: turn whatever image a user passes into the network's layout.
+"""The CLI's channel policy: turn whatever image a user passes into the network's layout, and back.
 
 ``Restorer`` takes arrays already shaped for the network; files in the wild are gray, RGB, RGBA,
 raw Bayer... This module decides, per task, what is accepted silently, what is converted with a
-note, and what is refused (:class:`ChannelError`, one line for the user).
+note, and what is refused (:class:`ChannelError`, one line for the user), and keeps what the
+network does not see (a colour photo's chroma, an opaque alpha) to put back into the output, so a
+colour photo comes out in colour.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dagl import get_config
+from dagl.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from dagl.degradations import raw_to_mosaic
 from dagl.errors import UserInputError
-from dagl.io import has_gray_content, to_luma
+from dagl.io import has_gray_content
 
 MIN_SIDE = 8
 
@@ -21,38 +26,75 @@ class ChannelError(UserInputError):
     """An image whose channels do not fit the task; the message is one line meant for the user."""
 
 
-def _drop_alpha(image: np.ndarray) -> np.ndarray:
-    """Gray+alpha or RGBA without the alpha; refused unless alpha is fully opaque.
+@dataclass
+class NetworkImage:
+    """An input split into what the network restores and what is carried through unchanged.
+
+    ``array`` goes to ``Restorer``; :meth:`to_file` turns its output back into the input's layout:
+    a gray task's colour input gets its chroma (``chroma``: Cb, Cr) back around the restored luma,
+    and an opaque ``alpha`` plane is appended again.
+    """
+
+    array: np.ndarray
+    note: str | None = None
+    chroma: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+
+    @property
+    def several_channels(self) -> bool:
+        """Whether the output file holds more than one gray plane (colour, mosaic or alpha)."""
+        return self.chroma is not None or self.alpha is not None or self.array.ndim == 3
+
+    def to_file(self, restored: np.ndarray) -> np.ndarray:
+        """The restored network output in the input file's channels, float32 in [0, 1].
+
+        Colour is rebuilt from the restored Y and the kept Cb, Cr, then clamped to [0, 1] as a
+        JPEG decoder clamps: the chroma is the input's exactly wherever the result is in gamut.
+        """
+        out = restored
+        if self.chroma is not None:
+            out = np.clip(ycbcr_to_rgb(np.dstack([restored, self.chroma])), 0.0, 1.0)
+        if self.alpha is not None:
+            out = np.dstack([out, self.alpha])
+        return out.astype(np.float32, copy=False)
+
+
+def _split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gray+alpha or RGBA as (image, alpha); refused unless alpha is fully opaque.
 
     Transparent pixels have no defined colour to restore (and compositing onto some background
-    would invent one), so only images whose alpha carries no information are accepted.
+    would invent one), so only images whose alpha carries no information are accepted; that alpha
+    is given back to the output unchanged.
     """
     if image.ndim == 3 and image.shape[2] in (2, 4):
-        if float(image[..., -1].min()) < 1.0:
+        alpha = image[..., -1]
+        if float(alpha.min()) < 1.0:
             raise ChannelError("has transparent pixels (alpha < 1); flatten it onto a background first")
-        return image[..., :-1]
-    return image
+        return image[..., :-1], alpha
+    return image, None
 
 
-def to_network(image: np.ndarray, task: str) -> tuple[np.ndarray, str | None]:
-    """(array in the network's layout, a note to show the user or ``None``)."""
+def to_network(image: np.ndarray, task: str) -> NetworkImage:
+    """``image`` in the network's layout, with what its output needs to become a file like ``image``."""
     if image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4):
         raise ChannelError(f"has {image.shape[2]} channels; expected gray, RGB or RGBA")
     if min(image.shape[:2]) < MIN_SIDE:
         raise ChannelError(f"is {image.shape[1]}x{image.shape[0]} px; images need at least "
                            f"{MIN_SIDE} px on each side")
-    image = _drop_alpha(image)
+    image, alpha = _split_alpha(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
     config = get_config(task)
     if config.channels == 1:
         if image.ndim == 2:
-            return image, None
-        if has_gray_content(image):
-            return image[..., 0], None
-        return to_luma(image), f"task {task!r} works on gray images: converted colour to luma (BT.601)"
+            return NetworkImage(image, alpha=alpha)
+        if has_gray_content(image):  # a gray picture stored as RGB: restored and written as gray
+            return NetworkImage(image[..., 0], alpha=alpha)
+        ycbcr = rgb_to_ycbcr(image)
+        return NetworkImage(ycbcr[..., 0], f"task {task!r} works on gray images: restored the luma, kept the "
+                                           f"colour (BT.601 YCbCr)", chroma=ycbcr[..., 1:], alpha=alpha)
     if task == "demosaic" and image.ndim == 2:
-        return raw_to_mosaic(image), "read as a one-channel GRBG raw frame"
+        return NetworkImage(raw_to_mosaic(image), "read as a one-channel GRBG raw frame", alpha=alpha)
     if image.ndim == 2:
         raise ChannelError(f"is gray; task {task!r} needs a 3-channel RGB image")
-    return image, None
+    return NetworkImage(image, alpha=alpha)

@@ -24,6 +24,7 @@ from .channels import ChannelError, to_network
 from .loader import BACKENDS
 from .memory import MemoryBudgetError
 from .restorer import InputArrayError, Restorer
+from .side_by_side import GAIN, side_by_side
 from .tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS
 
 PROG = "dagl-infer"
@@ -32,8 +33,9 @@ EXAMPLES = """
 \b
 Examples:
   dagl-infer dagl-jpeg.onnx photo.jpg -o clean.png
-  dagl-infer dagl-jpeg.plan 'scans/*.png' -o out/ --bit-depth 16
+  dagl-infer dagl-jpeg-fp16.plan 'scans/*.png' -o out/ --bit-depth 16
   dagl-infer model_best.pt --task denoise --sigma 25 noisy.png --tiling reference --ensemble
+  dagl-infer dagl-jpeg.onnx photo.jpg -o clean.png --side-by-side compare/
 """
 
 
@@ -44,6 +46,8 @@ class Job:
     source: Path
     target: Path | None = None
     error: str | None = None
+    #: Where ``--side-by-side`` puts this image's before/after picture (``None``: not asked for).
+    side_by_side: Path | None = None
 
 
 def expand_inputs(patterns: tuple[str, ...]) -> list[Job]:
@@ -92,6 +96,16 @@ def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_dept
         job.target = target
 
 
+def plan_side_by_side(jobs: list[Job], folder: Path, overwrite: bool) -> None:
+    """Set each job's ``FOLDER/<output stem>-side-by-side.png``; an existing one needs --overwrite."""
+    for job in jobs:
+        if job.error or job.target is None:
+            continue
+        job.side_by_side = folder / f"{job.target.stem}-side-by-side.png"
+        if job.side_by_side.exists() and not overwrite:
+            job.error = f"side-by-side picture {job.side_by_side} exists; pass --overwrite to replace it"
+
+
 def check_output_folder(folder: Path) -> None:
     """Refuse an output folder that could not be created or written, without creating it.
 
@@ -135,34 +149,53 @@ def _make_folder(target: Path) -> None:
 
 
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
-                console: Console) -> tuple[int, float]:
-    """Run every job; returns (images written, megapixels)."""
-    written, megapixels = 0, 0.0
+                console: Console) -> tuple[list[Path], float]:
+    """Run every job; returns (the files written, megapixels restored)."""
+    written: list[Path] = []
+    megapixels = 0.0
     with progress(console) as bars:
         images_bar = bars.add_task("images", total=len(jobs), unit="image")
         tiles_bar = bars.add_task("tiles", total=0)
         for job in jobs:
+            failures = reporter.failures
             if job.error:
                 reporter.error(f"{job.source}: {job.error}")
             else:
                 try:
-                    array, note = to_network(read_image(job.source), restorer.task)
-                    if note:
-                        reporter.note(f"{job.source}: {note}")
+                    source = read_image(job.source)
+                    image = to_network(source, restorer.task)
+                    array = image.array
+                    check_writable(job.target, bit_depth, image.several_channels)  # before the work, not after
+                    if image.note:
+                        reporter.note(f"{job.source}: {image.note}")
                     bars.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
                                 description=job.source.name)
                     out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
                     _make_folder(job.target)
-                    write_image(job.target, out, bit_depth)
+                    restored = image.to_file(out)
+                    write_image(job.target, restored, bit_depth)
+                    if job.side_by_side:
+                        _make_folder(job.side_by_side)
+                        write_image(job.side_by_side, side_by_side(source, restored), 8)
                 except (ChannelError, InferenceError, InputArrayError, MemoryBudgetError) as exc:
                     reporter.error(f"{job.source}: {exc}", exc.exit_code)  # nothing was written for this image
                 except DaglError as exc:
                     reporter.error(str(exc), exc.exit_code)
                 else:
-                    written += 1
+                    written.append(job.target)
                     megapixels += array.shape[0] * array.shape[1] / 1e6
-            bars.advance(images_bar)
+            bars.update(images_bar, advance=1, outcome="failed" if reporter.failures > failures else "done")
     return written, megapixels
+
+
+def where_written(written: list[Path]) -> str:
+    """The end of the summary line: the file, or the folder, a user goes to next."""
+    if not written:
+        return "nothing written"
+    if len(written) == 1:
+        return f"wrote {written[0]}"
+    folders = sorted({str(path.parent) for path in written})
+    return f"wrote {len(written)} files to {folders[0] if len(folders) == 1 else ', '.join(folders)}"
 
 
 @click.command(PROG, cls=Command, epilog=EXAMPLES)
@@ -191,18 +224,22 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
               help="Output sample depth; 32 = float32 (TIFF). 16-bit inputs are always read at full precision.")
 @threads_option()
 @max_pixels_option()
+@click.option("--side-by-side", "side_by_side_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help=f"Also write DIR/<name>-side-by-side.png per image: input | output | |output - input| x{GAIN} "
+                   f"(8-bit PNG), to see what the network changed.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (including an input given as output).")
 def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | None, sigma: int | None,
          backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
-         bit_depth: str, threads: int | None, overwrite: bool) -> None:
+         bit_depth: str, threads: int | None, side_by_side_dir: Path | None, overwrite: bool) -> None:
     """Restore images with a DAGL MODEL (.plan/.engine, .onnx or a weights file).
 
     MODEL may also be a task name (jpeg, denoise with --sigma, ...) to use the weights shipped
     in the package for it.
 
-    INPUTS are image files, folders or glob patterns. Gray tasks (denoise, jpeg) take gray images
-    (colour is converted to luma, with a note); demosaic takes a 3-channel GRBG mosaic or a
-    one-channel raw Bayer frame; real-denoise takes RGB. Transparent images are refused.
+    INPUTS are image files, folders or glob patterns. Gray tasks (denoise, jpeg) restore gray images,
+    and a colour image's luma (BT.601 YCbCr, as JPEG codes it) keeping its colour; demosaic takes a
+    3-channel GRBG mosaic or a one-channel raw Bayer frame; real-denoise takes RGB. An opaque alpha
+    channel is carried through; transparent images are refused.
     Outputs are written atomically and never replace a file unless --overwrite is given.
     """
     console = Console(stderr=True)
@@ -211,11 +248,13 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     jobs = expand_inputs(inputs)
     plan_outputs(jobs, output, overwrite, depth)
+    if side_by_side_dir is not None:
+        plan_side_by_side(jobs, side_by_side_dir, overwrite)
     if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
         for job in jobs:
             reporter.error(f"{job.source}: {job.error}")
         raise click.exceptions.Exit(reporter.exit_code)
-    folders = {job.target.parent for job in jobs if job.target is not None and not job.error}
+    folders = {path.parent for job in jobs if not job.error for path in (job.target, job.side_by_side) if path}
     for folder in sorted(folders):
         check_output_folder(folder)
     restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
@@ -226,7 +265,8 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
         written, megapixels = restore_all(restorer, jobs, depth, reporter, console)
     seconds = time.perf_counter() - start
     failed = f", {reporter.failures} failed" if reporter.failures else ""
-    console.print(f"{written} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
-                  f"({restorer.runner.device}, {tiling} tiling){failed}", highlight=False)
+    console.print(f"{len(written)} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
+                  f"({restorer.runner.device}, {tiling} tiling){failed}; {where_written(written)}",
+                  highlight=False, soft_wrap=True)
     if reporter.failures:
         raise click.exceptions.Exit(reporter.exit_code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tiling import TileFn
+from .tiling import Progress, TileFn
 
 #: (quarter turns, flip left-right), applied as flip first, then rotation.
 TRANSFORMS = tuple((turns, flip) for flip in (False, True) for turns in range(4))
@@ -26,12 +26,18 @@ def inverse_transform(batch: np.ndarray, turns: int, flip: bool) -> np.ndarray:
     return out[..., ::-1] if flip else out
 
 
-def ensemble(infer: TileFn) -> TileFn:
-    """``infer`` averaged over the 8 transforms (8 calls of ``infer``, each a batch as given)."""
+def ensemble(infer: TileFn, progress: Progress | None = None) -> TileFn:
+    """``infer`` averaged over the 8 transforms (8 calls of ``infer``, each a batch as given).
+
+    ``progress(n)`` is called after each of the 8 passes with the batch's tile count, so a progress
+    bar moves during the 8x longer wait instead of once at its end.
+    """
     def run(batch: np.ndarray) -> np.ndarray:
         total = np.zeros(batch.shape, dtype=np.float64)
         for turns, flip in TRANSFORMS:
             out = infer(np.ascontiguousarray(forward_transform(batch, turns, flip)))
             total += inverse_transform(out, turns, flip)
+            if progress:
+                progress(len(batch))
         return (total / len(TRANSFORMS)).astype(np.float32)
     return run

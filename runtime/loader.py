@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
 from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
-from dagl.weights import weights_metadata
+from dagl.device import is_cuda, resolve_device
 
 from .base import BaseRunner, ModelInputError
-from .metadata import resolve_info, warn_if_random
+from .metadata import declared_sha256, resolve_info, warn_if_random
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -35,8 +36,11 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
 
     ``model_path`` may also be a task name (``"jpeg"``): the weights shipped for it, on PyTorch.
-    ``threads`` caps CPU threads (ONNX Runtime intra-op, torch); ``None`` keeps each library's default.
+    ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:func:`dagl.device.resolve_device`; an engine
+    always runs on a GPU: ``cuda:N`` picks which). ``threads`` caps CPU threads (ONNX Runtime intra-op,
+    torch); ``None`` keeps each library's default.
     """
+    device = resolve_device(device)
     path = Path(model_path)
     if not path.exists() and str(model_path) in TASKS:
         if task not in (None, str(model_path)):
@@ -61,12 +65,15 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         except SidecarError as exc:
             raise ModelInputError(str(exc)) from None
         info = resolve_info(sidecar.declared(), path, task, sigma)
-        warn_if_random({"weights": sidecar.weights}, path)
-        return TensorRTRunner(path, info, sidecar)
+        info = replace(info, random_weights=warn_if_random({"weights": sidecar.weights}, path),
+                       weights_sha256=declared_sha256(sidecar.weights))
+        return TensorRTRunner(path, info, sidecar, device if is_cuda(device) else "cuda")
     if implied == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner, read_info
 
         return OnnxRuntimeRunner(path, read_info(path, task, sigma), device, threads)
+    from dagl.weights import file_digest, weights_metadata
+
     from .torch import TorchRunner, load_model
 
     try:
@@ -76,5 +83,5 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     if not task and not declared.get("task"):
         raise ModelInputError(f"{path.name} is a weights file and does not say which task it is for; "
                               f"pass --task")
-    info = resolve_info(declared, path, task, sigma)
+    info = replace(resolve_info(declared, path, task, sigma), weights_sha256=file_digest(path))
     return TorchRunner(load_model(path, info), info, device, threads)

@@ -8,6 +8,7 @@ a user may also name the task. The two must agree: running a denoising engine on
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
         raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
     return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,
                      precision=str(declared.get("precision") or "fp32"))
+
+
+def declared_sha256(weights: object) -> str | None:
+    """The weights digest an artefact's metadata records: ``dagl.weights`` (a hex string) or a sidecar's dict."""
+    if isinstance(weights, Mapping):
+        weights = weights.get("sha256")
+    if isinstance(weights, str) and re.fullmatch(r"[0-9a-f]{64}", weights):
+        return weights
+    return None
 
 
 def warn_if_random(declared: Mapping[str, object], path: Path) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 from dagl.errors import DaglError, UserInputError
 
 from .base import BaseRunner
+from .ensemble import TRANSFORMS
 from .ensemble import ensemble as x8
 from .loader import create_runner
 from .memory import check_memory
@@ -113,11 +114,11 @@ class Restorer:
             self.runner.deactivate()
 
     def tiles_for(self, height: int, width: int) -> int:
-        """Network tiles one (H, W) image takes (x8 runs each of them 8 times)."""
-        return count_tiles(self.tiling, height, width, self.tile, self.overlap)
+        """Network tile passes one (H, W) image takes: its tiles, 8 times each with the x8 ensemble."""
+        return count_tiles(self.tiling, height, width, self.tile, self.overlap) * (len(TRANSFORMS) if self.ensemble else 1)
 
     def __call__(self, image: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-        """Restore ``image``; ``progress(n)`` is called as tiles finish."""
+        """Restore ``image``; ``progress(n)`` is called as tile passes finish (:meth:`tiles_for` in all)."""
         image = check_input(image, self.channels, self.task)
         gray_2d = image.ndim == 2
         chw = image[None] if gray_2d else np.moveaxis(image, -1, 0)
@@ -127,9 +128,12 @@ class Restorer:
             self._calls += 1
         try:
             self.runner.activate()
-            infer = x8(self.runner.infer) if self.ensemble else self.runner.infer
+            if self.ensemble:  # the ensemble reports each of its 8 passes; the tiling then reports nothing
+                infer, tiled_progress = x8(self.runner.infer, progress), None
+            else:
+                infer, tiled_progress = self.runner.infer, progress
             out = run_tiled(np.ascontiguousarray(chw), infer, self.tiling, self.tile, self.overlap, self.batch,
-                            progress)
+                            tiled_progress)
         finally:
             with self._calls_lock:
                 self._calls -= 1

@@ -49,6 +49,11 @@ def test_bench_runs_both_paths_and_writes_table_and_plot(tmp_path, tmp_path_fact
         ("artefact", "onnxruntime", 8), ("artefact", "onnxruntime", 12), ("plain", "torch", 8), ("plain", "torch", 12)]
     assert all(float(r[4]) > 0 and float(r[5]) > 0 for r in rows)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    steps = [line for line in result.stderr.splitlines() if line.startswith("measurement ")]
+    assert [line.split(",")[0] for line in steps] == [
+        "measurement 1/4 done (artefact", "measurement 2/4 done (artefact", "measurement 3/4 done (plain",
+        "measurement 4/4 done (plain"]
+    assert "eta" in steps[0] and steps[-1] == "measurement 4/4 done (plain, torch, tile 12)"
 
 
 def test_bench_bad_model_is_one_line(tmp_path):

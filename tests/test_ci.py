@@ -45,3 +45,25 @@ def test_test_command_fails_when_pytest_collects_nothing():
                             env=env, cwd=ROOT, check=False)
     assert result.returncode == 1
     assert "tools/test.sh: error: pytest collected no tests (exit 5); nothing was tested" in result.stderr
+
+
+def test_test_command_uses_the_checkouts_venv_in_a_new_shell(tmp_path):
+    """No activated environment: .venv/bin/python3 (the README's install); an activated one wins; $PYTHON over both."""
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    (checkout / "tools" / "test.sh").write_text((ROOT / "tools" / "test.sh").read_text())
+    for folder, label in ((checkout / ".venv" / "bin", "venv"), (tmp_path / "bin", "path")):
+        folder.mkdir(parents=True)
+        fake = folder / "python3"
+        fake.write_text(f"#!/bin/sh\necho {label} python \"$@\"\n")
+        fake.chmod(0o755)
+    base = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def run(**env: str) -> str:
+        done = subprocess.run(["bash", str(checkout / "tools" / "test.sh"), "-x"], capture_output=True, text=True,
+                              env=base | env, cwd=tmp_path, check=True)
+        return done.stdout.strip()
+
+    assert run() == "venv python -m pytest -q -x"
+    assert run(VIRTUAL_ENV=str(tmp_path / "other")) == "path python -m pytest -q -x"
+    assert run(PYTHON=str(tmp_path / "bin" / "python3")) == "path python -m pytest -q -x"

@@ -15,7 +15,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 import dagl
-from dagl.io import read_image
+from dagl.io import read_image, write_image
 from dagl.runtime.evaluate.cli import main
 from dagl.runtime.evaluate.paper import PAPER_CELLS
 from test_runtime_support import jpeg_onnx
@@ -123,6 +123,8 @@ def test_paper_mode_without_weights_names_every_missing_cell(tmp_path):
     assert "| Table 1 | denoise | set12 | sigma 25 | 30.93 |  |  |  | no weights: dagl-denoise-s25.* not in" in table
     assert "| Table 4 | demosaic | mcmaster18 | - | 39.84 / 0.9735 |" in table
     assert "20 of 20 cells have no number" in result.stderr
+    cells = [line for line in result.stderr.splitlines() if line.startswith("cell ")]
+    assert len(cells) == 20 and cells[0] == "cell 1/20: set12 sigma 15" and cells[-1].startswith("cell 20/20: ")
 
 
 def test_paper_mode_runs_the_cells_it_has_weights_and_data_for(tmp_path, official_checkpoint, datasets_dir):
@@ -217,6 +219,27 @@ def test_compare_out_of_bounds_exits_non_zero(official_checkpoint, datasets_dir,
     assert result.stderr.strip().splitlines()[-1] == "dagl-eval: error: 1 of 1 compared model(s) out of parity bounds"
 
 
+def test_compare_says_when_the_artefact_was_made_from_different_weights(official_checkpoint, datasets_dir,
+                                                                       tmp_path_factory):
+    from dagl.weights import file_digest
+    from test_runtime_support import add_metadata
+
+    folder = tmp_path_factory.mktemp("stamped")
+    checkpoint, other = official_checkpoint("jpeg"), official_checkpoint("jpeg", seed=1)
+    onnx_path = folder / "dagl-jpeg.onnx"
+    shutil.copy(jpeg_onnx(checkpoint, tmp_path_factory.mktemp("onnx")), onnx_path)
+    add_metadata(onnx_path, {"task": "jpeg", "channels": "1", "precision": "fp32", "weights": file_digest(checkpoint)})
+    result = _parity_run(other, onnx_path)
+    assert result.exit_code == 1
+    [line] = [line for line in result.stdout.splitlines() if "FAILED" in line]
+    assert line.endswith(f"; made from different weights ({file_digest(other)[:12]} vs {file_digest(checkpoint)[:12]}); "
+                         f"compare artefacts of the same weights")
+    assert result.stderr.strip().splitlines()[-1] == ("dagl-eval: error: 1 of 1 compared model(s) out of parity "
+                                                      "bounds; every one made from different weights")
+    result = _parity_run(checkpoint, onnx_path)  # the same weights: passes, and says nothing of weights
+    assert result.exit_code == 0 and "different weights" not in result.output
+
+
 def test_verdict_names_the_artefact_it_judges_after_an_unjudged_weights_file(official_checkpoint, datasets_dir,
                                                                               tmp_path_factory):
     """A second weights file gets numbers but no verdict; the ONNX graph after it keeps its own name."""
@@ -251,3 +274,35 @@ def test_nan_output_is_one_line_error_never_a_nan_score(tmp_path):
     assert "nan" not in result.stdout.lower()
     [error] = [line for line in result.stderr.splitlines() if "error" in line]
     assert error.startswith("dagl-eval: error: ") and "produced 1 NaN or infinite value(s)" in error
+
+
+def _folder_set(root: Path) -> Path:
+    rng = np.random.default_rng(3)
+    for sub in ("clean", "degraded"):
+        (root / sub).mkdir(parents=True)
+        for name in ("a", "b"):
+            write_image(root / sub / f"{name}.png", rng.random((24, 24), dtype=np.float32), 8)
+    return root
+
+
+@pytest.mark.parametrize("crop,random", [(16, True), (None, False)])
+def test_report_says_crop_or_whole_image_and_random_weights(tmp_path, monkeypatch, crop, random):
+    from crafted import tiny_onnx
+
+    import dagl.runtime.evaluate.report as report
+
+    figures = []
+    saved = report._save_figure
+    monkeypatch.setattr(report, "_save_figure", lambda figure, path: figures.append(figure) or saved(figure, path))
+    weights = {"dagl.weights": "RANDOM (seed 0), not trained"} if random else {}
+    model = tiny_onnx(tmp_path / "id.onnx", "identity", metadata=weights)
+    args = ["--task", "jpeg", "--dataset", _folder_set(tmp_path / "set"), "--model", model, "--tiling", "none",
+            "--report", tmp_path / "report"] + (["--crop", crop] if crop else [])
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    titles = [axes.get_title() for axes in figures[0].axes]
+    scope = "(crop)" if crop else "(whole image)"
+    assert [t.split("\n")[1].split(" dB ")[1] for t in titles if "\n" in t] == [scope, scope]  # input, model
+    markdown = (tmp_path / "report" / "set.md").read_text()
+    assert ("- weights: **RANDOM, untrained** (`id.onnx (onnxruntime)`" in markdown) is random
+    assert ("RANDOM, untrained weights" in figures[0]._suptitle.get_text()) is random

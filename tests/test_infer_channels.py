@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from dagl.colour import rgb_to_ycbcr
 from dagl.degradations import mosaic_grbg
-from dagl.io import LUMA
+from dagl.io import read_image
 from dagl.runtime.channels import ChannelError, to_network
 
 RNG = np.random.default_rng(0)
@@ -14,26 +16,73 @@ RNG = np.random.default_rng(0)
 
 def test_gray_tasks_take_gray_as_is_and_identical_channels_silently():
     gray = RNG.random((10, 12), dtype=np.float32)
-    assert to_network(gray, "jpeg") == (gray, None)
-    out, note = to_network(np.repeat(gray[..., None], 3, axis=2), "denoise")
-    assert note is None and np.array_equal(out, gray)
+    image = to_network(gray, "jpeg")
+    assert image.array is gray and image.note is None and image.to_file(gray) is gray
+    image = to_network(np.repeat(gray[..., None], 3, axis=2), "denoise")
+    assert image.note is None and np.array_equal(image.array, gray) and image.to_file(gray).shape == (10, 12)
 
 
-def test_colour_to_a_gray_task_is_luma_with_a_note():
-    rgb = RNG.random((10, 12, 3), dtype=np.float32)
-    out, note = to_network(rgb, "jpeg")
-    np.testing.assert_allclose(out, 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2], rtol=1e-6)
-    assert LUMA.sum() == pytest.approx(1.0) and "luma" in note
+def colour_jpeg(path, height=48, width=64, quality=30):
+    """A smooth colour photo stand-in saved as a 4:2:0 JPEG (chroma subsampled, as cameras write it)."""
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    rgb = np.dstack([0.2 + 0.6 * x, 0.3 + 0.4 * np.sin(6 * y) ** 2, 0.7 - 0.5 * x * y])
+    rgb += 0.05 * RNG.standard_normal(rgb.shape)
+    Image.fromarray(np.uint8(np.clip(rgb, 0, 1) * 255 + 0.5)).save(path, quality=quality, subsampling=2)
+    return path
+
+
+def jfif_ycbcr(rgb):
+    """T.871's printed formulas on the 0-255 scale: the independent reference for dagl.colour."""
+    r, g, b = (255 * rgb[..., i].astype(np.float64) for i in range(3))
+    return np.dstack([0.299 * r + 0.587 * g + 0.114 * b,
+                      128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
+                      128 + 0.5 * r - 0.418688 * g - 0.081312 * b]) / 255
+
+
+def test_ycbcr_is_jfif_and_what_pillow_decodes_to(tmp_path):
+    jpeg = colour_jpeg(tmp_path / "photo.jpg")
+    rgb = read_image(jpeg)
+    ycbcr = rgb_to_ycbcr(rgb)
+    np.testing.assert_allclose(ycbcr, jfif_ycbcr(rgb), atol=1e-6)
+    with Image.open(jpeg) as img:  # Pillow's decode, then its own (8-bit, rounded) YCbCr conversion
+        pillow = np.asarray(img.convert("RGB").convert("YCbCr"), dtype=np.float64) / 255
+    diff = np.abs(ycbcr - pillow) * 255  # in 8-bit levels: Pillow's fixed point floors
+    assert diff.max() < 1.5 and diff.mean() < 0.6
+
+
+def test_colour_into_a_gray_task_restores_luma_and_keeps_chroma_exactly(tmp_path):
+    rgb = read_image(colour_jpeg(tmp_path / "photo.jpg"))
+    image = to_network(rgb, "jpeg")
+    assert "restored the luma, kept the colour" in image.note
+    np.testing.assert_allclose(image.array, jfif_ycbcr(rgb)[..., 0], atol=1e-6)
+    restored = np.clip(0.8 * image.array + 0.1 + 0.02 * np.roll(image.array, 3, axis=1), 0, 1)  # any gray "model"
+    out = image.to_file(restored)
+    assert out.shape == rgb.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    in_gamut = ((out > 0) & (out < 1)).all(axis=2)  # pixels the final clamp did not touch
+    assert in_gamut.mean() > 0.95
+    got, want = jfif_ycbcr(out), jfif_ycbcr(rgb)
+    np.testing.assert_allclose(got[..., 1:][in_gamut], want[..., 1:][in_gamut], atol=1e-6)
+    np.testing.assert_allclose(got[..., 0][in_gamut], restored[in_gamut], atol=1e-6)
+    assert np.abs(got[..., 1:] - want[..., 1:]).max() > 1e-3 or in_gamut.all()  # clamped ones did move
+
+
+def test_opaque_alpha_is_carried_through_around_the_restored_colour():
+    rgb = RNG.uniform(0.2, 0.8, (9, 9, 3)).astype(np.float32)
+    image = to_network(np.dstack([rgb, np.ones((9, 9), np.float32)]), "denoise")
+    out = image.to_file(image.array)  # an identity "model": the photo comes back as it went in
+    assert out.shape == (9, 9, 4) and np.array_equal(out[..., 3], np.ones((9, 9)))
+    np.testing.assert_allclose(out[..., :3], rgb, atol=1e-6)
 
 
 def test_demosaic_takes_a_mosaic_or_a_raw_frame():
     rgb = RNG.random((10, 12, 3), dtype=np.float32)
     mosaic = mosaic_grbg(rgb)
-    assert to_network(mosaic, "demosaic") == (mosaic, None)
+    image = to_network(mosaic, "demosaic")
+    assert image.array is mosaic and image.note is None
     raw = mosaic.sum(axis=2)  # one sample per pixel, in GRBG order
-    out, note = to_network(raw, "demosaic")
-    np.testing.assert_array_equal(out, mosaic)
-    assert "raw" in note
+    image = to_network(raw, "demosaic")
+    np.testing.assert_array_equal(image.array, mosaic)
+    assert "raw" in image.note
 
 
 @pytest.mark.parametrize("image,task,message", [
@@ -47,9 +96,11 @@ def test_refusals(image, task, message):
         to_network(image, task)
 
 
-def test_opaque_alpha_is_dropped():
+def test_opaque_alpha_goes_around_the_network():
     rgba = np.dstack([RNG.random((9, 9, 3)), np.ones((9, 9))]).astype(np.float32)
-    out, _ = to_network(rgba, "real-denoise")
-    np.testing.assert_array_equal(out, rgba[..., :3])
+    image = to_network(rgba, "real-denoise")
+    np.testing.assert_array_equal(image.array, rgba[..., :3])
+    np.testing.assert_array_equal(image.to_file(image.array), rgba)
     gray_alpha = np.dstack([rgba[..., 0], np.ones((9, 9))]).astype(np.float32)
-    assert to_network(gray_alpha, "jpeg")[0].shape == (9, 9)
+    image = to_network(gray_alpha, "jpeg")
+    assert image.array.shape == (9, 9) and image.to_file(image.array).shape == (9, 9, 2)

@@ -13,6 +13,7 @@ from dagl.io import read_image, write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main
 from crafted import png_bomb, tiff_bomb, tiny_onnx
+from test_infer_channels import colour_jpeg, jfif_ycbcr
 from test_runtime_support import jpeg_onnx
 
 FAST = ["--tile", "16", "--overlap", "4", "--threads", "1"]
@@ -68,12 +69,63 @@ def test_glob_inputs(onnx_path, gray_png, tmp_path):
     assert code == 0 and files(tmp_path / "out") == ["gray.png"]
 
 
-def test_colour_input_to_a_gray_task_is_converted_with_a_note(onnx_path, tmp_path):
-    rgb = np.random.default_rng(1).random((16, 16, 3), dtype=np.float32)
-    source = write_image(tmp_path / "rgb.png", rgb, 8)
-    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.png", *FAST)
-    assert code == 0 and sum("converted colour to luma" in line for line in lines) == 1
-    assert read_image(tmp_path / "out.png").shape == (16, 16)
+def test_a_colour_jpeg_comes_out_in_colour_its_luma_restored_as_gray(onnx_path, tmp_path):
+    source = colour_jpeg(tmp_path / "photo.jpg", 24, 32)
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.npy", *FAST)
+    assert code == 0 and sum("restored the luma, kept the colour" in line for line in lines) == 1
+    rgb, out = read_image(source), np.load(tmp_path / "out.npy")
+    with Restorer(onnx_path, tile=16, overlap=4) as restore:
+        gray = restore(jfif_ycbcr(rgb)[..., 0].astype(np.float32))  # the gray restoration of its luma
+    assert out.shape == rgb.shape
+    want = jfif_ycbcr(rgb)
+    np.testing.assert_allclose(out, np.clip(jfif_rgb(gray, want[..., 1], want[..., 2]), 0, 1), atol=1e-5)
+    in_gamut = ((out > 0) & (out < 1)).all(axis=2)  # random weights push many pixels past the gamut
+    assert in_gamut.mean() > 0.3
+    got = jfif_ycbcr(out)
+    np.testing.assert_allclose(got[..., 1:][in_gamut], want[..., 1:][in_gamut], atol=1e-6)
+    np.testing.assert_allclose(got[..., 0][in_gamut], gray[in_gamut], atol=1e-5)
+    assert np.abs(gray - want[..., 0]).max() > 1e-3  # the network did change the luma
+
+
+def test_colour_into_a_sixteen_bit_png_is_refused_before_inference(tmp_path, monkeypatch):
+    import dagl.runtime.cli as cli
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("the network ran for an output that cannot be written")
+
+    monkeypatch.setattr(cli.Restorer, "__call__", no_inference)
+    source = colour_jpeg(tmp_path / "photo.jpg", 16, 16)
+    code, lines = infer(tiny_onnx(tmp_path / "id.onnx", "identity"), source, "-o", tmp_path / "o.png", "--bit-depth", "16")
+    assert code == 2 and errors(lines) == [f"dagl-infer: error: {tmp_path / 'o.png'}: 16-bit colour PNG is not "
+                                           f"supported; write a .tif instead"]
+
+
+def test_side_by_side_is_input_output_and_the_amplified_difference(onnx_path, tmp_path):
+    from dagl.runtime.side_by_side import GAIN, GAP, LABEL_HEIGHT
+
+    source = colour_jpeg(tmp_path / "photo.jpg", 24, 32)
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.png", "--side-by-side", tmp_path / "cmp", *FAST)
+    assert code == 0
+    picture = read_image(tmp_path / "cmp" / "out-side-by-side.png")
+    before, after = read_image(source), read_image(tmp_path / "out.png")
+    assert picture.shape == (LABEL_HEIGHT + 24, 3 * 32 + 2 * GAP, 3)
+    body = picture[LABEL_HEIGHT:]
+    np.testing.assert_allclose(body[:, :32], before, atol=0.5 / 255)
+    np.testing.assert_allclose(body[:, 32 + GAP:64 + GAP], after, atol=0.5 / 255)
+    difference = np.clip(np.abs(after - before) * GAIN, 0, 1)  # after is 8-bit here, the picture used the float
+    assert np.abs(body[:, 64 + 2 * GAP:] - difference).max() <= GAIN * 0.5 / 255 + 0.5 / 255
+    assert difference.max() > 0.1 and (picture[:LABEL_HEIGHT] < 0.5).any()  # something to see, and its labels
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "again.png", "--side-by-side", tmp_path / "cmp", *FAST)
+    assert code == 0  # another output name: another picture
+    (tmp_path / "out.png").unlink()
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.png", "--side-by-side", tmp_path / "cmp", *FAST)
+    assert code == 2 and "out-side-by-side.png exists; pass --overwrite" in errors(lines)[0]
+
+
+def jfif_rgb(y, cb, cr):
+    """T.871's printed YCbCr -> RGB formulas (on [0, 1] samples, chroma centred on 128/255)."""
+    cb, cr = cb - 128 / 255, cr - 128 / 255
+    return np.dstack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb])
 
 
 def test_sixteen_bit_input_is_read_at_full_precision(onnx_path, tmp_path):
@@ -117,9 +169,10 @@ def test_bad_input_gets_one_line_and_no_output(onnx_path, gray_png, tmp_path, ma
     assert files(out) == []
 
 
-def test_opaque_alpha_is_dropped(onnx_path, tmp_path):
+def test_opaque_alpha_is_carried_through(onnx_path, tmp_path):
     code, _ = infer(onnx_path, rgba(tmp_path / "opaque.png", 255), "-o", tmp_path / "o.png", *FAST)
-    assert code == 0 and read_image(tmp_path / "o.png").shape == (16, 16)
+    out = read_image(tmp_path / "o.png")
+    assert code == 0 and out.shape == (16, 16, 2) and (out[..., 1] == 1).all()  # gray content (128, 128, 128): gray
 
 
 def test_input_and_existing_outputs_are_never_overwritten_without_permission(onnx_path, tmp_path):
@@ -181,7 +234,19 @@ def test_progress_is_printed_as_lines_without_a_terminal(onnx_path, gray_png, tm
     write_image(tmp_path / "in" / "second.png", np.full((16, 16), 0.5, np.float32), 8)
     code, lines = infer(onnx_path, tmp_path / "in", "-o", tmp_path / "out", *FAST)
     assert code == 0
-    assert [line for line in lines if line.startswith("image ")] == ["image 1/2 done", "image 2/2 done"]
+    progress = [line for line in lines if line.startswith("image ")]
+    assert len(progress) == 2 and progress[0].startswith("image 1/2 done, eta ") and progress[1] == "image 2/2 done"
+    assert lines[-1].endswith(f"; wrote 2 files to {tmp_path / 'out'}")
+
+
+def test_a_failed_image_is_not_done_and_the_last_line_says_where_the_output_went(onnx_path, gray_png, tmp_path):
+    (tmp_path / "in" / "broken.png").write_text("not an image")
+    code, lines = infer(onnx_path, tmp_path / "in" / "broken.png", gray_png, "-o", tmp_path / "out", *FAST)
+    assert code == 2
+    assert [line.split(",")[0] for line in lines if line.startswith("image ")] == ["image 1/2 failed", "image 2/2 done"]
+    assert lines[-1].endswith(f"1 failed; wrote {tmp_path / 'out' / 'gray.png'}")
+    code, lines = infer(onnx_path, gray_png, "-o", tmp_path / "one.npy", *FAST)
+    assert code == 0 and lines[-1].endswith(f"; wrote {tmp_path / 'one.npy'}")
 
 
 def test_float32_into_png_is_refused_before_the_model_loads(gray_png, tmp_path):
@@ -198,9 +263,16 @@ def test_device_cuda_without_a_gpu_is_a_usage_error(onnx_path, gray_png):
                                               "sees no CUDA GPU")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: --device cuda:0 is valid here")
+def test_device_cuda_n_without_a_gpu_is_one_line(onnx_path, gray_png):
+    code, lines = infer(onnx_path, gray_png, "--device", "cuda:1")
+    assert code == 2 and lines == ["dagl-infer: error: Invalid value for '--device': cuda:1, but torch sees no "
+                                   "CUDA GPU on this machine; use --device cpu (or auto)"]
+
+
 def test_device_names_other_than_auto_cpu_cuda_are_refused(onnx_path, gray_png):
     code, lines = infer(onnx_path, gray_png, "--device", "gpu")
-    assert code == 2 and "'gpu' is not one of 'auto', 'cpu', 'cuda'" in lines[-1]
+    assert code == 2 and "'gpu' is not a device; use auto, cpu, cuda or cuda:N" in lines[-1]
 
 
 def test_missing_inputs_is_a_usage_error_with_the_shared_prefix(onnx_path):

@@ -21,6 +21,32 @@ def test_transforms_are_the_eight_distinct_symmetries():
     assert len(images) == 8
 
 
+def test_ensemble_reports_each_of_its_eight_passes():
+    calls = []
+    batch = np.zeros((3, 1, 8, 8), np.float32)
+    ensemble(lambda b: b, progress=calls.append)(batch)
+    assert calls == [3] * 8
+
+
+def test_restorer_progress_moves_during_the_ensemble_and_adds_up(tmp_path):
+    from crafted import tiny_onnx
+
+    from dagl.runtime import Restorer
+
+    model = tiny_onnx(tmp_path / "id.onnx", "identity")
+    image = np.random.default_rng(0).random((40, 56), dtype=np.float32)
+    for ensemble_on in (False, True):
+        calls = []
+        with Restorer(model, tile=16, overlap=4, batch=4, ensemble=ensemble_on) as restore:
+            out = restore(image, progress=calls.append)
+            tiles = restore.tiles_for(*image.shape)
+        np.testing.assert_allclose(out, image, atol=1e-6)
+        assert sum(calls) == tiles
+        batches = -(-tiles // (8 if ensemble_on else 1) // 4)
+        assert len(calls) == batches * (8 if ensemble_on else 1)  # 8 steps per batch, not one at its end
+    assert tiles == 8 * 15  # 3 x 5 grid tiles (stride 12), each run 8 times
+
+
 def test_ensemble_of_an_equivariant_function_is_the_function():
     def equivariant(batch):  # pixelwise and a 3x3 box blur: both commute with flips and rotations
         padded = np.pad(batch, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")

@@ -13,8 +13,9 @@ from rich.console import Console
 
 from dagl.atomic import write_atomic
 from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option, threads_option
-from dagl.cli_progress import progress
+from dagl.cli_progress import print_table, progress
 from dagl.datasets import EvalSet, named_set, open_set
+from dagl.device import resolve_device
 from dagl.errors import DaglError, UserInputError
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
@@ -56,13 +57,22 @@ def _run(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet, 
                         on_image=on_image)
 
 
+def different_weights(base: Restorer, candidate: Restorer) -> str | None:
+    """Why a parity check of these two cannot pass, when their metadata says they hold different weights."""
+    ours, theirs = base.runner.info.weights_identity, candidate.runner.info.weights_identity
+    if ours is None or theirs is None or ours == theirs:
+        return None
+    return f"made from different weights ({ours[:12]} vs {theirs[:12]}); compare artefacts of the same weights"
+
+
 def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
-                    names: Sequence[str]) -> list[tuple[str, Verdict]]:
+                    names: Sequence[str]) -> list[tuple[str, Verdict, str | None]]:
     """Per compared model, the worst numbers over the set judged by dagl.runtime.compare's tolerance.
 
     The tolerances bound an exported artefact against float32 PyTorch, so a verdict is given only when
     the base is a float32 PyTorch model and the compared one an ONNX graph or an engine; comparing two
-    weights files (e.g. two trainings) reports numbers but judges nothing.
+    weights files (e.g. two trainings) reports numbers but judges nothing. The third item says when the
+    two were made from different weights (their metadata's SHA-256 differs): then no bound can hold.
     """
     base = restorers[0]
     if base.backend != "torch" or base.runner.info.precision != "fp32" or not result.images:
@@ -74,7 +84,8 @@ def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
         parity = [image.parity[index] for image in result.images]
         verdicts.append((names[index + 1], judge(
             max(p.max_abs for p in parity), min(p.psnr_vs_base for p in parity),
-            tolerance_for(candidate.backend, candidate.runner.info.precision), len(parity))))
+            tolerance_for(candidate.backend, candidate.runner.info.precision), len(parity)),
+            different_weights(base, candidate)))
     return verdicts
 
 
@@ -106,22 +117,26 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-def _settings(restorers: Sequence[Restorer]) -> dict[str, str]:
+def _settings(restorers: Sequence[Restorer], names: Sequence[str]) -> dict[str, str]:
     """What the report header records; read after activation, when each runner knows its real device."""
     first = restorers[0]
     tiling = first.tiling
     if tiling == "grid":
         tiling += f" (tile {first.tile}, overlap {first.overlap})"
-    return {"tiling": tiling, "x8 self-ensemble": "on" if first.ensemble else "off",
-            "device": ", ".join(dict.fromkeys(r.runner.device for r in restorers)),
-            "command": f"`{_command_line(click.get_current_context())}`"}
+    settings = {"tiling": tiling, "x8 self-ensemble": "on" if first.ensemble else "off",
+                "device": ", ".join(dict.fromkeys(r.runner.device for r in restorers))}
+    random = [f"`{name}`" for name, r in zip(names, restorers) if r.runner.info.random_weights]
+    if random:  # the scores of such a model mean nothing: the report must not look like a result
+        settings["weights"] = (f"**RANDOM, untrained** ({', '.join(random)}: dagl-export --weights random); "
+                               "its scores measure nothing but the pipeline")
+    return settings | {"command": f"`{_command_line(click.get_current_context())}`"}
 
 
 HELP = """Score DAGL models on the paper's test sets with the paper's protocol, and compare backends.
 
 \b
   dagl-eval --task jpeg --dataset classic5 --quality 10 --model model_best.pt
-  dagl-eval --dataset set12 --sigma 25 --model dagl-denoise.onnx --compare dagl-denoise.plan --report out/
+  dagl-eval --dataset set12 --sigma 25 --model dagl-denoise.onnx --compare dagl-denoise-fp16.plan --report out/
   dagl-eval paper --weights-dir weights/          (the paper's table: see `dagl-eval paper --help`)
 
 \b
@@ -199,19 +214,21 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
         for restorer in restorers:
             stack.enter_context(restorer)
         names = _model_names(paths, restorers)
-        result = _run(restorers, names, evalset, _settings(restorers))
+        result = _run(restorers, names, evalset, _settings(restorers, names))
     out = Console()
     for table in terminal_tables(result):
-        out.print(table)
+        print_table(out, table)
     verdicts = parity_verdicts(result, restorers, names)
-    for name, verdict in verdicts:
-        out.print(f"{name}: {verdict.summary}", markup=False, highlight=False, soft_wrap=True)
+    for name, verdict, cause in verdicts:
+        line = f"{name}: {verdict.summary}" + (f"; {cause}" if cause and not verdict.passed else "")
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     if report:
         written = _written(lambda: write_report(result, report))
         console.print("wrote " + ", ".join(str(p) for p in written))
-    failed = [verdict for _, verdict in verdicts if not verdict.passed]
+    failed = [cause for _, verdict, cause in verdicts if not verdict.passed]
     if failed:
-        raise ParityError(f"{len(failed)} of {len(verdicts)} compared model(s) out of parity bounds")
+        why = "; every one made from different weights" if all(failed) else ""
+        raise ParityError(f"{len(failed)} of {len(verdicts)} compared model(s) out of parity bounds{why}")
 
 
 def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], ensemble: bool, tiling: str,
@@ -225,7 +242,8 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
         evalset = named_set(cell.dataset, sigma=cell.sigma, quality=cell.quality, limit=limit)
         with Restorer(artefact, task=cell.task, sigma=cell.sigma, backend=backend, device=device, tiling=tiling,
                       ensemble=ensemble) as restorer:
-            result = _run([restorer], _model_names([artefact], [restorer]), evalset, _settings([restorer]))
+            names = _model_names([artefact], [restorer])
+            result = _run([restorer], names, evalset, _settings([restorer], names))
     except DaglError as exc:
         return PaperRow(cell, f"FAILED: {exc}", failed=True)
     if report:
@@ -261,9 +279,12 @@ def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, li
     use the x8 ensemble and the reference chop, the defaults here; on a CPU expect hours per set.
     """
     suffixes = (suffix,) if suffix else ARTEFACT_SUFFIXES
-    rows = [_paper_row(cell, weights_dir, suffixes, ensemble, tiling, limit, backend, device, report)
-            for cell in PAPER_CELLS]
-    Console().print(paper_terminal_table(rows))
+    device = resolve_device(device)  # once, and named as resolved in the table's provenance
+    rows = []
+    for index, cell in enumerate(PAPER_CELLS, 1):  # one line per cell: the run takes hours, a log must show where
+        console.print(f"cell {index}/{len(PAPER_CELLS)}: {cell.dataset} {cell.setting}", highlight=False)
+        rows.append(_paper_row(cell, weights_dir, suffixes, ensemble, tiling, limit, backend, device, report))
+    print_table(Console(), paper_terminal_table(rows))
     missing = [row for row in rows if row.result is None]
     if missing:
         console.print(f"{len(missing)} of {len(rows)} cells have no number: see the weights column")

@@ -10,14 +10,17 @@ import csv
 import io
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 from rich.table import Table
 
 from dagl.atomic import atomic_path, write_atomic
 
 from .scoring import EvalResult, Parity, Score
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn, not by dagl-eval --help
+    from matplotlib.figure import Figure
 
 METRICS_NOTE = ("PSNR (dB, data range 1) and SSIM (Wang et al.: 11x11 Gaussian window, sigma 1.5, K1 0.01, "
                 "K2 0.03; colour: mean over the three channels) of the float output clamped to [0, 1], no "
@@ -168,24 +171,30 @@ def _save_figure(figure: Figure, path: Path) -> Path:
 
 def crop_figure(result: EvalResult) -> Figure:
     """Input, each output and ground truth of the first image's centre crop, side by side."""
+    from matplotlib.figure import Figure
+
     show = result.showcase
     scores = result.images[0]
     panels = [("input", show.degraded, scores.degraded.psnr)]
     panels += [(name, out, score.psnr) for name, out, score in zip(result.models, show.outputs, scores.scores)]
     panels += [("ground truth", show.clean, None)]
+    scope = "crop" if result.evalset.crop else "whole image"  # --crop scores the crop itself
     figure = Figure(figsize=(2.6 * len(panels), 3.0))
     for axes, (title, image, value) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         axes.imshow(np.clip(image, 0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1,
                     interpolation="nearest")
-        axes.set_title(title if value is None else f"{title}\n{fmt_db(value, 2)} dB (whole image)", fontsize=8)
+        axes.set_title(title if value is None else f"{title}\n{fmt_db(value, 2)} dB ({scope})", fontsize=8)
         axes.set_axis_off()
     height, width = show.clean.shape[:2]
-    figure.suptitle(f"{result.evalset.tag}: {show.name}, centre {height}x{width} crop", fontsize=9)
+    random = " (RANDOM, untrained weights)" if "weights" in result.settings else ""
+    figure.suptitle(f"{result.evalset.tag}: {show.name}, centre {height}x{width} crop{random}", fontsize=9)
     return figure
 
 
 def psnr_figure(result: EvalResult) -> Figure:
     """Per-image PSNR of the input and of every model."""
+    from matplotlib.figure import Figure
+
     names = [r.name for r in result.images]
     x = np.arange(len(names))
     figure = Figure(figsize=(max(6.0, 0.22 * len(names) + 2), 3.6))

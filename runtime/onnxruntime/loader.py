@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
+from dagl.device import cuda_index, is_cuda
 
 from ..base import ModelInfo, ModelInputError, RuntimeLoadError
-from ..metadata import resolve_info, warn_if_random
+from ..metadata import declared_sha256, resolve_info, warn_if_random
 
 #: onnx.TensorProto.FLOAT: every dagl-export graph (FP16 ones too) takes and returns float32.
 _FLOAT = 1
@@ -27,8 +29,8 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
     declared = declared_metadata({p.key: p.value for p in model.metadata_props})
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)
-    warn_if_random(declared, path)
-    return info
+    return replace(info, random_weights=warn_if_random(declared, path),
+                   weights_sha256=declared_sha256(declared.get("weights")))
 
 
 def _describe(value) -> tuple[str, int, list[int | str]]:
@@ -64,13 +66,16 @@ def check_interface(graph, path: Path, channels: int) -> None:
                               f"a restoration network returns an image of its input's size")
 
 
-def session_providers(device: str) -> list[str]:
-    """CUDA first when asked for and present in this onnxruntime build; else the CPU, with a warning."""
+def session_providers(device: str) -> list[str | tuple[str, dict[str, int]]]:
+    """CUDA first (on GPU N for ``cuda:N``) when asked for and present in this onnxruntime build; else the
+    CPU, with a warning."""
     import onnxruntime as ort
 
-    if device == "cuda":
+    if is_cuda(device):
         if "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            index = cuda_index(device)
+            cuda = ("CUDAExecutionProvider", {"device_id": index}) if index is not None else "CUDAExecutionProvider"
+            return [cuda, "CPUExecutionProvider"]
         log.warning("this onnxruntime build has no CUDAExecutionProvider; running on the CPU "
                     "(pip install onnxruntime-gpu for CUDA)")
     return ["CPUExecutionProvider"]

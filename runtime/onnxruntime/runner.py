@@ -33,7 +33,8 @@ class OnnxRuntimeRunner(BaseRunner):
             self.session = ort.InferenceSession(str(self.path), options, providers=session_providers(self.device))
         except Exception as exc:  # ORT raises its own unrelated exception classes
             raise RuntimeLoadError(f"{self.path}: ONNX Runtime cannot load it ({exc})") from None
-        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        if self.session.get_providers()[0] != "CUDAExecutionProvider":  # onnxruntime without CUDA: said in a warning
+            self.device = "cpu"
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
         (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dagl.device import is_cuda
+
 from ..base import BaseRunner, ModelInfo, RuntimeLoadError
 
 
@@ -20,8 +22,8 @@ class TorchRunner(BaseRunner):
         self.threads = threads
 
     def activate_impl(self) -> None:
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeLoadError("--device cuda was asked for but this PyTorch build sees no CUDA GPU")
+        if is_cuda(self.device) and not torch.cuda.is_available():
+            raise RuntimeLoadError(f"--device {self.device} was asked for but this PyTorch build sees no CUDA GPU")
         if self.threads:
             torch.set_num_threads(self.threads)  # process-wide: torch has no per-module setting
         self.model.to(self.device).eval()
@@ -33,5 +35,5 @@ class TorchRunner(BaseRunner):
 
     def deactivate_impl(self) -> None:
         self.model.cpu()
-        if self.device == "cuda":
+        if is_cuda(self.device):
             torch.cuda.empty_cache()
