@@ -254,3 +254,10 @@ def test_the_cpu_training_default_is_the_unfold_gfam():
     from dagl.train.config import TrainConfig
 
     assert TrainConfig(task="jpeg", data=[], iterations=1, out=Path("x")).gfam == "unfold"
+
+
+def test_dagl_train_offers_every_gfam_implementation():
+    from dagl.gfam import GFAM_IMPLEMENTATIONS
+    from dagl.train.config import GFAM_NAMES
+
+    assert sorted(GFAM_NAMES) == sorted(GFAM_IMPLEMENTATIONS)

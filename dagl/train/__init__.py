@@ -7,7 +7,20 @@ the exact-resume state and :mod:`~dagl.train.release` the two files that ship (w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .config import TrainConfig, TrainingError
-from .trainer import Trainer
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 __all__ = ["TrainConfig", "Trainer", "TrainingError"]
+
+
+def __getattr__(name: str):
+    """``Trainer`` loads torch: imported on first use, so ``dagl-train --help`` stays fast."""
+    if name == "Trainer":
+        from .trainer import Trainer
+
+        return Trainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,9 +10,8 @@ from pathlib import Path
 import click
 
 from ..cli_common import Command, sigma_option, task_option
-from ..gfam import GFAM_IMPLEMENTATIONS
 from ..pretrained import weights_name
-from .config import LR_STEP_ITERATIONS, TrainConfig
+from .config import GFAM_NAMES, LR_STEP_ITERATIONS, TrainConfig
 
 EPILOG = """\b
 Examples:
@@ -110,7 +109,7 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
 @click.option("--checkpoint-every", default=5000, show_default=True, type=click.IntRange(min=1),
               help="Save OUT/checkpoint.pt every this many iterations (and at the end).")
 @click.option("--n-images", type=click.IntRange(min=1), help="Use only the first N images (smoke tests).")
-@click.option("--gfam", default="unfold", show_default=True, type=click.Choice(list(GFAM_IMPLEMENTATIONS)),
+@click.option("--gfam", default="unfold", show_default=True, type=click.Choice(GFAM_NAMES),
               help="GFAM implementation to train with (the same function, proven equal in float64; "
                    "different speed). unfold is the fastest to train; exported graphs always use batched.")
 @click.option("--channels-last", is_flag=True, help="Run the network in channels_last memory format.")

@@ -24,6 +24,11 @@ class TrainingError(UserInputError):
     """A training set-up the user must fix (options, data, a --resume checkpoint); one line, exit 2."""
 
 
+#: The names of ``dagl.gfam.GFAM_IMPLEMENTATIONS``, spelled here so that ``dagl-train --help`` needs no
+#: torch (a test keeps the two equal); the first is the training default.
+GFAM_NAMES = ("unfold", "batched", "plain")
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a run; saved in checkpoints and quoted in the model card."""
@@ -55,7 +60,7 @@ class TrainConfig:
     #: Weights to start from (fresh optimiser); the better of them and the trained ones ship.
     init: Path | None = None
     #: Training set-up (see dagl.train.probe): GFAM implementation, memory format, torch.compile.
-    gfam: str = "unfold"
+    gfam: str = GFAM_NAMES[0]
     channels_last: bool = False
     compile: bool = False
     command: str = field(default="", compare=False)
