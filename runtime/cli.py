@@ -24,6 +24,7 @@ from .channels import ChannelError, to_network
 from .loader import BACKENDS
 from .memory import MemoryBudgetError
 from .restorer import InputArrayError, Restorer
+from .reference import find_reference, gain_line, load_reference
 from .side_by_side import GAIN, side_by_side
 from .tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS
 
@@ -48,6 +49,8 @@ class Job:
     error: str | None = None
     #: Where ``--side-by-side`` puts this image's before/after picture (``None``: not asked for).
     side_by_side: Path | None = None
+    #: The clean image ``--reference`` gives for this input, to print the PSNR gain against.
+    reference: Path | None = None
 
 
 def expand_inputs(patterns: tuple[str, ...]) -> list[Job]:
@@ -139,6 +142,9 @@ class Reporter:
     def note(self, message: str) -> None:
         self.console.print(f"{PROG}: note: {message}", markup=False, highlight=False, soft_wrap=True)
 
+    def result(self, message: str) -> None:
+        self.console.print(f"{PROG}: {message}", markup=False, highlight=False, soft_wrap=True)
+
 
 def _make_folder(target: Path) -> None:
     """Create ``target``'s folder now that there is something to put in it."""
@@ -168,6 +174,7 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                     check_writable(job.target, bit_depth, image.several_channels)  # before the work, not after
                     if image.note:
                         reporter.note(f"{job.source}: {image.note}")
+                    clean = load_reference(job.reference, image.to_file(array).shape) if job.reference else None
                     bars.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
                                 description=job.source.name)
                     out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
@@ -177,6 +184,9 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                     if job.side_by_side:
                         _make_folder(job.side_by_side)
                         write_image(job.side_by_side, side_by_side(source, restored), 8)
+                    if clean is not None:
+                        reporter.result(gain_line(job.source.name, image.to_file(array), restored, clean,
+                                                  job.reference.name))
                 except (ChannelError, InferenceError, InputArrayError, MemoryBudgetError) as exc:
                     reporter.error(f"{job.source}: {exc}", exc.exit_code)  # nothing was written for this image
                 except DaglError as exc:
@@ -227,10 +237,14 @@ def where_written(written: list[Path]) -> str:
 @click.option("--side-by-side", "side_by_side_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help=f"Also write DIR/<name>-side-by-side.png per image: input | output | |output - input| x{GAIN} "
                    f"(8-bit PNG), to see what the network changed.")
+@click.option("--reference", type=click.Path(path_type=Path), metavar="CLEAN",
+              help="The clean original (one input), or a folder of them named like the inputs: prints each "
+                   "image's PSNR before and after against it, scored as dagl-eval scores.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (including an input given as output).")
 def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | None, sigma: int | None,
          backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
-         bit_depth: str, threads: int | None, side_by_side_dir: Path | None, overwrite: bool) -> None:
+         bit_depth: str, threads: int | None, side_by_side_dir: Path | None, reference: Path | None,
+         overwrite: bool) -> None:
     """Restore images with a DAGL MODEL (.plan/.engine, .onnx or a weights file).
 
     MODEL may also be a task name (jpeg, denoise with --sigma, ...) to use the weights shipped
@@ -250,6 +264,12 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     plan_outputs(jobs, output, overwrite, depth)
     if side_by_side_dir is not None:
         plan_side_by_side(jobs, side_by_side_dir, overwrite)
+    if reference is not None:
+        runnable = [job for job in jobs if not job.error]
+        for job in runnable:
+            job.reference = find_reference(reference, job.source, len(runnable))
+            if job.reference is None:
+                reporter.note(f"{job.source}: no clean image named {job.source.stem}.* in {reference}; no PSNR")
     if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
         for job in jobs:
             reporter.error(f"{job.source}: {job.error}")
