@@ -14,7 +14,7 @@ def test_tiling_study_runs_through_the_restorer_and_writes_its_plot(datasets_dir
     image = datasets_dir / "classic5" / "jpeg_q10" / "lena.jpeg"
     plot = tmp_path / "tradeoff.png"
     result = CliRunner().invoke(tiling_study.main, ["--image", str(image), "--crop", "48", "--config", "32/8",
-                                                    "--plot", str(plot)])
+                                                    "--weights", "random", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     [row] = [line for line in result.output.splitlines() if line.startswith("| 32 | 8 |")]
     assert row.split("|")[3].strip() == "4"  # a 48x48 crop takes 2x2 tiles of 32 with overlap 8

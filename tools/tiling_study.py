@@ -5,9 +5,8 @@
 Each image is restored once with ``--tiling reference`` and once per (tile, overlap) grid
 configuration, all with ONNX Runtime on one CPU thread; the table reports each grid output's
 PSNR against the reference output (not against ground truth: the point is how far tiling moves
-the result) and the CPU time. No trained DAGL weights exist in this project yet, so the network
-is an official-format checkpoint with random weights (seed 0); a trained network's sensitivity to
-tile borders may differ.
+the result) and the CPU time. The network is the shipped jpeg model (``--weights``: another weights
+file, or ``random`` for the seeded random network the first study used).
 """
 
 from __future__ import annotations
@@ -32,10 +31,14 @@ DEFAULT_IMAGES = (DATASETS / "classic5" / "jpeg_q10" / "barbara.jpeg", DATASETS 
 DEFAULT_CONFIGS = ("48/8", "48/16", "64/8", "64/16", "64/32", "80/16", "96/16", "96/32")
 
 
-def random_jpeg_onnx(folder: Path, seed: int = 0) -> Path:
-    """ONNX of the CAR network with random weights (the study needs the architecture, not training)."""
-    torch.manual_seed(seed)
-    return export_onnx(dagl.create("jpeg").eval(), folder / "dagl-jpeg-random.onnx", channels=1)
+def jpeg_onnx(folder: Path, weights: str, seed: int = 0) -> Path:
+    """ONNX of the CAR network with ``weights`` (a file, the shipped ones, or ``random``: seeded)."""
+    if weights == "random":
+        torch.manual_seed(seed)
+        model = dagl.create("jpeg").eval()
+    else:
+        model = dagl.load("jpeg", weights=None if weights == "shipped" else weights)
+    return export_onnx(model, folder / "dagl-jpeg.onnx", channels=1)
 
 
 def timed(restorer: Restorer, image: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -87,16 +90,19 @@ def plot(rows: list[dict], reference_seconds: float, path: Path) -> None:
 @click.option("--config", "configs", multiple=True, default=DEFAULT_CONFIGS, show_default=True,
               help="Grid configurations TILE/OVERLAP (repeatable).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch/ONNX Runtime threads.")
+@click.option("--weights", default="shipped", show_default=True,
+              help="jpeg weights: 'shipped', a .safetensors/official checkpoint, or 'random' (seed 0).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path),
               default=Path("docs/tiling-tradeoff.png"), show_default=True)
-def main(images: tuple[Path, ...], crop: int, configs: tuple[str, ...], threads: int, plot_path: Path) -> None:
+def main(images: tuple[Path, ...], crop: int, configs: tuple[str, ...], threads: int, weights: str,
+         plot_path: Path) -> None:
     """Grid tiling vs the reference chop: PSNR cost and time, as a table and a plot."""
     torch.set_num_threads(threads)
     pairs = [tuple(int(v) for v in c.split("/")) for c in configs]
     rows: list[dict] = []
     reference_total = 0.0
     with tempfile.TemporaryDirectory() as folder:
-        model = random_jpeg_onnx(Path(folder))
+        model = jpeg_onnx(Path(folder), weights)
         for path in images:
             image = gray(path, crop or None)
             with Restorer(model, task="jpeg", tiling="reference", threads=threads) as restore:
