@@ -12,39 +12,17 @@ import torch
 
 import dagl
 from dagl.gfam import PlainGFAM, UnfoldGFAM
+from test_gfam import make_heads, masked_share  # tests/ is on the path: one definition of the test heads
 
 SIZES = [(9, 11), (16, 16), (21, 14), (32, 32)]
 
 
 def heads_float64(seed: int = 0) -> tuple[PlainGFAM, UnfoldGFAM]:
-    """Random float64 heads whose dynamic threshold disconnects a real share of the keys."""
-    torch.manual_seed(seed)
-    plain = PlainGFAM()
-    with torch.no_grad():
-        plain.thr_conv.bias.fill_(1.0)
-        plain.bias_conv.bias.fill_(0.0)
+    """test_gfam's heads (a real share of disconnected keys), as float64 plain and unfold heads."""
+    plain, _ = make_heads(seed)
     unfold = UnfoldGFAM()
     unfold.load_state_dict(plain.state_dict())
-    return plain.double(), unfold.double()
-
-
-def masked_share(head: PlainGFAM, x: torch.Tensor) -> float:
-    """Fraction of (query, key) pairs the dynamic threshold disconnects."""
-    seen = {}
-    original = head.attention
-
-    def spy(scores, thr, bias):
-        mask = torch.relu(scores - scores.mean(dim=-1, keepdim=True) * thr + bias)
-        seen.setdefault("share", []).append((mask == 0).double().mean().item())
-        return original(scores, thr, bias)
-
-    head.attention = spy
-    try:
-        with torch.no_grad():
-            head(x)
-    finally:
-        del head.attention
-    return sum(seen["share"]) / len(seen["share"])
+    return plain.double().train(), unfold.double()
 
 
 def outputs_and_gradients(head: torch.nn.Module, x: torch.Tensor, upstream: torch.Tensor):
