@@ -95,3 +95,19 @@ def tiny_onnx(path: Path, body: str = "identity", *, input_name: str = "input", 
     onnx.helper.set_model_props(model, props | (metadata or {}))
     onnx.save(model, str(path))
     return path
+
+
+def tiff_planar_bomb(path: Path, width: int = 30000, height: int = 30000, planes: int = 3) -> Path:
+    """A one-plane-per-sample (planar) TIFF whose tags claim ``planes`` planes of ``width`` x ``height``."""
+    tifffile.imwrite(path, np.zeros((planes, 16, 16), np.uint8), planarconfig="separate", photometric="rgb",
+                     compression="zlib")
+    _patch_tiff_size(path, width, height)
+    return path
+
+
+def tiff_samples_bomb(path: Path, width: int = 2000, height: int = 2000, samples: int = 1000) -> Path:
+    """A contiguous TIFF with ``samples`` samples per pixel whose tags claim ``width`` x ``height``."""
+    tifffile.imwrite(path, np.zeros((16, 16, samples), np.uint8), planarconfig="contig", photometric="minisblack",
+                     extrasamples=[0] * (samples - 1), compression="zlib")
+    _patch_tiff_size(path, width, height)
+    return path
