@@ -70,7 +70,7 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     from .torch import TorchRunner, load_model
 
     try:
-        declared = declared_metadata(weights_metadata(path))
+        declared = declared_metadata(weights_metadata(path), path)
     except WeightsError as exc:
         raise ModelInputError(str(exc)) from None
     if not task and not declared.get("task"):

@@ -18,13 +18,11 @@ from .base import ModelInfo, ModelInputError
 log = logging.getLogger(__name__)
 
 
-def _int_or_none(value: object) -> int | None:
-    return None if value in (None, "", "null") else int(value)  # type: ignore[arg-type]
-
-
 def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = None,
                  sigma: int | None = None) -> ModelInfo:
-    """Combine an artefact's declared ``task``/``channels``/``sigma``/``precision`` with user overrides."""
+    """Combine an artefact's declared ``task``/``channels``/``sigma``/``precision`` with user overrides.
+
+    ``declared`` has passed :func:`dagl.artefact.check_declared` (typed, in range)."""
     declared_task = declared.get("task") or None
     if task and declared_task and task != declared_task:
         raise ModelInputError(f"{path.name} was exported for task {declared_task!r}, not {task!r}")
@@ -32,10 +30,10 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
     if not task:
         raise ModelInputError(f"{path.name} does not say which task it is for; pass --task")
     config = get_config(str(task))  # an unknown name is the user's TaskError
-    channels = _int_or_none(declared.get("channels")) or config.channels
+    channels = declared.get("channels") or config.channels
     if channels != config.channels:
         raise ModelInputError(f"{path.name} takes {channels} channels but task {task!r} needs {config.channels}")
-    declared_sigma = _int_or_none(declared.get("sigma"))
+    declared_sigma = declared.get("sigma")
     if sigma is not None and declared_sigma is not None and sigma != declared_sigma:
         raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
     return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,

@@ -45,8 +45,8 @@ def test_missing_or_foreign_sidecar_is_refused(tmp_path, content, message):
 @pytest.mark.parametrize("field, value, message", [
     ("max_shape", [4, 1, 256], "max_shape .* is not four positive sizes"),
     ("min_shape", [0, 1, 16, 16], "min_shape .* is not four positive sizes"),
-    ("channels", "one", "malformed engine sidecar"),
-    ("sigma", [25], "malformed engine sidecar"),
+    ("channels", "one", "field channels = 'one' is not an integer"),
+    ("sigma", [25], r"field sigma = \[25\] is not an integer"),
     ("weights", "trained", "weights is not an object"),
 ])
 def test_malformed_sidecar_fields_are_refused(tmp_path, field, value, message):
@@ -76,6 +76,6 @@ def test_onnx_metadata_round_trips_and_ignores_foreign_keys():
     assert props == {"dagl.task": "denoise", "dagl.channels": "1", "dagl.precision": "fp32",
                      "dagl.weights": "RANDOM (seed 0), not trained", "dagl.sigma": "15"}
     assert declared_metadata(props | {"producer": "someone"}) == {
-        "task": "denoise", "channels": "1", "precision": "fp32", "weights": "RANDOM (seed 0), not trained",
-        "sigma": "15"}
+        "task": "denoise", "channels": 1, "precision": "fp32", "weights": "RANDOM (seed 0), not trained",
+        "sigma": 15}
     assert "dagl.sigma" not in onnx_metadata("jpeg", 1, "fp16", None, "ab")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import UserInputError
-from .format import Profile
+from .format import MetadataError, Profile, check_declared
 
 #: A sidecar is a few hundred bytes; anything much larger is not one.
 _MAX_BYTES = 1 << 20
@@ -92,13 +92,13 @@ class EngineSidecar:
                 if len(shape) != 4 or min(shape) < 1:
                     raise ValueError(f"{name} {values[name]!r} is not four positive sizes")
                 values[name] = shape
-            values["channels"] = int(values["channels"])
-            values["sigma"] = None if values["sigma"] in (None, "", "null") else int(values["sigma"])
-            for name in ("task", "precision", "tensorrt_version", "gpu_name", "compute_capability", "onnx_sha256"):
-                if name in values:
-                    values[name] = str(values[name])
             if not isinstance(values.get("weights", {}), dict):
                 raise ValueError("weights is not an object")
+            texts = ("task", "precision", "tensorrt_version", "gpu_name", "compute_capability", "onnx_sha256")
+            values |= check_declared({name: values[name] for name in ("channels", "sigma", *texts) if name in values},
+                                     path)
         except (TypeError, ValueError) as exc:
             raise SidecarError(f"{path}: malformed engine sidecar ({exc})") from None
+        except MetadataError as exc:
+            raise SidecarError(str(exc)) from None
         return cls(**values)

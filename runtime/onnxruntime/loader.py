@@ -24,7 +24,7 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf errors have no common base class
         raise RuntimeLoadError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
-    declared = declared_metadata({p.key: p.value for p in model.metadata_props})
+    declared = declared_metadata({p.key: p.value for p in model.metadata_props}, path)
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)
     warn_if_random(declared, path)
