@@ -61,7 +61,7 @@ def test_malformed_sidecar_fields_are_refused(tmp_path, field, value, message):
 def test_oversized_sidecar_is_refused_without_parsing(tmp_path):
     engine = tmp_path / "x.plan"
     sidecar_path(engine).write_bytes(b" " * ((1 << 20) + 1))
-    with pytest.raises(SidecarError, match="too large for an engine sidecar"):
+    with pytest.raises(SidecarError, match="over 1,048,576 bytes, too large for an engine sidecar"):
         EngineSidecar.read(engine)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import UserInputError
+from ..files import loads_bounded, read_small
 from .format import MetadataError, Profile, check_declared
 
 #: A sidecar is a few hundred bytes; anything much larger is not one.
@@ -66,9 +67,7 @@ class EngineSidecar:
     def read(cls, engine: Path) -> EngineSidecar:
         path = sidecar_path(engine)
         try:
-            if path.stat().st_size > _MAX_BYTES:
-                raise SidecarError(f"{path}: {path.stat().st_size} bytes is too large for an engine sidecar")
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = loads_bounded(read_small(path, _MAX_BYTES, "an engine sidecar").decode("utf-8"))
         except FileNotFoundError:
             raise SidecarError(f"{engine}: its sidecar {path.name} is missing; the engine's task, TensorRT "
                                f"version and GPU are unknown (rebuild it with dagl-export)") from None
