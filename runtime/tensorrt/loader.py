@@ -34,9 +34,22 @@ def rebuild_hint(info: ModelInfo, sidecar: EngineSidecar) -> str:
     return f"dagl-export --task {info.task}{sigma}{precision} --weights WEIGHTS"
 
 
-def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar) -> tuple[Any, Any]:
-    """(runtime, ICudaEngine) for ``engine``, refused with one line if it was built elsewhere."""
+def _require_cuda_torch(engine: Path, device: str) -> None:
+    """The runner's buffers are torch CUDA tensors: a torch without CUDA would fail on the first tile."""
+    import torch
+
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        cuda = "has no CUDA" if torch.version.cuda is None else "sees no CUDA GPU"
+        raise RuntimeLoadError(f"{engine.name}: TensorRT engines run on CUDA buffers from torch, and this torch "
+                               f"{cuda}; install a CUDA build of torch, or run the .onnx file with "
+                               f"--backend onnxruntime")
+
+
+def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar, device: str = "cuda") -> tuple[Any, Any]:
+    """(runtime, ICudaEngine) for ``engine``, refused with one line if it was built elsewhere or cannot run
+    here (``device``: where the runner's buffers live)."""
     trt = _tensorrt()
+    _require_cuda_torch(engine, device)
     built = EngineTarget(sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
     problem = engine_mismatch(built, current_target(trt), rebuild_hint(info, sidecar))
     if problem:

@@ -35,14 +35,7 @@ class TensorRTRunner(BaseRunner):
         return self.sidecar.max_batch
 
     def activate_impl(self) -> None:
-        import torch
-
-        if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():  # its buffers are CUDA tensors
-            cuda = "has no CUDA" if torch.version.cuda is None else "sees no CUDA GPU"
-            raise RuntimeLoadError(f"{self.path.name}: TensorRT engines run on CUDA buffers from torch, and this torch "
-                                   f"{cuda}; install a CUDA build of torch, or run the .onnx file with "
-                                   f"--backend onnxruntime")
-        self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar)
+        self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar, self.device)
         trt = import_tensorrt()  # found: load_engine has just used it
         # Strongly typed engines keep the ONNX graph's I/O types; dagl-export writes float32 I/O
         # for both precisions, and the buffers below are float32.
