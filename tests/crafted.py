@@ -74,8 +74,8 @@ def tiny_onnx(path: Path, body: str = "identity", *, input_name: str = "input", 
               elem_type: int = 1, metadata: dict[str, str] | None = None) -> Path:
     """A one-node ONNX graph standing in for a DAGL export (milliseconds to build and to load).
 
-    ``body``: ``identity``; ``divide`` (x / x: 1 where x != 0, NaN where x == 0); ``pool`` (global
-    average pool, an (N, C, 1, 1) output that numpy would broadcast into a flat image), declared as
+    ``body``: ``identity``; ``divide`` (x / x: 1 where x != 0, NaN where x == 0); ``pool`` (a mean
+    over H and W, an (N, C, 1, 1) output that numpy would broadcast into a flat image), declared as
     such; ``hidden-pool``: the same, its output declared (N, 1, h, w) so only running it tells.
     """
     import onnx
@@ -84,8 +84,8 @@ def tiny_onnx(path: Path, body: str = "identity", *, input_name: str = "input", 
     dims = ["N", 1, "H", "W"]
     nodes = {"identity": [helper.make_node("Identity", [input_name], [output_name])],
              "divide": [helper.make_node("Div", [input_name, input_name], [output_name])],
-             "pool": [helper.make_node("GlobalAveragePool", [input_name], [output_name])],
-             "hidden-pool": [helper.make_node("GlobalAveragePool", [input_name], [output_name])]}[body]
+             "pool": [helper.make_node("ReduceMean", [input_name], [output_name], axes=[2, 3], keepdims=1)],
+             "hidden-pool": [helper.make_node("ReduceMean", [input_name], [output_name], axes=[2, 3], keepdims=1)]}[body]
     out_dims = {"pool": ["N", 1, 1, 1], "hidden-pool": ["N", 1, "h", "w"]}.get(body, dims)
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info(input_name, elem_type, dims)],
                               [helper.make_tensor_value_info(output_name, elem_type, out_dims)])
