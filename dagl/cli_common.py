@@ -12,6 +12,8 @@ below it imports this module. It holds:
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -135,10 +137,27 @@ def device_option(default: str = "cpu") -> Callable[[F], F]:
                              "cuda is refused when there is no GPU.")
 
 
+class FiniteFloat(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses ``nan`` and ``inf``, which its comparisons let through."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+#: Seeds go to numpy and torch generators, which take 0 .. 2**32 - 1.
+SEED = click.IntRange(0, 2**32 - 1)
+#: More threads than 4 per core only adds contention; thousands crash or hang the libraries' pools.
+MAX_THREADS = min(256, 4 * (os.cpu_count() or 1))
+
+
 def threads_option() -> Callable[[F], F]:
-    """``--threads N``: CPU threads of the backends (torch, ONNX Runtime intra-op)."""
-    return click.option("--threads", type=click.IntRange(min=1), default=None,
-                        help="CPU threads for PyTorch and ONNX Runtime (default: the library's own choice).")
+    """``--threads N``: CPU threads of the backends (torch, ONNX Runtime intra-op), 1 to :data:`MAX_THREADS`."""
+    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
+                        help=f"CPU threads for PyTorch and ONNX Runtime, 1 to {MAX_THREADS} (4 per core; "
+                             f"default: the library's own choice).")
 
 
 def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
