@@ -62,3 +62,30 @@ def test_threads_are_bounded_by_the_machine(capsys, tmp_path, prog, threads):
     args = [str(tmp_path / "m.onnx"), *([str(tmp_path / "x.png")] if prog == "dagl-infer" else [])]
     _refused(command, [*args, "--threads", threads], capsys, f"is not in the range 1<=x<={MAX_THREADS}")
     assert 1 <= MAX_THREADS <= 256
+
+
+def test_training_estimate_bounds_the_measured_peaks():
+    """The fitted training formula against the ru_maxrss figures in dagl/memory.py (MiB): -10 % to +15 % from 64 px."""
+    from dagl.memory import estimate_training_bytes
+
+    for patch, batch, measured in ((48, 1, 243), (64, 1, 579), (64, 2, 1168), (96, 1, 2253), (128, 1, 5200)):
+        estimate = estimate_training_bytes(patch, batch) / 2**20
+        assert measured * 0.9 <= estimate <= measured * (1.25 if patch < 64 else 1.15), (patch, batch, estimate)
+
+
+def test_dagl_train_refuses_a_batch_over_the_memory_budget_before_loading_data(capsys, tmp_path):
+    """--batch-size 32 of 128 px crops: about 173 GiB by the estimate, refused before the (missing) data is read."""
+    from dagl.memory import estimate_training_bytes, memory_budget
+    from dagl.train.cli import command
+
+    assert estimate_training_bytes(128, 32) > memory_budget("cpu")
+    _refused(command, [*TRAIN, "--device", "cpu", "--patch", "128", "--batch-size", "32", "--out", str(tmp_path)],
+             capsys, "training on 32 crop(s) of 128x128 px per process would need about 172.8 GiB")
+    assert not any(tmp_path.iterdir())
+
+
+def test_dagl_train_refuses_a_validation_crop_over_the_budget(capsys, tmp_path):
+    from dagl.train.cli import command
+
+    _refused(command, [*TRAIN, "--device", "cpu", "--patch", "16", "--batch-size", "1", "--val", "set12",
+                       "--val-crop", "2000", "--out", str(tmp_path)], capsys, "use a smaller --val-crop")

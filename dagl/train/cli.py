@@ -13,6 +13,7 @@ import click
 
 from ..cli_common import SEED, Command, FiniteFloat, sigma_option, task_option
 from ..gfam import GFAM_IMPLEMENTATIONS
+from ..memory import check_memory, check_training_memory, memory_budget
 from ..pretrained import weights_name
 from .config import LR_STEP_ITERATIONS, TrainConfig
 
@@ -143,9 +144,19 @@ def command(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
     config = _config(task, sigma, data, out, device=device, **options)
     ctx = distributed.setup(device)
     try:
+        _check_memory(config, ctx)
         Trainer(config, ctx, started_at=started_at).fit()
     finally:
         distributed.teardown()
+
+
+def _check_memory(config: TrainConfig, ctx) -> None:
+    """Refuse crops, batches or validation crops whose estimated peak exceeds this device's budget, before
+    any data loads (a huge --batch-size would otherwise fail minutes later with an allocation error)."""
+    budget = memory_budget(str(ctx.device))
+    check_training_memory(config.patch, -(-config.batch_size // ctx.world_size), budget)
+    if config.val:
+        check_memory(config.val_crop, config.val_crop, 1, budget, what="validation crop", hint="use a smaller --val-crop")
 
 
 def main(argv: list[str] | None = None) -> int:
