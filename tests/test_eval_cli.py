@@ -251,3 +251,18 @@ def test_nan_output_is_one_line_error_never_a_nan_score(tmp_path):
     assert "nan" not in result.stdout.lower()
     [error] = [line for line in result.stderr.splitlines() if "error" in line]
     assert error.startswith("dagl-eval: error: ") and "produced 1 NaN or infinite value(s)" in error
+
+
+@pytest.mark.parametrize("size", [8, 10])
+def test_images_smaller_than_the_ssim_window_are_refused_with_the_minimum(tmp_path, size):
+    """8x8 and 10x10 pairs: one line naming the file and 11x11, exit 2, before any score (none is printed)."""
+    from crafted import tiny_onnx
+
+    for folder in ("clean", "degraded"):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+        Image.fromarray(np.full((size, size), 100, np.uint8)).save(tmp_path / "set" / folder / "a.png")
+    result = invoke(["--dataset", tmp_path / "set", "--model", tiny_onnx(tmp_path / "id.onnx"), "--tiling", "none"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        f"dagl-eval: error: {tmp_path / 'set' / 'clean' / 'a.png'}: {size}x{size} px is smaller than SSIM's 11x11 "
+        f"window; the protocol needs images of at least 11x11 px"]
