@@ -7,12 +7,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from .interrupt import install_early as _install_early
 
-from .configs import TASKS, TaskConfig, get_config
-from .model import DAGL, create
-from .pretrained import shipped_weights
-from .weights import WeightsError, load_into, read_state_dict, save_safetensors
+_install_early()  # first, before the heavy imports below: Ctrl-C while they load is one line, not a traceback
+
+from pathlib import Path  # noqa: E402
+
+from .configs import TASKS, TaskConfig, get_config  # noqa: E402
+from .model import DAGL, create  # noqa: E402
+from .pretrained import shipped_weights  # noqa: E402
+from .weights import WeightsError, load_into, read_state_dict, save_safetensors  # noqa: E402
 
 __all__ = ["DAGL", "TASKS", "TaskConfig", "WeightsError", "create", "get_config", "load",
            "read_state_dict", "save_safetensors", "shipped_weights"]

@@ -24,12 +24,13 @@ from click.exceptions import NoArgsIsHelpError
 from . import io
 from .configs import TASKS
 from .errors import DaglError
+from .interrupt import Interrupted, signals_interrupt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: -h works everywhere, and help text may use 100 columns (the examples are long command lines).
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-#: Exit status after Ctrl-C, as a shell reports a process killed by SIGINT.
+#: Exit status after Ctrl-C, as a shell reports a process killed by SIGINT (SIGTERM: 143).
 INTERRUPTED = 130
 
 
@@ -58,10 +59,11 @@ class _OneLineErrors:
         """Run the command and return its exit status instead of exiting (for ``main(argv) -> int`` callers)."""
         prog = self.name or prog_name or "dagl"
         try:
-            result = super().main(args, prog_name or prog, standalone_mode=False, **extra)  # type: ignore[misc]
-        except click.exceptions.Abort:
+            with signals_interrupt():
+                result = super().main(args, prog_name or prog, standalone_mode=False, **extra)  # type: ignore[misc]
+        except (click.exceptions.Abort, Interrupted) as exc:  # Abort: click's own, e.g. a prompt's Ctrl-D
             echo_error(prog, "interrupted" + (f"; {self.interrupted_hint}" if self.interrupted_hint else ""))
-            return INTERRUPTED
+            return exc.exit_code if isinstance(exc, Interrupted) else INTERRUPTED
         except NoArgsIsHelpError as exc:  # a bare `dagl-eval`: the help is the answer, not an error line
             exc.show()
             return exc.exit_code
