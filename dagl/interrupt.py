@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The process that installed the running handlers; forked children inherit them but are not it.
+_owner = os.getpid()
 
 
 class Interrupted(BaseException):
@@ -45,6 +47,11 @@ def _leave_now(signum: int, frame: object) -> None:
 
 
 def _raise(signum: int, frame: object) -> None:
+    if os.getpid() != _owner:  # a forked child (a DataLoader worker): behave as Python's defaults do
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
     raise Interrupted(signum)
 
 
@@ -64,6 +71,8 @@ def install_early() -> None:
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
     """SIGINT/SIGTERM raise :class:`Interrupted` inside the block; the previous handlers come back after it."""
+    global _owner
+    _owner = os.getpid()
     previous = _install(_raise)
     try:
         yield

@@ -52,3 +52,19 @@ def test_a_signal_during_inference_is_one_line_and_writes_nothing(tmp_path, caps
     assert [line for line in capsys.readouterr().err.splitlines() if "error" in line] == ["dagl-infer: error: interrupted"]
     assert not out.exists() or list(out.iterdir()) == []
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers given back
+
+
+def test_a_forked_worker_keeps_pythons_default_behaviour():
+    """DataLoader workers inherit the handlers: SIGTERM still ends them as SIG_DFL would (killed by signal 15)."""
+    from dagl.interrupt import signals_interrupt
+
+    with signals_interrupt():
+        pid = os.fork()
+        if pid == 0:  # the child: wait to be terminated
+            import time
+
+            time.sleep(30)
+            os._exit(0)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
