@@ -61,8 +61,7 @@ def _versions() -> dict[str, str | None]:
 
 
 def _onnx_metadata(task: str, channels: int, precision: str, sigma: int | None, weights: WeightsInfo) -> dict:
-    label = f"RANDOM (seed {RANDOM_SEED}), not trained" if weights.random else str(weights.sha256)
-    return onnx_metadata(task, channels, precision, sigma, label)
+    return onnx_metadata(task, channels, precision, sigma, weights.label)
 
 
 def _check(model: onnx.ModelProto, label: str) -> None:
@@ -160,8 +159,8 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
             raise
         raise WeightsError(f"{exc}; use --weights PATH, or --weights random for a smoke test") from None
     if info.random:
-        click.secho(f"WARNING: --weights random: seeded random weights (seed {RANDOM_SEED}); the artefacts "
-                    "restore nothing and are labelled so in their metadata", fg="yellow", bold=True, err=True)
+        click.secho(f"WARNING: {info.source}: {info.label}; the artefacts restore nothing and are labelled so "
+                    "in their metadata", fg="yellow", bold=True, err=True)
 
     stem = artefact_stem(task)
     output_dir.mkdir(parents=True, exist_ok=True)

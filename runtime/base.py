@@ -35,6 +35,8 @@ class ModelInfo:
     channels: int
     sigma: int | None = None
     precision: str = "fp32"
+    #: The artefact declares untrained (RANDOM) weights: commands warn and reports say so.
+    random: bool = False
 
 
 class BaseRunner:

@@ -9,7 +9,7 @@ from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
 from dagl.weights import weights_metadata
 
 from .base import BaseRunner, ModelInputError
-from .metadata import resolve_info, warn_if_random
+from .metadata import resolve_info
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -61,7 +61,6 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         except SidecarError as exc:
             raise ModelInputError(str(exc)) from None
         info = resolve_info(sidecar.declared(), path, task, sigma)
-        warn_if_random({"weights": sidecar.weights}, path)
         return TensorRTRunner(path, info, sidecar)
     if implied == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner, read_info

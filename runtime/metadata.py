@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dagl import get_config
+from dagl.weights import is_random_label
 
 from .base import ModelInfo, ModelInputError
 
@@ -22,7 +23,8 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
                  sigma: int | None = None) -> ModelInfo:
     """Combine an artefact's declared ``task``/``channels``/``sigma``/``precision`` with user overrides.
 
-    ``declared`` has passed :func:`dagl.artefact.check_declared` (typed, in range)."""
+    ``declared`` has passed :func:`dagl.artefact.check_declared` (typed, in range). Untrained weights
+    are warned about here, once per load, for every kind of artefact."""
     declared_task = declared.get("task") or None
     if task and declared_task and task != declared_task:
         raise ModelInputError(f"{path.name} was exported for task {declared_task!r}, not {task!r}")
@@ -37,19 +39,20 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
     if sigma is not None and declared_sigma is not None and sigma != declared_sigma:
         raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
     return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,
-                     precision=str(declared.get("precision") or "fp32"))
+                     precision=str(declared.get("precision") or "fp32"), random=warn_if_random(declared, path))
 
 
 def warn_if_random(declared: Mapping[str, object], path: Path) -> bool:
-    """Warn (once per load) when an artefact declares seeded random weights; returns whether it did.
+    """Warn (once per load) when an artefact declares untrained weights; returns whether it did.
 
-    ``dagl-export --weights random`` exists to smoke-test a deployment pipeline; its outputs look
-    like images but mean nothing, so whoever runs one is told on every load.
+    ``dagl-export --weights random`` exists to smoke-test a deployment pipeline, and a dagl-train run
+    that ran no iteration ships its random initialisation; their outputs look like images but mean
+    nothing, so whoever runs one is told on every load.
     """
     weights = declared.get("weights")
-    random = (isinstance(weights, Mapping) and bool(weights.get("random"))) or \
-        (isinstance(weights, str) and weights.upper().startswith("RANDOM"))
+    random = is_random_label(weights)
     if random:
-        log.warning("%s holds RANDOM, untrained weights (dagl-export --weights random): its outputs are "
-                    "meaningless; use it for pipeline smoke tests only", path.name)
+        label = weights if isinstance(weights, str) else "RANDOM, not trained"
+        log.warning("%s holds RANDOM, untrained weights (%s): its outputs are meaningless; use it for "
+                    "pipeline smoke tests only", path.name, label)
     return random

@@ -24,7 +24,8 @@ def test_sidecar_round_trips_through_json(tmp_path):
     assert raw["max_shape"] == [4, 1, 256, 256] and raw["sigma"] == 25  # plain JSON a person can read
     again = EngineSidecar.read(engine)
     assert again == SIDECAR and again.max_batch == 4 and again.profile.opt == (4, 1, 80, 80)
-    assert again.declared() == {"task": "denoise", "channels": 1, "sigma": 25, "precision": "fp16"}
+    assert again.declared() == {"task": "denoise", "channels": 1, "sigma": 25, "precision": "fp16",
+                                "weights": SIDECAR.weights}
 
 
 @pytest.mark.parametrize("content, message", [

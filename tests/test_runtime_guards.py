@@ -89,7 +89,7 @@ def test_random_weights_artefact_warns_in_one_line(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         Restorer(path, **FAST)
     assert [r.getMessage() for r in caplog.records] == [
-        "rnd.onnx holds RANDOM, untrained weights (dagl-export --weights random): its outputs are meaningless; "
+        "rnd.onnx holds RANDOM, untrained weights (RANDOM (seed 0), not trained): its outputs are meaningless; "
         "use it for pipeline smoke tests only"]
     caplog.clear()
     with caplog.at_level(logging.WARNING):

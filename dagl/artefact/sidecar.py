@@ -57,7 +57,8 @@ class EngineSidecar:
 
     def declared(self) -> dict[str, object]:
         """The task facts, in the form ONNX metadata declares them (for one resolution rule)."""
-        return {"task": self.task, "channels": self.channels, "sigma": self.sigma, "precision": self.precision}
+        return {"task": self.task, "channels": self.channels, "sigma": self.sigma, "precision": self.precision,
+                "weights": self.weights}
 
     def write(self, engine: Path) -> Path:
         record = asdict(self) | {name: list(getattr(self, name)) for name in ("min_shape", "opt_shape", "max_shape")}

@@ -36,7 +36,8 @@ class ReportWriteError(DaglError):
 
 def _model_names(paths: Sequence[Path], restorers: Sequence[Restorer]) -> list[str]:
     """``file (backend)``, numbered when two models would otherwise read the same."""
-    names = [f"{p.name} ({r.backend})" for p, r in zip(paths, restorers)]
+    names = [f"{p.name} ({r.backend}{', RANDOM weights' if r.runner.info.random else ''})"
+             for p, r in zip(paths, restorers)]
     if len(set(names)) < len(names):
         names = [f"{i + 1}:{name}" for i, name in enumerate(names)]
     return names

@@ -9,7 +9,7 @@ from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
 from dagl.artefact.operators import operator_refusal
 
 from ..base import ModelInfo, ModelInputError, RuntimeLoadError
-from ..metadata import resolve_info, warn_if_random
+from ..metadata import resolve_info
 
 #: onnx.TensorProto.FLOAT: every dagl-export graph (FP16 ones too) takes and returns float32.
 _FLOAT = 1
@@ -29,7 +29,6 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)
     check_operators(model.graph, path)
-    warn_if_random(declared, path)
     return info
 
 
