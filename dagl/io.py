@@ -263,14 +263,16 @@ def check_writable(path: str | Path, bit_depth: int) -> int:
     return bit_depth
 
 
-def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path:
+def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8, overwrite: bool = True) -> Path:
     """Write a float image in [0, 1] to ``path`` atomically, in the format its extension names.
 
     The file appears complete or not at all: it is written to a temporary file in the same
     folder and renamed over ``path``, so an interrupted run never leaves a truncated image that
     a later step would read as valid. ``.npy`` always stores the clamped float32 array (exact,
     for parity work); PNG stores 8 or 16 bits (16-bit only for gray, Pillow's limit); TIFF
-    stores 8, 16 bits or float32 (``bit_depth=32``).
+    stores 8, 16 bits or float32 (``bit_depth=32``). ``overwrite=False`` refuses to replace a file
+    that exists when the write finishes (checked by the final move itself, so two concurrent runs
+    cannot both succeed on one name).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -281,7 +283,7 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path
     if not path.parent.is_dir():
         raise ImageWriteError(f"{path}: output folder {path.parent} does not exist")
     try:
-        with atomic_path(path) as temp, open(temp, "wb") as handle:
+        with atomic_path(path, replace=overwrite) as temp, open(temp, "wb") as handle:
             if suffix == ".npy":
                 np.save(handle, pixels, allow_pickle=False)
             elif suffix in TIFF_SUFFIXES:
@@ -290,6 +292,9 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path
                 tifffile.imwrite(handle, pixels)
             else:
                 Image.fromarray(pixels).save(handle, format="PNG")  # uint16 (H, W) maps to mode I;16
+    except FileExistsError:
+        raise ImageWriteError(f"{path}: appeared while this image was restored (another run writing there?); "
+                              f"not replaced without --overwrite") from None
     except OSError as exc:
         raise ImageWriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path

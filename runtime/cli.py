@@ -135,7 +135,7 @@ def _make_folder(target: Path) -> None:
 
 
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
-                console: Console) -> tuple[int, float]:
+                console: Console, overwrite: bool = False) -> tuple[int, float]:
     """Run every job; returns (images written, megapixels)."""
     written, megapixels = 0, 0.0
     with progress(console) as bars:
@@ -153,7 +153,7 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                                 description=job.source.name)
                     out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
                     _make_folder(job.target)
-                    write_image(job.target, out, bit_depth)
+                    write_image(job.target, out, bit_depth, overwrite=overwrite)
                 except (ChannelError, InferenceError, InputArrayError, MemoryBudgetError) as exc:
                     reporter.error(f"{job.source}: {exc}", exc.exit_code)  # nothing was written for this image
                 except DaglError as exc:
@@ -223,7 +223,7 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     restorer.runner.activate()
     start = time.perf_counter()
     with restorer:
-        written, megapixels = restore_all(restorer, jobs, depth, reporter, console)
+        written, megapixels = restore_all(restorer, jobs, depth, reporter, console, overwrite)
     seconds = time.perf_counter() - start
     failed = f", {reporter.failures} failed" if reporter.failures else ""
     console.print(f"{written} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
