@@ -15,7 +15,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
-from .errors import UserInputError
+from .errors import OutputError, UserInputError, output_error
 
 #: Extensions read through Pillow; ``.npy`` and ``.tif``/``.tiff`` have their own readers.
 PIL_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".webp", ".ppm", ".pgm"}
@@ -232,7 +232,7 @@ def read_image(path: str | Path) -> np.ndarray:
 WRITE_BIT_DEPTHS = {".png": (8, 16), ".tif": (8, 16, 32), ".tiff": (8, 16, 32), ".npy": (32,)}
 
 
-class ImageWriteError(UserInputError):
+class ImageWriteError(OutputError):
     """An output that cannot be written as asked; the message is one line meant for the user."""
 
 
@@ -295,6 +295,6 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8, overwri
     except FileExistsError:
         raise ImageWriteError(f"{path}: appeared while this image was restored (another run writing there?); "
                               f"not replaced without --overwrite") from None
-    except OSError as exc:
-        raise ImageWriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except OSError as exc:  # a full disk is a failure while working (1), a read-only folder the user's (2)
+        raise output_error(path, exc, ImageWriteError) from None
     return path

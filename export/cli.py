@@ -18,8 +18,9 @@ from dagl.atomic import write_atomic
 from dagl.calibration.policy import RANGES_FILE, fp32_nodes
 from dagl.cli_common import Command, sigma_option, task_option
 from dagl.configs import TaskConfig, get_config
-from dagl.errors import DaglError
-from dagl.source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
+from dagl.errors import DaglError, output_error
+from dagl.outputs import check_output_folder
+from dagl.source import RANDOM, WeightsInfo, load_model
 from dagl.weights import WeightsError
 
 from .fp16 import to_fp16
@@ -152,6 +153,7 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     """
     config = get_config(task)
     _validate_options(config, sigma, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
+    check_output_folder(output_dir)  # before the export's minutes, not after
     try:
         model, info = load_model(task, weights, sigma)
     except WeightsError as exc:
@@ -163,7 +165,10 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
                     "in their metadata", fg="yellow", bold=True, err=True)
 
     stem = artefact_stem(task)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(output_dir, exc, what="cannot create the output folder") from None
     graphs, keep = _export_graphs(model, task, sigma, info, fp16, output_dir)
     for name, graph in graphs.items():
         save_atomic(graph, output_dir / name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -16,8 +15,9 @@ from rich.console import Console
 from dagl.cli_common import (Command, device_option, error_line, max_pixels_option, sigma_option, task_option,
                              threads_option)
 from dagl.cli_progress import progress
-from dagl.errors import DaglError, UserInputError
+from dagl.errors import DaglError, UserInputError, output_error
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
+from dagl.outputs import check_output_folder
 
 from .base import InferenceError
 from .channels import ChannelError, to_network
@@ -92,21 +92,6 @@ def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_dept
         job.target = target
 
 
-def check_output_folder(folder: Path) -> None:
-    """Refuse an output folder that could not be created or written, without creating it.
-
-    The folder itself is made only when the first output is written, so a run that fails (a bad
-    model, unreadable inputs) leaves no empty ``restored/`` behind.
-    """
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserInputError(f"cannot create output folder {folder} ({existing} is not a folder)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserInputError(f"output folder {existing} is not writable")
-
-
 class Reporter:
     """One-line messages on stderr, kept apart from the progress bar; errors in the shared CLI shape."""
 
@@ -131,7 +116,7 @@ def _make_folder(target: Path) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ImageWriteError(f"{target}: cannot create its folder ({exc.strerror or exc})") from None
+        raise output_error(target, exc, ImageWriteError, "cannot create its folder") from None
 
 
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,

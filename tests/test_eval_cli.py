@@ -179,9 +179,9 @@ def test_unwritable_report_folder_is_a_one_line_error(tmp_path, official_checkpo
     (tmp_path / "file").write_text("")
     result = invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", official_checkpoint("jpeg"),
                      "--tiling", "none", "--limit", 1, "--crop", 16, "--report", tmp_path / "file" / "sub"])
-    assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == ["image 1/1 done", result.stderr.strip().splitlines()[-1]]
-    assert result.stderr.strip().splitlines()[-1].startswith("dagl-eval: error: cannot write the report:")
+    assert result.exit_code == 2  # the place the user named (dagl.errors' rule), refused before any image
+    assert result.stderr.strip().splitlines() == [
+        f"dagl-eval: error: cannot create output folder {tmp_path / 'file' / 'sub'} ({tmp_path / 'file'} is not a folder)"]
     assert "Traceback" not in result.output
 
 

@@ -15,7 +15,8 @@ from dagl.atomic import write_atomic
 from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option, threads_option
 from dagl.cli_progress import progress
 from dagl.datasets import EvalSet, named_set, open_set
-from dagl.errors import DaglError, UserInputError
+from dagl.errors import DaglError, OutputError, UserInputError, output_error
+from dagl.outputs import check_output_file, check_output_folder
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
 from dagl.runtime.compare import ParityError, Verdict, judge, tolerance_for
@@ -30,8 +31,8 @@ from .scoring import EvalResult, evaluate
 console = Console(stderr=True)
 
 
-class ReportWriteError(DaglError):
-    """The report folder or table file cannot be written."""
+class ReportWriteError(OutputError):
+    """The report folder or table file cannot be written (exit 2, or 1 for a full disk: dagl.errors' rule)."""
 
 
 def _model_names(paths: Sequence[Path], restorers: Sequence[Restorer]) -> list[str]:
@@ -80,11 +81,11 @@ def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
 
 
 def _written(write: Callable[[], list[Path]]) -> list[Path]:
-    """Run a report writer; an unwritable folder is the user's to fix, so one line, not a traceback."""
+    """Run a report writer; a failed write is one line, its exit code by the one rule (dagl.errors)."""
     try:
         return write()
     except OSError as exc:
-        raise ReportWriteError(f"cannot write the report: {exc}") from None
+        raise output_error(exc.filename or "the report", exc, ReportWriteError, "cannot write the report") from None
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -189,6 +190,8 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
         return
     if not dataset or not model:
         raise click.UsageError("--dataset and --model are required (or run `dagl-eval paper`)")
+    if report:
+        check_output_folder(report)  # before minutes of evaluation, not after
     paths = [model, *compare]
     restorers = [Restorer(p, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
                           overlap=overlap, batch=batch, ensemble=ensemble, threads=threads) for p in paths]
@@ -262,6 +265,10 @@ def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, li
     use the x8 ensemble and the reference chop, the defaults here; on a CPU expect hours per set.
     """
     suffixes = (suffix,) if suffix else ARTEFACT_SUFFIXES
+    if report:
+        check_output_folder(report)
+    if table:
+        check_output_file(table)
     rows = [_paper_row(cell, weights_dir, suffixes, ensemble, tiling, limit, backend, device, report)
             for cell in PAPER_CELLS]
     Console().print(paper_terminal_table(rows))

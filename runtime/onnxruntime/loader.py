@@ -8,7 +8,7 @@ from pathlib import Path
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
 from dagl.artefact.operators import operator_refusal
 
-from ..base import ModelInfo, ModelInputError, RuntimeLoadError
+from ..base import ModelInfo, ModelInputError
 from ..metadata import resolve_info
 
 #: onnx.TensorProto.FLOAT: every dagl-export graph (FP16 ones too) takes and returns float32.
@@ -24,7 +24,7 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf errors have no common base class
-        raise RuntimeLoadError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
+        raise ModelInputError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
     declared = declared_metadata({p.key: p.value for p in model.metadata_props}, path)
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)

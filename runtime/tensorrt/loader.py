@@ -7,7 +7,7 @@ from typing import Any
 
 from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt
 
-from ..base import ModelInfo, RuntimeLoadError
+from ..base import ModelInfo, ModelInputError, RuntimeLoadError
 from .compat import EngineTarget, engine_mismatch
 
 
@@ -58,5 +58,5 @@ def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar, device: s
     runtime = trt.Runtime(logger)
     deserialised = runtime.deserialize_cuda_engine(engine.read_bytes())
     if deserialised is None:
-        raise RuntimeLoadError(f"{engine}: TensorRT could not deserialise it (corrupt or foreign file)")
+        raise ModelInputError(f"{engine}: TensorRT could not deserialise it (corrupt or foreign file)")
     return runtime, deserialised
