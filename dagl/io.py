@@ -244,11 +244,12 @@ def _quantise(array: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(clamped * peak).astype(dtype)
 
 
-def check_writable(path: str | Path, bit_depth: int) -> int:
-    """Refuse an output format or bit depth :func:`write_image` cannot honour, before any work.
+def check_writable(path: str | Path, bit_depth: int, channels: int | None = None) -> int:
+    """Refuse an output format, bit depth or channel count :func:`write_image` cannot honour, before any work.
 
     Returns the bit depth that will be written (``.npy`` always stores float32). Callers run it
-    when planning outputs, so ``--bit-depth 32 -o x.png`` fails before minutes of inference.
+    when planning outputs, so ``--bit-depth 32 -o x.png`` fails before minutes of inference, and
+    again with ``channels`` once the model (so the output's channels) is known.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -260,6 +261,8 @@ def check_writable(path: str | Path, bit_depth: int) -> int:
     if bit_depth not in WRITE_BIT_DEPTHS[suffix]:
         raise ImageWriteError(f"{path}: {suffix} cannot hold {bit_depth}-bit samples; "
                               f"use --bit-depth {' or '.join(map(str, WRITE_BIT_DEPTHS[suffix]))}")
+    if suffix == ".png" and bit_depth == 16 and channels is not None and channels > 1:
+        raise ImageWriteError(f"{path}: 16-bit colour PNG is not supported; write a .tif instead")
     return bit_depth
 
 
@@ -276,10 +279,12 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8, overwri
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    bit_depth = check_writable(path, bit_depth)
-    if suffix == ".png" and bit_depth == 16 and array.ndim == 3:
-        raise ImageWriteError(f"{path}: 16-bit colour PNG is not supported; write a .tif instead")
-    pixels = _quantise(np.asarray(array), bit_depth)
+    array = np.asarray(array)
+    bit_depth = check_writable(path, bit_depth, array.shape[2] if array.ndim == 3 else 1)
+    bad = array.size - int(np.isfinite(array).sum())
+    if bad:  # clipping would write NaN as black and Inf as white: a plausible image of nothing
+        raise ImageWriteError(f"{path}: the image holds {bad} NaN or infinite sample(s); not written")
+    pixels = _quantise(array, bit_depth)
     if not path.parent.is_dir():
         raise ImageWriteError(f"{path}: output folder {path.parent} does not exist")
     try:

@@ -14,8 +14,6 @@ from dagl.degradations import raw_to_mosaic
 from dagl.errors import UserInputError
 from dagl.io import has_gray_content, to_luma
 
-MIN_SIDE = 8
-
 
 class ChannelError(UserInputError):
     """An image whose channels do not fit the task; the message is one line meant for the user."""
@@ -38,9 +36,6 @@ def to_network(image: np.ndarray, task: str) -> tuple[np.ndarray, str | None]:
     """(array in the network's layout, a note to show the user or ``None``)."""
     if image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4):
         raise ChannelError(f"has {image.shape[2]} channels; expected gray, RGB or RGBA")
-    if min(image.shape[:2]) < MIN_SIDE:
-        raise ChannelError(f"is {image.shape[1]}x{image.shape[0]} px; images need at least "
-                           f"{MIN_SIDE} px on each side")
     image = _drop_alpha(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]

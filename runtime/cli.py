@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -67,9 +68,15 @@ def output_suffix(source: Path) -> str:
     return source.suffix.lower() if source.suffix.lower() in WRITE_BIT_DEPTHS else ".png"
 
 
-def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_depth: int = 8) -> None:
-    """Set each job's target: ``output`` itself for one input with a file name, else ``output/<name>``."""
-    single_file = output is not None and len(jobs) == 1 and output.suffix and not output.is_dir()
+def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_depth: int = 8,
+                 as_folder: bool = False) -> None:
+    """Set each job's target: ``output`` itself for one input with a file name, else ``output/<name>``.
+
+    ``as_folder``: the user wrote ``output`` with a trailing slash (``-o out/v1.0/``), so it is a
+    folder whatever its name looks like.
+    """
+    single_file = (output is not None and not as_folder and len(jobs) == 1 and output.suffix
+                   and not output.is_dir())
     folder = None if single_file else (output or DEFAULT_OUTPUT_DIR)
     seen: dict[Path, Path] = {}
     for job in jobs:
@@ -153,7 +160,7 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
 @click.command(PROG, cls=Command, epilog=EXAMPLES)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path),
+@click.option("-o", "--output", type=click.Path(),
               help="Output file (one input) or folder (several). Format follows the extension: "
                    ".png (8/16-bit), .tif (8/16-bit or float32), .npy (float32, exact). [default: ./restored/]")
 @task_option(help="Network task; read from the artefact's metadata when omitted (required for weights files).")
@@ -177,7 +184,7 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
 @threads_option()
 @max_pixels_option()
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (including an input given as output).")
-def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | None, sigma: int | None,
+def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | None, sigma: int | None,
          backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
          bit_depth: str, threads: int | None, overwrite: bool) -> None:
     """Restore images with a DAGL MODEL (.plan/.engine, .onnx or a weights file).
@@ -195,7 +202,8 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     depth = int(bit_depth)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     jobs = expand_inputs(inputs)
-    plan_outputs(jobs, output, overwrite, depth)
+    as_folder = output is not None and output.endswith(("/", os.sep))  # Path() would drop the slash
+    plan_outputs(jobs, Path(output) if output is not None else None, overwrite, depth, as_folder)
     if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
         for job in jobs:
             reporter.error(f"{job.source}: {job.error}")
@@ -205,6 +213,12 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
         check_output_folder(folder)
     restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
                         tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+    for job in jobs:  # now the output's channels are known: a 16-bit colour PNG is refused before inference
+        if job.target is not None and not job.error:
+            try:
+                check_writable(job.target, depth, restorer.channels)
+            except ImageWriteError as exc:
+                job.error = str(exc)
     restorer.runner.activate()
     start = time.perf_counter()
     with restorer:

@@ -70,6 +70,8 @@ def test_nan_weights_are_refused_when_loaded(tmp_path):
     (np.full((20, 24), np.inf, np.float32), "holds 480 NaN or infinite sample(s)"),
     (IMAGE * 255, "samples range over [127.5, 127.5]"),
     (np.zeros((20, 24, 3), np.float32), "takes (H, W, 1) images with 1 channel(s)"),
+    (np.zeros((0, 0), np.float32), "is 0x0 px; images need at least 8 px on each side"),
+    (np.zeros((7, 12), np.float32), "is 12x7 px; images need at least 8 px on each side"),
 ])
 def test_restorer_refuses_arrays_that_are_not_unit_float_images(tmp_path, array, message):
     restore = Restorer(tiny_onnx(tmp_path / "id.onnx"), **FAST)
