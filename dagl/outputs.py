@@ -40,6 +40,13 @@ def _name_max(folder: Path) -> int:
         return DEFAULT_NAME_MAX
 
 
+def check_output_name(path: str | Path) -> None:
+    """Refuse a path with a component over the filesystem's name limit (``ENAMETOOLONG`` otherwise,
+    from the first ``exists()`` on it)."""
+    path = Path(path)
+    _check_names(path, _existing(path.parent))
+
+
 def _check_names(path: Path, existing: Path) -> None:
     limit = _name_max(existing)
     for part in path.parts:
@@ -68,7 +75,7 @@ def check_output_file(path: str | Path, suffixes: Iterable[str] | None = None) -
     if allowed is not None and path.suffix.lower() not in allowed:
         raise OutputError(f"{path}: cannot write {path.suffix or 'files without extension'}; "
                           f"use one of {', '.join(allowed)}")
-    _check_names(path, _existing(path.parent))
+    check_output_name(path)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; name a file")
     check_output_folder(path.parent)

@@ -18,7 +18,7 @@ from dagl.cli_common import (Command, device_option, error_line, max_pixels_opti
 from dagl.cli_progress import progress
 from dagl.errors import DaglError, UserInputError, output_error
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
-from dagl.outputs import check_output_folder
+from dagl.outputs import check_output_folder, check_output_name
 
 from .base import InferenceError
 from .channels import ChannelError, to_network
@@ -75,6 +75,8 @@ def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_dept
     ``as_folder``: the user wrote ``output`` with a trailing slash (``-o out/v1.0/``), so it is a
     folder whatever its name looks like.
     """
+    if output is not None:
+        check_output_name(output)  # a name the filesystem refuses would raise from is_dir()/exists()
     single_file = (output is not None and not as_folder and len(jobs) == 1 and output.suffix
                    and not output.is_dir())
     folder = None if single_file else (output or DEFAULT_OUTPUT_DIR)

@@ -97,3 +97,14 @@ def test_dagl_export_checks_its_output_folder_first(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.strip().splitlines() == [
         f"dagl-export: error: cannot create output folder {tmp_path / 'FILE' / 'out'} ({tmp_path / 'FILE'} is not a folder)"]
+
+
+def test_dagl_infer_refuses_a_name_over_the_filesystem_limit(tmp_path, capsys):
+    """-o with a 304-byte file name: one line, exit 2, before the model loads (was ENAMETOOLONG's traceback)."""
+    from dagl.runtime.cli import main
+
+    Image.new("L", (16, 16)).save(tmp_path / "in.png")
+    model = str(tiny_onnx(tmp_path / "m.onnx"))
+    assert main.run([model, str(tmp_path / "in.png"), "-o", str(tmp_path / ("y" * 300 + ".png"))]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dagl-infer: error: yyyyy") and "a name of 304 bytes is over the filesystem's limit" in line
