@@ -39,7 +39,11 @@ class WeightsInfo:
             object.__setattr__(self, "label", random_label(RANDOM_SEED) if self.random else str(self.sha256))
 
     def as_dict(self) -> dict:
-        return asdict(self) | ({"seed": RANDOM_SEED} if self.random and self.sha256 is None else {})
+        """For the export summary and the sidecar: the label only where a weights file declared it."""
+        record = asdict(self)
+        if not (self.random and self.sha256):
+            del record["label"]
+        return record | ({"seed": RANDOM_SEED} if self.random and self.sha256 is None else {})
 
 
 def load_model(task: str, weights: str | Path | None, sigma: int | None = None) -> tuple[dagl.DAGL, WeightsInfo]:

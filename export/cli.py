@@ -20,7 +20,7 @@ from dagl.cli_common import Command, sigma_option, task_option
 from dagl.configs import TaskConfig, get_config
 from dagl.errors import DaglError, output_error
 from dagl.outputs import check_output_folder
-from dagl.source import RANDOM, WeightsInfo, load_model
+from dagl.source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
 from dagl.weights import WeightsError
 
 from .fp16 import to_fp16
@@ -161,8 +161,10 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
             raise
         raise WeightsError(f"{exc}; use --weights PATH, or --weights random for a smoke test") from None
     if info.random:
-        click.secho(f"WARNING: {info.source}: {info.label}; the artefacts restore nothing and are labelled so "
-                    "in their metadata", fg="yellow", bold=True, err=True)
+        what = (f"--weights random: seeded random weights (seed {RANDOM_SEED})" if info.sha256 is None
+                else f"{info.source}: {info.label}")
+        click.secho(f"WARNING: {what}; the artefacts restore nothing and are labelled so in their metadata",
+                    fg="yellow", bold=True, err=True)
 
     stem = artefact_stem(task)
     try:
