@@ -58,13 +58,20 @@ def test_a_forked_worker_keeps_pythons_default_behaviour():
     """DataLoader workers inherit the handlers: SIGTERM still ends them as SIG_DFL would (killed by signal 15)."""
     from dagl.interrupt import signals_interrupt
 
+    ready, tell = os.pipe()
     with signals_interrupt():
         pid = os.fork()
-        if pid == 0:  # the child: wait to be terminated
+        if pid == 0:  # the child: say it runs (a signal before CPython's after-fork reset is dropped), then wait
             import time
 
-            time.sleep(30)
-            os._exit(0)
+            try:
+                os.write(tell, b"r")
+                time.sleep(30)
+            finally:  # never return into the forked copy of pytest
+                os._exit(0)
+        assert os.read(ready, 1) == b"r"
         os.kill(pid, signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
+    os.close(ready)
+    os.close(tell)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
