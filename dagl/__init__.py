@@ -7,13 +7,17 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from .interrupt import install_early as _install_early
 
-from .configs import TASKS, TaskConfig, get_config
-from .errors import WeightsError
-from .pretrained import shipped_weights
+_install_early()  # first, before anything else loads: Ctrl-C while modules import is one line, not a traceback
+
+from importlib import import_module  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from .configs import TASKS, TaskConfig, get_config  # noqa: E402
+from .errors import WeightsError  # noqa: E402
+from .pretrained import shipped_weights  # noqa: E402
 
 if TYPE_CHECKING:
     from .model import DAGL, create
@@ -29,6 +33,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["DAGL", "TASKS", "TaskConfig", "WeightsError", "create", "get_config", "load",
            "read_state_dict", "save_safetensors", "shipped_weights"]

@@ -45,12 +45,33 @@ def _guard_sigterm(enter: bool) -> None:
                 _previous_handler = None
 
 
+def _publish(temp: Path, path: Path, replace: bool) -> None:
+    """Move the finished ``temp`` to ``path``; without ``replace``, never over a file that exists now.
+
+    The no-replace move is a hard link (``link`` fails with ``EEXIST`` atomically, so of two writers
+    exactly one wins), then the temporary name is dropped. Where the filesystem has no hard links,
+    an exclusive create of ``path`` claims the name first, then the rename fills it.
+    """
+    if replace:
+        os.replace(temp, path)
+        return
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network or FAT filesystems): claim the name, then fill it
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.replace(temp, path)
+
+
 @contextmanager
-def atomic_path(path: str | Path, mode: int = 0o666) -> Iterator[Path]:
+def atomic_path(path: str | Path, mode: int = 0o666, replace: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary path beside ``path``; on success it is renamed to ``path``.
 
     For writers that insist on a file name (Pillow, safetensors, matplotlib). The final file gets
     ``mode`` less the umask, like any file the user creates; the temporary one is owner-only.
+    ``replace=False`` raises ``FileExistsError`` (and leaves both files as they were) if ``path``
+    exists when the write finishes: another writer got there first.
     """
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -60,15 +81,15 @@ def atomic_path(path: str | Path, mode: int = 0o666) -> Iterator[Path]:
     try:
         yield temp
         os.chmod(temp, mode & ~_UMASK)
-        os.replace(temp, path)
+        _publish(temp, path, replace)
     finally:
         temp.unlink(missing_ok=True)
         _guard_sigterm(False)
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> Path:
+def write_atomic(path: str | Path, data: bytes | str, replace: bool = True) -> Path:
     """Write ``data`` (text is UTF-8) to ``path`` so that nobody ever sees a partial file."""
     path = Path(path)
-    with atomic_path(path) as temp:
+    with atomic_path(path, replace=replace) as temp:
         temp.write_bytes(data.encode() if isinstance(data, str) else data)
     return path

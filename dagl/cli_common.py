@@ -12,6 +12,8 @@ below it imports this module. It holds:
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -23,12 +25,13 @@ from . import io
 from .configs import TASKS
 from .device import AUTO, DeviceError, is_auto, resolve_device
 from .errors import DaglError
+from .interrupt import Interrupted, signals_interrupt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: -h works everywhere, and help text may use 100 columns (the examples are long command lines).
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-#: Exit status after Ctrl-C, as a shell reports a process killed by SIGINT.
+#: Exit status after Ctrl-C, as a shell reports a process killed by SIGINT (SIGTERM: 143).
 INTERRUPTED = 130
 
 
@@ -57,10 +60,11 @@ class _OneLineErrors:
         """Run the command and return its exit status instead of exiting (for ``main(argv) -> int`` callers)."""
         prog = self.name or prog_name or "dagl"
         try:
-            result = super().main(args, prog_name or prog, standalone_mode=False, **extra)  # type: ignore[misc]
-        except click.exceptions.Abort:
+            with signals_interrupt():
+                result = super().main(args, prog_name or prog, standalone_mode=False, **extra)  # type: ignore[misc]
+        except (click.exceptions.Abort, Interrupted) as exc:  # Abort: click's own, e.g. a prompt's Ctrl-D
             echo_error(prog, "interrupted" + (f"; {self.interrupted_hint}" if self.interrupted_hint else ""))
-            return INTERRUPTED
+            return exc.exit_code if isinstance(exc, Interrupted) else INTERRUPTED
         except NoArgsIsHelpError as exc:  # a bare `dagl-eval`: the help is the answer, not an error line
             exc.show()
             return exc.exit_code
@@ -132,10 +136,27 @@ def device_option(default: str = "auto") -> Callable[[F], F]:
                              "torch sees a GPU, else cpu; cuda:N picks a GPU. A GPU that is not there is refused.")
 
 
+class FiniteFloat(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses ``nan`` and ``inf``, which its comparisons let through."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+#: Seeds go to numpy and torch generators, which take 0 .. 2**32 - 1.
+SEED = click.IntRange(0, 2**32 - 1)
+#: More threads than 4 per core only adds contention; thousands crash or hang the libraries' pools.
+MAX_THREADS = min(256, 4 * (os.cpu_count() or 1))
+
+
 def threads_option() -> Callable[[F], F]:
-    """``--threads N``: CPU threads of the backends (torch, ONNX Runtime intra-op)."""
-    return click.option("--threads", type=click.IntRange(min=1), default=None,
-                        help="CPU threads for PyTorch and ONNX Runtime (default: the library's own choice).")
+    """``--threads N``: CPU threads of the backends (torch, ONNX Runtime intra-op), 1 to :data:`MAX_THREADS`."""
+    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
+                        help=f"CPU threads for PyTorch and ONNX Runtime, 1 to {MAX_THREADS} (4 per core; "
+                             f"default: the library's own choice).")
 
 
 def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> None:

@@ -19,6 +19,7 @@ from .configs import get_config
 from .errors import UserInputError
 from .degradations import protocol_noise
 from .io import IMAGE_SUFFIXES, ImageReadError, has_gray_content, read_image
+from .metrics import SSIM_WINDOW
 
 #: Where the test sets live unless ``DAGL_DATASETS`` says otherwise: ``../shared/datasets`` beside the checkout.
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -145,6 +146,10 @@ class EvalSet:
                     to_channels(read_image(degraded_path), channels, degraded_path)
             except ImageReadError as exc:
                 raise DatasetError(str(exc)) from None
+            if min(clean.shape[:2]) < SSIM_WINDOW:  # the protocol scores SSIM, whose window must fit
+                raise DatasetError(f"{clean_path}: {clean.shape[1]}x{clean.shape[0]} px is smaller than SSIM's "
+                                   f"{SSIM_WINDOW}x{SSIM_WINDOW} window; the protocol needs images of at least "
+                                   f"{SSIM_WINDOW}x{SSIM_WINDOW} px")
             if degraded is not None and degraded.shape != clean.shape:
                 raise DatasetError(f"{degraded_path}: shape {degraded.shape} differs from its clean image's "
                                    f"{clean.shape}")

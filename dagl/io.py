@@ -15,7 +15,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
-from .errors import UserInputError
+from .errors import OutputError, UserInputError, output_error
 
 #: Extensions read through Pillow; ``.npy`` and ``.tif``/``.tiff`` have their own readers.
 PIL_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".webp", ".ppm", ".pgm"}
@@ -85,6 +85,39 @@ def check_pixels(path: Path, height: int, width: int) -> None:
         raise _too_large(path, height * width, f"{width}x{height}")
 
 
+#: Samples per pixel an image may have: gray, gray+alpha, RGB, RGBA. More is not an image any task takes.
+MAX_SAMPLES = 4
+#: Bytes the decoder may produce per pixel of the limit: a float32 RGBA image at :func:`max_pixels`.
+#: Counting bytes, not pixels, bounds what planes, extra samples and deep sample types multiply.
+MAX_BYTES_PER_PIXEL = MAX_SAMPLES * 4
+
+
+def _sample_kind_ok(dtype: np.dtype) -> bool:
+    return dtype in (np.dtype(np.uint8), np.dtype(np.uint16)) or dtype.kind == "f"
+
+
+def check_header(path: Path, height: int, width: int, samples: int, dtype: np.dtype) -> None:
+    """Refuse, from a header alone, an image whose decoded array would not be a usable image or too large.
+
+    Every reader calls this with what its header declares, before a byte of image data is decoded:
+    the pixel count (:func:`check_pixels`), the samples per pixel (planes included), the sample
+    type, and the decoded size in bytes, which must stay under ``max_pixels() * MAX_BYTES_PER_PIXEL``.
+    """
+    check_pixels(path, height, width)
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise ImageReadError(f"{path}: declares {samples} samples per pixel; an image has 1 to {MAX_SAMPLES} "
+                             f"(gray, RGB, with or without alpha)")
+    dtype = np.dtype(dtype)
+    if not _sample_kind_ok(dtype):
+        raise ImageReadError(f"{path}: unsupported sample type {dtype} (uint8, uint16 or float are read)")
+    decoded = height * width * samples * dtype.itemsize
+    if decoded > _max_pixels * MAX_BYTES_PER_PIXEL:
+        raise ImageTooLargeError(f"{path}: {width}x{height} x {samples} sample(s) of {dtype.itemsize * 8} bits "
+                                 f"would decode to {decoded:,} bytes, over the {_max_pixels * MAX_BYTES_PER_PIXEL:,} "
+                                 f"bytes a {_max_pixels:,}-pixel limit allows; raise it with --max-pixels N "
+                                 f"if you trust this file")
+
+
 def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
@@ -97,11 +130,11 @@ def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
     raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
 
 
-def _plane_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int]:
-    """(H, W) of an (H, W) or (H, W, C) array (channels are judged later); other ranks are refused."""
+def _image_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
+    """(H, W, samples) of an (H, W) or (H, W, C) array; other ranks are refused."""
     if len(shape) not in (2, 3):
         raise ImageReadError(f"{path}: expected a 2-D image, got an array of shape {tuple(shape)}")
-    return int(shape[0]), int(shape[1])
+    return int(shape[0]), int(shape[1]), int(shape[2]) if len(shape) == 3 else 1
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -114,20 +147,31 @@ def _read_npy(path: Path) -> np.ndarray:
         shape, _, dtype = readers[version](handle)
     if dtype.hasobject:
         raise ImageReadError(f"{path}: holds Python objects (dtype {dtype}); only numeric arrays are read")
-    check_pixels(path, *_plane_shape(shape, path))
+    check_header(path, *_image_shape(shape, path), dtype)
     return np.load(path, allow_pickle=False)
 
 
+#: tifffile's axes of a one-image page: contiguous samples (YXS) or one plane per sample (SYX).
+_TIFF_AXES = {"YX", "YXS", "SYX"}
+
+
 def _read_tiff(path: Path) -> np.ndarray:
-    """A one-page TIFF, its page shape checked before any strip is decompressed."""
+    """A one-page TIFF as (H, W[, S]), its tags (size, samples, planes, bit depth) checked before decoding."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         if len(tif.pages) != 1:
             raise ImageReadError(f"{path}: holds {len(tif.pages)} pages; expected one image")
         page = tif.pages[0]
-        check_pixels(path, *_plane_shape(page.shape, path))
-        return page.asarray()
+        if page.axes not in _TIFF_AXES or page.dtype is None:
+            raise ImageReadError(f"{path}: a TIFF of axes {page.axes} and shape {page.shape} is not one 2-D image")
+        check_header(path, int(page.imagelength), int(page.imagewidth), int(page.samplesperpixel), page.dtype)
+        array = page.asarray()
+    return np.moveaxis(array, 0, -1) if page.axes == "SYX" else array
+
+
+#: Sample types Pillow's modes decode to (others are converted to 8-bit RGB below).
+_PILLOW_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I": np.uint16, "F": np.float32}
 
 
 def _read_pillow(path: Path) -> np.ndarray:
@@ -136,7 +180,7 @@ def _read_pillow(path: Path) -> np.ndarray:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check follows
         img = Image.open(path)
     with img:
-        check_pixels(path, img.height, img.width)
+        check_header(path, img.height, img.width, len(img.getbands()), _PILLOW_DTYPES.get(img.mode, np.uint8))
         frames = getattr(img, "n_frames", 1)
         if frames > 1:
             raise ImageReadError(f"{path}: holds {frames} frames (animated or multi-page); expected one image")
@@ -188,7 +232,7 @@ def read_image(path: str | Path) -> np.ndarray:
 WRITE_BIT_DEPTHS = {".png": (8, 16), ".tif": (8, 16, 32), ".tiff": (8, 16, 32), ".npy": (32,)}
 
 
-class ImageWriteError(UserInputError):
+class ImageWriteError(OutputError):
     """An output that cannot be written as asked; the message is one line meant for the user."""
 
 
@@ -200,12 +244,12 @@ def _quantise(array: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(clamped * peak).astype(dtype)
 
 
-def check_writable(path: str | Path, bit_depth: int, several_channels: bool = False) -> int:
-    """Refuse an output format or bit depth :func:`write_image` cannot honour, before any work.
+def check_writable(path: str | Path, bit_depth: int, channels: int | None = None) -> int:
+    """Refuse an output format, bit depth or channel count :func:`write_image` cannot honour, before any work.
 
     Returns the bit depth that will be written (``.npy`` always stores float32). Callers run it
     when planning outputs, so ``--bit-depth 32 -o x.png`` fails before minutes of inference, and
-    again with ``several_channels`` once they know the output is not one gray plane.
+    again with ``channels`` once the model (so the output's channels) is known.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -217,28 +261,34 @@ def check_writable(path: str | Path, bit_depth: int, several_channels: bool = Fa
     if bit_depth not in WRITE_BIT_DEPTHS[suffix]:
         raise ImageWriteError(f"{path}: {suffix} cannot hold {bit_depth}-bit samples; "
                               f"use --bit-depth {' or '.join(map(str, WRITE_BIT_DEPTHS[suffix]))}")
-    if suffix == ".png" and bit_depth == 16 and several_channels:
+    if suffix == ".png" and bit_depth == 16 and channels is not None and channels > 1:
         raise ImageWriteError(f"{path}: 16-bit colour PNG is not supported; write a .tif instead")
     return bit_depth
 
 
-def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path:
+def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8, overwrite: bool = True) -> Path:
     """Write a float image in [0, 1] to ``path`` atomically, in the format its extension names.
 
     The file appears complete or not at all: it is written to a temporary file in the same
     folder and renamed over ``path``, so an interrupted run never leaves a truncated image that
     a later step would read as valid. ``.npy`` always stores the clamped float32 array (exact,
     for parity work); PNG stores 8 or 16 bits (16-bit only for gray, Pillow's limit); TIFF
-    stores 8, 16 bits or float32 (``bit_depth=32``).
+    stores 8, 16 bits or float32 (``bit_depth=32``). ``overwrite=False`` refuses to replace a file
+    that exists when the write finishes (checked by the final move itself, so two concurrent runs
+    cannot both succeed on one name).
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    bit_depth = check_writable(path, bit_depth, np.ndim(array) == 3)
-    pixels = _quantise(np.asarray(array), bit_depth)
+    array = np.asarray(array)
+    bit_depth = check_writable(path, bit_depth, array.shape[2] if array.ndim == 3 else 1)
+    bad = array.size - int(np.isfinite(array).sum())
+    if bad:  # clipping would write NaN as black and Inf as white: a plausible image of nothing
+        raise ImageWriteError(f"{path}: the image holds {bad} NaN or infinite sample(s); not written")
+    pixels = _quantise(array, bit_depth)
     if not path.parent.is_dir():
         raise ImageWriteError(f"{path}: output folder {path.parent} does not exist")
     try:
-        with atomic_path(path) as temp, open(temp, "wb") as handle:
+        with atomic_path(path, replace=overwrite) as temp, open(temp, "wb") as handle:
             if suffix == ".npy":
                 np.save(handle, pixels, allow_pickle=False)
             elif suffix in TIFF_SUFFIXES:
@@ -247,6 +297,9 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8) -> Path
                 tifffile.imwrite(handle, pixels)
             else:
                 Image.fromarray(pixels).save(handle, format="PNG")  # uint16 (H, W) maps to mode I;16
-    except OSError as exc:
-        raise ImageWriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except FileExistsError:
+        raise ImageWriteError(f"{path}: appeared while this image was restored (another run writing there?); "
+                              f"not replaced without --overwrite") from None
+    except OSError as exc:  # a full disk is a failure while working (1), a read-only folder the user's (2)
+        raise output_error(path, exc, ImageWriteError) from None
     return path

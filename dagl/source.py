@@ -19,14 +19,30 @@ RANDOM_SEED = 0
 
 @dataclass(frozen=True)
 class WeightsInfo:
-    """What the metadata says about the weights; ``sha256`` is None for random weights."""
+    """What the metadata says about the weights; ``sha256`` is None for ``--weights random``.
+
+    ``label`` is the ``dagl.weights`` text an exported graph carries: the digest, or the random label
+    (a weights file that is labelled random itself, e.g. from a dagl-train run that trained nothing,
+    keeps its own label, so the artefacts built from it say so too).
+    """
 
     source: str
     sha256: str | None
     random: bool
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            from dagl.weights import random_label  # torch: only when a record is made, not at import
+
+            object.__setattr__(self, "label", random_label(RANDOM_SEED) if self.random else str(self.sha256))
 
     def as_dict(self) -> dict:
-        return asdict(self) | ({"seed": RANDOM_SEED} if self.random else {})
+        """For the export summary and the sidecar: the label only where a weights file declared it."""
+        record = asdict(self)
+        if not (self.random and self.sha256):
+            del record["label"]
+        return record | ({"seed": RANDOM_SEED} if self.random and self.sha256 is None else {})
 
 
 def load_model(task: str, weights: str | Path | None, sigma: int | None = None) -> tuple[dagl.DAGL, WeightsInfo]:
@@ -37,11 +53,13 @@ def load_model(task: str, weights: str | Path | None, sigma: int | None = None) 
     """
     import torch  # here, not at import: the export command's --help names RANDOM without loading torch
 
-    from dagl.weights import file_digest
+    from dagl.weights import WEIGHTS_KEY, file_digest, is_random_label, weights_metadata
 
     if str(weights) == RANDOM:
         torch.manual_seed(RANDOM_SEED)
         return dagl.create(task).eval(), WeightsInfo(source=RANDOM, sha256=None, random=True)
     path = Path(weights) if weights is not None else dagl.shipped_weights(task, sigma)
     model = dagl.load(task, weights=path)
-    return model, WeightsInfo(source=str(path), sha256=file_digest(path), random=False)
+    label = weights_metadata(path).get(WEIGHTS_KEY, "")
+    random = is_random_label(label)
+    return model, WeightsInfo(source=str(path), sha256=file_digest(path), random=random, label=label if random else "")

@@ -16,8 +16,9 @@ from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DE
 from dagl.atomic import write_atomic
 from dagl.cli_common import Command, sigma_option, task_option
 from dagl.configs import TaskConfig, get_config
+from dagl.outputs import check_output_folder
 from dagl.source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
-from dagl.errors import DaglError, WeightsError
+from dagl.errors import DaglError, WeightsError, output_error
 
 if TYPE_CHECKING:  # onnx, torch and the exporter modules are imported in the command's body, so --help is instant
     import onnx
@@ -57,8 +58,7 @@ def _versions() -> dict[str, str | None]:
 
 
 def _onnx_metadata(task: str, channels: int, precision: str, sigma: int | None, weights: WeightsInfo) -> dict:
-    label = f"RANDOM (seed {RANDOM_SEED}), not trained" if weights.random else str(weights.sha256)
-    return onnx_metadata(task, channels, precision, sigma, label)
+    return onnx_metadata(task, channels, precision, sigma, weights.label)
 
 
 def _check(model: onnx.ModelProto, label: str) -> None:
@@ -165,6 +165,7 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
 
     config = get_config(task)
     _validate_options(config, sigma, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
+    check_output_folder(output_dir)  # before the export's minutes, not after
     try:
         model, info = load_model(task, weights, sigma)
     except WeightsError as exc:
@@ -172,11 +173,16 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
             raise
         raise WeightsError(f"{exc}; use --weights PATH, or --weights random for a smoke test") from None
     if info.random:
-        click.secho(f"WARNING: --weights random: seeded random weights (seed {RANDOM_SEED}); the artefacts "
-                    "restore nothing and are labelled so in their metadata", fg="yellow", bold=True, err=True)
+        what = (f"--weights random: seeded random weights (seed {RANDOM_SEED})" if info.sha256 is None
+                else f"{info.source}: {info.label}")
+        click.secho(f"WARNING: {what}; the artefacts restore nothing and are labelled so in their metadata",
+                    fg="yellow", bold=True, err=True)
 
     stem = artefact_stem(task)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(output_dir, exc, what="cannot create the output folder") from None
     graphs, keep = _export_graphs(model, task, sigma, info, fp16, output_dir)
     for name, graph in graphs.items():
         save_atomic(graph, output_dir / name)

@@ -11,8 +11,9 @@ inclusive range of opset 9 to opset 24"), the newest one transcribed here; the p
 the TensorRT 11.0-11.5 release notes list only additions to it (11.0: Swish and the
 TRT_Attention/TRT_MoE/TRT_KVCacheUpdate custom operators; 11.5: opset 25), so every 11.x parser
 accepts what it accepts, and the opset bound is 24 (25 needs 11.5 or later). Only the operators a
-DAGL graph can contain plus their close relatives are listed; anything else is refused, which is the
-safe direction for a static check. On top of the matrix, the project refuses operators that the
+DAGL graph can contain plus their close relatives are listed (the table is in
+``dagl/artefact/operators.py``, shared with the runtime's check of foreign graphs); anything else is
+refused, which is the safe direction for a static check. On top of the matrix, the project refuses operators that the
 matrix accepts but that would break its guarantees: data-dependent output shapes (NonZero, Unique,
 ...), control flow (Loop, If, Scan) and the im2col family (Col2Im is "N" in the matrix).
 """
@@ -24,54 +25,12 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto
 
+from dagl.artefact.operators import (CONSTANT_INPUTS, OPSET_RANGE, OUTPUT_TYPED, PROJECT_REFUSED, SUPPORTED_TYPES,
+                                    operator_refusal)
 from dagl.errors import DaglError
 
-#: Opset range every TensorRT 11.x parser accepts ("opset 9 to opset 24"; 25 only from 11.5 on).
-OPSET_RANGE = (9, 24)
-
-_F = ("FLOAT", "FLOAT16", "BFLOAT16")
-_FI = _F + ("INT32", "INT64")
-_FIB = _FI + ("BOOL",)
-
-#: Operator -> data types of its first input that the support matrix lists (TensorRT 11).
-SUPPORTED_TYPES: dict[str, tuple[str, ...]] = {
-    "Add": _FI, "Sub": _FI, "Mul": _FI, "Div": _FI, "Pow": _FI, "Neg": _FI, "Abs": _FI,
-    "Sqrt": _F, "Exp": _F, "Log": _F, "Reciprocal": _F, "Erf": _F, "Floor": _F, "Ceil": _F,
-    "Max": _FI, "Min": _FI, "Mod": _FI, "Sum": _FI, "Mean": _FI,
-    "Relu": _FI, "PRelu": _F, "LeakyRelu": _F, "Sigmoid": _F, "Tanh": _F, "Clip": _F,
-    "Softmax": _F, "LogSoftmax": _F,
-    "Conv": _F, "ConvTranspose": _F, "MatMul": _F, "Gemm": _F,
-    "ReduceMean": _FI, "ReduceSum": _FI, "ReduceMax": _FI, "ReduceMin": _FI,
-    "Greater": _FI, "GreaterOrEqual": _FI, "Less": _FI, "LessOrEqual": _FI, "Equal": _FI,
-    "Not": ("BOOL",), "And": ("BOOL",), "Or": ("BOOL",), "Where": _FIB,
-    "Cast": _FIB + ("UINT8",),
-    "Shape": _FIB, "Gather": _FIB, "Concat": _FIB, "Reshape": _FIB, "Flatten": _FIB,
-    "Transpose": _FIB, "Unsqueeze": _FIB, "Squeeze": _FIB, "Slice": _FIB, "Expand": _FIB,
-    "Identity": _FIB, "Tile": _FIB, "Split": _FIB, "Pad": _FI, "Range": _FI,
-    "Constant": _FIB, "ConstantOfShape": _FIB,
-}
-
-#: Operators whose output (not input) type is what the matrix's "Supported Types" column means.
-_OUTPUT_TYPED = {"Constant", "ConstantOfShape"}
-
-#: Inputs the matrix says must be build-time constants: operator -> input index.
-CONSTANT_INPUTS: dict[str, int] = {
-    "ReduceMean": 1, "ReduceSum": 1, "ReduceMax": 1, "ReduceMin": 1,
-}
-
-#: Refused by this project even where TensorRT parses them, with the reason shown to the user.
-PROJECT_REFUSED: dict[str, str] = {
-    "Col2Im": "not supported by TensorRT (col2im must be a ConvTranspose)",
-    "Im2Col": "not an ONNX operator TensorRT knows (im2col must be a Conv)",
-    "NonZero": "data-dependent output shape",
-    "Unique": "data-dependent output shape",
-    "Compress": "data-dependent output shape",
-    "NonMaxSuppression": "data-dependent output shape",
-    "TopK": "data-dependent output shape unless K is constant",
-    "Loop": "control flow (engine would loop on the host side)",
-    "Scan": "control flow",
-    "If": "control flow (data-dependent branch)",
-}
+__all__ = ["CONSTANT_INPUTS", "OPSET_RANGE", "PROJECT_REFUSED", "SUPPORTED_TYPES", "Problem",
+           "TensorRTCompatibilityError", "assert_tensorrt_compatible", "check_tensorrt_compatible"]
 
 
 @dataclass(frozen=True)
@@ -141,16 +100,11 @@ def check_tensorrt_compatible(model: onnx.ModelProto) -> list[Problem]:
     constants.update(out for node in model.graph.node if node.op_type == "Constant" for out in node.output)
     for node in model.graph.node:
         name, op = node.name or node.output[0], node.op_type
-        if node.domain not in ("", "ai.onnx"):
-            problems.append(Problem(name, op, f"custom domain {node.domain!r} needs a plugin"))
+        refusal = operator_refusal(op, node.domain)
+        if refusal:
+            problems.append(Problem(name, op, refusal))
             continue
-        if op in PROJECT_REFUSED:
-            problems.append(Problem(name, op, PROJECT_REFUSED[op]))
-            continue
-        if op not in SUPPORTED_TYPES:
-            problems.append(Problem(name, op, "operator not in the TensorRT 11 support list"))
-            continue
-        typed = node.output[0] if op in _OUTPUT_TYPED else (node.input[0] if node.input else None)
+        typed = node.output[0] if op in OUTPUT_TYPED else (node.input[0] if node.input else None)
         if typed and typed in types and types[typed]:
             type_name = _type_name(types[typed])
             if type_name not in SUPPORTED_TYPES[op]:

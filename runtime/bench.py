@@ -16,17 +16,23 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from dagl.atomic import atomic_path, write_atomic
 from dagl.cli_common import Command, device_option, task_option, threads_option
 from dagl.cli_progress import print_table, progress
 from dagl.device import is_cuda, resolve_device
+from dagl.errors import output_error
+from dagl.outputs import check_output_file
 
 from .base import BaseRunner, ModelInfo
 from .loader import BACKENDS, create_runner
+from .memory import check_memory
 
 if TYPE_CHECKING:
     from .torch import TorchRunner
 
 DEFAULT_TILES = (32, 48, 64, 80, 96)
+#: Formats --plot writes (matplotlib picks the format from the suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 @dataclass
@@ -147,7 +153,9 @@ def plot(results: list[Measurement], title: str, path: Path) -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=120, format=path.suffix.lower().lstrip("."))
+    plt.close(fig)
 
 
 @click.command("dagl-bench", cls=Command)
@@ -164,7 +172,7 @@ def plot(results: list[Measurement], title: str, path: Path) -> None:
 @click.option("--plain/--no-plain", default=True, show_default=True,
               help="Also measure the plain PyTorch reference path.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=Path("dagl-bench.png"),
-              show_default=True, help="Where to write the plot (PNG).")
+              show_default=True, help="Where to write the plot (.png, .pdf or .svg).")
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path),
               help="Also write the table as markdown here.")
 def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[int, ...], batch: int,
@@ -177,6 +185,11 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
       dagl-bench dagl-jpeg.onnx --tile 48 --tile 64 --threads 1 --plot bench.png
     """
     console = Console()
+    check_output_file(plot_path, PLOT_SUFFIXES)  # before minutes of measuring, not after
+    if markdown_path:
+        check_output_file(markdown_path)
+    for tile in tiles:
+        check_memory(tile, tile, batch)  # the estimate and budget dagl-infer applies
     device = resolve_device(device)
     runner = create_runner(model, backend, device, task, threads=threads)
     runners = [("artefact", runner)]
@@ -194,9 +207,15 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
                     bars.update(steps, advance=1, outcome=f"done ({name}, {each.name}, tile {tile})")
     title = f"dagl-bench {model.name} ({runner.info.task}, {device}, batch {batch}, threads {threads or 'default'})"
     print_table(console, table(results, title))
-    plot(results, title, plot_path)
-    if markdown_path:
-        markdown_path.write_text(markdown(results) + "\n")
+    try:
+        for path in (plot_path, markdown_path):
+            if path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+        plot(results, title, plot_path)
+        if markdown_path:
+            write_atomic(markdown_path, markdown(results) + "\n")
+    except OSError as exc:
+        raise output_error(exc.filename or plot_path, exc) from None
     console.print(f"plot: {plot_path}")
 
 

@@ -19,8 +19,6 @@ from dagl.degradations import raw_to_mosaic
 from dagl.errors import UserInputError
 from dagl.io import has_gray_content
 
-MIN_SIDE = 8
-
 
 class ChannelError(UserInputError):
     """An image whose channels do not fit the task; the message is one line meant for the user."""
@@ -41,9 +39,10 @@ class NetworkImage:
     alpha: np.ndarray | None = None
 
     @property
-    def several_channels(self) -> bool:
-        """Whether the output file holds more than one gray plane (colour, mosaic or alpha)."""
-        return self.chroma is not None or self.alpha is not None or self.array.ndim == 3
+    def file_channels(self) -> int:
+        """Channels of the output file: one gray plane, or colour / a mosaic's three, plus an alpha."""
+        planes = 3 if self.chroma is not None else (self.array.shape[2] if self.array.ndim == 3 else 1)
+        return planes + (self.alpha is not None)
 
     def to_file(self, restored: np.ndarray) -> np.ndarray:
         """The restored network output in the input file's channels, float32 in [0, 1].
@@ -78,9 +77,6 @@ def to_network(image: np.ndarray, task: str) -> NetworkImage:
     """``image`` in the network's layout, with what its output needs to become a file like ``image``."""
     if image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4):
         raise ChannelError(f"has {image.shape[2]} channels; expected gray, RGB or RGBA")
-    if min(image.shape[:2]) < MIN_SIDE:
-        raise ChannelError(f"is {image.shape[1]}x{image.shape[0]} px; images need at least "
-                           f"{MIN_SIDE} px on each side")
     image, alpha = _split_alpha(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]

@@ -16,8 +16,9 @@ from rich.console import Console
 from dagl.cli_common import (Command, device_option, error_line, max_pixels_option, sigma_option, task_option,
                              threads_option)
 from dagl.cli_progress import progress
-from dagl.errors import DaglError, UserInputError
+from dagl.errors import DaglError, UserInputError, output_error
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
+from dagl.outputs import check_output_folder, check_output_name
 
 from .base import InferenceError
 from .channels import ChannelError, to_network
@@ -74,9 +75,17 @@ def output_suffix(source: Path) -> str:
     return source.suffix.lower() if source.suffix.lower() in WRITE_BIT_DEPTHS else ".png"
 
 
-def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_depth: int = 8) -> None:
-    """Set each job's target: ``output`` itself for one input with a file name, else ``output/<name>``."""
-    single_file = output is not None and len(jobs) == 1 and output.suffix and not output.is_dir()
+def plan_outputs(jobs: list[Job], output: Path | None, overwrite: bool, bit_depth: int = 8,
+                 as_folder: bool = False) -> None:
+    """Set each job's target: ``output`` itself for one input with a file name, else ``output/<name>``.
+
+    ``as_folder``: the user wrote ``output`` with a trailing slash (``-o out/v1.0/``), so it is a
+    folder whatever its name looks like.
+    """
+    if output is not None:
+        check_output_name(output)  # a name the filesystem refuses would raise from is_dir()/exists()
+    single_file = (output is not None and not as_folder and len(jobs) == 1 and output.suffix
+                   and not output.is_dir())
     folder = None if single_file else (output or DEFAULT_OUTPUT_DIR)
     seen: dict[Path, Path] = {}
     for job in jobs:
@@ -109,21 +118,6 @@ def plan_side_by_side(jobs: list[Job], folder: Path, overwrite: bool) -> None:
             job.error = f"side-by-side picture {job.side_by_side} exists; pass --overwrite to replace it"
 
 
-def check_output_folder(folder: Path) -> None:
-    """Refuse an output folder that could not be created or written, without creating it.
-
-    The folder itself is made only when the first output is written, so a run that fails (a bad
-    model, unreadable inputs) leaves no empty ``restored/`` behind.
-    """
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserInputError(f"cannot create output folder {folder} ({existing} is not a folder)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserInputError(f"output folder {existing} is not writable")
-
-
 class Reporter:
     """One-line messages on stderr, kept apart from the progress bar; errors in the shared CLI shape."""
 
@@ -151,11 +145,11 @@ def _make_folder(target: Path) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ImageWriteError(f"{target}: cannot create its folder ({exc.strerror or exc})") from None
+        raise output_error(target, exc, ImageWriteError, "cannot create its folder") from None
 
 
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
-                console: Console) -> tuple[list[Path], float]:
+                console: Console, overwrite: bool = False) -> tuple[list[Path], float]:
     """Run every job; returns (the files written, megapixels restored)."""
     written: list[Path] = []
     megapixels = 0.0
@@ -171,7 +165,7 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                     source = read_image(job.source)
                     image = to_network(source, restorer.task)
                     array = image.array
-                    check_writable(job.target, bit_depth, image.several_channels)  # before the work, not after
+                    check_writable(job.target, bit_depth, image.file_channels)  # before the work, not after
                     if image.note:
                         reporter.note(f"{job.source}: {image.note}")
                     clean = load_reference(job.reference, image.to_file(array).shape) if job.reference else None
@@ -180,10 +174,10 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                     out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
                     _make_folder(job.target)
                     restored = image.to_file(out)
-                    write_image(job.target, restored, bit_depth)
+                    write_image(job.target, restored, bit_depth, overwrite=overwrite)
                     if job.side_by_side:
                         _make_folder(job.side_by_side)
-                        write_image(job.side_by_side, side_by_side(source, restored), 8)
+                        write_image(job.side_by_side, side_by_side(source, restored), 8, overwrite=overwrite)
                     if clean is not None:
                         reporter.result(gain_line(job.source.name, image.to_file(array), restored, clean,
                                                   job.reference.name))
@@ -211,7 +205,7 @@ def where_written(written: list[Path]) -> str:
 @click.command(PROG, cls=Command, epilog=EXAMPLES)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path),
+@click.option("-o", "--output", type=click.Path(),
               help="Output file (one input) or folder (several). Format follows the extension: "
                    ".png (8/16-bit), .tif (8/16-bit or float32), .npy (float32, exact). [default: ./restored/]")
 @task_option(help="Network task; read from the artefact's metadata when omitted (required for weights files).")
@@ -241,7 +235,7 @@ def where_written(written: list[Path]) -> str:
               help="The clean original (one input), or a folder of them named like the inputs: prints each "
                    "image's PSNR before and after against it, scored as dagl-eval scores.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (including an input given as output).")
-def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | None, sigma: int | None,
+def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | None, sigma: int | None,
          backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
          bit_depth: str, threads: int | None, side_by_side_dir: Path | None, reference: Path | None,
          overwrite: bool) -> None:
@@ -261,7 +255,8 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
     depth = int(bit_depth)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     jobs = expand_inputs(inputs)
-    plan_outputs(jobs, output, overwrite, depth)
+    as_folder = output is not None and output.endswith(("/", os.sep))  # Path() would drop the slash
+    plan_outputs(jobs, Path(output) if output is not None else None, overwrite, depth, as_folder)
     if side_by_side_dir is not None:
         plan_side_by_side(jobs, side_by_side_dir, overwrite)
     if reference is not None:
@@ -279,10 +274,16 @@ def main(model: Path, inputs: tuple[str, ...], output: Path | None, task: str | 
         check_output_folder(folder)
     restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
                         tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+    for job in jobs:  # now the output's channels are known: a 16-bit colour PNG is refused before inference
+        if job.target is not None and not job.error:
+            try:
+                check_writable(job.target, depth, restorer.channels)
+            except ImageWriteError as exc:
+                job.error = str(exc)
     restorer.runner.activate()
     start = time.perf_counter()
     with restorer:
-        written, megapixels = restore_all(restorer, jobs, depth, reporter, console)
+        written, megapixels = restore_all(restorer, jobs, depth, reporter, console, overwrite)
     seconds = time.perf_counter() - start
     failed = f", {reporter.failures} failed" if reporter.failures else ""
     console.print(f"{len(written)} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "

@@ -10,7 +10,7 @@ from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
 from dagl.device import is_cuda, resolve_device
 
 from .base import BaseRunner, ModelInputError
-from .metadata import declared_sha256, resolve_info, warn_if_random
+from .metadata import resolve_info
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -65,8 +65,6 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         except SidecarError as exc:
             raise ModelInputError(str(exc)) from None
         info = resolve_info(sidecar.declared(), path, task, sigma)
-        info = replace(info, random_weights=warn_if_random({"weights": sidecar.weights}, path),
-                       weights_sha256=declared_sha256(sidecar.weights))
         return TensorRTRunner(path, info, sidecar, device if is_cuda(device) else "cuda")
     if implied == "onnxruntime":
         from .onnxruntime import OnnxRuntimeRunner, read_info
@@ -77,7 +75,7 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     from .torch import TorchRunner, load_model
 
     try:
-        declared = declared_metadata(weights_metadata(path))
+        declared = declared_metadata(weights_metadata(path), path)
     except WeightsError as exc:
         raise ModelInputError(str(exc)) from None
     if not task and not declared.get("task"):

@@ -13,19 +13,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dagl import get_config
+from dagl.weights import is_random_label
 
 from .base import ModelInfo, ModelInputError
 
 log = logging.getLogger(__name__)
 
 
-def _int_or_none(value: object) -> int | None:
-    return None if value in (None, "", "null") else int(value)  # type: ignore[arg-type]
-
-
 def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = None,
                  sigma: int | None = None) -> ModelInfo:
-    """Combine an artefact's declared ``task``/``channels``/``sigma``/``precision`` with user overrides."""
+    """Combine an artefact's declared ``task``/``channels``/``sigma``/``precision`` with user overrides.
+
+    ``declared`` has passed :func:`dagl.artefact.check_declared` (typed, in range). Untrained weights
+    are warned about here, once per load, for every kind of artefact."""
     declared_task = declared.get("task") or None
     if task and declared_task and task != declared_task:
         raise ModelInputError(f"{path.name} was exported for task {declared_task!r}, not {task!r}")
@@ -33,14 +33,15 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
     if not task:
         raise ModelInputError(f"{path.name} does not say which task it is for; pass --task")
     config = get_config(str(task))  # an unknown name is the user's TaskError
-    channels = _int_or_none(declared.get("channels")) or config.channels
+    channels = declared.get("channels") or config.channels
     if channels != config.channels:
         raise ModelInputError(f"{path.name} takes {channels} channels but task {task!r} needs {config.channels}")
-    declared_sigma = _int_or_none(declared.get("sigma"))
+    declared_sigma = declared.get("sigma")
     if sigma is not None and declared_sigma is not None and sigma != declared_sigma:
         raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
     return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,
-                     precision=str(declared.get("precision") or "fp32"))
+                     precision=str(declared.get("precision") or "fp32"), random_weights=warn_if_random(declared, path),
+                     weights_sha256=declared_sha256(declared.get("weights")))
 
 
 def declared_sha256(weights: object) -> str | None:
@@ -53,15 +54,16 @@ def declared_sha256(weights: object) -> str | None:
 
 
 def warn_if_random(declared: Mapping[str, object], path: Path) -> bool:
-    """Warn (once per load) when an artefact declares seeded random weights; returns whether it did.
+    """Warn (once per load) when an artefact declares untrained weights; returns whether it did.
 
-    ``dagl-export --weights random`` exists to smoke-test a deployment pipeline; its outputs look
-    like images but mean nothing, so whoever runs one is told on every load.
+    ``dagl-export --weights random`` exists to smoke-test a deployment pipeline, and a dagl-train run
+    that ran no iteration ships its random initialisation; their outputs look like images but mean
+    nothing, so whoever runs one is told on every load.
     """
     weights = declared.get("weights")
-    random = (isinstance(weights, Mapping) and bool(weights.get("random"))) or \
-        (isinstance(weights, str) and weights.upper().startswith("RANDOM"))
+    random = is_random_label(weights)
     if random:
-        log.warning("%s holds RANDOM, untrained weights (dagl-export --weights random): its outputs are "
-                    "meaningless; use it for pipeline smoke tests only", path.name)
+        label = weights if isinstance(weights, str) else "RANDOM, not trained"
+        log.warning("%s holds RANDOM, untrained weights (%s): its outputs are meaningless; use it for "
+                    "pipeline smoke tests only", path.name, label)
     return random

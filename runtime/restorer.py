@@ -26,6 +26,10 @@ from .tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, REFERENCE_MIN
 #: accepts sigma up to 255. A margin of 4 admits sigma 150 at 5 sigma while 0-255 data (a mid-gray
 #: pixel is 128) is still refused.
 INPUT_MARGIN = 4.0
+#: Smallest side restored: reflection padding up to a tile needs a few pixels, and below 8 px (two
+#: 4x4 GFAM query cells) there is nothing to attend to. Checked here, so the library and every
+#: command refuse the same (a (0, 0) array too) before any inference.
+MIN_SIDE = 8
 
 
 class InputArrayError(UserInputError, ValueError):
@@ -46,6 +50,9 @@ def check_input(image: np.ndarray, channels: int, task: str) -> np.ndarray:
     if not (gray_2d or image.ndim == 3) or (1 if gray_2d else image.shape[-1]) != channels:
         raise InputArrayError(f"task {task!r} takes (H, W{', 1' if channels == 1 else ', 3'}) images "
                               f"with {channels} channel(s), got shape {image.shape}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise InputArrayError(f"is {image.shape[1]}x{image.shape[0]} px; images need at least {MIN_SIDE} px "
+                              f"on each side")
     bad = image.size - int(np.isfinite(image).sum())
     if bad:
         raise InputArrayError(f"the image holds {bad} NaN or infinite sample(s)")

@@ -71,27 +71,43 @@ BOMBS = {"png": png_bomb, "tif": tiff_bomb, "npy": npy_bomb, "bmp": bmp_bomb, "j
 
 
 def tiny_onnx(path: Path, body: str = "identity", *, input_name: str = "input", output_name: str = "output",
-              elem_type: int = 1, metadata: dict[str, str] | None = None) -> Path:
+              elem_type: int = 1, metadata: dict[str, str] | None = None, channels: int = 1) -> Path:
     """A one-node ONNX graph standing in for a DAGL export (milliseconds to build and to load).
 
-    ``body``: ``identity``; ``divide`` (x / x: 1 where x != 0, NaN where x == 0); ``pool`` (global
-    average pool, an (N, C, 1, 1) output that numpy would broadcast into a flat image), declared as
+    ``body``: ``identity``; ``divide`` (x / x: 1 where x != 0, NaN where x == 0); ``pool`` (a mean
+    over H and W, an (N, C, 1, 1) output that numpy would broadcast into a flat image), declared as
     such; ``hidden-pool``: the same, its output declared (N, 1, h, w) so only running it tells.
     """
     import onnx
     from onnx import helper
 
-    dims = ["N", 1, "H", "W"]
+    dims = ["N", channels, "H", "W"]
     nodes = {"identity": [helper.make_node("Identity", [input_name], [output_name])],
              "divide": [helper.make_node("Div", [input_name, input_name], [output_name])],
-             "pool": [helper.make_node("GlobalAveragePool", [input_name], [output_name])],
-             "hidden-pool": [helper.make_node("GlobalAveragePool", [input_name], [output_name])]}[body]
-    out_dims = {"pool": ["N", 1, 1, 1], "hidden-pool": ["N", 1, "h", "w"]}.get(body, dims)
+             "pool": [helper.make_node("ReduceMean", [input_name], [output_name], axes=[2, 3], keepdims=1)],
+             "hidden-pool": [helper.make_node("ReduceMean", [input_name], [output_name], axes=[2, 3], keepdims=1)]}[body]
+    out_dims = {"pool": ["N", channels, 1, 1], "hidden-pool": ["N", channels, "h", "w"]}.get(body, dims)
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info(input_name, elem_type, dims)],
                               [helper.make_tensor_value_info(output_name, elem_type, out_dims)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    props = {"dagl.task": "jpeg", "dagl.channels": "1", "dagl.precision": "fp32", "dagl.weights": "0" * 64}
+    props = {"dagl.task": "jpeg", "dagl.channels": str(channels), "dagl.precision": "fp32", "dagl.weights": "0" * 64}
     onnx.helper.set_model_props(model, props | (metadata or {}))
     onnx.save(model, str(path))
+    return path
+
+
+def tiff_planar_bomb(path: Path, width: int = 30000, height: int = 30000, planes: int = 3) -> Path:
+    """A one-plane-per-sample (planar) TIFF whose tags claim ``planes`` planes of ``width`` x ``height``."""
+    tifffile.imwrite(path, np.zeros((planes, 16, 16), np.uint8), planarconfig="separate", photometric="rgb",
+                     compression="zlib")
+    _patch_tiff_size(path, width, height)
+    return path
+
+
+def tiff_samples_bomb(path: Path, width: int = 2000, height: int = 2000, samples: int = 1000) -> Path:
+    """A contiguous TIFF with ``samples`` samples per pixel whose tags claim ``width`` x ``height``."""
+    tifffile.imwrite(path, np.zeros((16, 16, samples), np.uint8), planarconfig="contig", photometric="minisblack",
+                     extrasamples=[0] * (samples - 1), compression="zlib")
+    _patch_tiff_size(path, width, height)
     return path

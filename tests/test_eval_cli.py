@@ -181,9 +181,9 @@ def test_unwritable_report_folder_is_a_one_line_error(tmp_path, official_checkpo
     (tmp_path / "file").write_text("")
     result = invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", official_checkpoint("jpeg"),
                      "--tiling", "none", "--limit", 1, "--crop", 16, "--report", tmp_path / "file" / "sub"])
-    assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == ["image 1/1 done", result.stderr.strip().splitlines()[-1]]
-    assert result.stderr.strip().splitlines()[-1].startswith("dagl-eval: error: cannot write the report:")
+    assert result.exit_code == 2  # the place the user named (dagl.errors' rule), refused before any image
+    assert result.stderr.strip().splitlines() == [
+        f"dagl-eval: error: cannot create output folder {tmp_path / 'file' / 'sub'} ({tmp_path / 'file'} is not a folder)"]
     assert "Traceback" not in result.output
 
 
@@ -304,5 +304,20 @@ def test_report_says_crop_or_whole_image_and_random_weights(tmp_path, monkeypatc
     scope = "(crop)" if crop else "(whole image)"
     assert [t.split("\n")[1].split(" dB ")[1] for t in titles if "\n" in t] == [scope, scope]  # input, model
     markdown = (tmp_path / "report" / "set.md").read_text()
-    assert ("- weights: **RANDOM, untrained** (`id.onnx (onnxruntime)`" in markdown) is random
+    assert ("- weights: **RANDOM, untrained** (`id.onnx (onnxruntime, RANDOM weights)`" in markdown) is random
     assert ("RANDOM, untrained weights" in figures[0]._suptitle.get_text()) is random
+
+
+@pytest.mark.parametrize("size", [8, 10])
+def test_images_smaller_than_the_ssim_window_are_refused_with_the_minimum(tmp_path, size):
+    """8x8 and 10x10 pairs: one line naming the file and 11x11, exit 2, before any score (none is printed)."""
+    from crafted import tiny_onnx
+
+    for folder in ("clean", "degraded"):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+        Image.fromarray(np.full((size, size), 100, np.uint8)).save(tmp_path / "set" / folder / "a.png")
+    result = invoke(["--dataset", tmp_path / "set", "--model", tiny_onnx(tmp_path / "id.onnx"), "--tiling", "none"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        f"dagl-eval: error: {tmp_path / 'set' / 'clean' / 'a.png'}: {size}x{size} px is smaller than SSIM's 11x11 "
+        f"window; the protocol needs images of at least 11x11 px"]

@@ -217,3 +217,16 @@ def test_missing_tensorrt_is_engine_unavailable(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails as if not installed
     with pytest.raises(EngineUnavailable, match="tensorrt is not installed"):
         import_tensorrt()
+
+
+def test_engine_on_a_torch_without_cuda_is_one_line(fake_trt, tmp_path, monkeypatch):
+    """A .plan where TensorRT and a GPU (nvidia-smi) are found but torch has no CUDA: refused before deserialising."""
+    import torch
+
+    plan = _build(tmp_path, fp16=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    runner = TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1), EngineSidecar.read(plan))  # device cuda
+    with pytest.raises(RuntimeLoadError) as excinfo:
+        runner.activate()
+    assert "TensorRT engines run on CUDA buffers from torch" in str(excinfo.value)
+    assert "\n" not in str(excinfo.value) and not runner.is_active

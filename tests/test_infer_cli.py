@@ -154,7 +154,7 @@ def truncated(path, source):
     (lambda d, g: (d / "fake.png").write_text("hello") and d / "fake.png", "not an image"),
     (lambda d, g: truncated(d / "cut.png", g), "truncated"),
     (lambda d, g: rgba(d / "alpha.png", 7), "transparent pixels"),
-    (lambda d, g: np.save(d / "five.npy", np.zeros((16, 16, 5), np.float32)) or d / "five.npy", "5 channels"),
+    (lambda d, g: np.save(d / "five.npy", np.zeros((16, 16, 5), np.float32)) or d / "five.npy", "declares 5 samples per pixel"),
     (lambda d, g: write_image(d / "tiny.png", np.zeros((5, 40), np.float32), 8), "at least 8 px"),
     (lambda d, g: png_bomb(d / "bomb.png"), "exceeds the limit of 40,000,000 pixels; raise it with --max-pixels"),
     (lambda d, g: tiff_bomb(d / "bomb.tif"), "exceeds the limit of 40,000,000 pixels; raise it with --max-pixels"),

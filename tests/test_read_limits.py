@@ -144,3 +144,64 @@ def test_every_reader_refuses_a_bomb_in_one_line(tmp_path, reader, kind):
         run(folder)
     message = str(excinfo.value)
     assert "\n" not in message and "exceeds the limit of 40,000,000 pixels" in message and "--max-pixels" in message
+
+
+def _one_line_refusal(path, error=ImageReadError):
+    with pytest.raises(error) as excinfo:
+        read_image(path)
+    message = str(excinfo.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+def test_planar_tiff_counts_every_plane_from_its_tags(tmp_path):
+    """(3, 30000, 30000) planar: 900 MP, refused by its pixels before the 2.7 GB planes are allocated."""
+    from crafted import tiff_planar_bomb
+
+    path = tiff_planar_bomb(tmp_path / "planar.tif")
+    assert path.stat().st_size < 100_000
+    assert "30000x30000 = 900,000,000 pixels exceeds" in _one_line_refusal(path, ImageTooLargeError)
+
+
+def test_tiff_with_a_thousand_samples_per_pixel_is_refused_from_its_tags(tmp_path):
+    """2000x2000 (4 MP, under the pixel limit) x 1000 samples would decode to 4 GB: refused from the tags."""
+    from crafted import tiff_samples_bomb
+
+    path = tiff_samples_bomb(tmp_path / "samples.tif")
+    assert "declares 1000 samples per pixel" in _one_line_refusal(path)
+
+
+def test_npy_with_too_many_channels_is_refused_from_its_header(tmp_path):
+    path = tmp_path / "deep.npy"
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False,
+                                                      "shape": (2000, 2000, 1000)})
+    assert "declares 1000 samples per pixel" in _one_line_refusal(path)
+
+
+def test_decoded_bytes_count_the_bit_depth(tmp_path, restore_limit):
+    """A float64 RGB image of 100 px decodes to 2400 bytes: over the 1600 a 100-pixel limit allows."""
+    path = tmp_path / "deep.npy"
+    np.save(path, np.zeros((10, 10, 3), np.float64))
+    set_max_pixels(100)
+    message = _one_line_refusal(path, ImageTooLargeError)
+    assert "3 sample(s) of 64 bits would decode to 2,400 bytes, over the 1,600" in message
+    set_max_pixels(150)  # 150 * 16 = 2400 bytes: allowed, and read as float32
+    assert read_image(path).dtype == np.float32
+
+
+def test_integer_sample_types_are_refused_from_the_header(tmp_path):
+    import tifffile
+
+    path = tmp_path / "int32.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.int32))
+    assert "unsupported sample type int32" in _one_line_refusal(path)
+
+
+def test_a_planar_tiff_reads_as_height_width_samples(tmp_path):
+    import tifffile
+
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 12, 20), dtype=np.uint8)
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, rgb, planarconfig="separate", photometric="rgb")
+    np.testing.assert_array_equal(read_image(path), np.moveaxis(rgb, 0, -1) / np.float32(255))

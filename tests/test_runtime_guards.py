@@ -36,7 +36,7 @@ def test_onnx_interface_mismatch_is_refused_in_one_line_before_any_work(tmp_path
 
 
 def test_declared_output_shape_that_is_not_the_inputs_is_refused(tmp_path):
-    with pytest.raises(RuntimeLoadError, match=r"output shape \['N', 1, 1, 1\] is not the input's"):
+    with pytest.raises(RuntimeLoadError, match=r"output 'output' has shape \['N', 1, 1, 1\] with a static H/W"):
         Restorer(tiny_onnx(tmp_path / "pool.onnx", "pool"), **FAST)
 
 
@@ -70,6 +70,8 @@ def test_nan_weights_are_refused_when_loaded(tmp_path):
     (np.full((20, 24), np.inf, np.float32), "holds 480 NaN or infinite sample(s)"),
     (IMAGE * 255, "samples range over [127.5, 127.5]"),
     (np.zeros((20, 24, 3), np.float32), "takes (H, W, 1) images with 1 channel(s)"),
+    (np.zeros((0, 0), np.float32), "is 0x0 px; images need at least 8 px on each side"),
+    (np.zeros((7, 12), np.float32), "is 12x7 px; images need at least 8 px on each side"),
 ])
 def test_restorer_refuses_arrays_that_are_not_unit_float_images(tmp_path, array, message):
     restore = Restorer(tiny_onnx(tmp_path / "id.onnx"), **FAST)
@@ -89,7 +91,7 @@ def test_random_weights_artefact_warns_in_one_line(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         Restorer(path, **FAST)
     assert [r.getMessage() for r in caplog.records] == [
-        "rnd.onnx holds RANDOM, untrained weights (dagl-export --weights random): its outputs are meaningless; "
+        "rnd.onnx holds RANDOM, untrained weights (RANDOM (seed 0), not trained): its outputs are meaningless; "
         "use it for pipeline smoke tests only"]
     caplog.clear()
     with caplog.at_level(logging.WARNING):

@@ -199,8 +199,9 @@ def test_help_of_the_installed_command():
     (["--task", "jpeg", "--iterations", "2", "--data", "BSD400", "--val", "set12"], "denoise test set"),
 ])
 def test_bad_arguments_give_one_line_and_a_nonzero_exit(args, message, bsd400, tmp_path, capsys):
-    args = [str(bsd400) if a == "BSD400" else a for a in args] + ["--out", str(tmp_path), "--workers", "0"]
-    assert main(args) != 0
+    args = [str(bsd400) if a == "BSD400" else a for a in args] + ["--out", str(tmp_path), "--workers", "0",
+                                                                  "--batch-size", "2", "--val-crop", "16"]
+    assert main(args) != 0  # (the default 32 crops of 64 px would be refused first on a CPU: about 20 GiB)
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("dagl-train: error:") and message in err
     assert not (tmp_path / "checkpoint.pt").exists()

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import UserInputError
-from .format import Profile
+from ..files import loads_bounded, read_small
+from .format import MetadataError, Profile, check_declared
 
 #: A sidecar is a few hundred bytes; anything much larger is not one.
 _MAX_BYTES = 1 << 20
@@ -56,7 +57,8 @@ class EngineSidecar:
 
     def declared(self) -> dict[str, object]:
         """The task facts, in the form ONNX metadata declares them (for one resolution rule)."""
-        return {"task": self.task, "channels": self.channels, "sigma": self.sigma, "precision": self.precision}
+        return {"task": self.task, "channels": self.channels, "sigma": self.sigma, "precision": self.precision,
+                "weights": self.weights}
 
     def write(self, engine: Path) -> Path:
         record = asdict(self) | {name: list(getattr(self, name)) for name in ("min_shape", "opt_shape", "max_shape")}
@@ -66,9 +68,7 @@ class EngineSidecar:
     def read(cls, engine: Path) -> EngineSidecar:
         path = sidecar_path(engine)
         try:
-            if path.stat().st_size > _MAX_BYTES:
-                raise SidecarError(f"{path}: {path.stat().st_size} bytes is too large for an engine sidecar")
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = loads_bounded(read_small(path, _MAX_BYTES, "an engine sidecar").decode("utf-8"))
         except FileNotFoundError:
             raise SidecarError(f"{engine}: its sidecar {path.name} is missing; the engine's task, TensorRT "
                                f"version and GPU are unknown (rebuild it with dagl-export)") from None
@@ -92,13 +92,13 @@ class EngineSidecar:
                 if len(shape) != 4 or min(shape) < 1:
                     raise ValueError(f"{name} {values[name]!r} is not four positive sizes")
                 values[name] = shape
-            values["channels"] = int(values["channels"])
-            values["sigma"] = None if values["sigma"] in (None, "", "null") else int(values["sigma"])
-            for name in ("task", "precision", "tensorrt_version", "gpu_name", "compute_capability", "onnx_sha256"):
-                if name in values:
-                    values[name] = str(values[name])
             if not isinstance(values.get("weights", {}), dict):
                 raise ValueError("weights is not an object")
+            texts = ("task", "precision", "tensorrt_version", "gpu_name", "compute_capability", "onnx_sha256")
+            values |= check_declared({name: values[name] for name in ("channels", "sigma", *texts) if name in values},
+                                     path)
         except (TypeError, ValueError) as exc:
             raise SidecarError(f"{path}: malformed engine sidecar ({exc})") from None
+        except MetadataError as exc:
+            raise SidecarError(str(exc)) from None
         return cls(**values)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..cli_common import Command, sigma_option, task_option
+from ..cli_common import SEED, Command, FiniteFloat, sigma_option, task_option
+from ..memory import check_memory, check_training_memory, memory_budget
 from ..pretrained import weights_name
 from .config import GFAM_NAMES, LR_STEP_ITERATIONS, TrainConfig
 
@@ -48,6 +51,27 @@ with its model card (.md): copy both into dagl/weights/ to ship them. See docs/t
 """
 
 
+class TrainDevice(click.ParamType):
+    """``cpu``, ``cuda`` or ``cuda:N``, checked against this machine before any data or model loads."""
+
+    name = "device"
+    _PATTERN = re.compile(r"cpu|cuda(?::(\d{1,3}))?")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        match = self._PATTERN.fullmatch(str(value))
+        if not match:
+            self.fail(f"{value!r} is not one of cpu, cuda, cuda:N", param, ctx)
+        if value != "cpu":
+            import torch
+
+            if not torch.cuda.is_available():
+                self.fail(f"{value}, but torch sees no CUDA GPU on this machine; use --device cpu", param, ctx)
+            if match.group(1) is not None and int(match.group(1)) >= torch.cuda.device_count():
+                self.fail(f"{value}, but this machine has {torch.cuda.device_count()} GPU(s) "
+                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})", param, ctx)
+        return str(value)
+
+
 def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None, **options) -> TrainConfig:
     name = Path(weights_name(task, sigma)).stem  # the task's sigma rule: a TaskError names the fix
     if not data:
@@ -68,7 +92,7 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
                    "DIR/clean and DIR/noisy with the same file names.")
 @click.option("--iterations", type=click.IntRange(min=1),
               help="Optimiser steps in all (with --time-budget: an optional cap on the planned count).")
-@click.option("--time-budget", type=click.FloatRange(min=1), metavar="SECONDS",
+@click.option("--time-budget", type=FiniteFloat(min=1), metavar="SECONDS",
               help="Wall-clock seconds for the whole command (loading, training, validations, writing). "
                    "The rate is measured over the first iterations, the iteration count planned from it, "
                    "and the lr follows a cosine over the planned iterations; time is kept for the final "
@@ -81,7 +105,7 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
               help="Global batch, split evenly over the torchrun processes.")
 @click.option("--patch", default=64, show_default=True, type=click.IntRange(min=8),
               help="Side of the random training crops.")
-@click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr", default=1e-4, show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Adam learning rate at the start.")
 @click.option("--lr-step", default=LR_STEP_ITERATIONS, show_default=True, type=click.IntRange(min=1),
               help="Halve the learning rate every this many iterations (the paper's 200 epochs of "
@@ -100,10 +124,10 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
               help="Side of the centred crop of each validation image.")
 @click.option("--val-limit", type=click.IntRange(min=1), metavar="N",
               help="Validate on the first N images of the set only (quick runs).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights and of the data.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the weights and of the data.")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(min=0),
               help="DataLoader worker processes per rank (0: make batches in the training process).")
-@click.option("--device", help="cpu, cuda or cuda:N  [default: this rank's GPU if any, else cpu]")
+@click.option("--device", type=TrainDevice(), help="cpu, cuda or cuda:N  [default: this rank's GPU if any, else cpu]")
 @click.option("--log-every", default=100, show_default=True, type=click.IntRange(min=1),
               help="Write a log line every this many iterations.")
 @click.option("--checkpoint-every", default=5000, show_default=True, type=click.IntRange(min=1),
@@ -129,9 +153,19 @@ def command(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
     config = _config(task, sigma, data, out, device=device, **options)
     ctx = distributed.setup(device)
     try:
+        _check_memory(config, ctx)
         Trainer(config, ctx, started_at=started_at).fit()
     finally:
         distributed.teardown()
+
+
+def _check_memory(config: TrainConfig, ctx) -> None:
+    """Refuse crops, batches or validation crops whose estimated peak exceeds this device's budget, before
+    any data loads (a huge --batch-size would otherwise fail minutes later with an allocation error)."""
+    budget = memory_budget(str(ctx.device))
+    check_training_memory(config.patch, -(-config.batch_size // ctx.world_size), budget)
+    if config.val:
+        check_memory(config.val_crop, config.val_crop, 1, budget, what="validation crop", hint="use a smaller --val-crop")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..atomic import write_atomic
 from ..pretrained import weights_name
-from ..weights import file_digest, save_safetensors
+from ..weights import WEIGHTS_KEY, file_digest, random_label, save_safetensors
 from .config import LR_GAMMA, TrainConfig
 
 
@@ -78,6 +78,15 @@ def _start_text(config: TrainConfig, summary: RunSummary) -> str:
             f"with a fresh optimiser\n- Shipped: {kept}\n")
 
 
+def _what(config: TrainConfig, summary: RunSummary, sigma: str) -> str:
+    reason = untrained_reason(config, summary.init_iterations + summary.iterations)
+    if reason:
+        return (f"**UNTRAINED: RANDOM weights** (seeded initialisation, seed {config.seed}) for task `{config.task}`"
+                f"{sigma}, written by `dagl-train`, which ran 0 iterations: {reason}. Their outputs are "
+                f"meaningless; the file is labelled RANDOM in its metadata and every dagl command warns.")
+    return f"DAGL (ICCV 2021) weights for task `{config.task}`{sigma}, trained with `dagl-train`."
+
+
 def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
     """Markdown model card: enough to judge the weights and to redo the run."""
     sigma = f", sigma {config.sigma}" if config.sigma is not None else ""
@@ -98,7 +107,7 @@ def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
                   if summary.init_iterations else f"{summary.iterations}")
     return f"""# {weights.stem}
 
-DAGL (ICCV 2021) weights for task `{config.task}`{sigma}, trained with `dagl-train`.
+{_what(config, summary, sigma)}
 
 - File: `{weights.name}` (safetensors, stored as FP16; load with `dagl.load("{config.task}", weights=...)`)
 - SHA-256: `{file_digest(weights)}`
@@ -132,10 +141,26 @@ def _version() -> str:
         return "unknown"
 
 
+def untrained_reason(config: TrainConfig, iterations: int) -> str | None:
+    """Why a run's weights are its random initialisation (no --init, no iteration), or ``None`` if they are not."""
+    if iterations or config.init is not None:
+        return None
+    if config.time_budget:
+        return (f"the --time-budget of {config.time_budget:g} s was used up by loading and the first validation "
+                f"before one iteration could run")
+    return "no iteration ran"
+
+
 def write_weights(model: nn.Module, config: TrainConfig, iterations: int) -> Path:
-    """FP16 safetensors named as :mod:`dagl.pretrained` expects, with the run in its metadata."""
+    """FP16 safetensors named as :mod:`dagl.pretrained` expects, with the run in its metadata.
+
+    Weights that were never trained carry the random label every command warns about (``dagl.weights``).
+    """
     path = config.out / weights_name(config.task, config.sigma)
     metadata = {"dagl.task": config.task, "dagl.iterations": str(iterations), "dagl.trainer": "dagl-train"}
+    reason = untrained_reason(config, iterations)
+    if reason:
+        metadata[WEIGHTS_KEY] = random_label(config.seed, f"dagl-train ran 0 iterations ({reason})")
     if config.sigma is not None:
         metadata["dagl.sigma"] = str(config.sigma)
     return save_safetensors(model, path, fp16=True, metadata=metadata)

@@ -335,6 +335,10 @@ class Trainer:
         self.session_iterations = self.iteration - session_iter
         self.log(f"done: {self.session_iterations} iterations this session, "
                  f"{_eta(self.train_seconds)} of training in all")
+        untrained = release.untrained_reason(cfg, self.init_iterations + self.iteration)
+        if untrained:
+            self.log(f"nothing was trained: {untrained}; the weights written are the random initialisation, "
+                     f"labelled RANDOM in their metadata and card")
         return self.ship() if self.ctx.is_main else None
 
     def _keep_better(self) -> None:

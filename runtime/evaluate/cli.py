@@ -16,7 +16,8 @@ from dagl.cli_common import Group, device_option, max_pixels_option, sigma_optio
 from dagl.cli_progress import print_table, progress
 from dagl.datasets import EvalSet, named_set, open_set
 from dagl.device import resolve_device
-from dagl.errors import DaglError, UserInputError
+from dagl.errors import DaglError, OutputError, UserInputError, output_error
+from dagl.outputs import check_output_file, check_output_folder
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
 from dagl.runtime.compare import ParityError, Verdict, judge, tolerance_for
@@ -31,13 +32,14 @@ from .scoring import EvalResult, evaluate
 console = Console(stderr=True)
 
 
-class ReportWriteError(DaglError):
-    """The report folder or table file cannot be written."""
+class ReportWriteError(OutputError):
+    """The report folder or table file cannot be written (exit 2, or 1 for a full disk: dagl.errors' rule)."""
 
 
 def _model_names(paths: Sequence[Path], restorers: Sequence[Restorer]) -> list[str]:
     """``file (backend)``, numbered when two models would otherwise read the same."""
-    names = [f"{p.name} ({r.backend})" for p, r in zip(paths, restorers)]
+    names = [f"{p.name} ({r.backend}{', RANDOM weights' if r.runner.info.random_weights else ''})"
+             for p, r in zip(paths, restorers)]
     if len(set(names)) < len(names):
         names = [f"{i + 1}:{name}" for i, name in enumerate(names)]
     return names
@@ -90,11 +92,11 @@ def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
 
 
 def _written(write: Callable[[], list[Path]]) -> list[Path]:
-    """Run a report writer; an unwritable folder is the user's to fix, so one line, not a traceback."""
+    """Run a report writer; a failed write is one line, its exit code by the one rule (dagl.errors)."""
     try:
         return write()
     except OSError as exc:
-        raise ReportWriteError(f"cannot write the report: {exc}") from None
+        raise output_error(exc.filename or "the report", exc, ReportWriteError, "cannot write the report") from None
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -203,6 +205,8 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
         return
     if not dataset or not model:
         raise click.UsageError("--dataset and --model are required (or run `dagl-eval paper`)")
+    if report:
+        check_output_folder(report)  # before minutes of evaluation, not after
     paths = [model, *compare]
     restorers = [Restorer(p, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
                           overlap=overlap, batch=batch, ensemble=ensemble, threads=threads) for p in paths]
@@ -279,6 +283,10 @@ def paper(weights_dir: Path, suffix: str | None, ensemble: bool, tiling: str, li
     use the x8 ensemble and the reference chop, the defaults here; on a CPU expect hours per set.
     """
     suffixes = (suffix,) if suffix else ARTEFACT_SUFFIXES
+    if report:
+        check_output_folder(report)
+    if table:
+        check_output_file(table)
     device = resolve_device(device)  # once, and named as resolved in the table's provenance
     rows = []
     for index, cell in enumerate(PAPER_CELLS, 1):  # one line per cell: the run takes hours, a log must show where

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
+from dagl.artefact.operators import operator_refusal
 from dagl.device import cuda_index, is_cuda
 
-from ..base import ModelInfo, ModelInputError, RuntimeLoadError
-from ..metadata import declared_sha256, resolve_info, warn_if_random
+from ..base import ModelInfo, ModelInputError
+from ..metadata import resolve_info
 
 #: onnx.TensorProto.FLOAT: every dagl-export graph (FP16 ones too) takes and returns float32.
 _FLOAT = 1
@@ -25,12 +25,12 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf errors have no common base class
-        raise RuntimeLoadError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
-    declared = declared_metadata({p.key: p.value for p in model.metadata_props})
+        raise ModelInputError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
+    declared = declared_metadata({p.key: p.value for p in model.metadata_props}, path)
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)
-    return replace(info, random_weights=warn_if_random(declared, path),
-                   weights_sha256=declared_sha256(declared.get("weights")))
+    check_operators(model.graph, path)
+    return info
 
 
 def _describe(value) -> tuple[str, int, list[int | str]]:
@@ -40,13 +40,13 @@ def _describe(value) -> tuple[str, int, list[int | str]]:
 
 
 def check_interface(graph, path: Path, channels: int) -> None:
-    """Refuse a graph whose I/O is not one float32 (N, C, H, W) ``input`` -> ``output`` pair.
+    """Refuse a graph whose I/O is not one float32 (N, C, H, W) ``input`` -> ``output`` pair, N/H/W dynamic.
 
     A graph from elsewhere would otherwise fail on the first tile with ONNX Runtime's multi-line
-    message, or (other names, a static size) fail only after the first image has been read.
+    message ("Please fix either the inputs/outputs or the model"): other names, a static batch (the
+    tiler sends up to --batch tiles, fewer at the end) or a static size (tiles are any size).
     """
     inputs = [v for v in graph.input if v.name not in {i.name for i in graph.initializer}]
-    shapes = []
     for role, values, expected in (("input", inputs, INPUT_NAME), ("output", graph.output, OUTPUT_NAME)):
         names = [v.name for v in values]
         if names != [expected]:
@@ -59,11 +59,24 @@ def check_interface(graph, path: Path, channels: int) -> None:
         if len(dims) != 4 or (isinstance(dims[1], int) and dims[1] not in (0, channels)):
             raise ModelInputError(f"{path.name}: {role} {name!r} has shape {dims}, expected "
                                   f"(N, {channels}, H, W)")
-        shapes.append(dims)
-    fixed = [axis for axis in (2, 3) if isinstance(shapes[1][axis], int) and shapes[1][axis] != shapes[0][axis]]
-    if fixed:  # a static output size that is not the input's: e.g. (N, C, 1, 1), broadcast into a flat image
-        raise ModelInputError(f"{path.name}: output shape {shapes[1]} is not the input's {shapes[0]}; "
-                              f"a restoration network returns an image of its input's size")
+        static = [("N", "C", "H", "W")[axis] for axis in (0, 2, 3) if isinstance(dims[axis], int) and dims[axis]]
+        if static:
+            raise ModelInputError(f"{path.name}: {role} {name!r} has shape {dims} with a static "
+                                  f"{'/'.join(static)}; dagl runs batches of tiles of any size, so N, H and W "
+                                  f"must be dynamic (export it with dagl-export)")
+
+
+def check_operators(graph, path: Path) -> None:
+    """Refuse a graph with a node outside the operator table dagl-export checks its graphs against.
+
+    A foreign graph may hold a ``Loop`` that never ends (a hang, not an error), a custom operator
+    or a data-dependent shape; dagl's own graphs never do, so one table decides both at export and here.
+    """
+    for node in graph.node:
+        refusal = operator_refusal(node.op_type, node.domain)
+        if refusal:
+            raise ModelInputError(f"{path.name}: node {node.name or node.output[0]!r} ({node.op_type}): {refusal}; "
+                                  f"dagl runs only graphs made of the operators dagl-export writes")
 
 
 def session_providers(device: str) -> list[str | tuple[str, dict[str, int]]]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME
 
-from ..base import BaseRunner, ModelInfo, RuntimeLoadError
+from ..base import BaseRunner, ModelInfo, ModelInputError
 from .loader import session_providers
 
 
@@ -32,7 +32,8 @@ class OnnxRuntimeRunner(BaseRunner):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=session_providers(self.device))
         except Exception as exc:  # ORT raises its own unrelated exception classes
-            raise RuntimeLoadError(f"{self.path}: ONNX Runtime cannot load it ({exc})") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelInputError(f"{self.path}: ONNX Runtime cannot load it ({reason})") from None
         if self.session.get_providers()[0] != "CUDAExecutionProvider":  # onnxruntime without CUDA: said in a warning
             self.device = "cpu"
 

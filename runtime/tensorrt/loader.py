@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt
+from dagl.device import cuda_index
 
-from ..base import ModelInfo, RuntimeLoadError
+from ..base import ModelInfo, ModelInputError, RuntimeLoadError
 from .compat import EngineTarget, engine_mismatch
 
 
@@ -34,9 +35,27 @@ def rebuild_hint(info: ModelInfo, sidecar: EngineSidecar) -> str:
     return f"dagl-export --task {info.task}{sigma}{precision} --weights WEIGHTS"
 
 
-def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar) -> tuple[Any, Any]:
-    """(runtime, ICudaEngine) for ``engine``, refused with one line if it was built elsewhere."""
+def _require_cuda_torch(engine: Path, device: str) -> None:
+    """The runner's buffers are torch CUDA tensors: a torch without CUDA would fail on the first tile."""
+    import torch
+
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        cuda = "has no CUDA" if torch.version.cuda is None else "sees no CUDA GPU"
+        raise RuntimeLoadError(f"{engine.name}: TensorRT engines run on CUDA buffers from torch, and this torch "
+                               f"{cuda}; install a CUDA build of torch, or run the .onnx file with "
+                               f"--backend onnxruntime")
+
+
+def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar, device: str = "cuda") -> tuple[Any, Any]:
+    """(runtime, ICudaEngine) for ``engine``, refused with one line if it was built elsewhere or cannot run
+    here (``device``: where the runner's buffers live)."""
     trt = _tensorrt()
+    _require_cuda_torch(engine, device)
+    index = cuda_index(device)
+    if index is not None:  # TensorRT deserialises onto, and runs on, the current CUDA device
+        import torch
+
+        torch.cuda.set_device(index)
     built = EngineTarget(sidecar.tensorrt_version, sidecar.gpu_name, sidecar.compute_capability)
     problem = engine_mismatch(built, current_target(trt), rebuild_hint(info, sidecar))
     if problem:
@@ -45,5 +64,5 @@ def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar) -> tuple[
     runtime = trt.Runtime(logger)
     deserialised = runtime.deserialize_cuda_engine(engine.read_bytes())
     if deserialised is None:
-        raise RuntimeLoadError(f"{engine}: TensorRT could not deserialise it (corrupt or foreign file)")
+        raise ModelInputError(f"{engine}: TensorRT could not deserialise it (corrupt or foreign file)")
     return runtime, deserialised

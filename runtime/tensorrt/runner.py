@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, EngineSidecar, import_tensorrt
-from dagl.device import cuda_index
 
 from ..base import BaseRunner, ModelInfo, RuntimeLoadError
 from .loader import load_engine
@@ -36,12 +35,7 @@ class TensorRTRunner(BaseRunner):
         return self.sidecar.max_batch
 
     def activate_impl(self) -> None:
-        index = cuda_index(self.device)
-        if index is not None:  # TensorRT deserialises onto, and runs on, the current CUDA device
-            import torch
-
-            torch.cuda.set_device(index)
-        self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar)
+        self._runtime, self.engine = load_engine(self.path, self.info, self.sidecar, self.device)
         trt = import_tensorrt()  # found: load_engine has just used it
         # Strongly typed engines keep the ONNX graph's I/O types; dagl-export writes float32 I/O
         # for both precisions, and the buffers below are float32.
