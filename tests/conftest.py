@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,11 @@ import torch
 import dagl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# A shell starts background jobs with SIGINT ignored, every child inherits an ignored signal, and Python
+# keeps it ignored: the Ctrl-C tests would then see nothing. Give the test process (and so every process it
+# starts) Ctrl-C's usual disposition, whatever launched the tests.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def write_official_checkpoint(task: str, path: Path, seed: int = 0) -> Path:
