@@ -242,8 +242,8 @@ def command(task: str, sigma: int | None, budget: float, input_dir: Path, data: 
     """Train with dagl-train within BUDGET, score with dagl-eval, return what fits OUTPUT's limits.
 
     \b
-    python tools/remote_train.py --task jpeg --budget 540 --input data --data train/bsd400 \\
-        --init dagl-jpeg.safetensors --output $OUT --max-files 8 --max-file-mib 16 \\
+    python tools/remote_train.py --task jpeg --budget 3600 --input data --data train/bsd400 \\
+        --init dagl-jpeg.safetensors --output returned --max-files 20 --max-output-mib 200 \\
         --score "--dataset classic5 --quality 10" -- --val classic5 --val-every 0
     """
     plan = Plan(task=task, sigma=sigma, budget=budget, input=input_dir, data=[_under(input_dir, d) for d in data],
