@@ -78,17 +78,33 @@ def test_user_mistakes_are_one_line_and_exit_2_before_anything_runs(datasets_dir
     assert not (tmp_path / "out").exists()
 
 
-def test_a_failed_training_returns_its_summary_and_exits_1(datasets_dir, tmp_path, capsys):
+def test_options_dagl_train_refuses_are_the_users_mistake_exit_2_with_the_summary(datasets_dir, tmp_path, capsys):
     out = tmp_path / "out"
     code = remote_train.main(["--task", "jpeg", "--budget", "300", "--input", str(datasets_dir), "--data",
                               "train/bsd400", "--output", str(out), "--score", "--dataset classic5", "--",
                               "--patch", "4"])  # dagl-train refuses the patch: exit 2, nothing trained
-    assert code == 1
+    assert code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("remote_train: error: train, score 1 failed")
     summary = json.loads((out / SUMMARY_NAME).read_text())
     assert [s["step"] for s in summary["steps"]] == ["train", "score 1"] and summary["steps"][0]["returncode"] == 2
     assert summary["steps"][1]["skipped"] == "dagl-train wrote no dagl-jpeg.safetensors"
     assert not summary["ok"] and summary["returned"] == [] and [p.name for p in out.iterdir()] == [SUMMARY_NAME]
+
+
+def test_a_training_that_fails_while_working_still_returns_what_it_wrote_and_exits_1(datasets_dir, tmp_path,
+                                                                                      capsys, monkeypatch):
+    def failing_train(argv, env, timeout=None):  # dagl-train that wrote its log, then failed (e.g. out of memory)
+        _file(Path(argv[argv.index("--out") + 1]), "train.log", 500)
+        return {"command": " ".join(argv), "returncode": 1}
+
+    monkeypatch.setattr(remote_train, "run_step", failing_train)
+    out = tmp_path / "out"
+    code = remote_train.main(["--task", "jpeg", "--budget", "300", "--input", str(datasets_dir), "--data",
+                              "train/bsd400", "--output", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == f"remote_train: error: train failed; what there was is in {out} (see {SUMMARY_NAME})"
+    assert sorted(p.name for p in out.iterdir()) == [SUMMARY_NAME, "train.log"]
+    assert json.loads((out / SUMMARY_NAME).read_text())["returned"] == [{"name": "train.log", "bytes": 500}]
 
 
 def _independent_psnr(weights: Path, datasets: Path) -> tuple[float, float]:

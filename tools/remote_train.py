@@ -26,14 +26,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import click
 
 from dagl.atomic import atomic_path, write_atomic
-from dagl.cli_common import Command, sigma_option, task_option
+from dagl.cli_common import Command, device_option, sigma_option, task_option
+from dagl.device import is_auto
 from dagl.errors import DaglError, UserInputError
 from dagl.pretrained import weights_name
 
@@ -162,7 +163,9 @@ class Plan:
 
 
 def train_argv(plan: Plan, run: Path) -> list[str]:
-    argv = [entry_point("dagl-train"), "--task", plan.task, "--out", str(run), "--time-budget", f"{plan.train_budget:g}"]
+    """dagl-train on the plan's data into ``run``, within the training share of the budget."""
+    argv = [entry_point("dagl-train"), "--task", plan.task, "--out", str(run),
+            "--time-budget", f"{plan.train_budget:g}"]
     argv += ["--sigma", str(plan.sigma)] if plan.sigma is not None else []
     argv += ["--init", str(plan.init)] if plan.init is not None else []
     argv += ["--device", plan.device] if plan.device else []
@@ -172,17 +175,18 @@ def train_argv(plan: Plan, run: Path) -> list[str]:
 
 
 def score_argv(plan: Plan, args: list[str], weights: Path, report: Path) -> list[str]:
+    """dagl-eval of the shipped ``weights`` with the user's ``args``, its report into ``report``."""
     argv = [entry_point("dagl-eval"), "--task", plan.task, *args, "--model", str(weights), "--report", str(report)]
     return argv + (["--device", plan.device] if plan.device else [])
 
 
-def remote_run(plan: Plan, work: Path, step: Callable[..., dict] = run_step) -> dict:
+def remote_run(plan: Plan, work: Path) -> dict:
     """Train, score, deliver; returns the summary written to OUTPUT (``ok`` false when a step failed)."""
     env = dict(os.environ, DAGL_DATASETS=str(plan.input.resolve()))
     run = work / "run"
     summary: dict = {"task": plan.task, "sigma": plan.sigma, "budget_seconds": plan.budget,
                      "train_budget_seconds": plan.train_budget, "limits": asdict(plan.limits), "steps": []}
-    summary["steps"].append({"step": "train", **step(train_argv(plan, run), env)})
+    summary["steps"].append({"step": "train", **run_step(train_argv(plan, run), env)})
     weights = run / weights_name(plan.task, plan.sigma)
     reports = []
     for i, args in enumerate(plan.scores):
@@ -191,7 +195,7 @@ def remote_run(plan: Plan, work: Path, step: Callable[..., dict] = run_step) -> 
             continue
         report = work / f"score-{i + 1}"
         summary["steps"].append({"step": f"score {i + 1}",
-                                 **step(score_argv(plan, args, weights, report), env, plan.score_seconds)})
+                                 **run_step(score_argv(plan, args, weights, report), env, plan.score_seconds)})
         reports.append(report)
     files = [p for folder in (run, *reports) if folder.is_dir() for p in sorted(folder.iterdir()) if p.is_file()]
     files.sort(key=lambda p: priority(p, weights.stem))  # stable: folder and name order within a rank
@@ -231,13 +235,13 @@ def _mib(value: float | None) -> int | None:
                    "repeat for several sets.")
 @click.option("--score-seconds", default=120.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds kept out of training for each --score, and the most one may take.")
-@click.option("--device", help="Passed to dagl-train and dagl-eval (cpu, cuda, cuda:N).")
+@device_option()
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path),
               help="Keep dagl-train's run folder and the score reports here  [default: a temporary folder]")
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- DAGL-TRAIN OPTIONS]")
 def command(task: str, sigma: int | None, budget: float, input_dir: Path, data: tuple[Path, ...], init: Path | None,
             output: Path, max_files: int | None, max_file_mib: float | None, max_output_mib: float | None,
-            scores: tuple[str, ...], score_seconds: float, device: str | None, work: Path | None,
+            scores: tuple[str, ...], score_seconds: float, device: str, work: Path | None,
             train_args: tuple[str, ...]) -> None:
     """Train with dagl-train within BUDGET, score with dagl-eval, return what fits OUTPUT's limits.
 
@@ -248,7 +252,7 @@ def command(task: str, sigma: int | None, budget: float, input_dir: Path, data: 
     """
     plan = Plan(task=task, sigma=sigma, budget=budget, input=input_dir, data=[_under(input_dir, d) for d in data],
                 output=output, limits=Limits(max_files, _mib(max_file_mib), _mib(max_output_mib)),
-                init=None if init is None else _under(input_dir, init), device=device,
+                init=None if init is None else _under(input_dir, init), device=None if is_auto(device) else device,
                 scores=[shlex.split(s) for s in scores], score_seconds=score_seconds, train_args=list(train_args))
     plan.check()
     folder = work or Path(tempfile.mkdtemp(prefix="dagl-remote-"))
@@ -257,9 +261,12 @@ def command(task: str, sigma: int | None, budget: float, input_dir: Path, data: 
     finally:
         if work is None:
             shutil.rmtree(folder, ignore_errors=True)
-    if not summary["ok"]:
-        failed = ", ".join(s["step"] for s in summary["steps"] if s.get("returncode") != 0)
-        raise DaglError(f"{failed} failed; what there was is in {output} (see {SUMMARY_NAME})")
+    failed = [s for s in summary["steps"] if s.get("returncode") != 0]
+    if failed:
+        names = ", ".join(s["step"] for s in failed)
+        # Exit 2 from a child is its options refused: the options passed through are the user's mistake.
+        error = UserInputError if any(s.get("returncode") == 2 for s in failed) else DaglError
+        raise error(f"{names} failed; what there was is in {output} (see {SUMMARY_NAME})")
     click.echo(f"remote_train: {len(summary['returned'])} files in {output}, {len(summary['left_out'])} left out")
 
 
