@@ -44,7 +44,7 @@ def test_deliver_copies_in_order_what_fits_each_limit_and_says_why_the_rest_does
     assert [f["name"] for f in done.kept] == ["w.safetensors", "w.md", "train.log", "d.csv"]
     reasons = {f["name"]: f["reason"] for f in done.left_out}
     assert reasons["big.pt"] == "5.0 MiB is over the 4 MiB a file may have"
-    assert reasons["w.md"] == "an earlier file has the name w.md"
+    assert reasons["w.md"] == "a file of that name is already there (not replaced)"
     assert reasons["c.png"].startswith("1.0 MiB would take the output past its 4 MiB")
     for name in ("w.safetensors", "w.md", "train.log", "d.csv"):
         assert (out / name).read_bytes() == (source / name).read_bytes()

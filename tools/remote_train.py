@@ -90,7 +90,7 @@ def deliver(files: Sequence[Path], output: Path, limits: Limits) -> Delivery:
     done = Delivery()
     for path in files:
         size = path.stat().st_size
-        reason = (f"an earlier file has the name {path.name}" if path.name in taken
+        reason = ("a file of that name is already there (not replaced)" if path.name in taken
                   else limits.refusal(size, files_used, bytes_used))
         if reason is not None:
             done.left_out.append({"name": path.name, "from": str(path), "bytes": size, "reason": reason})
