@@ -29,7 +29,7 @@ Examples:
   # continue an interrupted run exactly where its last checkpoint left it
   dagl-train ... --resume
 \b
-  # a 9-minute window that continues the shipped weights; ships the better of start and end
+  # 9 minutes in all, continuing the shipped weights; ships the better of start and end
   dagl-train --task jpeg --data ../shared/datasets/train/bsd400 --val classic5 --val-every 0 \\
              --time-budget 540 --init dagl/weights/dagl-jpeg.safetensors
 \b
