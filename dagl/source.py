@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dagl
+from dagl.weights_label import WEIGHTS_KEY, is_random_label, random_label
 
 RANDOM = "random"
 RANDOM_SEED = 0
@@ -33,8 +34,6 @@ class WeightsInfo:
 
     def __post_init__(self) -> None:
         if not self.label:
-            from dagl.weights import random_label  # torch: only when a record is made, not at import
-
             object.__setattr__(self, "label", random_label(RANDOM_SEED) if self.random else str(self.sha256))
 
     def as_dict(self) -> dict:
@@ -53,7 +52,7 @@ def load_model(task: str, weights: str | Path | None, sigma: int | None = None) 
     """
     import torch  # here, not at import: the export command's --help names RANDOM without loading torch
 
-    from dagl.weights import WEIGHTS_KEY, file_digest, is_random_label, weights_metadata
+    from dagl.weights import file_digest, weights_metadata
 
     if str(weights) == RANDOM:
         torch.manual_seed(RANDOM_SEED)

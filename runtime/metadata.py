@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dagl import get_config
-from dagl.weights import is_random_label
+from dagl.weights_label import is_random_label
 
 from .base import ModelInfo, ModelInputError
 

@@ -16,7 +16,8 @@ from torch import nn
 
 from ..atomic import write_atomic
 from ..pretrained import weights_name
-from ..weights import WEIGHTS_KEY, file_digest, random_label, save_safetensors
+from ..weights import file_digest, save_safetensors
+from ..weights_label import WEIGHTS_KEY, random_label
 from .config import LR_GAMMA, TrainConfig
 
 
