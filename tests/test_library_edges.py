@@ -56,11 +56,13 @@ def test_output_with_a_trailing_slash_is_a_folder(tmp_path, monkeypatch):
 
 def test_sigterm_during_dagl_export_leaves_no_temporary_folder(tmp_path, monkeypatch):
     import dagl.export.cli
+    import dagl.export.onnx
 
     def export_then_terminated(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(dagl.export.cli, "export_onnx", export_then_terminated)
+    # The command imports the exporter in its body (a fast --help): patch it where it is looked up then.
+    monkeypatch.setattr(dagl.export.onnx, "export_onnx", export_then_terminated)
     out = tmp_path / "out"
     code = dagl.export.cli.main.run(["--task", "jpeg", "--weights", "random", "--onnx-only", "--output-dir", str(out)])
     assert code == 143
