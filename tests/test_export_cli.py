@@ -39,7 +39,7 @@ def test_weights_for_another_task_are_refused_before_any_file(official_checkpoin
 
 
 def test_no_shipped_weights_tells_the_user_to_pass_weights(tmp_path):
-    result = _run("--task", "jpeg", "--output-dir", str(tmp_path / "out"))
+    result = _run("--task", "demosaic", "--output-dir", str(tmp_path / "out"))
     assert result.exit_code == 2
     [line] = result.stderr.strip().splitlines()
     assert "no trained weights ship" in line and "--weights PATH" in line and "--weights random" in line

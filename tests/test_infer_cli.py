@@ -216,7 +216,7 @@ def test_unknown_model_file_is_one_line(gray_png, tmp_path):
 
 def test_failed_run_leaves_no_empty_output_folder(onnx_path, gray_png, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, lines = infer("jpeg", gray_png)  # no weights ship for jpeg: the model fails to load
+    code, lines = infer("demosaic", gray_png)  # no weights ship for demosaic: the model fails to load
     assert code != 0 and "no trained weights ship" in errors(lines)[0]
     (tmp_path / "fake.png").write_text("not an image")
     code, lines = infer(onnx_path, tmp_path / "fake.png", *FAST)

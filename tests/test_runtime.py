@@ -114,8 +114,8 @@ def test_task_conflicts_and_missing_task_are_refused(onnx_path, official_checkpo
 
 
 def test_a_task_name_runs_the_shipped_weights(tmp_path, monkeypatch, official_checkpoint):
-    with pytest.raises(RuntimeLoadError, match="no trained weights ship for 'dagl-jpeg'"):
-        create_runner("jpeg")
+    with pytest.raises(RuntimeLoadError, match="no trained weights ship for 'dagl-demosaic'"):
+        create_runner("demosaic")  # no demosaic weights ship yet
     monkeypatch.setattr(dagl.pretrained, "WEIGHTS_DIR", tmp_path)
     dagl.save_safetensors(dagl.load("jpeg", weights=official_checkpoint("jpeg")), tmp_path / "dagl-jpeg.safetensors")
     runner = create_runner("jpeg")
