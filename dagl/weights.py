@@ -21,6 +21,8 @@ from .errors import WeightsError
 
 #: Keys of the release's checkpoints that the forward pass never uses and our model does not carry.
 IGNORED_PREFIXES = ("add_mean.",)
+#: The release's ``add_mean`` (EDSR's mean shift with the DIV2K RGB mean, built in ``__init__``, never applied).
+RELEASE_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 #: Wrappers some training scripts add around a state dict.
 _WRAPPER_KEYS = ("state_dict", "model", "params")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -119,14 +121,24 @@ def load_into(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
+def release_only_tensors() -> dict[str, Tensor]:
+    """The tensors the release's network holds beyond ours: written so our files load strictly into theirs."""
+    return {"add_mean.weight": torch.eye(3).view(3, 3, 1, 1), "add_mean.bias": torch.tensor(RELEASE_RGB_MEAN)}
+
+
 def save_safetensors(model: nn.Module, path: str | Path, *, fp16: bool = False,
                      metadata: Mapping[str, str] | None = None) -> Path:
-    """Write the model's weights as safetensors (optionally stored as FP16 to halve the size)."""
+    """Write the model's weights as safetensors (optionally stored as FP16 to halve the size).
+
+    The file also carries the release's unused ``add_mean`` tensors, so it loads with ``strict=True`` into
+    the authors' own network as well as into ours (which skips them).
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
     dtype = torch.float16 if fp16 else torch.float32
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    state = {**model.state_dict(), **release_only_tensors()}
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temp:
         save_file(tensors, str(temp), metadata=dict(metadata or {}))

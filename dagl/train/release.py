@@ -110,7 +110,8 @@ def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
 
 {_what(config, summary, sigma)}
 
-- File: `{weights.name}` (safetensors, stored as FP16; load with `dagl.load("{config.task}", weights=...)`)
+- File: `{weights.name}` (safetensors, stored as FP16; load with `dagl.load("{config.task}", weights=...)`;
+  it also loads with `strict=True` into the authors' own network, whose unused `add_mean` tensors it carries)
 - SHA-256: `{file_digest(weights)}`
 
 ## Training

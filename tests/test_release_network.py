@@ -1,0 +1,59 @@
+"""Our files in the authors' own network: they load strictly there and give the same image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dagl
+from dagl.configs import get_config
+from dagl.weights import read_state_dict, save_safetensors
+from release_network import RR
+
+
+def release_network(task: str) -> RR:
+    config = get_config(task)
+    return RR(n_resblocks=config.n_resblocks, n_colors=config.channels).eval()
+
+
+def load_strictly(network: RR, path) -> RR:
+    network.load_state_dict({k: v.float() for k, v in read_state_dict(path).items()}, strict=True)
+    return network
+
+
+def test_the_transcription_computes_what_dagl_computes_on_a_release_checkpoint(official_checkpoint):
+    """The check below is only as good as the transcription: on a release-format checkpoint it must agree."""
+    path = official_checkpoint("jpeg")
+    x = torch.rand(2, 1, 30, 34, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        theirs = load_strictly(release_network("jpeg"), path)(x)
+        ours = dagl.load("jpeg", weights=path)(x)
+    assert theirs.abs().max() > 0.1  # a real output, not a zero residual
+    assert (theirs - ours).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("task", ["jpeg", "demosaic"])
+def test_every_file_we_write_loads_strictly_into_the_release_network(tmp_path, task):
+    path = save_safetensors(dagl.create(task), tmp_path / "w.safetensors", fp16=True)
+    network = load_strictly(release_network(task), path)
+    assert torch.equal(network.add_mean.bias, torch.tensor([0.4488, 0.4371, 0.4040]).half().float())
+    dagl.load(task, weights=path)  # and still into ours, which skips add_mean
+
+
+def test_the_shipped_jpeg_weights_give_the_same_image_in_the_release_network(datasets_dir):
+    path = dagl.shipped_weights("jpeg")
+    crop = (slice(200, 262), slice(150, 228))  # 62x78: neither side a multiple of the query stride
+    jpeg = np.asarray(Image.open(datasets_dir / "classic5/jpeg_q10/barbara.jpeg").convert("L"), np.float32)
+    clean = np.asarray(Image.open(datasets_dir / "classic5/barbara.bmp").convert("L"), np.float32)
+    x = torch.from_numpy(jpeg[crop] / 255)[None, None]
+    with torch.no_grad():
+        theirs = load_strictly(release_network("jpeg"), path)(x).clamp(0, 1)
+        ours = dagl.load("jpeg")(x).clamp(0, 1)
+    assert (theirs - ours).abs().max().item() <= 2e-5
+
+    def psnr(image: torch.Tensor) -> float:
+        return float(10 * np.log10(1 / np.mean((image[0, 0].numpy() - clean[crop] / 255) ** 2)))
+
+    assert psnr(theirs) > psnr(x) + 0.3  # trained weights: the release's network restores with them too
