@@ -25,7 +25,7 @@ from tqdm import tqdm
 from dagl.cli_common import Command, sigma_option, task_option
 from dagl.gfam import GFAMHead
 from dagl.atomic import write_atomic
-from dagl.source import load_model
+from dagl.chosen_weights import load_chosen_weights
 
 from .policy import RANGES_FILE, load_ranges
 from .samples import DEFAULT_SIGMA, task_crops
@@ -115,7 +115,7 @@ def decide(ranges: dict[str, dict[str, float]]) -> dict:
 def calibrate(task: str, weights: str | None, datasets_dir: Path, *, sigma: int | None, count: int,
               size: int) -> dict:
     """One task's record for ``fp16_ranges.json``."""
-    model, info = load_model(task, weights, sigma)
+    model, info = load_chosen_weights(task, weights, sigma)
     noise = sigma or DEFAULT_SIGMA
     crops = task_crops(task, datasets_dir, shape=(size, size), count=count, sigma=noise)
     ranges = measure(model, [crop for _, crop in crops])

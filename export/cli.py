@@ -17,7 +17,7 @@ from dagl.atomic import write_atomic
 from dagl.cli_common import Command, sigma_option, task_option
 from dagl.configs import TaskConfig, get_config
 from dagl.outputs import check_output_folder
-from dagl.source import RANDOM, RANDOM_SEED, WeightsInfo, load_model
+from dagl.chosen_weights import RANDOM, RANDOM_SEED, WeightsInfo, load_chosen_weights
 from dagl.errors import DaglError, WeightsError, output_error
 
 if TYPE_CHECKING:  # onnx, torch and the exporter modules are imported in the command's body, so --help is instant
@@ -167,7 +167,7 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     _validate_options(config, sigma, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
     check_output_folder(output_dir)  # before the export's minutes, not after
     try:
-        model, info = load_model(task, weights, sigma)
+        model, info = load_chosen_weights(task, weights, sigma)
     except WeightsError as exc:
         if weights:
             raise

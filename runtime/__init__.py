@@ -4,7 +4,7 @@
 >>> with Restorer("dagl-jpeg.onnx", tiling="grid") as restore:
 ...     out = restore(image)          # float32 (H, W) or (H, W, C) in [0, 1]
 
-Backends live in ``dagl.runtime.torch``, ``dagl.runtime.onnxruntime`` and ``dagl.runtime.tensorrt`` (imported
+Backends live in ``dagl.runtime.pyt``, ``dagl.runtime.onnxrt`` and ``dagl.runtime.trt`` (imported
 only when an artefact needs them, so ``import dagl.runtime`` works without TensorRT).
 """
 

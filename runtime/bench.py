@@ -28,7 +28,7 @@ from .loader import BACKENDS, create_runner
 from .memory import check_memory
 
 if TYPE_CHECKING:
-    from .torch import TorchRunner
+    from .pyt import TorchRunner
 
 DEFAULT_TILES = (32, 48, 64, 80, 96)
 #: Formats --plot writes (matplotlib picks the format from the suffix).
@@ -109,7 +109,7 @@ def plain_runner(info: ModelInfo, device: str, threads: int | None, weights: Pat
     import dagl  # torch: imported by the command's body, not by its --help
     from dagl.weights import load_into
 
-    from .torch import TorchRunner
+    from .pyt import TorchRunner
 
     model = dagl.create(info.task, gfam="plain").eval()
     if weights is not None:

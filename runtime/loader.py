@@ -58,7 +58,7 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     if backend not in ("auto", implied):
         raise ModelInputError(f"{path.name} is a {implied} artefact; it cannot run with --backend {backend}")
     if implied == "tensorrt":
-        from .tensorrt import TensorRTRunner
+        from .trt import TensorRTRunner
 
         try:
             sidecar = EngineSidecar.read(path)
@@ -67,12 +67,12 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         info = resolve_info(sidecar.declared(), path, task, sigma)
         return TensorRTRunner(path, info, sidecar, device if is_cuda(device) else "cuda")
     if implied == "onnxruntime":
-        from .onnxruntime import OnnxRuntimeRunner, read_info
+        from .onnxrt import OnnxRuntimeRunner, read_info
 
         return OnnxRuntimeRunner(path, read_info(path, task, sigma), device, threads)
     from dagl.weights import file_digest, weights_metadata
 
-    from .torch import TorchRunner, load_model
+    from .pyt import TorchRunner, load_model
 
     try:
         declared = declared_metadata(weights_metadata(path), path)

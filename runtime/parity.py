@@ -71,7 +71,7 @@ def _polygraphy_judges(tolerance: Tolerance) -> list:
     return judges
 
 
-def compare(reference, candidate, feeds: Iterable[dict[str, np.ndarray]], tolerance: Tolerance) -> Verdict:
+def compare_runners(reference, candidate, feeds: Iterable[dict[str, np.ndarray]], tolerance: Tolerance) -> Verdict:
     """Run both Polygraphy runners on ``feeds`` and judge ``candidate`` against ``reference``.
 
     Passes only if Polygraphy's Comparator and :func:`dagl.runtime.compare.compare` both pass (they

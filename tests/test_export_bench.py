@@ -6,7 +6,7 @@ import pytest
 
 from dagl.configs import get_config
 from dagl.export.cli import _onnx_metadata
-from dagl.source import WeightsInfo
+from dagl.chosen_weights import WeightsInfo
 from export_bench import worker  # tools/ is on pytest's pythonpath
 from test_runtime_support import jpeg_onnx
 

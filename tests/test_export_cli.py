@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import dagl.export.cli
 from dagl.export.cli import main
-from dagl.source import WeightsInfo
+from dagl.chosen_weights import WeightsInfo
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -101,7 +101,7 @@ class _DataDependent(torch.nn.Module):
 
 
 def test_graph_failing_the_tensorrt_check_is_not_written(monkeypatch, tmp_path):
-    monkeypatch.setattr(dagl.export.cli, "load_model", lambda task, weights, sigma: (
+    monkeypatch.setattr(dagl.export.cli, "load_chosen_weights", lambda task, weights, sigma: (
         _DataDependent(), WeightsInfo(source="test", sha256=None, random=False)))
     result = _run("--task", "jpeg", "--weights", "whatever", "--onnx-only", "--output-dir", str(tmp_path))
     assert result.exit_code == 1

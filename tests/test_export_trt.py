@@ -27,8 +27,8 @@ from dagl.export.tensorrt_build import EngineBuildError, EngineTask, build_engin
 from dagl.export.trt_check import check_tensorrt_compatible
 from dagl.runtime import RuntimeLoadError
 from dagl.runtime.base import ModelInfo
-from dagl.runtime.tensorrt import TensorRTRunner
-from dagl.runtime.tensorrt import loader as engine_loader
+from dagl.runtime.trt import TensorRTRunner
+from dagl.runtime.trt import loader as engine_loader
 
 
 def _graph(nodes, *, inputs=None, outputs=None, initializers=(), opset=17, elem=TensorProto.FLOAT):

@@ -33,7 +33,7 @@ def test_library_users_keep_their_signal_handlers():
 
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
 def test_a_signal_during_inference_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, signum, code):
-    from dagl.runtime.onnxruntime import OnnxRuntimeRunner
+    from dagl.runtime.onnxrt import OnnxRuntimeRunner
     from dagl.runtime.cli import main
 
     model = tiny_onnx(tmp_path / "m.onnx")

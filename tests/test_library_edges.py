@@ -31,7 +31,7 @@ def test_sixteen_bit_colour_png_is_known_unwritable_from_the_channels():
 
 def test_dagl_infer_refuses_a_16_bit_colour_png_before_inference(tmp_path, capsys, monkeypatch):
     from dagl.runtime.cli import main
-    from dagl.runtime.onnxruntime import OnnxRuntimeRunner
+    from dagl.runtime.onnxrt import OnnxRuntimeRunner
 
     def never(self, batch):
         raise AssertionError("inference ran")

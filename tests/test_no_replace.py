@@ -52,7 +52,7 @@ def test_write_image_without_overwrite_is_one_line(tmp_path):
 
 def test_dagl_infer_does_not_replace_an_output_another_run_wrote_meanwhile(tmp_path, capsys, monkeypatch):
     from dagl.runtime.cli import main
-    from dagl.runtime.onnxruntime import OnnxRuntimeRunner
+    from dagl.runtime.onnxrt import OnnxRuntimeRunner
 
     model = tiny_onnx(tmp_path / "m.onnx")
     Image.fromarray(np.full((24, 24), 90, np.uint8)).save(tmp_path / "in.png")

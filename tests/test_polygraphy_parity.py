@@ -19,9 +19,9 @@ from dagl.calibration.policy import fp32_nodes
 from dagl.export.fp16 import to_fp16
 from dagl.runtime.base import ModelInfo
 from dagl.runtime.compare import ENGINE_VS_ONNX_FP16, ENGINE_VS_ONNX_FP32, ONNX_FP16, ONNX_FP32, Tolerance
-from dagl.runtime.parity import PolygraphyRunner, compare, onnxruntime_runner
+from dagl.runtime.parity import PolygraphyRunner, compare_runners, onnxruntime_runner
 from dagl.runtime.parity_data import load_data
-from dagl.runtime.torch import TorchRunner
+from dagl.runtime.pyt import TorchRunner
 from test_runtime_support import jpeg_onnx
 
 CROP = 48
@@ -66,14 +66,14 @@ def test_data_loader_yields_degraded_classic5_crops(crops, datasets_dir, monkeyp
 
 
 def test_float32_onnx_matches_pytorch(pytorch, onnx_paths, crops):
-    result = compare(pytorch, onnxruntime_runner(onnx_paths[0]), crops[:COMPARED], ONNX_FP32)
+    result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[0]), crops[:COMPARED], ONNX_FP32)
     print(result.summary)
     assert result.passed and result.count == COMPARED
     assert result.max_abs <= 1e-4
 
 
 def test_fp16_onnx_matches_pytorch_within_psnr(pytorch, onnx_paths, crops):
-    result = compare(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:COMPARED], ONNX_FP16)
+    result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:COMPARED], ONNX_FP16)
     print(result.summary)
     assert result.passed and result.psnr >= 50.0
     assert result.max_abs > 0  # it really ran in FP16: not bit-identical to float32
@@ -81,7 +81,7 @@ def test_fp16_onnx_matches_pytorch_within_psnr(pytorch, onnx_paths, crops):
 
 def test_comparator_verdict_fails_beyond_tolerance(pytorch, onnx_paths, crops):
     """The tolerance is enforced, not decorative: FP16 output is not within the float32 bound."""
-    result = compare(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:1], Tolerance("too tight", max_abs=1e-7))
+    result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:1], Tolerance("too tight", max_abs=1e-7))
     assert not result.passed and result.max_abs > 1e-7
 
 
@@ -110,7 +110,7 @@ def test_tensorrt_engine_matches_onnxruntime_on_crops(onnx_paths, crops, tmp_pat
         pytest.skip("no CUDA GPU")
     from dagl.artefact import EngineSidecar, Profile
     from dagl.export.tensorrt_build import EngineTask, build_engine
-    from dagl.runtime.tensorrt import TensorRTRunner
+    from dagl.runtime.trt import TensorRTRunner
 
     graph = onnx_paths[1] if precision == "fp16" else onnx_paths[0]
     plan = tmp_path / f"dagl-jpeg-{precision}.plan"
@@ -118,7 +118,7 @@ def test_tensorrt_engine_matches_onnxruntime_on_crops(onnx_paths, crops, tmp_pat
                  task=EngineTask(task="jpeg", channels=1, precision=precision, sigma=None, weights={}))
     engine = PolygraphyRunner(TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1, precision=precision),
                                              EngineSidecar.read(plan)))
-    result = compare(onnxruntime_runner(graph), engine, crops[:COMPARED],
+    result = compare_runners(onnxruntime_runner(graph), engine, crops[:COMPARED],
                      ENGINE_VS_ONNX_FP32 if precision == "fp32" else ENGINE_VS_ONNX_FP16)
     print(result.summary)
     assert result.passed

@@ -14,7 +14,7 @@ from dagl.artefact import EngineSidecar, Profile
 from dagl.io import read_image
 from dagl.metrics import psnr
 from dagl.runtime import Restorer, RuntimeLoadError, create_runner
-from dagl.runtime.tensorrt import EngineTarget, engine_mismatch
+from dagl.runtime.trt import EngineTarget, engine_mismatch
 from test_runtime_support import add_metadata, jpeg_onnx
 from test_tiling import release_chop
 

@@ -16,7 +16,7 @@ from fake_tensorrt import ABSENT, PRESENT
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(p for folder in ("dagl", "export", "runtime", "calibration") for p in (ROOT / folder).rglob("*.py"))
-#: ``trt.Name`` or ``tensorrt.Name.member``, not preceded by a dot (``dagl.runtime.tensorrt.loader``
+#: ``trt.Name`` or ``tensorrt.Name.member``, not preceded by a dot (``dagl.runtime.trt.loader``
 #: is a module path, not the bindings).
 _ATTRIBUTE = re.compile(r"(?<![\w.])(?:trt|tensorrt)\.([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
 #: Removed members whose bare name is also ours or plain prose (``ModelInfo.precision``,

@@ -40,8 +40,8 @@ def _runner(backend: str, task: str, onnx_path: str | None, threads: int) -> Bas
     import torch
 
     import dagl
-    from dagl.runtime.torch import TorchRunner
-    from dagl.source import RANDOM_SEED
+    from dagl.runtime.pyt import TorchRunner
+    from dagl.chosen_weights import RANDOM_SEED
 
     torch.manual_seed(RANDOM_SEED)
     model = dagl.create(task, gfam=backend.removeprefix("torch-")).eval()
@@ -89,9 +89,9 @@ def main(task: str, tile: int, threads: int, repeats: int, onnx_path: Path | Non
     with tempfile.TemporaryDirectory() as tmp:
         if onnx_path is None:
             from dagl.export.onnx import export_onnx
-            from dagl.source import RANDOM, load_model
+            from dagl.chosen_weights import RANDOM, load_chosen_weights
 
-            model, _ = load_model(task, RANDOM)
+            model, _ = load_chosen_weights(task, RANDOM)
             onnx_path = export_onnx(model, Path(tmp) / f"dagl-{task}.onnx", channels=get_config(task).channels)
         rows = [_spawn(backend, task, onnx_path, tile, threads, repeats) for backend in BACKENDS]
     click.echo(f"task {task}, one {tile}x{tile} tile, batch 1, {threads} threads, median of {repeats} runs")

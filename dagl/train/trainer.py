@@ -25,7 +25,7 @@ from .config import LR_GAMMA, TrainConfig, TrainingError
 from .data import EpochKeySampler, TrainingPairs, describe_degradation, load_images, make_loader
 from .distributed import DistContext, from_main, mean_over_ranks
 from .schedule import LrSchedule
-from .validation import evaluate, load_validation_set
+from .validation import load_validation_set, validation_psnr
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 LOG_NAME = "train.log"
@@ -219,7 +219,7 @@ class Trainer:
     def validate(self, model: nn.Module) -> dict[str, float] | None:
         if not self.validation:
             return None
-        scores = evaluate(model, self.validation, self.ctx.device)
+        scores = validation_psnr(model, self.validation, self.ctx.device)
         details = "  ".join(f"{k} {v:.2f}" for k, v in scores.items() if k != "mean")
         self.log(f"val   it {self.iteration:>8d}  {self.config.val} PSNR {scores['mean']:.2f} dB"
                  + (f"  ({details})" if details else ""))

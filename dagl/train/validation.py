@@ -52,7 +52,7 @@ def load_validation_set(source: str, config: TaskConfig, sigma: int | None,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, items: list[ValidationImage], device: torch.device) -> dict[str, float]:
+def validation_psnr(model: nn.Module, items: list[ValidationImage], device: torch.device) -> dict[str, float]:
     """Mean PSNR per label (e.g. per CAR quality) and over everything (``"mean"``, last).
 
     PSNR is the protocol's: float output clamped to [0, 1], no shave.

@@ -1,4 +1,4 @@
-"""Which weights go into an exported artefact, and how that is recorded.
+"""The weights a user chose (a file, the shipped ones, or ``random``), loaded, and the record of which they were.
 
 Every artefact names its weights by SHA-256 so that an engine on a server can be traced back to the
 checkpoint it came from. ``random`` exists for smoke-testing a deployment pipeline before trained
@@ -44,7 +44,7 @@ class WeightsInfo:
         return record | ({"seed": RANDOM_SEED} if self.random and self.sha256 is None else {})
 
 
-def load_model(task: str, weights: str | Path | None, sigma: int | None = None) -> tuple[dagl.DAGL, WeightsInfo]:
+def load_chosen_weights(task: str, weights: str | Path | None, sigma: int | None = None) -> tuple[dagl.DAGL, WeightsInfo]:
     """An eval-mode batched-GFAM model plus its provenance.
 
     ``weights`` None means the shipped weights (a :class:`dagl.WeightsError` says if none ship);
