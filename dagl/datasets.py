@@ -1,6 +1,6 @@
 """The paper's test sets by name, and how each one's degraded inputs are obtained.
 
-The evaluation protocol (``../shared/datasets/README.md``) fixes the degraded inputs: CAR uses the
+The evaluation protocol (``docs/dagl-reference.md``, "The paper's evaluation protocol") fixes the degraded inputs: CAR uses the
 stored MATLAB JPEGs (never a re-encoding), demosaicing the stored GRBG mosaics, denoising seeded
 Gaussian noise made at test time. Putting that knowledge here, once, keeps every caller on the
 protocol. Any other folder can be evaluated too, with the layout of :func:`folder_set`.

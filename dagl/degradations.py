@@ -1,6 +1,6 @@
 """Degradations of the paper's tasks: test-time protocols and on-the-fly training versions.
 
-The test-time ones reproduce ``../shared/datasets/README.md`` exactly (seeded torch noise, stored
+The test-time ones reproduce the paper's protocol (``docs/dagl-reference.md``) exactly (seeded torch noise, stored
 MATLAB JPEGs, stored GRBG mosaics), so that PSNRs compare with the paper's; the training ones
 draw from a caller-owned generator so that runs are reproducible and resumable.
 """

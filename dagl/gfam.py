@@ -92,7 +92,7 @@ class GFAMHead(nn.Module):
 
 
 class PlainGFAM(GFAMHead):
-    """Step-by-step transcription of the contract; loops over the batch like the release."""
+    """Step-by-step transcription of docs/dagl-reference.md; loops over the batch like the release."""
 
     def forward(self, x: Tensor) -> Tensor:
         k, s = self.ksize, self.stride

@@ -1,4 +1,4 @@
-"""Image-quality metrics of the paper's protocol (../shared/datasets/README.md).
+"""Image-quality metrics of the paper's protocol (docs/dagl-reference.md).
 
 Both metrics clamp the image under test to [0, data_range] first, because the protocol scores the
 network's float output clamped to [0, 1] (not quantised to 8 bits) and no border is shaved.

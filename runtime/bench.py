@@ -1,6 +1,6 @@
 """``dagl-bench``: per-tile latency, throughput and peak memory of an artefact vs the plain PyTorch path.
 
-The reference column is ``dagl.create(task, gfam="plain")``: the contract transcribed step by step,
+The reference column is ``dagl.create(task, gfam="plain")``: docs/dagl-reference.md transcribed step by step,
 run by PyTorch on the same device and tile sizes, so the table shows what the export bought.
 Timing excludes the first (warm-up) call of each shape, where ONNX Runtime and TensorRT allocate.
 """
@@ -105,7 +105,7 @@ def measure(runner: BaseRunner, path: str, tile: int, batch: int, repeats: int) 
 
 
 def plain_runner(info: ModelInfo, device: str, threads: int | None, weights: Path | None) -> TorchRunner:
-    """The contract's step-by-step network; weights only if given (timing does not depend on them)."""
+    """The reference's step-by-step network (``PlainGFAM``); weights only if given (timing does not depend on them)."""
     import dagl  # torch: imported by the command's body, not by its --help
     from dagl.weights import load_into
 

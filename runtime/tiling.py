@@ -7,7 +7,7 @@ square of its area: a whole image is never run as one tile unless asked (``none`
   neighbours, blended with linear ramps so no seam shows. Tiles go through the network
   ``batch`` at a time and are accumulated into the output, so memory stays bounded by the image
   itself whatever its size; one tile size also suits fixed-shape engines.
-* ``reference``: the authors' recursive quadrant chop, exactly as in the contract, so a
+* ``reference``: the authors' recursive quadrant chop, exactly as docs/dagl-reference.md states it, so a
   parity run reproduces the paper's numbers.
 
 Every function takes ``infer``: (N, C, h, w) float32 -> same, e.g. a runner's ``infer`` wrapped
@@ -148,7 +148,7 @@ def _chop(image: np.ndarray, infer: TileFn, min_size: int, progress: Progress | 
 
 def run_reference(image: np.ndarray, infer: TileFn, min_size: int = REFERENCE_MIN_SIZE,
                   progress: Progress | None = None) -> np.ndarray:
-    """The release's recursive quadrant chop of (C, H, W) (contract, "Inference protocol")."""
+    """The release's recursive quadrant chop of (C, H, W) (docs/dagl-reference.md, "The paper's evaluation protocol")."""
     _, height, width = image.shape
     padded = _pad_to(image, REFERENCE_MIN_SIDE, REFERENCE_MIN_SIDE)
     return _chop(padded, infer, min_size, progress)[:, :height, :width]
