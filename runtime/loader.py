@@ -18,6 +18,9 @@ BACKENDS = ("auto", *REGISTRY)
 ENGINE_SUFFIXES = (".plan", ".engine")
 ONNX_SUFFIXES = (".onnx",)
 WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
+#: ``--backend``'s help in every command: auto's rule, then what each backend of the registry runs.
+BACKEND_HELP = ("auto picks by extension: .plan/.engine tensorrt, .onnx onnxruntime, .pt/.pth/.safetensors torch. "
+                + " ".join(f"{name}: {backend.summary}." for name, backend in REGISTRY.items()))
 
 
 def artefact_kind(path: Path) -> str:

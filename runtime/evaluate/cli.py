@@ -21,7 +21,7 @@ from dagl.outputs import check_output_file, check_output_folder
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
 from dagl.runtime.compare import ParityError, Verdict, judge, tolerance_for
-from dagl.runtime.loader import BACKENDS
+from dagl.runtime.loader import BACKEND_HELP, BACKENDS
 from dagl.runtime.tiling import TILINGS
 
 from .paper import (ARTEFACT_SUFFIXES, PAPER_CELLS, PaperCell, PaperRow, expected_names, find_artefact, paper_markdown,
@@ -189,8 +189,7 @@ The default --tiling reference is the release's chop, i.e. the paper's numbers; 
               help="Score the centre SIZE x SIZE crop of each image (quick checks; not the paper's numbers).")
 @click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write the Markdown/CSV report and the PNGs into DIR.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="auto picks from each model's extension.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @device_option()
 @threads_option()
 @max_pixels_option()
@@ -266,7 +265,7 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
               help="x8 self-ensemble, as the paper's tables.")
 @click.option("--tiling", type=click.Choice(TILINGS), default="reference", show_default=True)
 @click.option("--limit", type=click.IntRange(1), help="Only the first N images of each set (partial numbers).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @device_option()
 @click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Also write each evaluated cell's full report into DIR.")
