@@ -29,7 +29,6 @@ from dagl.runtime.base import CACHE_ENV, default_cache_dir
 from dagl.runtime.compare import ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32, tolerance_for
 from dagl.runtime.loader import BACKEND_HELP, BACKENDS
 from dagl.runtime.onnxrt import OnnxRuntimeRunner, OnnxRuntimeTensorRTRunner
-from dagl.runtime.onnxrt import runner as ort_runner
 from dagl.runtime.onnxrt.providers import (missing_provider, session_providers, tensorrt_options,
                                            tensorrt_session_providers)
 from dagl.runtime.trt import OnnxEngineRunner, cache, engine_key
