@@ -5,9 +5,10 @@ used to live in the tests, twice; here they are named :class:`Tolerance` records
 returns a :class:`Verdict` (pass/fail, the measured numbers, one line for a log) that the tests,
 ``dagl-eval --compare`` and anyone scripting a deployment check share.
 
-The bounds: a float32 graph computes the same arithmetic in another order, so its output is held to an
-absolute difference; an FP16 graph rounds every activation, so it is held to a PSNR against the float32
-output (50 dB: an RMS error of ~0.3 % of full scale, invisible, and far tighter than any task's gain).
+The bounds are each precision's (its entry in ``dagl/artefact/precision.py``): a float32 graph computes
+the same arithmetic in another order, so its output is held to an absolute difference; an FP16 graph
+rounds every activation, so it is held to a PSNR against the float32 output. A new precision gets its
+tolerance for every backend from its entry.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dagl.artefact.precision import PRECISIONS, Precision
 from dagl.errors import DaglError
 from dagl.metrics import psnr
 
@@ -41,30 +43,29 @@ class Tolerance:
         return " and ".join(b for b in bounds if b)
 
 
-#: float32 ONNX (ONNX Runtime) against float32 PyTorch.
-ONNX_FP32 = Tolerance("float32 ONNX vs float32 PyTorch", max_abs=1e-4)
-#: FP16 ONNX (attention kept float32) against float32 PyTorch.
-ONNX_FP16 = Tolerance("FP16 ONNX vs float32 PyTorch", min_psnr=50.0)
-#: float32 TensorRT engine against float32 PyTorch on the CPU.
-TENSORRT_FP32 = Tolerance("float32 TensorRT engine vs float32 PyTorch", max_abs=1e-4)
-#: FP16 TensorRT engine against float32 PyTorch on the CPU.
-TENSORRT_FP16 = Tolerance("FP16 TensorRT engine vs float32 PyTorch", min_psnr=50.0)
-#: PyTorch on CUDA, float32 and under FP16 autocast, against float32 PyTorch on the CPU.
-TORCH_FP32 = Tolerance("float32 PyTorch (another device) vs float32 PyTorch", max_abs=1e-4)
-TORCH_FP16 = Tolerance("FP16 PyTorch vs float32 PyTorch", min_psnr=50.0)
-#: A TensorRT engine against ONNX Runtime running the very same graph (float32, or the FP16 graph).
-ENGINE_VS_ONNX_FP32 = Tolerance("float32 TensorRT engine vs ONNX Runtime, same graph", min_psnr=60.0)
-ENGINE_VS_ONNX_FP16 = Tolerance("FP16 TensorRT engine vs ONNX Runtime, same graph", min_psnr=50.0)
+#: What each backend's candidate is called in a verdict.
+_CANDIDATE = {"onnxruntime": "ONNX", "tensorrt": "TensorRT engine", "torch": "PyTorch"}
 
-_BY_BACKEND = {
-    ("onnxruntime", "fp32"): ONNX_FP32, ("onnxruntime", "fp16"): ONNX_FP16,
-    ("tensorrt", "fp32"): TENSORRT_FP32, ("tensorrt", "fp16"): TENSORRT_FP16,
-    ("torch", "fp32"): TORCH_FP32, ("torch", "fp16"): TORCH_FP16,
-}
+
+def _against_reference(backend: str, entry: Precision) -> Tolerance:
+    """``entry``'s bound for a candidate run by ``backend`` against float32 PyTorch (on the CPU)."""
+    return Tolerance(f"{entry.title} {_CANDIDATE[backend]} vs float32 PyTorch", entry.max_abs, entry.min_psnr)
+
+
+_BY_BACKEND = {(backend, entry.name): _against_reference(backend, entry)
+               for backend in _CANDIDATE for entry in PRECISIONS.values()}
+#: ONNX Runtime, a TensorRT engine and PyTorch (on another device, or under autocast) against float32 PyTorch.
+ONNX_FP32, ONNX_FP16 = _BY_BACKEND[("onnxruntime", "fp32")], _BY_BACKEND[("onnxruntime", "fp16")]
+TENSORRT_FP32, TENSORRT_FP16 = _BY_BACKEND[("tensorrt", "fp32")], _BY_BACKEND[("tensorrt", "fp16")]
+TORCH_FP32, TORCH_FP16 = _BY_BACKEND[("torch", "fp32")], _BY_BACKEND[("torch", "fp16")]
+#: A TensorRT engine against ONNX Runtime running the very same graph (float32, or the FP16 graph).
+ENGINE_VS_ONNX = {entry.name: Tolerance(f"{entry.title} TensorRT engine vs ONNX Runtime, same graph",
+                                        min_psnr=entry.engine_vs_onnx_psnr) for entry in PRECISIONS.values()}
+ENGINE_VS_ONNX_FP32, ENGINE_VS_ONNX_FP16 = ENGINE_VS_ONNX["fp32"], ENGINE_VS_ONNX["fp16"]
 
 
 def tolerance_for(backend: str, precision: str) -> Tolerance:
-    """The tolerance for a candidate run by ``backend`` at ``precision`` (``fp32``/``fp16``)."""
+    """The tolerance for a candidate run by ``backend`` at ``precision`` (a name in :data:`PRECISIONS`)."""
     try:
         return _BY_BACKEND[(backend, precision)]
     except KeyError:

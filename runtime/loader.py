@@ -7,15 +7,13 @@ from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
 from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
+from dagl.artefact.naming import ENGINE_SUFFIXES, ONNX_SUFFIXES, WEIGHTS_SUFFIXES
 from dagl.device import is_cuda, resolve_device
 
 from .base import BaseRunner, ModelInputError
 from .metadata import resolve_info
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-ENGINE_SUFFIXES = (".plan", ".engine")
-ONNX_SUFFIXES = (".onnx",)
-WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 
 def backend_for(path: Path) -> str:

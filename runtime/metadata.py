@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dagl import get_config
-from dagl.weights_label import is_random_label
+from dagl.artefact.naming import is_random_label, shown_random_label
 
 from .base import ModelInfo, ModelInputError
 
@@ -63,7 +63,6 @@ def warn_if_random(declared: Mapping[str, object], path: Path) -> bool:
     weights = declared.get("weights")
     random = is_random_label(weights)
     if random:
-        label = weights if isinstance(weights, str) else "RANDOM, not trained"
         log.warning("%s holds RANDOM, untrained weights (%s): its outputs are meaningless; use it for "
-                    "pipeline smoke tests only", path.name, label)
+                    "pipeline smoke tests only", path.name, shown_random_label(weights))
     return random

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 import dagl.export.cli
+import dagl.export.pipeline
 
 from dagl.export import tensorrt_build
 import fake_tensorrt
@@ -181,7 +182,7 @@ def test_engine_is_refused_by_another_or_unsupported_tensorrt(fake_trt, tmp_path
 
 def test_dagl_export_builds_the_fp16_engine_from_the_fp16_onnx(fake_trt, tmp_path, monkeypatch):
     """The whole command on the fake: ``--fp16`` builds from ``dagl-jpeg-fp16.onnx``, strongly typed."""
-    monkeypatch.setattr(dagl.export.cli, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU("Fake H100", "9.0"))
     out = tmp_path / "out"
     result = CliRunner().invoke(dagl.export.cli.main, [
         "--task", "jpeg", "--weights", "random", "--fp16", "--engine-required", "--output-dir", str(out),
