@@ -231,3 +231,16 @@ def test_engine_on_a_torch_without_cuda_is_one_line(fake_trt, tmp_path, monkeypa
         runner.activate()
     assert "TensorRT engines run on CUDA buffers from torch" in str(excinfo.value)
     assert "\n" not in str(excinfo.value) and not runner.is_active
+
+
+def test_export_library_call_returns_the_engine_and_its_sidecar(fake_trt, tmp_path, monkeypatch):
+    """``dagl.export.export`` on the fake: the float32 engine is built from the float32 graph and returned."""
+    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+    out = tmp_path / "out"
+    result = dagl.export.export("jpeg", "random", output_dir=out, engine_required=True, min_tile=(16, 16),
+                                opt_tile=(32, 32), max_tile=(64, 64), batch=1)
+    assert result.engine == out / "dagl-jpeg-fp32.plan" and result.sidecar == out / "dagl-jpeg-fp32.plan.json"
+    assert result.files == [out / "dagl-jpeg.onnx", result.engine, result.sidecar, out / "dagl-jpeg.json"]
+    assert sorted(p for p in out.iterdir() if p.name != tensorrt_build.TIMING_CACHE_NAME) == sorted(result.files)
+    assert fake_tensorrt.read_plan(result.engine.read_bytes())["onnx"] == "dagl-jpeg.onnx"
+    assert EngineSidecar.read(result.engine).precision == "fp32"
