@@ -1,7 +1,7 @@
 """Weights that ship inside the package (``dagl/weights/``), kept apart from the code.
 
-A file ``dagl/weights/dagl-<task>[-s<sigma>].safetensors`` (:func:`dagl.artefact.naming.weights_name`) with a model card beside it
-(``.md``) is picked up automatically; nothing else needs registering.
+A file ``dagl/weights/dagl-<task>[-s<sigma>].safetensors`` (:func:`dagl.artefact.naming.weights_name`)
+with a model card beside it (``.md``) is picked up automatically; nothing else needs registering.
 """
 
 from __future__ import annotations

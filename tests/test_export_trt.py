@@ -22,9 +22,9 @@ import dagl.export.pipeline
 
 from dagl.export import tensorrt_build
 import fake_tensorrt
-from dagl.artefact import (GPU, SUPPORTED_TENSORRT, EngineSidecar, EngineUnavailable, Profile, import_tensorrt,
-                           tensorrt_supported)
-from dagl.export.tensorrt_build import EngineBuildError, EngineTask, build_engine
+from dagl.artefact import (GPU, SUPPORTED_TENSORRT, EngineSidecar, EngineTask, EngineUnavailable, Profile,
+                           import_tensorrt, tensorrt_supported)
+from dagl.export.tensorrt_build import EngineBuildError, build_engine
 from dagl.export.trt_check import check_tensorrt_compatible
 from dagl.runtime import RuntimeLoadError
 from dagl.runtime.base import ModelInfo
