@@ -157,12 +157,15 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
 
     Writes the float32 ONNX graph, the ``precision`` graph if it is another one (made from the
     float32 one as its entry in :mod:`dagl.artefact.precision` says), the strongly typed TensorRT
-    engine of the ``precision`` graph with its sidecar (``engine``; without tensorrt or a GPU the ONNX files are kept and
-    :attr:`ExportResult.engine_unavailable` says why, unless ``engine_required``), and the manifest.
-    The engine's profile spans ``min_tile`` (batch 1) to ``max_tile``, tuned for ``opt_tile``; both
-    at ``batch``. ``on_weights`` is called once the weights are loaded, before the minutes of export
-    (the CLI warns about random weights there). Every refusal comes before the first file: options
-    and the output folder before the weights load, a graph that fails a check before any is saved.
+    engine of the ``precision`` graph with its sidecar (if ``engine``: without tensorrt or a GPU the
+    ONNX files are kept and :attr:`ExportResult.engine_unavailable` says why, unless
+    ``engine_required``), and the manifest. The engine's profile spans ``min_tile`` (batch 1) to
+    ``max_tile``, tuned for ``opt_tile``; both at ``batch``. ``on_weights`` is called once the weights
+    are loaded, before the minutes of export (the CLI warns about random weights there).
+
+    Every refusal comes before the first file: options and the output folder before the weights
+    load, a graph that fails a check before any graph is saved. A TensorRT build that fails (an
+    :class:`~dagl.export.tensorrt_build.EngineBuildError`) leaves the saved graphs, without a manifest.
     """
     entry = get_precision(precision)
     config = get_config(task)

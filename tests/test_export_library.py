@@ -71,9 +71,8 @@ def _qdq_graph() -> onnx.ModelProto:
         "zero", TensorProto.INT8, [], [0])
     nodes = [helper.make_node("QuantizeLinear", ["input", "scale", "zero"], ["q"], name="quant"),
              helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["output"], name="dequant")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-                              initializer=[scale, zero])
+    io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 1, "H", "W"]) for name in ("input", "output")]
+    graph = helper.make_graph(nodes, "g", io[:1], io[1:], initializer=[scale, zero])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
