@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dagl
-from dagl.weights_label import WEIGHTS_KEY, is_random_label, random_label
+from dagl.artefact.naming import WEIGHTS_KEY, is_random_label, random_label
 
 RANDOM = "random"
 RANDOM_SEED = 0

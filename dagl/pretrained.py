@@ -1,23 +1,17 @@
 """Weights that ship inside the package (``dagl/weights/``), kept apart from the code.
 
-A file ``dagl/weights/dagl-<task>[-s<sigma>].safetensors`` with a model card beside it
-(``.md``) is picked up automatically; nothing else needs registering.
+A file ``dagl/weights/dagl-<task>[-s<sigma>].safetensors`` (:func:`dagl.artefact.naming.weights_name`)
+with a model card beside it (``.md``) is picked up automatically; nothing else needs registering.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .configs import get_config
+from .artefact.naming import weights_name
 from .errors import WeightsError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-def weights_name(task: str, sigma: int | None = None) -> str:
-    """File name of a task variant's weights; :class:`~dagl.configs.TaskError` for a variant that does not exist."""
-    sigma = get_config(task).check_sigma(sigma)
-    return f"dagl-{task}-s{sigma}.safetensors" if sigma is not None else f"dagl-{task}.safetensors"
 
 
 def shipped_weights(task: str, sigma: int | None = None) -> Path:

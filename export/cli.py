@@ -1,36 +1,21 @@
-"""``dagl-export``: a DAGL task's weights -> checked ONNX (float32, FP16) -> TensorRT engine."""
+"""``dagl-export``: options and messages around :func:`dagl.export.export` (weights -> ONNX -> TensorRT engine)."""
 
 from __future__ import annotations
 
-import json
-import tempfile
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
-from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE, EngineUnavailable, Profile,
-                           artefact_stem, current_gpu, import_tensorrt, onnx_metadata)
-from dagl.atomic import write_atomic
+from dagl.artefact import DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE
+from dagl.chosen_weights import RANDOM, RANDOM_SEED, WeightsInfo
 from dagl.cli_common import Command, sigma_option, task_option
-from dagl.configs import TaskConfig, get_config
-from dagl.outputs import check_output_folder
-from dagl.chosen_weights import RANDOM, RANDOM_SEED, WeightsInfo, load_chosen_weights
-from dagl.errors import DaglError, WeightsError, output_error
+from dagl.errors import WeightsError
 
-if TYPE_CHECKING:  # onnx, torch and the exporter modules are imported in the command's body, so --help is instant
-    import onnx
-    from torch import nn
+from .pipeline import export
 
 #: Spinners for the long steps; messages go through click.echo as single lines.
 _STDERR = Console(stderr=True)
-_PACKAGES = ("dagl", "torch", "onnx", "onnxruntime", "onnxconverter-common", "tensorrt")
-
-
-class GraphRefusedError(DaglError):
-    """An exported graph failed onnx.checker or the TensorRT check; nothing is written."""
 
 
 class ShapeType(click.ParamType):
@@ -47,76 +32,13 @@ class ShapeType(click.ParamType):
         return int(parts[0]), int(parts[1])
 
 
-def _versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for name in _PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-def _onnx_metadata(task: str, channels: int, precision: str, sigma: int | None, weights: WeightsInfo) -> dict:
-    return onnx_metadata(task, channels, precision, sigma, weights.label)
-
-
-def _check(model: onnx.ModelProto, label: str) -> None:
-    """onnx.checker and the TensorRT 11 rules; a failure names the graph and the node."""
-    import onnx
-
-    from .trt_check import TensorRTCompatibilityError, assert_tensorrt_compatible
-
-    try:
-        onnx.checker.check_model(model)
-        assert_tensorrt_compatible(model)
-    except (onnx.checker.ValidationError, TensorRTCompatibilityError) as exc:
-        raise GraphRefusedError(f"{label} graph refused, nothing written: {exc}") from None
-
-
-def _validate_options(config: TaskConfig, sigma: int | None, onnx_only: bool, engine_required: bool,
-                      shapes: tuple[tuple[int, int], ...]) -> None:
-    """Every refusal that needs no model: cheap, before minutes of export."""
-    config.check_sigma(sigma)
-    if onnx_only and engine_required:
-        raise click.UsageError("--onnx-only and --engine-required contradict each other")
-    lo, opt, hi = shapes
-    if not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
-        raise click.UsageError(f"shapes must satisfy min <= opt <= max per axis, got "
-                               f"{lo[0]}x{lo[1]}, {opt[0]}x{opt[1]}, {hi[0]}x{hi[1]}")
-    if engine_required:
-        try:
-            import_tensorrt()
-            current_gpu()
-        except EngineUnavailable as exc:
-            raise EngineUnavailable(f"--engine-required, but no engine can be built here: {exc}") from None
-
-
-def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: WeightsInfo, fp16: bool,
-                   output_dir: Path) -> tuple[dict[str, onnx.ModelProto], set[str]]:
-    """The checked, labelled graphs by file name (nothing written yet) and the float32 node set."""
-    import onnx
-
-    from dagl.calibration.policy import fp32_nodes
-
-    from .fp16 import to_fp16
-    from .onnx import DEFAULT_OPSET, export_onnx, set_metadata
-
-    channels = get_config(task).channels
-    stem = artefact_stem(task)
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dagl-export-") as tmp:
-        with _STDERR.status(f"exporting {task} to float32 ONNX (opset {DEFAULT_OPSET})"):
-            fp32 = onnx.load(str(export_onnx(model, Path(tmp) / "fp32.onnx", channels=channels)))
-    set_metadata(fp32, _onnx_metadata(task, channels, "fp32", sigma, info))
-    _check(fp32, "float32")
-    graphs = {f"{stem}.onnx": fp32}
-    keep = fp32_nodes(fp32.graph, task)
-    if fp16:
-        with _STDERR.status("converting to FP16 (attention path kept in float32)"):
-            half = set_metadata(to_fp16(fp32, keep), _onnx_metadata(task, channels, "fp16", sigma, info))
-        _check(half, "FP16")
-        graphs[f"{stem}-fp16.onnx"] = half
-    return graphs, keep
+def _warn_if_random(info: WeightsInfo) -> None:
+    """Untrained weights are said loudly, before the minutes of export."""
+    if info.random:
+        what = (f"--weights random: seeded random weights (seed {RANDOM_SEED})" if info.sha256 is None
+                else f"{info.source}: {info.label}")
+        click.secho(f"WARNING: {what}; the artefacts restore nothing and are labelled so in their metadata",
+                    fg="yellow", bold=True, err=True)
 
 
 @click.command("dagl-export", cls=Command)
@@ -145,12 +67,12 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     """Export a DAGL task to ONNX and build a strongly typed TensorRT engine (10.12+ or 11.x).
 
     \b
-    Writes into --output-dir:
-      dagl-<task>.onnx          float32, dynamic N/H/W, checked for TensorRT 11
-      dagl-<task>-fp16.onnx     with --fp16 (float32 I/O, attention kept float32)
-      dagl-<task>-fp16.plan     the engine from the FP16 ONNX (-fp32.plan from the float32
+    Writes into --output-dir (STEM: dagl-<task>, dagl-denoise-s<sigma> for denoise):
+      STEM.onnx                 float32, dynamic N/H/W, checked for TensorRT 11
+      STEM-fp16.onnx            with --fp16 (float32 I/O, attention kept float32)
+      STEM-fp16.plan            the engine from the FP16 ONNX (-fp32.plan from the float32
                                 ONNX without --fp16) + .plan.json
-      dagl-<task>.json          what was exported, from which weights, with which tools
+      STEM.json                 what was exported, from which weights, with which tools
     Without tensorrt or a GPU the ONNX files are kept and the command still succeeds
     (unless --engine-required).
 
@@ -158,61 +80,15 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     Example (no trained weights needed):
       dagl-export --task jpeg --weights random --onnx-only
     """
-    from dagl.calibration.policy import RANGES_FILE
-
-    from .onnx import DEFAULT_OPSET, save_atomic
-    from .tensorrt_build import EngineTask, build_engine
-
-    config = get_config(task)
-    _validate_options(config, sigma, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
-    check_output_folder(output_dir)  # before the export's minutes, not after
     try:
-        model, info = load_chosen_weights(task, weights, sigma)
+        result = export(task, weights, sigma=sigma, precision="fp16" if fp16 else "fp32", output_dir=output_dir,
+                        engine=not onnx_only, engine_required=engine_required, min_tile=min_shape,
+                        opt_tile=opt_shape, max_tile=max_shape, batch=batch, on_weights=_warn_if_random,
+                        status=_STDERR.status)
     except WeightsError as exc:
         if weights:
             raise
         raise WeightsError(f"{exc}; use --weights PATH, or --weights random for a smoke test") from None
-    if info.random:
-        what = (f"--weights random: seeded random weights (seed {RANDOM_SEED})" if info.sha256 is None
-                else f"{info.source}: {info.label}")
-        click.secho(f"WARNING: {what}; the artefacts restore nothing and are labelled so in their metadata",
-                    fg="yellow", bold=True, err=True)
-
-    stem = artefact_stem(task)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_error(output_dir, exc, what="cannot create the output folder") from None
-    graphs, keep = _export_graphs(model, task, sigma, info, fp16, output_dir)
-    for name, graph in graphs.items():
-        save_atomic(graph, output_dir / name)
-    written = list(graphs)
-
-    channels = config.channels
-    shapes = Profile(min=(1, channels, *min_shape), opt=(batch, channels, *opt_shape),
-                     max=(batch, channels, *max_shape))
-    precision = "fp16" if fp16 else "fp32"
-    engine_note = "skipped (--onnx-only)"
-    if not onnx_only:
-        plan = output_dir / f"{stem}-{precision}.plan"
-        facts = EngineTask(task=task, channels=channels, precision=precision, sigma=sigma, weights=info.as_dict())
-        try:
-            with _STDERR.status(f"building the TensorRT {precision} engine (minutes)"):
-                # Strongly typed: the engine's precision is its ONNX graph's (FP16 graph -> FP16 engine).
-                source = f"{stem}-fp16.onnx" if fp16 else f"{stem}.onnx"
-                build_engine(output_dir / source, plan, profile=shapes, task=facts)
-            written += [plan.name, plan.name + ".json"]
-            engine_note = plan.name
-        except EngineUnavailable as exc:  # only reachable without --engine-required (checked upfront)
-            engine_note = f"not built: {exc}"
-            click.echo(f"no TensorRT engine built: {exc}; ONNX files kept in {output_dir}", err=True)
-
-    summary = {
-        "task": task, "channels": channels, "sigma": sigma, "opset": DEFAULT_OPSET, "precision": precision,
-        "shapes": {"min": list(shapes.min), "opt": list(shapes.opt), "max": list(shapes.max)},
-        "weights": info.as_dict(), "fp32_nodes_in_fp16": len(keep) if fp16 else 0,
-        "fp16_policy": RANGES_FILE.name, "engine": engine_note, "versions": _versions(),
-        "files": written + [f"{stem}.json"],
-    }
-    write_atomic(output_dir / f"{stem}.json", json.dumps(summary, indent=2) + "\n")
-    click.echo(f"wrote {', '.join(summary['files'])} to {output_dir}")
+    if result.engine_unavailable:
+        click.echo(f"no TensorRT engine built: {result.engine_unavailable}; ONNX files kept in {output_dir}", err=True)
+    click.echo(f"wrote {', '.join(path.name for path in result.files)} to {output_dir}")

@@ -20,6 +20,7 @@ matrix accepts but that would break its guarantees: data-dependent output shapes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import onnx
@@ -27,6 +28,7 @@ from onnx import TensorProto
 
 from dagl.artefact.operators import (CONSTANT_INPUTS, OPSET_RANGE, OUTPUT_TYPED, PROJECT_REFUSED, SUPPORTED_TYPES,
                                     operator_refusal)
+from dagl.artefact.precision import REFERENCE
 from dagl.errors import DaglError
 
 __all__ = ["CONSTANT_INPUTS", "OPSET_RANGE", "PROJECT_REFUSED", "SUPPORTED_TYPES", "Problem",
@@ -87,8 +89,14 @@ def _check_io(model: onnx.ModelProto) -> list[Problem]:
     return problems
 
 
-def check_tensorrt_compatible(model: onnx.ModelProto) -> list[Problem]:
-    """Every rule above applied to ``model``; an empty list means it should parse on TensorRT 11."""
+def check_tensorrt_compatible(model: onnx.ModelProto,
+                              operators: Mapping[str, tuple[str, ...]] = REFERENCE.operators) -> list[Problem]:
+    """Every rule above applied to ``model``; an empty list means it should parse on TensorRT 11.
+
+    ``operators`` is the table of the graph's precision (:attr:`dagl.artefact.Precision.operators`):
+    the float32 and FP16 entries allow exactly :data:`SUPPORTED_TYPES`, so Q/DQ nodes are refused
+    unless a precision's entry (INT8) adds them.
+    """
     problems = []
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     low, high = OPSET_RANGE
@@ -100,18 +108,18 @@ def check_tensorrt_compatible(model: onnx.ModelProto) -> list[Problem]:
     constants.update(out for node in model.graph.node if node.op_type == "Constant" for out in node.output)
     for node in model.graph.node:
         name, op = node.name or node.output[0], node.op_type
-        refusal = operator_refusal(op, node.domain)
+        refusal = operator_refusal(op, node.domain, operators)
         if refusal:
             problems.append(Problem(name, op, refusal))
             continue
         typed = node.output[0] if op in OUTPUT_TYPED else (node.input[0] if node.input else None)
         if typed and typed in types and types[typed]:
             type_name = _type_name(types[typed])
-            if type_name not in SUPPORTED_TYPES[op]:
+            if type_name not in operators[op]:
                 problems.append(Problem(name, op, f"type {type_name} not supported for {op}"))
         if op == "Cast":
             target = next(a.i for a in node.attribute if a.name == "to")
-            if _type_name(target) not in SUPPORTED_TYPES["Cast"]:
+            if _type_name(target) not in operators["Cast"]:
                 problems.append(Problem(name, op, f"cast to {_type_name(target)} not supported"))
         index = CONSTANT_INPUTS.get(op)
         if index is not None and len(node.input) > index and node.input[index] \
@@ -120,8 +128,9 @@ def check_tensorrt_compatible(model: onnx.ModelProto) -> list[Problem]:
     return problems
 
 
-def assert_tensorrt_compatible(model: onnx.ModelProto) -> None:
-    """Raise :class:`TensorRTCompatibilityError` unless ``model`` passes every rule."""
-    problems = check_tensorrt_compatible(model)
+def assert_tensorrt_compatible(model: onnx.ModelProto,
+                               operators: Mapping[str, tuple[str, ...]] = REFERENCE.operators) -> None:
+    """Raise :class:`TensorRTCompatibilityError` unless ``model`` passes every rule (``operators``: as above)."""
+    problems = check_tensorrt_compatible(model, operators)
     if problems:
         raise TensorRTCompatibilityError(problems)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .base import BaseRunner, RunnerRequest
-from .compare import (ONNX_FP16, ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32, TORCH_FP16, TORCH_FP32, Tolerance)
+from .compare import Tolerance, bounds_for
 
 Factory = Callable[[RunnerRequest], BaseRunner]
 
@@ -30,7 +30,7 @@ class Backend:
     #: Artefact kinds it runs.
     kinds: tuple[str, ...]
     factory: Factory
-    #: Parity bound per precision of the artefact (``fp32``, ``fp16``).
+    #: Parity bound per precision of the artefact (every entry of ``dagl/artefact/precision.py``).
     tolerances: Mapping[str, Tolerance]
     #: Kinds ``--backend auto`` runs on this backend (each kind has exactly one).
     auto_for: tuple[str, ...] = ()
@@ -48,15 +48,15 @@ def lazy(module: str, function: str = "create") -> Factory:
 
 
 REGISTRY: dict[str, Backend] = {backend.name: backend for backend in (
-    Backend("tensorrt", ("engine", "onnx"), lazy(".trt.loader"), {"fp32": TENSORRT_FP32, "fp16": TENSORRT_FP16},
+    Backend("tensorrt", ("engine", "onnx"), lazy(".trt.loader"), bounds_for("TensorRT engine"),
             auto_for=("engine",), summary="a TensorRT engine, or an .onnx file built into one (kept in the engine "
                                           "cache)"),
-    Backend("onnxruntime", ("onnx",), lazy(".onnxrt.loader"), {"fp32": ONNX_FP32, "fp16": ONNX_FP16},
+    Backend("onnxruntime", ("onnx",), lazy(".onnxrt.loader"), bounds_for("ONNX"),
             auto_for=("onnx",), summary="ONNX Runtime on its CPU or CUDA execution provider, as --device says"),
     Backend("onnxruntime-tensorrt", ("onnx",), lazy(".onnxrt.loader", "create_tensorrt_ep"),
-            {"fp32": TENSORRT_FP32, "fp16": TENSORRT_FP16},
+            bounds_for("TensorRT engine"),
             summary="ONNX Runtime's TensorRT execution provider (engine and timing cache kept in the engine cache)"),
-    Backend("torch", ("weights",), lazy(".pyt.loader"), {"fp32": TORCH_FP32, "fp16": TORCH_FP16},
+    Backend("torch", ("weights",), lazy(".pyt.loader"), bounds_for("PyTorch"),
             auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)"),
 )}
 

@@ -5,18 +5,22 @@ used to live in the tests, twice; here they are named :class:`Tolerance` records
 returns a :class:`Verdict` (pass/fail, the measured numbers, one line for a log) that the tests,
 ``dagl-eval --compare`` and anyone scripting a deployment check share.
 
-The bounds: a float32 graph computes the same arithmetic in another order, so its output is held to an
-absolute difference; an FP16 graph rounds every activation, so it is held to a PSNR against the float32
-output (50 dB: an RMS error of ~0.3 % of full scale, invisible, and far tighter than any task's gain).
+The bounds are each precision's (its entry in ``dagl/artefact/precision.py``): a float32 graph computes
+the same arithmetic in another order, so its output is held to an absolute difference; an FP16 graph
+rounds every activation, so it is held to a PSNR against the float32 output. A new precision gets its
+tolerance for every backend from its entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
 
 import numpy as np
 
+from dagl.artefact.precision import PRECISIONS
 from dagl.errors import DaglError
 from dagl.metrics import psnr
 
@@ -41,25 +45,28 @@ class Tolerance:
         return " and ".join(b for b in bounds if b)
 
 
-#: float32 ONNX (ONNX Runtime) against float32 PyTorch.
-ONNX_FP32 = Tolerance("float32 ONNX vs float32 PyTorch", max_abs=1e-4)
-#: FP16 ONNX (attention kept float32) against float32 PyTorch.
-ONNX_FP16 = Tolerance("FP16 ONNX vs float32 PyTorch", min_psnr=50.0)
-#: float32 TensorRT engine against float32 PyTorch on the CPU.
-TENSORRT_FP32 = Tolerance("float32 TensorRT engine vs float32 PyTorch", max_abs=1e-4)
-#: FP16 TensorRT engine against float32 PyTorch on the CPU.
-TENSORRT_FP16 = Tolerance("FP16 TensorRT engine vs float32 PyTorch", min_psnr=50.0)
-#: PyTorch on CUDA, float32 and under FP16 autocast, against float32 PyTorch on the CPU.
-TORCH_FP32 = Tolerance("float32 PyTorch (another device) vs float32 PyTorch", max_abs=1e-4)
-TORCH_FP16 = Tolerance("FP16 PyTorch vs float32 PyTorch", min_psnr=50.0)
+@cache  # one Tolerance record per (candidate, precision): verdicts and the registry share them
+def bounds_for(candidate: str) -> Mapping[str, Tolerance]:
+    """Each precision's bound (by name) for a candidate called ``candidate`` in verdicts, against float32
+    PyTorch on the CPU: what a backend's registry entry holds, so a new precision reaches every backend."""
+    return MappingProxyType({entry.name: Tolerance(f"{entry.title} {candidate} vs float32 PyTorch", entry.max_abs,
+                                                   entry.min_psnr) for entry in PRECISIONS.values()})
+
+
+#: ONNX Runtime, a TensorRT engine and PyTorch (on another device, or under autocast) against float32 PyTorch.
+ONNX_FP32, ONNX_FP16 = bounds_for("ONNX")["fp32"], bounds_for("ONNX")["fp16"]
+TENSORRT_FP32, TENSORRT_FP16 = bounds_for("TensorRT engine")["fp32"], bounds_for("TensorRT engine")["fp16"]
+TORCH_FP32, TORCH_FP16 = bounds_for("PyTorch")["fp32"], bounds_for("PyTorch")["fp16"]
 #: A TensorRT engine against ONNX Runtime running the very same graph (float32, or the FP16 graph).
-ENGINE_VS_ONNX_FP32 = Tolerance("float32 TensorRT engine vs ONNX Runtime, same graph", min_psnr=60.0)
-ENGINE_VS_ONNX_FP16 = Tolerance("FP16 TensorRT engine vs ONNX Runtime, same graph", min_psnr=50.0)
+ENGINE_VS_ONNX = {entry.name: Tolerance(f"{entry.title} TensorRT engine vs ONNX Runtime, same graph",
+                                        min_psnr=entry.engine_vs_onnx_psnr) for entry in PRECISIONS.values()}
+ENGINE_VS_ONNX_FP32, ENGINE_VS_ONNX_FP16 = ENGINE_VS_ONNX["fp32"], ENGINE_VS_ONNX["fp16"]
+
 
 def tolerance_for(backend: str, precision: str) -> Tolerance:
-    """The tolerance for a candidate run by ``backend`` at ``precision`` (``fp32``/``fp16``), as its entry
-    in :data:`dagl.runtime.backends.REGISTRY` says."""
-    from .backends import REGISTRY  # the registry names the bounds defined above
+    """The tolerance for a candidate run by ``backend`` at ``precision`` (a name in :data:`PRECISIONS`), as
+    its entry in :data:`dagl.runtime.backends.REGISTRY` says."""
+    from .backends import REGISTRY  # the registry holds the bounds made above
 
     try:
         return REGISTRY[backend].tolerances[precision]

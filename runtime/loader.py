@@ -9,15 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
+from dagl.artefact.naming import ENGINE_SUFFIXES, ONNX_SUFFIXES, WEIGHTS_SUFFIXES
 from dagl.device import is_auto, resolve_device
 
 from .backends import REGISTRY, auto_backend, backends_for
 from .base import BaseRunner, ModelInputError, RunnerRequest, default_cache_dir
 
 BACKENDS = ("auto", *REGISTRY)
-ENGINE_SUFFIXES = (".plan", ".engine")
-ONNX_SUFFIXES = (".onnx",)
-WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
 #: ``--backend``'s help in every command: auto's rule, then what each backend of the registry runs.
 BACKEND_HELP = ("auto picks by extension: .plan/.engine tensorrt, .onnx onnxruntime, .pt/.pth/.safetensors torch. "
                 + " ".join(f"{name}: {backend.summary}." for name, backend in REGISTRY.items()))

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dagl import get_config
-from dagl.weights_label import is_random_label
+from dagl.artefact.naming import is_random_label, shown_random_label
+from dagl.artefact.precision import REFERENCE
 
 from .base import ModelInfo, ModelInputError
 
@@ -40,7 +41,7 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
     if sigma is not None and declared_sigma is not None and sigma != declared_sigma:
         raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
     return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,
-                     precision=str(declared.get("precision") or "fp32"), random_weights=warn_if_random(declared, path),
+                     precision=str(declared.get("precision") or REFERENCE.name), random_weights=warn_if_random(declared, path),
                      weights_sha256=declared_sha256(declared.get("weights")))
 
 
@@ -63,7 +64,6 @@ def warn_if_random(declared: Mapping[str, object], path: Path) -> bool:
     weights = declared.get("weights")
     random = is_random_label(weights)
     if random:
-        label = weights if isinstance(weights, str) else "RANDOM, not trained"
         log.warning("%s holds RANDOM, untrained weights (%s): its outputs are meaningless; use it for "
-                    "pipeline smoke tests only", path.name, label)
+                    "pipeline smoke tests only", path.name, shown_random_label(weights))
     return random

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dagl.configs import get_config
-from dagl.export.cli import _onnx_metadata
+from dagl.artefact import onnx_metadata
 from dagl.chosen_weights import WeightsInfo
 from export_bench import worker  # tools/ is on pytest's pythonpath
 from test_runtime_support import jpeg_onnx
@@ -24,7 +24,7 @@ def test_worker_reports_time_and_memory(backend, tmp_path_factory, official_chec
 def test_onnx_metadata_carries_sigma_only_for_denoise(task, sigma):
     info = WeightsInfo(source="w.pt", sha256="ab" * 32, random=False)
     channels = get_config(task).channels
-    props = _onnx_metadata(task, channels, "fp16", sigma, info)
+    props = onnx_metadata(task, channels, "fp16", sigma, info.label)
     assert props["dagl.task"] == task and props["dagl.precision"] == "fp16"
     assert props["dagl.channels"] == str(channels)
     assert props.get("dagl.sigma") == (str(sigma) if sigma else None)

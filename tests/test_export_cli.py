@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 import dagl.export.cli
+import dagl.export.pipeline
 from dagl.export.cli import main
 from dagl.chosen_weights import WeightsInfo
 
@@ -101,7 +102,7 @@ class _DataDependent(torch.nn.Module):
 
 
 def test_graph_failing_the_tensorrt_check_is_not_written(monkeypatch, tmp_path):
-    monkeypatch.setattr(dagl.export.cli, "load_chosen_weights", lambda task, weights, sigma: (
+    monkeypatch.setattr(dagl.export.pipeline, "load_chosen_weights", lambda task, weights, sigma: (
         _DataDependent(), WeightsInfo(source="test", sha256=None, random=False)))
     result = _run("--task", "jpeg", "--weights", "whatever", "--onnx-only", "--output-dir", str(tmp_path))
     assert result.exit_code == 1

@@ -18,13 +18,13 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 import dagl.export.cli
+import dagl.export.pipeline
 
 from dagl.artefact import engine_build
-from dagl.export import tensorrt_build
 import fake_tensorrt
-from dagl.artefact import (GPU, SUPPORTED_TENSORRT, EngineSidecar, EngineUnavailable, Profile, import_tensorrt,
-                           tensorrt_supported)
-from dagl.export.tensorrt_build import EngineBuildError, EngineTask, build_engine
+from dagl.artefact import (GPU, SUPPORTED_TENSORRT, EngineSidecar, EngineTask, EngineUnavailable, Profile,
+                           import_tensorrt, tensorrt_supported)
+from dagl.artefact.engine_build import EngineBuildError, build_engine
 from dagl.export.trt_check import check_tensorrt_compatible
 from dagl.runtime import RuntimeLoadError
 from dagl.runtime.base import ModelInfo
@@ -136,16 +136,16 @@ def test_strongly_typed_build_writes_plan_and_sidecar(fake_trt, tmp_path, fp16):
 
 
 def test_network_is_created_strongly_typed(fake_trt):
-    flags = tensorrt_build.network_flags(fake_trt)
+    flags = engine_build.network_flags(fake_trt)
     network = fake_trt.Builder(fake_trt.Logger(fake_trt.Logger.WARNING)).create_network(flags)
     assert network.get_flag(fake_trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
 
 def test_timing_cache_is_reused_between_builds(fake_trt, tmp_path):
     _build(tmp_path, fp16=True)
-    assert (tmp_path / tensorrt_build.TIMING_CACHE_NAME).read_bytes() == b"+tuned"
+    assert (tmp_path / engine_build.TIMING_CACHE_NAME).read_bytes() == b"+tuned"
     _build(tmp_path, fp16=False)  # starts from the first build's cache and extends it
-    assert (tmp_path / tensorrt_build.TIMING_CACHE_NAME).read_bytes() == b"+tuned+tuned"
+    assert (tmp_path / engine_build.TIMING_CACHE_NAME).read_bytes() == b"+tuned+tuned"
 
 
 def test_unparsable_onnx_is_a_build_error(fake_trt, tmp_path):
@@ -182,7 +182,7 @@ def test_engine_is_refused_by_another_or_unsupported_tensorrt(fake_trt, tmp_path
 
 def test_dagl_export_builds_the_fp16_engine_from_the_fp16_onnx(fake_trt, tmp_path, monkeypatch):
     """The whole command on the fake: ``--fp16`` builds from ``dagl-jpeg-fp16.onnx``, strongly typed."""
-    monkeypatch.setattr(dagl.export.cli, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU("Fake H100", "9.0"))
     out = tmp_path / "out"
     result = CliRunner().invoke(dagl.export.cli.main, [
         "--task", "jpeg", "--weights", "random", "--fp16", "--engine-required", "--output-dir", str(out),
@@ -231,3 +231,16 @@ def test_engine_on_a_torch_without_cuda_is_one_line(fake_trt, tmp_path, monkeypa
         runner.activate()
     assert "TensorRT engines run on CUDA buffers from torch" in str(excinfo.value)
     assert "\n" not in str(excinfo.value) and not runner.is_active
+
+
+def test_export_library_call_returns_the_engine_and_its_sidecar(fake_trt, tmp_path, monkeypatch):
+    """``dagl.export.export`` on the fake: the float32 engine is built from the float32 graph and returned."""
+    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+    out = tmp_path / "out"
+    result = dagl.export.export("jpeg", "random", output_dir=out, engine_required=True, min_tile=(16, 16),
+                                opt_tile=(32, 32), max_tile=(64, 64), batch=1)
+    assert result.engine == out / "dagl-jpeg-fp32.plan" and result.sidecar == out / "dagl-jpeg-fp32.plan.json"
+    assert result.files == [out / "dagl-jpeg.onnx", result.engine, result.sidecar, out / "dagl-jpeg.json"]
+    assert sorted(p for p in out.iterdir() if p.name != engine_build.TIMING_CACHE_NAME) == sorted(result.files)
+    assert fake_tensorrt.read_plan(result.engine.read_bytes())["onnx"] == "dagl-jpeg.onnx"
+    assert EngineSidecar.read(result.engine).precision == "fp32"

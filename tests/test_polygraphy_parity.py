@@ -108,8 +108,8 @@ def test_tensorrt_engine_matches_onnxruntime_on_crops(onnx_paths, crops, tmp_pat
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from dagl.artefact import EngineSidecar, Profile
-    from dagl.export.tensorrt_build import EngineTask, build_engine
+    from dagl.artefact import EngineSidecar, EngineTask, Profile
+    from dagl.artefact.engine_build import build_engine
     from dagl.runtime.trt import TensorRTRunner
 
     graph = onnx_paths[1] if precision == "fp16" else onnx_paths[0]

@@ -182,7 +182,8 @@ def test_tensorrt_engine_matches_onnxruntime(onnx_path, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs an NVIDIA GPU machine)")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from dagl.export.tensorrt_build import EngineTask, build_engine
+    from dagl.artefact import EngineTask
+    from dagl.export.tensorrt_build import build_engine
 
     plan = tmp_path / "dagl-jpeg.plan"
     build_engine(onnx_path, plan,

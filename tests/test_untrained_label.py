@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 
 from dagl.train import Trainer, distributed
-from dagl.weights_label import is_random_label
+from dagl.artefact.naming import is_random_label
 from test_train import tiny
 
 

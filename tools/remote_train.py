@@ -36,7 +36,7 @@ from dagl.atomic import atomic_path, write_atomic
 from dagl.cli_common import Command, device_option, sigma_option, task_option
 from dagl.device import is_auto
 from dagl.errors import DaglError, UserInputError
-from dagl.pretrained import weights_name
+from dagl.artefact.naming import weights_name
 
 SUMMARY_NAME = "remote_train.json"
 #: Room kept in OUTPUT's limits for the summary itself (one file, at most this many bytes).

@@ -11,7 +11,6 @@ graph, where ``dagl-export`` checked it; there are no builder precision flags or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import write_atomic
@@ -19,25 +18,14 @@ from ..errors import DaglError
 from ..weights import file_digest
 from .format import DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE, INPUT_NAME, Profile
 from .probe import current_gpu, import_tensorrt
-from .sidecar import EngineSidecar
+from .naming import TIMING_CACHE_NAME
+from .sidecar import EngineSidecar, EngineTask
 
-TIMING_CACHE_NAME = "dagl-timing.cache"
 WORKSPACE_BYTES = 4 << 30
 
 
 class EngineBuildError(DaglError):
     """TensorRT refused the graph or the build failed; the message carries TensorRT's reason."""
-
-
-@dataclass(frozen=True)
-class EngineTask:
-    """The task facts an engine's sidecar records (the build adds where it was built)."""
-
-    task: str
-    channels: int
-    precision: str
-    sigma: int | None
-    weights: dict
 
 
 def network_flags(trt) -> int:
@@ -91,10 +79,8 @@ def build_engine(onnx_path: Path, plan_path: Path, *, profile: Profile, task: En
         raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
     write_atomic(plan_path, bytes(serialized))
     write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
-    sidecar = EngineSidecar(task=task.task, channels=task.channels, precision=task.precision, sigma=task.sigma,
-                            tensorrt_version=trt.__version__, gpu_name=gpu.name,
+    sidecar = EngineSidecar(**task.declared(), tensorrt_version=trt.__version__, gpu_name=gpu.name,
                             compute_capability=gpu.compute_capability, min_shape=profile.min,
-                            opt_shape=profile.opt, max_shape=profile.max, onnx_sha256=file_digest(onnx_path),
-                            weights=task.weights)
+                            opt_shape=profile.opt, max_shape=profile.max, onnx_sha256=file_digest(onnx_path))
     sidecar.write(plan_path)
     return sidecar

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import UserInputError
+from .precision import PRECISIONS
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -32,11 +33,6 @@ class Profile:
     max: tuple[int, int, int, int]
 
 
-def artefact_stem(task: str) -> str:
-    """``dagl-<task>``: the stem of every file ``dagl-export`` writes for ``task``."""
-    return f"dagl-{task}"
-
-
 def onnx_metadata(task: str, channels: int, precision: str, sigma: int | None, weights: str) -> dict[str, str]:
     """The ``dagl.*`` metadata_props an exported graph carries (``weights``: digest or random label)."""
     props = {"task": task, "channels": str(channels), "precision": precision, "weights": weights}
@@ -49,9 +45,8 @@ class MetadataError(UserInputError):
     """A field a file declares about its network that is not of its type, range or length."""
 
 
-#: The precisions dagl-export writes; the sigma range of every command's ``--sigma``; the channel
-#: counts an image can have (gray .. RGBA); how long a declared text may be.
-PRECISIONS = ("fp32", "fp16")
+#: The sigma range of every command's ``--sigma``; the channel counts an image can have (gray ..
+#: RGBA); how long a declared text may be. The precisions are the entries of :mod:`.precision`.
 SIGMA_RANGE = (1, 255)
 CHANNEL_RANGE = (1, 4)
 MAX_TEXT = 256
@@ -96,7 +91,7 @@ def check_declared(declared: Mapping[str, object], source: object, prefix: str =
             if checked[name] is None and value not in (None, "", "null"):
                 raise refuse(name, value, "an integer noise level from {} to {}".format(*SIGMA_RANGE))
         elif name == "precision":
-            if value not in PRECISIONS:
+            if not isinstance(value, str) or value not in PRECISIONS:
                 raise refuse(name, value, f"one of {', '.join(PRECISIONS)}")
             checked[name] = value
         elif isinstance(value, Mapping) and name == "weights":  # a sidecar's weights record

@@ -9,6 +9,8 @@ failing inside ONNX Runtime.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 #: Opset range every TensorRT 11.x parser accepts ("opset 9 to opset 24"; 25 only from 11.5 on).
 OPSET_RANGE = (9, 24)
 
@@ -57,12 +59,16 @@ PROJECT_REFUSED: dict[str, str] = {
 }
 
 
-def operator_refusal(op_type: str, domain: str = "") -> str | None:
-    """Why a node of ``op_type`` (in ``domain``) may not be in a dagl graph, or ``None`` if it may."""
+def operator_refusal(op_type: str, domain: str = "",
+                     supported: Mapping[str, tuple[str, ...]] = SUPPORTED_TYPES) -> str | None:
+    """Why a node of ``op_type`` (in ``domain``) may not be in a dagl graph, or ``None`` if it may.
+
+    ``supported`` is the operator table of the graph's precision (:attr:`dagl.artefact.Precision.operators`:
+    this table plus what the precision adds, e.g. an INT8 graph's QuantizeLinear/DequantizeLinear)."""
     if domain not in ("", "ai.onnx"):
         return f"custom domain {domain!r} needs a plugin"
     if op_type in PROJECT_REFUSED:
         return PROJECT_REFUSED[op_type]
-    if op_type not in SUPPORTED_TYPES:
+    if op_type not in supported:
         return "operator not in the TensorRT 11 support list"
     return None

@@ -16,6 +16,7 @@ from ..atomic import write_atomic
 from ..errors import UserInputError
 from ..files import loads_bounded, read_small
 from .format import MetadataError, Profile, check_declared
+from .naming import sidecar_path
 
 #: A sidecar is a few hundred bytes; anything much larger is not one.
 _MAX_BYTES = 1 << 20
@@ -25,19 +26,29 @@ class SidecarError(UserInputError):
     """An engine whose sidecar is missing or unreadable."""
 
 
-def sidecar_path(engine: Path) -> Path:
-    """``x.plan`` -> ``x.plan.json``."""
-    return engine.with_name(engine.name + ".json")
-
-
-@dataclass(frozen=True)
-class EngineSidecar:
-    """Everything a loader must know about an engine before handing it to TensorRT."""
+@dataclass(frozen=True, kw_only=True)
+class EngineTask:
+    """What an engine computes, in the form ONNX metadata declares it: the build is handed these."""
 
     task: str
     channels: int
     precision: str
     sigma: int | None
+    weights: dict[str, Any] = field(default_factory=dict)
+
+    def declared(self) -> dict[str, object]:
+        """The task facts, in the form ONNX metadata declares them (for one resolution rule)."""
+        return {name: getattr(self, name) for name in _TASK_FIELDS}
+
+
+_TASK_FIELDS = tuple(f.name for f in fields(EngineTask))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSidecar(EngineTask):
+    """Everything a loader must know about an engine before handing it to TensorRT: its task facts
+    (:class:`EngineTask`) and the build target."""
+
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
@@ -45,7 +56,6 @@ class EngineSidecar:
     opt_shape: tuple[int, int, int, int]
     max_shape: tuple[int, int, int, int]
     onnx_sha256: str = ""
-    weights: dict[str, Any] = field(default_factory=dict)
 
     @property
     def profile(self) -> Profile:
@@ -54,11 +64,6 @@ class EngineSidecar:
     @property
     def max_batch(self) -> int:
         return self.max_shape[0]
-
-    def declared(self) -> dict[str, object]:
-        """The task facts, in the form ONNX metadata declares them (for one resolution rule)."""
-        return {"task": self.task, "channels": self.channels, "sigma": self.sigma, "precision": self.precision,
-                "weights": self.weights}
 
     def write(self, engine: Path) -> Path:
         record = asdict(self) | {name: list(getattr(self, name)) for name in ("min_shape", "opt_shape", "max_shape")}

@@ -13,7 +13,7 @@ import click
 
 from ..cli_common import SEED, Command, FiniteFloat, sigma_option, task_option
 from ..memory import check_memory, check_training_memory, memory_budget
-from ..pretrained import weights_name
+from ..artefact.naming import weights_name
 from .config import GFAM_NAMES, LR_STEP_ITERATIONS, TrainConfig
 
 EPILOG = """\b

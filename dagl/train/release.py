@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from ..atomic import write_atomic
-from ..pretrained import weights_name
+from ..artefact.naming import weights_name
 from ..weights import file_digest, save_safetensors
-from ..weights_label import WEIGHTS_KEY, random_label
+from ..artefact.naming import WEIGHTS_KEY, random_label
 from .config import LR_GAMMA, TrainConfig
 
 

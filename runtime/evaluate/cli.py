@@ -138,7 +138,7 @@ HELP = """Score DAGL models on the paper's test sets with the paper's protocol, 
 
 \b
   dagl-eval --task jpeg --dataset classic5 --quality 10 --model model_best.pt
-  dagl-eval --dataset set12 --sigma 25 --model dagl-denoise.onnx --compare dagl-denoise-fp16.plan --report out/
+  dagl-eval --dataset set12 --sigma 25 --model dagl-denoise-s25.onnx --compare dagl-denoise-s25-fp16.plan --report out/
   dagl-eval paper --weights-dir weights/          (the paper's table: see `dagl-eval paper --help`)
 
 \b

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from rich.table import Table
 
-from dagl.pretrained import weights_name
+from dagl.artefact.naming import (CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES, WEIGHTS_SUFFIX, artefact_stem,
+                                  lookup_names)
 
 from .report import fmt_db, fmt_delta, fmt_ssim, markdown_table
 from .scoring import EvalResult
 
 #: Artefact suffixes looked for, in this order: PyTorch weights (the reference), then ONNX, then engines.
-ARTEFACT_SUFFIXES = (".safetensors", ".pt", ".pth", ".onnx", ".plan", ".engine")
+ARTEFACT_SUFFIXES = (WEIGHTS_SUFFIX, *CHECKPOINT_SUFFIXES, *ONNX_SUFFIXES, *ENGINE_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,15 @@ PAPER_CELLS = _cells()
 
 
 def find_artefact(weights_dir: Path, cell: PaperCell, suffixes: tuple[str, ...] = ARTEFACT_SUFFIXES) -> Path | None:
-    """``DIR/dagl-<task>[-s<sigma>].<suffix>`` for the first suffix present (the shipped-weights naming)."""
-    stem = Path(weights_name(cell.task, cell.sigma)).stem
-    return next((weights_dir / f"{stem}{s}" for s in suffixes if (weights_dir / f"{stem}{s}").is_file()), None)
+    """The first of ``cell``'s artefacts in ``weights_dir``, by suffix order: the names
+    :func:`dagl.artefact.naming.lookup_names` gives (``dagl-<task>[-s<sigma>]<suffix>``, and the engines
+    dagl-export writes), so whatever dagl-export or dagl-train wrote there is found."""
+    candidates = (weights_dir / name for s in suffixes for name in lookup_names(cell.task, cell.sigma, s))
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def expected_names(cell: PaperCell, suffixes: tuple[str, ...] = ARTEFACT_SUFFIXES) -> str:
-    stem = Path(weights_name(cell.task, cell.sigma)).stem
+    stem = artefact_stem(cell.task, cell.sigma)
     return f"{stem}.*" if len(suffixes) > 1 else stem + suffixes[0]
 
 

@@ -1,0 +1,83 @@
+"""The precisions an artefact can have: one :class:`Precision` entry each, in :data:`PRECISIONS`.
+
+Everything that depends on a precision reads it from its entry, so that adding one is one entry
+here: the ``dagl.precision`` value (validated by :func:`~dagl.artefact.format.check_declared`), the
+graph's file name (:mod:`dagl.artefact.naming`), how ``dagl-export`` makes the graph from the
+float32 one, the operators its graph may hold beyond the TensorRT table (``export/trt_check.py``),
+and the parity bound it is held to (``runtime/compare.py`` builds its tolerances from it).
+
+The graph maker is named as ``"module:function"``, not imported: it lives in ``dagl.export`` (it
+needs onnx and the calibration policy), which this layer may not import. ``dagl.export`` resolves it.
+
+**Where INT8 would plug in** (not implemented): an entry ``Precision("int8", "INT8", "-int8",
+make="dagl.export.int8:to_qdq", ...)`` whose maker inserts QuantizeLinear/DequantizeLinear pairs
+with scales from a calibration set (``calibration/``), and whose ``extra_operators`` lists
+``{"QuantizeLinear": ("FLOAT", "FLOAT16"), "DequantizeLinear": ("INT8",)}`` so that the TensorRT
+check lets exactly those nodes through (it refuses them today, since no other entry allows them).
+A strongly typed TensorRT network takes its INT8 precision from those Q/DQ nodes, so the engine
+build needs nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ..errors import UserInputError
+from .operators import SUPPORTED_TYPES
+
+
+@dataclass(frozen=True)
+class Precision:
+    """One precision of an exported graph and of the engine built from it."""
+
+    #: ``dagl.precision`` metadata, the sidecar's ``precision`` and the engine file name (``-fp16.plan``).
+    name: str
+    #: How messages and parity verdicts call it ("FP16 graph refused", "FP16 ONNX vs float32 PyTorch").
+    title: str
+    #: What the graph's file name adds to the stem: ``dagl-jpeg-fp16.onnx``; "" for the float32 graph.
+    onnx_suffix: str
+    #: ``"module:function"`` taking (float32 graph, names of the nodes the calibration policy keeps in
+    #: float32) and returning this precision's graph; ``None`` for the float32 graph itself.
+    make: str | None
+    #: The spinner line while ``make`` runs.
+    making: str
+    #: Parity against float32 PyTorch: largest |diff| allowed, or smallest PSNR (dB), or both.
+    max_abs: float | None
+    min_psnr: float | None
+    #: Parity of a TensorRT engine against ONNX Runtime running the very same graph (PSNR, dB).
+    engine_vs_onnx_psnr: float
+    #: Operators this precision's graph may hold beyond :data:`~dagl.artefact.operators.SUPPORTED_TYPES`,
+    #: with the data types of their first input (e.g. INT8's QuantizeLinear/DequantizeLinear).
+    extra_operators: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def operators(self) -> Mapping[str, tuple[str, ...]]:
+        """Operator -> supported input types that a graph of this precision is checked against."""
+        return MappingProxyType({**SUPPORTED_TYPES, **self.extra_operators})
+
+
+FP32 = Precision("fp32", "float32", "", make=None, making="", max_abs=1e-4, min_psnr=None,
+                 engine_vs_onnx_psnr=60.0)
+#: FP16 rounds every activation, so it is held to a PSNR against the float32 output (50 dB: an RMS
+#: error of ~0.3 % of full scale, invisible, and far tighter than any task's gain).
+FP16 = Precision("fp16", "FP16", "-fp16", make="dagl.export.fp16:to_fp16",
+                 making="converting to FP16 (attention path kept in float32)", max_abs=None, min_psnr=50.0,
+                 engine_vs_onnx_psnr=50.0)
+
+#: Every precision, by name; the first is the reference every other one is made from and compared with.
+PRECISIONS: Mapping[str, Precision] = MappingProxyType({p.name: p for p in (FP32, FP16)})
+REFERENCE = FP32
+
+
+class PrecisionError(UserInputError):
+    """A precision name that no entry has."""
+
+
+def get_precision(name: str) -> Precision:
+    """The entry called ``name``; :class:`PrecisionError` naming the known ones otherwise."""
+    try:
+        return PRECISIONS[name]
+    except KeyError:
+        raise PrecisionError(f"unknown precision {name!r}; choose one of: {', '.join(PRECISIONS)}") from None

@@ -1,0 +1,97 @@
+"""``dagl.export.export``, the call under dagl-export: it returns what it wrote, and writes nothing when it refuses."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+import dagl.export.pipeline
+from dagl.artefact import PRECISIONS, Precision, PrecisionError
+from dagl.artefact.precision import FP16, FP32
+from dagl.chosen_weights import WeightsInfo
+from dagl.export import ExportResult, export
+from dagl.export.pipeline import ExportOptionError, GraphRefusedError
+from dagl.export.trt_check import check_tensorrt_compatible
+from dagl.runtime.compare import ENGINE_VS_ONNX, tolerance_for
+
+
+def test_export_returns_the_paths_it_wrote(tmp_path):
+    out = tmp_path / "out"
+    seen: list[WeightsInfo] = []
+    result = export("jpeg", "random", output_dir=out, engine=False, on_weights=seen.append)
+    assert isinstance(result, ExportResult) and seen == [result.weights] and result.weights.random
+    assert result.graphs == {"fp32": out / "dagl-jpeg.onnx"}
+    assert result.engine is None and result.sidecar is None and result.engine_unavailable is None
+    assert result.manifest == out / "dagl-jpeg.json"
+    assert result.files == [out / "dagl-jpeg.onnx", out / "dagl-jpeg.json"]
+    assert sorted(out.iterdir()) == sorted(result.files)  # every file it wrote, and nothing else
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["files"] == ["dagl-jpeg.onnx", "dagl-jpeg.json"] and manifest["engine"] == "skipped (--onnx-only)"
+    props = {p.key: p.value for p in onnx.load(str(result.graphs["fp32"])).metadata_props}
+    assert props["dagl.precision"] == "fp32" and props["dagl.weights"].startswith("RANDOM")
+
+
+class _DataDependent(torch.nn.Module):
+    """Exports to a graph with NonZero: what the static TensorRT check must refuse."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.nonzero(x > 0.5).shape[0] * 0.0
+
+
+def test_a_refused_graph_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(dagl.export.pipeline, "load_chosen_weights", lambda task, weights, sigma: (
+        _DataDependent(), WeightsInfo(source="test", sha256=None, random=False)))
+    with pytest.raises(GraphRefusedError, match=r"float32 graph refused, nothing written: .*\(NonZero\)"):
+        export("jpeg", "whatever", output_dir=tmp_path, engine=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"precision": "int4"}, PrecisionError, "unknown precision 'int4'; choose one of: fp32, fp16"),
+    ({"engine": False, "engine_required": True}, ExportOptionError, "contradict each other"),
+    ({"min_tile": (64, 64), "opt_tile": (32, 32)}, ExportOptionError, "min <= opt <= max"),
+    ({"weights": "missing.pt"}, dagl.WeightsError, "weights file not found"),
+])
+def test_refusals_come_before_any_file(tmp_path, options, error, message):
+    out = tmp_path / "out"
+    with pytest.raises(error, match=message):
+        export("jpeg", **{"weights": "random", **options}, output_dir=out)
+    assert not out.exists()
+
+
+# --- precisions: one entry each ------------------------------------------------------------------
+
+def _qdq_graph() -> onnx.ModelProto:
+    """float32 -> QuantizeLinear -> DequantizeLinear -> float32: what an INT8 (Q/DQ) graph is made of."""
+    scale, zero = helper.make_tensor("scale", TensorProto.FLOAT, [], [0.02]), helper.make_tensor(
+        "zero", TensorProto.INT8, [], [0])
+    nodes = [helper.make_node("QuantizeLinear", ["input", "scale", "zero"], ["q"], name="quant"),
+             helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["output"], name="dequant")]
+    io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 1, "H", "W"]) for name in ("input", "output")]
+    graph = helper.make_graph(nodes, "g", io[:1], io[1:], initializer=[scale, zero])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_qdq_nodes_pass_only_for_a_precision_whose_entry_allows_them():
+    model = _qdq_graph()
+    for entry in PRECISIONS.values():  # float32 and FP16 graphs hold no Q/DQ node
+        assert [p.reason for p in check_tensorrt_compatible(model, entry.operators)] == [
+            "operator not in the TensorRT 11 support list"] * 2
+    int8 = Precision("int8", "INT8", "-int8", make=None, making="", max_abs=None, min_psnr=40.0,
+                     engine_vs_onnx_psnr=40.0,
+                     extra_operators={"QuantizeLinear": ("FLOAT", "FLOAT16"), "DequantizeLinear": ("INT8",)})
+    assert check_tensorrt_compatible(model, int8.operators) == []
+    assert "QuantizeLinear" not in FP32.operators  # the entry adds to its own table only
+
+
+def test_every_precision_has_a_tolerance_on_every_backend():
+    for entry in PRECISIONS.values():
+        for backend in ("onnxruntime", "tensorrt", "torch"):
+            tolerance = tolerance_for(backend, entry.name)
+            assert (tolerance.max_abs, tolerance.min_psnr) == (entry.max_abs, entry.min_psnr)
+        assert ENGINE_VS_ONNX[entry.name].min_psnr == entry.engine_vs_onnx_psnr
+    assert (FP32.max_abs, FP16.min_psnr, ENGINE_VS_ONNX["fp32"].min_psnr) == (1e-4, 50.0, 60.0)
