@@ -1,6 +1,6 @@
 """The paper's table cells, their target numbers, and where their weights are expected.
 
-The targets are written here once (from ``../shared/datasets/README.md``, the paper's Tables 1, 3
+The targets are written once, on each task's record (``dagl/configs.py``, from the paper's Tables 1, 3
 and 4, all with the x8 self-ensemble); ``dagl-eval paper`` runs every cell it finds weights for
 and prints our number beside the paper's.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from dagl.configs import TASKS
 from dagl.pretrained import weights_name
 
 from .report import fmt_db, fmt_delta, fmt_ssim, markdown_table
@@ -45,18 +46,11 @@ class PaperCell:
 
 
 def _cells() -> tuple[PaperCell, ...]:
-    denoise = {"set12": (33.28, 30.93, 27.81), "bsd68": (31.93, 29.46, 26.51), "urban100": (33.79, 31.39, 27.97)}
-    car = {"live1": (29.70, 32.12, 33.54, 34.53), "classic5": (30.08, 32.35, 33.59, 34.41)}
-    cells = [PaperCell("Table 1", "denoise", name, value, sigma=sigma)
-             for name, values in denoise.items() for sigma, value in zip((15, 25, 50), values)]
-    cells += [PaperCell("Table 3", "jpeg", name, value, quality=quality)
-              for name, values in car.items() for quality, value in zip((10, 20, 30, 40), values)]
-    cells += [PaperCell("Table 4", "demosaic", "mcmaster18", 39.84, ssim=0.9735),
-              PaperCell("Table 4", "demosaic", "urban100 (colour)", 40.20,
-                        unavailable="colour Urban100 is not in the datasets folder"),
-              PaperCell("DND", "real-denoise", "dnd", 39.83,
-                        unavailable="DND is scored on the benchmark's server (no public ground truth)")]
-    return tuple(cells)
+    """One cell per test set and variant of every task's record (:data:`dagl.configs.TASKS`), in task order."""
+    return tuple(PaperCell(test.table, cfg.name, test.name, psnr, sigma=variant if cfg.sigmas else None,
+                           quality=variant if cfg.qualities else None, ssim=test.paper_ssim,
+                           unavailable=test.unavailable)
+                 for cfg in TASKS.values() for test in cfg.test_sets for variant, psnr in test.paper_psnr)
 
 
 PAPER_CELLS = _cells()
