@@ -123,10 +123,10 @@ TASKS: dict[str, TaskConfig] = {
             degradation=TrainingMosaic(),
             calibration=CalibrationCrops("mcmaster18/mosaic"),
             test_sets=(
-                PaperSet("mcmaster18", "McMaster18, 18 RGB images, GRBG mosaics (Table 4)", "Table 4", ((None, 39.84),),
-                         StoredInputs("mosaic", "stored GRBG mosaic"), paper_ssim=0.9735),
-                PaperSet("urban100 (colour)", "Urban100, 100 RGB images (Table 4)", "Table 4", ((None, 40.20),),
-                         unavailable="colour Urban100 is not in the datasets folder"),
+                PaperSet("mcmaster18", "McMaster18, 18 RGB images, GRBG mosaics (Table 4)", "Table 4",
+                         ((None, 39.84),), StoredInputs("mosaic", "stored GRBG mosaic"), paper_ssim=0.9735),
+                PaperSet("urban100 (colour)", "Urban100, 100 RGB images (Table 4)", "Table 4",
+                         ((None, 40.20),), unavailable="colour Urban100 is not in the datasets folder"),
             ),
         ),
         TaskConfig(
