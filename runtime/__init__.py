@@ -4,8 +4,9 @@
 >>> with Restorer("dagl-jpeg.onnx", tiling="grid") as restore:
 ...     out = restore(image)          # float32 (H, W) or (H, W, C) in [0, 1]
 
-Backends live in ``dagl.runtime.pyt``, ``dagl.runtime.onnxrt`` and ``dagl.runtime.trt`` (imported
-only when an artefact needs them, so ``import dagl.runtime`` works without TensorRT).
+The backends are the entries of ``dagl.runtime.backends.REGISTRY``; their code lives in
+``dagl.runtime.pyt``, ``dagl.runtime.onnxrt`` and ``dagl.runtime.trt`` (imported only when an artefact
+needs them, so ``import dagl.runtime`` works without torch, ONNX Runtime or TensorRT loaded).
 """
 
 from .base import BaseRunner, InferenceError, ModelInfo, ModelInputError, RuntimeLoadError

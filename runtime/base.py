@@ -6,9 +6,11 @@ above it, so a backend is ~50 lines and every backend gets them for free.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +46,42 @@ class ModelInfo:
     def weights_identity(self) -> str | None:
         """What two artefacts share when made from the same weights; ``None`` when nothing says."""
         return "random (seeded)" if self.random_weights else self.weights_sha256
+
+
+#: Environment variable naming the folder of engines built on demand (point it at a persistent volume).
+CACHE_ENV = "DAGL_ENGINE_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """Where engines built on demand go: ``$DAGL_ENGINE_CACHE``, else ``$XDG_CACHE_HOME/dagl/engines``
+    (``~/.cache/dagl/engines``): a per-user cache, because the artefact's own folder may be read-only."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dagl" / "engines"
+
+
+@dataclass(frozen=True)
+class RunnerRequest:
+    """What a backend's factory is given: one artefact and the user's choices, all already checked.
+
+    The factory (one per entry of :data:`dagl.runtime.backends.REGISTRY`) reads the artefact's
+    metadata and returns a runner that is not yet activated: nothing heavy happens before
+    :meth:`BaseRunner.activate`.
+    """
+
+    path: Path
+    #: The artefact kind its file name says (``engine``, ``onnx`` or ``weights``; dagl.runtime.loader).
+    kind: str
+    #: Resolved by :func:`dagl.device.resolve_device`: ``cpu``, ``cuda`` or ``cuda:N``.
+    device: str
+    #: The user said ``auto``: a GPU library that is missing may fall back to the CPU (an explicit
+    #: ``cuda`` may not).
+    device_is_auto: bool = False
+    task: str | None = None
+    sigma: int | None = None
+    threads: int | None = None
+    #: Where engines built on demand are kept (the TensorRT backends; :func:`default_cache_dir` by default).
+    engine_cache: Path = field(default_factory=default_cache_dir)
 
 
 class BaseRunner:

@@ -24,7 +24,7 @@ from dagl.errors import output_error
 from dagl.outputs import check_output_file
 
 from .base import BaseRunner, ModelInfo
-from .loader import BACKENDS, create_runner
+from .loader import BACKEND_HELP, BACKENDS, create_runner
 from .memory import check_memory
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def plot(results: list[Measurement], title: str, path: Path) -> None:
 @click.command("dagl-bench", cls=Command)
 @click.argument("model", type=click.Path(path_type=Path))
 @task_option(help="Task of a weights file (artefacts carry their own).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @device_option()
 @click.option("--tile", "tiles", type=click.IntRange(min=8), multiple=True, default=DEFAULT_TILES,
               show_default=True, help="Square tile sides to measure (repeatable).")
@@ -190,8 +190,8 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
         check_output_file(markdown_path)
     for tile in tiles:
         check_memory(tile, tile, batch)  # the estimate and budget dagl-infer applies
+    runner = create_runner(model, backend, device, task, threads=threads)  # device unresolved: auto may fall back
     device = resolve_device(device)
-    runner = create_runner(model, backend, device, task, threads=threads)
     runners = [("artefact", runner)]
     if plain:
         weights = model if runner.name == "torch" else None

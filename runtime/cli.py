@@ -23,7 +23,7 @@ from dagl.outputs import check_output_folder, check_output_name
 
 from .base import InferenceError
 from .channels import ChannelError, to_network
-from .loader import BACKENDS
+from .loader import BACKEND_HELP, BACKENDS
 from .memory import MemoryBudgetError
 from .restorer import InputArrayError, Restorer
 from .reference import find_reference, gain_line, load_reference
@@ -212,8 +212,7 @@ def where_written(written: list[Path]) -> str:
 @task_option(help="Network task; read from the artefact's metadata when omitted (required for weights files).")
 @sigma_option(help="Noise level of a denoising model: checked against an artefact's metadata, picks the shipped "
                    "weights when MODEL is a task name.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="auto picks by extension: .plan/.engine TensorRT, .onnx ONNX Runtime, .pt/.pth/.safetensors PyTorch.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @device_option()
 @click.option("--tiling", type=click.Choice(list(TILINGS)), default="grid", show_default=True, help=tilings_help())
 @click.option("--tile", type=click.IntRange(min=8), default=DEFAULT_TILE, show_default=True,

@@ -56,17 +56,13 @@ TORCH_FP16 = Tolerance("FP16 PyTorch vs float32 PyTorch", min_psnr=50.0)
 ENGINE_VS_ONNX_FP32 = Tolerance("float32 TensorRT engine vs ONNX Runtime, same graph", min_psnr=60.0)
 ENGINE_VS_ONNX_FP16 = Tolerance("FP16 TensorRT engine vs ONNX Runtime, same graph", min_psnr=50.0)
 
-_BY_BACKEND = {
-    ("onnxruntime", "fp32"): ONNX_FP32, ("onnxruntime", "fp16"): ONNX_FP16,
-    ("tensorrt", "fp32"): TENSORRT_FP32, ("tensorrt", "fp16"): TENSORRT_FP16,
-    ("torch", "fp32"): TORCH_FP32, ("torch", "fp16"): TORCH_FP16,
-}
-
-
 def tolerance_for(backend: str, precision: str) -> Tolerance:
-    """The tolerance for a candidate run by ``backend`` at ``precision`` (``fp32``/``fp16``)."""
+    """The tolerance for a candidate run by ``backend`` at ``precision`` (``fp32``/``fp16``), as its entry
+    in :data:`dagl.runtime.backends.REGISTRY` says."""
+    from .backends import REGISTRY  # the registry names the bounds defined above
+
     try:
-        return _BY_BACKEND[(backend, precision)]
+        return REGISTRY[backend].tolerances[precision]
     except KeyError:
         raise ValueError(f"no parity tolerance for backend {backend!r} at precision {precision!r}") from None
 

@@ -1,45 +1,51 @@
-"""Pick the backend for an artefact and build its (not yet activated) runner."""
+"""Pick the backend for an artefact and build its (not yet activated) runner.
+
+The file's suffix names its kind (engine, ONNX graph, weights); ``--backend`` names a backend of
+:data:`dagl.runtime.backends.REGISTRY` that takes that kind, or ``auto`` for the kind's default.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
-from dagl.artefact import EngineSidecar, SidecarError, declared_metadata
-from dagl.device import is_cuda, resolve_device
+from dagl.device import is_auto, resolve_device
 
-from .base import BaseRunner, ModelInputError
-from .metadata import resolve_info
+from .backends import REGISTRY, auto_backend, backends_for
+from .base import BaseRunner, ModelInputError, RunnerRequest, default_cache_dir
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", *REGISTRY)
 ENGINE_SUFFIXES = (".plan", ".engine")
 ONNX_SUFFIXES = (".onnx",)
 WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
+#: ``--backend``'s help in every command: auto's rule, then what each backend of the registry runs.
+BACKEND_HELP = ("auto picks by extension: .plan/.engine tensorrt, .onnx onnxruntime, .pt/.pth/.safetensors torch. "
+                + " ".join(f"{name}: {backend.summary}." for name, backend in REGISTRY.items()))
 
 
-def backend_for(path: Path) -> str:
-    """The backend an artefact's extension implies (``auto``)."""
+def artefact_kind(path: Path) -> str:
+    """``engine``, ``onnx`` or ``weights``: what an artefact's extension says it is."""
     suffix = path.suffix.lower()
-    if suffix in ENGINE_SUFFIXES:
-        return "tensorrt"
-    if suffix in ONNX_SUFFIXES:
-        return "onnxruntime"
-    if suffix in WEIGHTS_SUFFIXES:
-        return "torch"
+    for kind, suffixes in (("engine", ENGINE_SUFFIXES), ("onnx", ONNX_SUFFIXES), ("weights", WEIGHTS_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
     raise ModelInputError(f"{path}: unknown model type {suffix or '(no extension)'}; expected "
-                           f"{', '.join(ENGINE_SUFFIXES + ONNX_SUFFIXES + WEIGHTS_SUFFIXES)}")
+                          f"{', '.join(ENGINE_SUFFIXES + ONNX_SUFFIXES + WEIGHTS_SUFFIXES)}")
 
 
 def create_runner(model_path: str | Path, backend: str = "auto", device: str = "cpu",
-                  task: str | None = None, sigma: int | None = None, threads: int | None = None) -> BaseRunner:
+                  task: str | None = None, sigma: int | None = None, threads: int | None = None,
+                  engine_cache: Path | None = None) -> BaseRunner:
     """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
 
     ``model_path`` may also be a task name (``"jpeg"``): the weights shipped for it, on PyTorch.
+    ``backend`` is ``auto`` (by the file's kind) or a name of :data:`dagl.runtime.backends.REGISTRY`.
     ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:func:`dagl.device.resolve_device`; an engine
     always runs on a GPU: ``cuda:N`` picks which). ``threads`` caps CPU threads (ONNX Runtime intra-op,
-    torch); ``None`` keeps each library's default.
+    torch); ``None`` keeps each library's default. ``engine_cache`` is where the TensorRT backends keep
+    the engines they build from an ONNX file (default: :func:`dagl.runtime.base.default_cache_dir`).
     """
+    device_is_auto = is_auto(device)
     device = resolve_device(device)
     path = Path(model_path)
     if not path.exists() and str(model_path) in TASKS:
@@ -54,32 +60,10 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         raise ModelInputError(f"{path}: no such model file")
     if backend not in BACKENDS:
         raise ModelInputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    implied = backend_for(path)
-    if backend not in ("auto", implied):
-        raise ModelInputError(f"{path.name} is a {implied} artefact; it cannot run with --backend {backend}")
-    if implied == "tensorrt":
-        from .trt import TensorRTRunner
-
-        try:
-            sidecar = EngineSidecar.read(path)
-        except SidecarError as exc:
-            raise ModelInputError(str(exc)) from None
-        info = resolve_info(sidecar.declared(), path, task, sigma)
-        return TensorRTRunner(path, info, sidecar, device if is_cuda(device) else "cuda")
-    if implied == "onnxruntime":
-        from .onnxrt import OnnxRuntimeRunner, read_info
-
-        return OnnxRuntimeRunner(path, read_info(path, task, sigma), device, threads)
-    from dagl.weights import file_digest, weights_metadata
-
-    from .pyt import TorchRunner, load_model
-
-    try:
-        declared = declared_metadata(weights_metadata(path), path)
-    except WeightsError as exc:
-        raise ModelInputError(str(exc)) from None
-    if not task and not declared.get("task"):
-        raise ModelInputError(f"{path.name} is a weights file and does not say which task it is for; "
-                              f"pass --task")
-    info = replace(resolve_info(declared, path, task, sigma), weights_sha256=file_digest(path))
-    return TorchRunner(load_model(path, info), info, device, threads)
+    kind = artefact_kind(path)
+    chosen = auto_backend(kind) if backend == "auto" else REGISTRY[backend]
+    if kind not in chosen.kinds:
+        raise ModelInputError(f"{path.name} is a {auto_backend(kind).name} artefact; it cannot run with --backend "
+                              f"{backend} (backends for it: {', '.join(backends_for(kind))})")
+    return chosen.factory(RunnerRequest(path, kind, device, device_is_auto, task, sigma, threads,
+                                        engine_cache or default_cache_dir()))

@@ -89,7 +89,7 @@ def test_cuda_n_picks_a_gpu_that_exists(monkeypatch):
 def test_onnxruntime_runs_cuda_n_on_gpu_n(monkeypatch):
     import onnxruntime
 
-    from dagl.runtime.onnxrt.loader import session_providers
+    from dagl.runtime.onnxrt.providers import session_providers
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert session_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]

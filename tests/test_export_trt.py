@@ -19,6 +19,7 @@ from onnx import TensorProto, helper
 
 import dagl.export.cli
 
+from dagl.artefact import engine_build
 from dagl.export import tensorrt_build
 import fake_tensorrt
 from dagl.artefact import (GPU, SUPPORTED_TENSORRT, EngineSidecar, EngineUnavailable, Profile, import_tensorrt,
@@ -98,7 +99,7 @@ def fake_trt(monkeypatch):
     """The TensorRT 11 fake as ``tensorrt``, and a fixed GPU."""
     module = fake_tensorrt.make_module()
     monkeypatch.setitem(sys.modules, "tensorrt", module)
-    for where in (tensorrt_build, engine_loader):
+    for where in (engine_build, engine_loader):
         monkeypatch.setattr(where, "current_gpu", lambda: GPU("Fake H100", "9.0"))
     return module
 
@@ -131,7 +132,7 @@ def test_strongly_typed_build_writes_plan_and_sidecar(fake_trt, tmp_path, fp16):
     assert meta["compute_capability"] == "9.0" and meta["task"] == "jpeg" and meta["sigma"] is None
     assert (meta["min_shape"], meta["opt_shape"], meta["max_shape"]) == ([1, 1, 16, 16], [2, 1, 96, 96],
                                                                          [2, 1, 256, 256])
-    assert meta["onnx_sha256"] == tensorrt_build.file_digest(tmp_path / built["onnx"])
+    assert meta["onnx_sha256"] == engine_build.file_digest(tmp_path / built["onnx"])
 
 
 def test_network_is_created_strongly_typed(fake_trt):
@@ -192,7 +193,7 @@ def test_dagl_export_builds_the_fp16_engine_from_the_fp16_onnx(fake_trt, tmp_pat
     assert built["profiles"] == [{"input": [[1, 1, 16, 16], [1, 1, 48, 48], [1, 1, 64, 64]]}]
     sidecar = EngineSidecar.read(out / "dagl-jpeg-fp16.plan")
     assert sidecar.precision == "fp16" and sidecar.tensorrt_version == fake_tensorrt.VERSION
-    assert sidecar.onnx_sha256 == tensorrt_build.file_digest(out / "dagl-jpeg-fp16.onnx")
+    assert sidecar.onnx_sha256 == engine_build.file_digest(out / "dagl-jpeg-fp16.onnx")
     assert json.loads((out / "dagl-jpeg.json").read_text())["engine"] == "dagl-jpeg-fp16.plan"
 
 

@@ -121,3 +121,43 @@ def test_tensorrt_engine(checkpoint, crops, request, tmp_path_factory, precision
     outputs, restorer = restore_all(folder / f"dagl-jpeg-{precision}.plan", crops, batch=1)
     assert restorer.backend == "tensorrt"
     assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("tensorrt", precision))
+
+
+def require_ort_tensorrt() -> None:
+    require_tensorrt()
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" not in ort.get_available_providers():
+        unavailable(f"onnxruntime {ort.__version__} has no TensorrtExecutionProvider (pip install onnxruntime-gpu)")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_onnx_on_tensorrt_builds_its_engine_once(checkpoint, crops, request, tmp_path_factory, monkeypatch, precision):
+    """``--backend tensorrt`` on an .onnx file: the engine is built into the cache, then found there."""
+    require_tensorrt()
+    folder = export(tmp_path_factory, checkpoint, "--fp16", "--onnx-only")
+    cache_dir = tmp_path_factory.mktemp("engines")
+    monkeypatch.setenv("DAGL_ENGINE_CACHE", str(cache_dir))
+    model = folder / ("dagl-jpeg.onnx" if precision == "fp32" else "dagl-jpeg-fp16.onnx")
+    outputs, restorer = restore_all(model, crops, backend="tensorrt")
+    assert restorer.backend == "tensorrt"
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("tensorrt", precision))
+    (plan,) = cache_dir.glob("*.plan")
+    built = plan.stat().st_mtime_ns
+    again, _ = restore_all(model, crops, backend="tensorrt")
+    assert list(cache_dir.glob("*.plan")) == [plan] and plan.stat().st_mtime_ns == built  # reused, not rebuilt
+    assert_parity(again, request.getfixturevalue("cpu_outputs"), tolerance_for("tensorrt", precision))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_onnxruntime_tensorrt_provider(checkpoint, crops, request, tmp_path_factory, monkeypatch, precision):
+    """ONNX Runtime's TensorRT execution provider, with its engine and timing caches in the engine cache."""
+    require_ort_tensorrt()
+    folder = export(tmp_path_factory, checkpoint, "--fp16", "--onnx-only")
+    cache_dir = tmp_path_factory.mktemp("engines")
+    monkeypatch.setenv("DAGL_ENGINE_CACHE", str(cache_dir))
+    model = folder / ("dagl-jpeg.onnx" if precision == "fp32" else "dagl-jpeg-fp16.onnx")
+    outputs, restorer = restore_all(model, crops, backend="onnxruntime-tensorrt", device="cuda")
+    assert restorer.backend == "onnxruntime-tensorrt"
+    assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("onnxruntime-tensorrt", precision))
+    assert any(path.is_file() for path in (cache_dir / "onnxruntime-tensorrt").rglob("*")), "no engine was cached"

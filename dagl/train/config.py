@@ -65,6 +65,26 @@ class TrainConfig:
     compile: bool = False
     command: str = field(default="", compare=False)
 
+    def __post_init__(self) -> None:
+        """Refuse options no run can honour as soon as they are put together, before a process group,
+        a network or any data exists: each is a one-line ``dagl-train: error:`` the user can fix."""
+        if self.resume and self.time_budget:
+            raise TrainingError("--resume continues a fixed --iterations run; continue a --time-budget run "
+                                "with a new run that starts from its weights (--init)")
+        if not self.time_budget and not self.iterations:
+            raise TrainingError("pass --iterations, or --time-budget to plan them from the measured rate")
+        if self.init is not None and not self.val:
+            raise TrainingError("--init needs --val: the run validates the starting weights and ships "
+                                "whichever of them and the trained ones validate better")
+
+    def per_rank_batch(self, world_size: int) -> int:
+        """Each of ``world_size`` processes' share of the global ``batch_size``, which must split evenly
+        (the processes' batches together are the batch of one step)."""
+        if self.batch_size % world_size:
+            raise TrainingError(f"--batch-size {self.batch_size} (the global batch) is not divisible "
+                                f"by the {world_size} processes")
+        return self.batch_size // world_size
+
     def to_dict(self) -> dict:
         """JSON-friendly form (paths as strings) for checkpoints and the model card."""
         out = asdict(self)

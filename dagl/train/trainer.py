@@ -1,4 +1,8 @@
-"""The training loop: DDP-wrapped DAGL, Adam + step decay, AMP, logs, validation, checkpoints."""
+"""The training loop: DDP-wrapped DAGL, Adam + step decay, AMP, logs, validation, checkpoints.
+
+Each part of a run (network, starting weights, DDP/compile wrap, optimiser and schedule, resumed state,
+data) has a small builder here; :class:`Trainer` puts them together in order and :meth:`Trainer.fit` is
+the loop. The options themselves are checked by :class:`~dagl.train.config.TrainConfig`."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .. import load as load_weights
-from ..configs import get_config
+from ..configs import TaskConfig, get_config
 from ..gfam import GFAMHead
 from ..model import DAGL, create
 from ..weights import WeightsError, load_into
@@ -25,7 +29,7 @@ from .config import LR_GAMMA, TrainConfig, TrainingError
 from .data import EpochKeySampler, TrainingPairs, describe_degradation, load_images, make_loader
 from .distributed import DistContext, from_main, mean_over_ranks
 from .schedule import LrSchedule
-from .validation import load_validation_set, validation_psnr
+from .validation import ValidationImage, load_validation_set, validation_psnr
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 LOG_NAME = "train.log"
@@ -64,6 +68,61 @@ def build_network(task: str, gfam: str, device: torch.device, channels_last: boo
     return model.to(device, memory_format=memory_format).train()
 
 
+def seeded_network(config: TrainConfig, device: torch.device) -> DAGL:
+    """The run's fresh network, seeded with ``config.seed`` so that every rank starts from the same weights."""
+    torch.manual_seed(config.seed)
+    return build_network(config.task, config.gfam, device, config.channels_last)
+
+
+def load_init(model: DAGL, path: Path) -> int:
+    """Load ``--init`` weights into ``model``; returns the iterations they were trained for, if recorded."""
+    try:
+        load_into(model, path)
+    except WeightsError as exc:
+        raise TrainingError(f"--init: {exc}") from None
+    return release.recorded_iterations(path)
+
+
+def wrap_for_training(model: DAGL, ctx: DistContext, compiled: bool) -> nn.Module:
+    """What the steps call: ``model`` under DDP when distributed (it averages the gradients over the
+    ranks), then under ``torch.compile`` if asked; the weights stay ``model``'s."""
+    net: nn.Module = model
+    if ctx.distributed:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=ids)
+    return torch.compile(net) if compiled else net
+
+
+def build_optimiser(model: DAGL, config: TrainConfig, budgeted: bool
+                    ) -> tuple[torch.optim.Adam, LrSchedule, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam over the trainable weights and its lr schedule: the paper's step decay, or with a time
+    budget a cosine whose length the budget plans once the rate is measured."""
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    schedule = LrSchedule("cosine") if budgeted else LrSchedule("step", step=config.lr_step, gamma=LR_GAMMA)
+    return optimizer, schedule, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def resume_state(config: TrainConfig, path: Path) -> dict | None:
+    """The checkpoint at ``path`` to continue with ``--resume``; None for a fresh run, which never
+    overwrites the checkpoint of another."""
+    if config.resume:
+        return checkpoint.load(path, config)
+    if path.exists():
+        raise TrainingError(f"{path} exists: pass --resume to continue that run or choose another --out")
+    return None
+
+
+def build_data(config: TrainConfig, task: TaskConfig, is_main: bool
+               ) -> tuple[list[Path], TrainingPairs, list[ValidationImage] | None]:
+    """The training images (their paths, and the pairs made from them on the fly) and, on rank 0 with
+    ``--val``, the validation set."""
+    clean, noisy, image_paths = load_images(config.data, task, config.patch, config.n_images)
+    dataset = TrainingPairs(clean, noisy, task, config.sigma, config.patch, config.seed)
+    validation = (load_validation_set(config.val, task, config.sigma, config.val_crop, config.val_limit)
+                  if config.val and is_main else None)
+    return image_paths, dataset, validation
+
+
 def l2_gradients(net: nn.Module, optimizer: torch.optim.Optimizer, degraded: torch.Tensor, clean: torch.Tensor,
                  amp: str, scaler: torch.amp.GradScaler | None = None) -> float:
     """Forward + backward of the recipe's L2 loss under ``amp``; returns the loss (float32 MSE)."""
@@ -99,69 +158,36 @@ class Trainer:
         self.config = config
         self.ctx = ctx
         self.budget = TimeBudget(config.time_budget, started_at) if config.time_budget else None
-        if config.resume and self.budget:
-            raise TrainingError("--resume continues a fixed --iterations run; continue a --time-budget run "
-                                "with a new run that starts from its weights (--init)")
-        if self.budget is None and not config.iterations:
-            raise TrainingError("pass --iterations, or --time-budget to plan them from the measured rate")
-        if config.init is not None and not config.val:
-            raise TrainingError("--init needs --val: the run validates the starting weights and ships "
-                                "whichever of them and the trained ones validate better")
         self.on_snapshot = on_snapshot
         self.snapshot_seconds = snapshot_seconds
         self.plans = 0  # how often the budget has planned the run's length
         self.task = get_config(config.task)
-        if config.batch_size % ctx.world_size:
-            raise TrainingError(f"--batch-size {config.batch_size} (the global batch) is not divisible "
-                                f"by the {ctx.world_size} processes")
+        self.per_rank_batch = config.per_rank_batch(ctx.world_size)
         self.amp = resolve_amp(config.amp, ctx.device)
         if ctx.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every batch has the same shape
-        torch.manual_seed(config.seed)  # identical initial weights on every rank
-        self.model = build_network(config.task, config.gfam, ctx.device, config.channels_last)
+        self.model = seeded_network(config, ctx.device)  # identical initial weights on every rank
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.init_iterations = self._load_init(config.init) if config.init is not None else 0
+        self.init_iterations = load_init(self.model, config.init) if config.init is not None else 0
         # The starting weights, kept to ship instead if training made them worse.
         self.init_state = ({k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                            if config.init is not None else None)
-        self.net: nn.Module = self.model
-        if ctx.distributed:
-            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids)
-        if config.compile:
-            self.net = torch.compile(self.net)
-        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
-        self.schedule = (LrSchedule("cosine") if self.budget else
-                         LrSchedule("step", step=config.lr_step, gamma=LR_GAMMA))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
+        self.net = wrap_for_training(self.model, ctx, config.compile)
+        self.optimizer, self.schedule, self.scheduler = build_optimiser(self.model, config, self.budget is not None)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.amp == "fp16")
         self.iteration = 0
         self.train_seconds = 0.0
         self.losses: list[float] = []  # this rank's loss at each iteration of this session
         self.out = Path(config.out)
         self._checkpoint_path = self.out / checkpoint.CHECKPOINT_NAME
-        if config.resume:
-            self._restore(checkpoint.load(self._checkpoint_path, config))
-        elif self._checkpoint_path.exists():
-            raise TrainingError(f"{self._checkpoint_path} exists: pass --resume to continue that run "
-                                f"or choose another --out")
-        clean, noisy, self.image_paths = load_images(config.data, self.task, config.patch, config.n_images)
-        self.dataset = TrainingPairs(clean, noisy, self.task, config.sigma, config.patch, config.seed)
-        self.validation = (load_validation_set(config.val, self.task, config.sigma, config.val_crop,
-                                               config.val_limit)
-                           if config.val and ctx.is_main else None)
+        state = resume_state(config, self._checkpoint_path)
+        if state is not None:
+            self._restore(state)
+        self.image_paths, self.dataset, self.validation = build_data(config, self.task, ctx.is_main)
         self.start_validation: dict[str, float] | None = None  # PSNR of the starting weights
         self.trained_validation: dict[str, float] | None = None  # PSNR of this run's final weights
         self.kept = "trained"  # or "init": which weights ship
         self.shipped_state: dict[str, torch.Tensor] | None = None  # float32 state of what shipped
-
-    def _load_init(self, path: Path) -> int:
-        """Load ``--init`` weights; returns the iterations they were trained for, if recorded."""
-        try:
-            load_into(self.model, path)
-        except WeightsError as exc:
-            raise TrainingError(f"--init: {exc}") from None
-        return release.recorded_iterations(path)
 
     # ---- state -------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -227,12 +253,11 @@ class Trainer:
 
     def _announce(self) -> None:
         cfg = self.config
-        per_rank = cfg.batch_size // self.ctx.world_size
         self.log(f"dagl-train {cfg.task}{f' sigma {cfg.sigma}' if cfg.sigma else ''}: "
                  f"{len(self.image_paths)} images from {', '.join(map(str, cfg.data))}")
         self.log(f"degradation: {describe_degradation(self.task, cfg.sigma)}")
         self.log(f"recipe: MSE, Adam {self.schedule.describe(cfg.lr)}, global batch "
-                 f"{cfg.batch_size} ({self.ctx.world_size} x {per_rank}) of {cfg.patch}x{cfg.patch} crops, "
+                 f"{cfg.batch_size} ({self.ctx.world_size} x {self.per_rank_batch}) of {cfg.patch}x{cfg.patch} crops, "
                  f"8 flips/rotations, amp {self.amp}, device {release.device_name(self.ctx.device)}")
         self.log(f"set-up: gfam {cfg.gfam}, channels_last {'on' if cfg.channels_last else 'off'}, "
                  f"torch.compile {'on' if cfg.compile else 'off'}")

@@ -1,6 +1,9 @@
-"""ONNX Runtime backend: ``.onnx`` files from ``dagl-export`` (task from their metadata_props)."""
+"""ONNX Runtime backends: ``.onnx`` files from ``dagl-export`` (task from their metadata_props), on the CPU,
+CUDA or TensorRT execution provider."""
 
-from .loader import read_info, session_providers
-from .runner import OnnxRuntimeRunner
+from .loader import create, create_tensorrt_ep, read_info
+from .providers import session_providers, tensorrt_options
+from .runner import OnnxRuntimeRunner, OnnxRuntimeTensorRTRunner
 
-__all__ = ["OnnxRuntimeRunner", "read_info", "session_providers"]
+__all__ = ["OnnxRuntimeRunner", "OnnxRuntimeTensorRTRunner", "create", "create_tensorrt_ep", "read_info",
+           "session_providers", "tensorrt_options"]

@@ -1,21 +1,19 @@
-"""Read an ONNX file's ``dagl.*`` metadata and choose ONNX Runtime execution providers."""
+"""Read an ONNX file's ``dagl.*`` metadata and make its runner (the ONNX Runtime backends' factories)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
 from dagl.artefact.operators import operator_refusal
-from dagl.device import cuda_index, is_cuda
+from dagl.device import is_cuda
 
-from ..base import ModelInfo, ModelInputError
+from ..base import ModelInfo, ModelInputError, RunnerRequest
 from ..metadata import resolve_info
+from .runner import OnnxRuntimeRunner, OnnxRuntimeTensorRTRunner
 
 #: onnx.TensorProto.FLOAT: every dagl-export graph (FP16 ones too) takes and returns float32.
 _FLOAT = 1
-
-log = logging.getLogger(__name__)
 
 
 def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> ModelInfo:
@@ -79,16 +77,14 @@ def check_operators(graph, path: Path) -> None:
                                   f"dagl runs only graphs made of the operators dagl-export writes")
 
 
-def session_providers(device: str) -> list[str | tuple[str, dict[str, int]]]:
-    """CUDA first (on GPU N for ``cuda:N``) when asked for and present in this onnxruntime build; else the
-    CPU, with a warning."""
-    import onnxruntime as ort
+def create(request: RunnerRequest) -> OnnxRuntimeRunner:
+    """The ``onnxruntime`` backend's factory: the CUDA provider for a GPU device, the CPU provider for ``cpu``."""
+    return OnnxRuntimeRunner(request.path, read_info(request.path, request.task, request.sigma), request.device,
+                             request.threads, cpu_fallback=request.device_is_auto)
 
-    if is_cuda(device):
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            index = cuda_index(device)
-            cuda = ("CUDAExecutionProvider", {"device_id": index}) if index is not None else "CUDAExecutionProvider"
-            return [cuda, "CPUExecutionProvider"]
-        log.warning("this onnxruntime build has no CUDAExecutionProvider; running on the CPU "
-                    "(pip install onnxruntime-gpu for CUDA)")
-    return ["CPUExecutionProvider"]
+
+def create_tensorrt_ep(request: RunnerRequest) -> OnnxRuntimeTensorRTRunner:
+    """The ``onnxruntime-tensorrt`` backend's factory: TensorRT inside ONNX Runtime, on a GPU whatever ``--device``."""
+    device = request.device if is_cuda(request.device) else "cuda"
+    return OnnxRuntimeTensorRTRunner(request.path, read_info(request.path, request.task, request.sigma), device,
+                                     request.engine_cache / "onnxruntime-tensorrt", request.threads)

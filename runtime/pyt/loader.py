@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import dagl
-from dagl.weights import WeightsError
+from dagl.artefact import declared_metadata
+from dagl.weights import WeightsError, file_digest, weights_metadata
 
-from ..base import ModelInfo, ModelInputError
+from ..base import ModelInfo, ModelInputError, RunnerRequest
+from ..metadata import resolve_info
+from .runner import TorchRunner
 
 
 def load_model(weights: Path, info: ModelInfo, gfam: str = "batched") -> dagl.DAGL:
@@ -16,3 +20,17 @@ def load_model(weights: Path, info: ModelInfo, gfam: str = "batched") -> dagl.DA
         return dagl.load(info.task, weights=weights, gfam=gfam)
     except WeightsError as exc:
         raise ModelInputError(str(exc)) from None  # the user's file: exit 2
+
+
+def create(request: RunnerRequest) -> TorchRunner:
+    """The ``torch`` backend's factory: a weights file's task from its metadata or ``--task``, then its network."""
+    path = request.path
+    try:
+        declared = declared_metadata(weights_metadata(path), path)
+    except WeightsError as exc:
+        raise ModelInputError(str(exc)) from None
+    if not request.task and not declared.get("task"):
+        raise ModelInputError(f"{path.name} is a weights file and does not say which task it is for; "
+                              f"pass --task")
+    info = replace(resolve_info(declared, path, request.task, request.sigma), weights_sha256=file_digest(path))
+    return TorchRunner(load_model(path, info), info, request.device, request.threads)

@@ -1,18 +1,21 @@
-"""Check an engine's sidecar against this machine and its TensorRT (10.12+ or 11.x), then deserialise it."""
+"""Check an engine's sidecar against this machine and its TensorRT (10.12+ or 11.x), then deserialise it;
+and the ``tensorrt`` backend's factory (an engine, or an ONNX file built into one through the engine cache)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt
-from dagl.device import cuda_index
+from dagl.artefact import EngineSidecar, EngineUnavailable, SidecarError, current_gpu, import_tensorrt
+from dagl.device import cuda_index, is_cuda
 
-from ..base import ModelInfo, ModelInputError, RuntimeLoadError
+from ..base import BaseRunner, ModelInfo, ModelInputError, RunnerRequest, RuntimeLoadError
+from ..metadata import resolve_info
 from .compat import EngineTarget, engine_mismatch
 
 
-def _tensorrt() -> Any:
+def tensorrt_module() -> Any:
+    """``tensorrt`` if a supported release is installed, else one line saying why not and what else runs."""
     try:
         return import_tensorrt()
     except EngineUnavailable as exc:
@@ -49,7 +52,7 @@ def _require_cuda_torch(engine: Path, device: str) -> None:
 def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar, device: str = "cuda") -> tuple[Any, Any]:
     """(runtime, ICudaEngine) for ``engine``, refused with one line if it was built elsewhere or cannot run
     here (``device``: where the runner's buffers live)."""
-    trt = _tensorrt()
+    trt = tensorrt_module()
     _require_cuda_torch(engine, device)
     index = cuda_index(device)
     if index is not None:  # TensorRT deserialises onto, and runs on, the current CUDA device
@@ -66,3 +69,21 @@ def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar, device: s
     if deserialised is None:
         raise ModelInputError(f"{engine}: TensorRT could not deserialise it (corrupt or foreign file)")
     return runtime, deserialised
+
+
+def create(request: RunnerRequest) -> BaseRunner:
+    """The ``tensorrt`` backend's factory; an engine always runs on a GPU (``cuda:N`` picks which)."""
+    from .runner import OnnxEngineRunner, TensorRTRunner  # the runners import this module
+
+    device = request.device if is_cuda(request.device) else "cuda"
+    if request.kind == "onnx":
+        from ..onnxrt.loader import read_info  # the same checks of a graph's metadata and interface
+
+        info = read_info(request.path, request.task, request.sigma)
+        return OnnxEngineRunner(request.path, info, request.engine_cache, device)
+    try:
+        sidecar = EngineSidecar.read(request.path)
+    except SidecarError as exc:
+        raise ModelInputError(str(exc)) from None
+    info = resolve_info(sidecar.declared(), request.path, request.task, request.sigma)
+    return TensorRTRunner(request.path, info, sidecar, device)

@@ -16,6 +16,7 @@ import numpy as np
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, EngineSidecar, import_tensorrt
 
 from ..base import BaseRunner, ModelInfo, RuntimeLoadError
+from .cache import cached_engine
 from .loader import load_engine
 
 
@@ -24,7 +25,7 @@ class TensorRTRunner(BaseRunner):
 
     name = "tensorrt"
 
-    def __init__(self, path: Path, info: ModelInfo, sidecar: EngineSidecar, device: str = "cuda") -> None:
+    def __init__(self, path: Path, info: ModelInfo, sidecar: EngineSidecar | None, device: str = "cuda") -> None:
         super().__init__(info, device=device)
         self.path = path
         self.sidecar = sidecar
@@ -71,3 +72,27 @@ class TensorRTRunner(BaseRunner):
 
     def deactivate_impl(self) -> None:
         self.context = self.engine = self._runtime = None
+
+
+class OnnxEngineRunner(TensorRTRunner):
+    """An ONNX file on TensorRT: on activation its engine is found in the engine cache, or built there.
+
+    Built for ``dagl-export``'s default profile (:func:`dagl.artefact.engine_build.default_profile`),
+    so it takes what dagl-infer sends by default; the runner then is the engine runner above.
+    """
+
+    def __init__(self, onnx: Path, info: ModelInfo, cache_dir: Path, device: str = "cuda") -> None:
+        from dagl.artefact.engine_build import default_profile  # imports torch, as the engine buffers do
+
+        super().__init__(onnx, info, None, device)
+        self.onnx = onnx
+        self.cache_dir = cache_dir
+        self.profile = default_profile(info.channels)
+
+    @property
+    def max_batch(self) -> int | None:
+        return self.profile.max[0]
+
+    def activate_impl(self) -> None:
+        self.path, self.sidecar = cached_engine(self.onnx, self.info, self.profile, self.cache_dir)
+        super().activate_impl()

@@ -1,0 +1,71 @@
+"""The backends an artefact can run on: one entry each, and the one place a backend is added.
+
+An entry says which artefact kinds the backend takes (``engine``, ``onnx``, ``weights``: the kind
+a file's suffix names, :func:`dagl.runtime.loader.artefact_kind`), which kinds ``--backend auto``
+gives it, the factory that makes its runner, and the parity bound its output is held to against
+float32 PyTorch (:mod:`dagl.runtime.compare`). ``--backend`` of every command, ``create_runner``,
+``Restorer`` and ``dagl-eval --compare`` read this table; none of them names a backend.
+
+Factories import their backend when called, so ``import dagl.runtime`` needs neither torch, ONNX
+Runtime nor TensorRT.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .base import BaseRunner, RunnerRequest
+from .compare import (ONNX_FP16, ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32, TORCH_FP16, TORCH_FP32, Tolerance)
+
+Factory = Callable[[RunnerRequest], BaseRunner]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to run artefacts: what it takes, how its runner is made, how close it must come."""
+
+    name: str
+    #: Artefact kinds it runs.
+    kinds: tuple[str, ...]
+    factory: Factory
+    #: Parity bound per precision of the artefact (``fp32``, ``fp16``).
+    tolerances: Mapping[str, Tolerance]
+    #: Kinds ``--backend auto`` runs on this backend (each kind has exactly one).
+    auto_for: tuple[str, ...] = ()
+    #: One line for ``--help`` and error messages.
+    summary: str = ""
+
+
+def lazy(module: str, function: str = "create") -> Factory:
+    """The factory ``module.function`` (relative to dagl.runtime), imported on its first call, not before."""
+    def factory(request: RunnerRequest) -> BaseRunner:
+        return getattr(importlib.import_module(module, __package__), function)(request)
+
+    factory.__qualname__ = f"{module.lstrip('.')}.{function}"
+    return factory
+
+
+REGISTRY: dict[str, Backend] = {backend.name: backend for backend in (
+    Backend("tensorrt", ("engine", "onnx"), lazy(".trt.loader"), {"fp32": TENSORRT_FP32, "fp16": TENSORRT_FP16},
+            auto_for=("engine",), summary="a TensorRT engine, or an .onnx file built into one (kept in the engine "
+                                          "cache)"),
+    Backend("onnxruntime", ("onnx",), lazy(".onnxrt.loader"), {"fp32": ONNX_FP32, "fp16": ONNX_FP16},
+            auto_for=("onnx",), summary="ONNX Runtime on its CPU or CUDA execution provider, as --device says"),
+    Backend("onnxruntime-tensorrt", ("onnx",), lazy(".onnxrt.loader", "create_tensorrt_ep"),
+            {"fp32": TENSORRT_FP32, "fp16": TENSORRT_FP16},
+            summary="ONNX Runtime's TensorRT execution provider (engine and timing cache kept in the engine cache)"),
+    Backend("torch", ("weights",), lazy(".pyt.loader"), {"fp32": TORCH_FP32, "fp16": TORCH_FP16},
+            auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)"),
+)}
+
+
+def auto_backend(kind: str) -> Backend:
+    """The backend ``--backend auto`` picks for an artefact of ``kind``."""
+    return next(backend for backend in REGISTRY.values() if kind in backend.auto_for)
+
+
+def backends_for(kind: str) -> list[str]:
+    """Every backend that runs an artefact of ``kind``, by name."""
+    return [name for name, backend in REGISTRY.items() if kind in backend.kinds]
