@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from dagl.cli_common import Command, sigma_option, task_option
+from dagl.configs import get_config
 from dagl.gfam import GFAMHead
 from dagl.atomic import write_atomic
 from dagl.chosen_weights import load_chosen_weights
@@ -123,7 +124,7 @@ def calibrate(task: str, weights: str | None, datasets_dir: Path, *, sigma: int 
     if info.random:
         record["caveat"] = ("random weights: these ranges say little about trained weights; rerun "
                             "`python -m dagl.calibration.ranges` with the trained weights before trusting them")
-    if task == "denoise":
+    if get_config(task).calibration.add_noise:
         record["sigma"] = noise
     return record | decide(ranges) | {"ranges": ranges}
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from dagl.configs import get_config
-from dagl.degradations import protocol_noise
+from dagl.configs import TaskConfig, get_config
+from dagl.datasets import add_protocol_noise, to_channels
 from dagl.errors import UserInputError
 from dagl.io import read_image
 
@@ -21,25 +20,15 @@ from dagl.io import read_image
 class SamplesError(UserInputError):
     """The test images calibration measures on are missing or too small."""
 
-#: Where each task's degraded inputs live under the datasets folder, and the sigma for denoise.
-_SOURCES = {
-    "jpeg": "classic5/jpeg_q10",
-    "denoise": "set12",
-    "demosaic": "mcmaster18/mosaic",
-    "real-denoise": "dnd_patches",
-}
+#: The noise level of the crops of tasks calibrated on noisy inputs (the task's record says which).
 DEFAULT_SIGMA = 25
 
 
-def _network_input(task: str, path: Path, sigma: int) -> np.ndarray:
-    """(C, H, W) float32 input of the network for ``task`` from one file."""
-    image = read_image(path)
-    channels = get_config(task).channels
-    if channels == 1 and image.ndim == 3:
-        image = image[..., 0]  # the stored JPEGs are 3 identical channels
-    if task == "denoise":
-        clean = torch.from_numpy(np.ascontiguousarray(image))[None, None]
-        return protocol_noise(clean, sigma)[0].numpy()
+def _network_input(config: TaskConfig, path: Path, sigma: int) -> np.ndarray:
+    """(C, H, W) float32 input of the network for ``config``'s task from one file, read as the test sets are."""
+    image = to_channels(read_image(path), config.channels, path)  # the stored JPEGs: 3 identical channels -> gray
+    if config.calibration.add_noise:
+        image = add_protocol_noise(image, sigma)
     return image[None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
@@ -59,9 +48,10 @@ def task_crops(task: str, datasets_dir: str | Path, *, shape: tuple[int, int] = 
     Returns (file name, (C, H, W) float32 array) pairs; names go into recorded results so that a
     figure can be traced back to its image.
     """
-    folder = Path(datasets_dir) / _SOURCES[get_config(task).name]
+    config = get_config(task)
+    folder = Path(datasets_dir) / config.calibration.folder
     files = sorted(p for p in folder.iterdir() if p.is_file())[:count] if folder.is_dir() else []
     if not files:
         raise SamplesError(f"no images in {folder} (pass --datasets DIR or set DAGL_DATASETS)")
-    return [(f"{folder.name}/{path.name}", center_crop(_network_input(task, path, sigma), *shape))
+    return [(f"{folder.name}/{path.name}", center_crop(_network_input(config, path, sigma), *shape))
             for path in files]

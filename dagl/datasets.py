@@ -1,9 +1,10 @@
-"""The paper's test sets by name, and how each one's degraded inputs are obtained.
+"""The paper's test sets by name, read the way the protocol obtains each one's degraded inputs.
 
 The evaluation protocol (``docs/dagl-reference.md``, "The paper's evaluation protocol") fixes the degraded inputs: CAR uses the
 stored MATLAB JPEGs (never a re-encoding), demosaicing the stored GRBG mosaics, denoising seeded
-Gaussian noise made at test time. Putting that knowledge here, once, keeps every caller on the
-protocol. Any other folder can be evaluated too, with the layout of :func:`folder_set`.
+Gaussian noise made at test time. Each task's record (:data:`dagl.configs.TASKS`) lists its test
+sets and how their inputs are obtained (:mod:`dagl.testsets`); this module reads them, so every
+caller stays on the protocol. Any other folder can be evaluated too, with the layout of :func:`folder_set`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .configs import get_config
+from .channels import ChannelError, split_alpha
+from .configs import TASKS, get_config
 from .errors import UserInputError
 from .degradations import protocol_noise
 from .io import IMAGE_SUFFIXES, ImageReadError, has_gray_content, read_image
 from .metrics import SSIM_WINDOW
+from .testsets import SetInputs, StoredInputs
 
 #: Where the test sets live unless ``DAGL_DATASETS`` says otherwise: ``../shared/datasets`` beside the checkout.
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -31,26 +34,18 @@ class DatasetError(UserInputError):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One named test set: where its clean images are and how its degraded inputs are made."""
+    """One named test set that can be run here: where its clean images are and how its inputs are obtained."""
 
     name: str
     task: str
-    #: "noise" (protocol noise at test time, needs sigma), "jpeg" (stored ``jpeg_q{Q}/``, needs
-    #: quality) or "mosaic" (stored ``mosaic/``).
-    degradation: str
+    inputs: SetInputs
     description: str
 
 
+#: Every task's runnable test sets (those with ``inputs``) by name, in task order.
 DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec("set12", "denoise", "noise", "Set12, 12 gray images (Table 1)"),
-        DatasetSpec("bsd68", "denoise", "noise", "BSD68, 68 gray images (Table 1)"),
-        DatasetSpec("urban100", "denoise", "noise", "Urban100 converted to gray, 100 images (Table 1)"),
-        DatasetSpec("classic5", "jpeg", "jpeg", "Classic5, 5 gray images, MATLAB JPEGs (Table 3)"),
-        DatasetSpec("live1", "jpeg", "jpeg", "LIVE1, 29 gray images, MATLAB JPEGs (Table 3)"),
-        DatasetSpec("mcmaster18", "demosaic", "mosaic", "McMaster18, 18 RGB images, GRBG mosaics (Table 4)"),
-    )
+    paper_set.name: DatasetSpec(paper_set.name, cfg.name, paper_set.inputs, paper_set.description)
+    for cfg in TASKS.values() for paper_set in cfg.test_sets if paper_set.inputs is not None
 }
 
 
@@ -71,14 +66,18 @@ def datasets_root() -> Path:
 def to_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
     """``image`` in the layout of a network with ``channels`` inputs, or a one-line DatasetError.
 
-    Colour files with three identical channels (the stored CAR JPEGs) become gray; anything else
-    that does not fit is refused rather than converted, so that no silent colour conversion can
-    change the numbers.
+    An opaque alpha is dropped (:func:`dagl.channels.split_alpha`, the rule of every reader). Colour
+    files with three identical channels (the stored CAR JPEGs) become gray; anything else that does
+    not fit is refused rather than converted, so that no silent colour conversion can change the numbers.
     """
+    try:
+        image, _ = split_alpha(image)
+    except ChannelError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
     if channels == 1:
         if image.ndim == 2:
             return image
-        if image.shape[2] >= 3 and has_gray_content(image):
+        if has_gray_content(image):
             return np.ascontiguousarray(image[..., 0])
         raise DatasetError(f"{path}: colour image, but the task takes gray images; convert it first")
     if image.ndim == 3 and image.shape[2] == channels:
@@ -161,15 +160,19 @@ class EvalSet:
             yield Sample(name, clean, degraded)
 
 
-def _check_sigma_quality(spec_name: str, degradation: str, sigma: float | None, quality: int | None) -> None:
-    if degradation == "noise" and sigma is None:
-        raise DatasetError(f"{spec_name}: denoising needs --sigma (the paper uses 15, 25 and 50)")
-    if degradation != "noise" and sigma is not None:
-        raise DatasetError(f"{spec_name}: --sigma applies to denoising sets only; its inputs are stored files")
-    if degradation == "jpeg" and quality is None:
-        raise DatasetError(f"{spec_name}: JPEG artifact removal needs --quality (the paper uses 10, 20, 30, 40)")
-    if degradation != "jpeg" and quality is not None:
-        raise DatasetError(f"{spec_name}: --quality applies to the JPEG sets (classic5, live1) only")
+def _check_sigma_quality(spec: DatasetSpec, sigma: float | None, quality: int | None) -> None:
+    """The variant options a named set takes: --sigma for protocol noise, --quality for stored JPEGs."""
+    config, inputs = get_config(spec.task), spec.inputs
+    if inputs.takes_sigma and sigma is None:
+        raise DatasetError(f"{spec.name}: denoising needs --sigma (the paper uses {', '.join(map(str, config.sigmas))})")
+    if not inputs.takes_sigma and sigma is not None:
+        raise DatasetError(f"{spec.name}: --sigma applies to denoising sets only; its inputs are stored files")
+    if inputs.takes_quality and quality is None:
+        raise DatasetError(f"{spec.name}: JPEG artifact removal needs --quality (the paper uses "
+                           f"{', '.join(map(str, config.qualities))})")
+    if not inputs.takes_quality and quality is not None:
+        by_quality = sorted(name for name, other in DATASETS.items() if other.inputs.takes_quality)
+        raise DatasetError(f"{spec.name}: --quality applies to the JPEG sets ({', '.join(by_quality)}) only")
 
 
 def _limited(pairs: list[Pair], limit: int | None, where: Path) -> tuple[Pair, ...]:
@@ -183,22 +186,21 @@ def named_set(name: str, *, sigma: float | None = None, quality: int | None = No
               crop: int | None = None, root: Path | None = None) -> EvalSet:
     """One of :data:`DATASETS` with its protocol degradation."""
     spec = DATASETS[name]
-    _check_sigma_quality(name, spec.degradation, sigma, quality)
+    _check_sigma_quality(spec, sigma, quality)
     folder = (root or datasets_root()) / name
     if not folder.is_dir():
         raise DatasetError(f"{folder}: test set {name!r} not found (set DAGL_DATASETS to the datasets folder)")
     clean = _images(folder)
-    if spec.degradation == "noise":
-        tag, where, degraded = f"{name}-s{sigma:g}", f"Gaussian noise sigma {sigma:g}, torch seed 1", {}
-    else:
-        sub = f"jpeg_q{quality}" if spec.degradation == "jpeg" else "mosaic"
-        tag = f"{name}-q{quality}" if spec.degradation == "jpeg" else name
+    inputs = spec.inputs
+    tag, where = inputs.tag(name, sigma, quality), inputs.describe(sigma, quality)
+    degraded: dict[str, Path] = {}
+    if isinstance(inputs, StoredInputs):
+        sub = inputs.subfolder(quality)
         if not (folder / sub).is_dir():
-            stored = sorted(p.name for p in folder.glob("jpeg_q*"))
+            stored = sorted(p.name for p in folder.glob(f"{inputs.folder}*")) if inputs.by_quality else []
             raise DatasetError(f"{folder / sub}: not found" + (f"; stored qualities: {', '.join(stored)}"
                                                                if stored else ""))
         degraded = _images(folder / sub)
-        where = f"stored MATLAB JPEG q{quality}" if spec.degradation == "jpeg" else "stored GRBG mosaic"
         missing = sorted(set(clean) - set(degraded))
         if missing:
             raise DatasetError(f"{folder / sub}: no degraded input for {', '.join(missing)}")

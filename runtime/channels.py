@@ -1,10 +1,11 @@
-"""The CLI's channel policy: turn whatever image a user passes into the network's layout, and back.
+"""The CLI's side of the channel policy: turn whatever image a user passes into the network's layout, and back.
 
 ``Restorer`` takes arrays already shaped for the network; files in the wild are gray, RGB, RGBA,
-raw Bayer... This module decides, per task, what is accepted silently, what is converted with a
-note, and what is refused (:class:`ChannelError`, one line for the user), and keeps what the
-network does not see (a colour photo's chroma, an opaque alpha) to put back into the output, so a
-colour photo comes out in colour.
+raw Bayer... This module decides what is accepted silently, what is converted with a note, and
+what is refused (:class:`ChannelError`, one line for the user), from the task's
+:class:`~dagl.channels.ChannelPolicy` and the one alpha rule (:func:`dagl.channels.split_alpha`),
+and keeps what the network does not see (a colour photo's chroma, an opaque alpha) to put back
+into the output, so a colour photo comes out in colour.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from dagl import get_config
+from dagl.channels import ChannelError, split_alpha
 from dagl.colour import rgb_to_ycbcr, ycbcr_to_rgb
-from dagl.degradations import raw_to_mosaic
-from dagl.errors import UserInputError
 from dagl.io import has_gray_content
 
-
-class ChannelError(UserInputError):
-    """An image whose channels do not fit the task; the message is one line meant for the user."""
+__all__ = ["ChannelError", "NetworkImage", "to_network"]
 
 
 @dataclass
@@ -58,30 +56,11 @@ class NetworkImage:
         return out.astype(np.float32, copy=False)
 
 
-def _split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Gray+alpha or RGBA as (image, alpha); refused unless alpha is fully opaque.
-
-    Transparent pixels have no defined colour to restore (and compositing onto some background
-    would invent one), so only images whose alpha carries no information are accepted; that alpha
-    is given back to the output unchanged.
-    """
-    if image.ndim == 3 and image.shape[2] in (2, 4):
-        alpha = image[..., -1]
-        if float(alpha.min()) < 1.0:
-            raise ChannelError("has transparent pixels (alpha < 1); flatten it onto a background first")
-        return image[..., :-1], alpha
-    return image, None
-
-
 def to_network(image: np.ndarray, task: str) -> NetworkImage:
     """``image`` in the network's layout, with what its output needs to become a file like ``image``."""
-    if image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4):
-        raise ChannelError(f"has {image.shape[2]} channels; expected gray, RGB or RGBA")
-    image, alpha = _split_alpha(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    config = get_config(task)
-    if config.channels == 1:
+    image, alpha = split_alpha(image)
+    policy = get_config(task).channel_policy
+    if policy.channels == 1:
         if image.ndim == 2:
             return NetworkImage(image, alpha=alpha)
         if has_gray_content(image):  # a gray picture stored as RGB: restored and written as gray
@@ -89,8 +68,8 @@ def to_network(image: np.ndarray, task: str) -> NetworkImage:
         ycbcr = rgb_to_ycbcr(image)
         return NetworkImage(ycbcr[..., 0], f"task {task!r} works on gray images: restored the luma, kept the "
                                            f"colour (BT.601 YCbCr)", chroma=ycbcr[..., 1:], alpha=alpha)
-    if task == "demosaic" and image.ndim == 2:
-        return NetworkImage(raw_to_mosaic(image), "read as a one-channel GRBG raw frame", alpha=alpha)
+    if image.ndim == 2 and policy.raw_frame is not None:
+        return NetworkImage(policy.raw_frame.to_planes(image), policy.raw_frame.note, alpha=alpha)
     if image.ndim == 2:
         raise ChannelError(f"is gray; task {task!r} needs a 3-channel RGB image")
     return NetworkImage(image, alpha=alpha)

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from dagl.cli_common import (Command, device_option, error_line, max_pixels_option, sigma_option, task_option,
                              threads_option)
+from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
 from dagl.cli_progress import progress
 from dagl.errors import DaglError, UserInputError, output_error
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
@@ -27,7 +28,7 @@ from .memory import MemoryBudgetError
 from .restorer import InputArrayError, Restorer
 from .reference import find_reference, gain_line, load_reference
 from .side_by_side import GAIN, side_by_side
-from .tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS
+from .tiling import TILINGS, tilings_help
 
 PROG = "dagl-infer"
 DEFAULT_OUTPUT_DIR = Path("restored")
@@ -213,9 +214,7 @@ def where_written(written: list[Path]) -> str:
                    "weights when MODEL is a task name.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @device_option()
-@click.option("--tiling", type=click.Choice(TILINGS), default="grid", show_default=True,
-              help="grid: fixed tiles blended over their overlap (fast, bounded memory); reference: the "
-                   "paper's recursive chop (for parity); none: whole image at once (cost grows with area^2).")
+@click.option("--tiling", type=click.Choice(list(TILINGS)), default="grid", show_default=True, help=tilings_help())
 @click.option("--tile", type=click.IntRange(min=8), default=DEFAULT_TILE, show_default=True,
               help="Grid tile side in pixels.")
 @click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,

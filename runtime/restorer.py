@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
 from dagl.errors import DaglError, UserInputError
 
 from .base import BaseRunner
@@ -18,8 +19,7 @@ from .ensemble import TRANSFORMS
 from .ensemble import ensemble as x8
 from .loader import create_runner
 from .memory import check_memory
-from .tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, REFERENCE_MIN_SIZE, TILINGS, Progress,
-                     TilingError, count_tiles, run_tiled)
+from .tiling import Progress, TileOptions, TilingError, TilingPolicy, get_tiling
 
 #: How far outside [0, 1] an input may reach. The protocol's noisy inputs are not clipped: at sigma
 #: 50 a white pixel passes 2.0 once in ~6 million draws, which Urban100 alone exceeds, and dagl-eval
@@ -79,8 +79,7 @@ class Restorer:
                  backend: str = "auto", device: str = "cpu", tiling: str = "grid", tile: int | None = None,
                  overlap: int | None = None, batch: int | None = None, ensemble: bool = False,
                  threads: int | None = None, memory_budget: int | None = None) -> None:
-        if tiling not in TILINGS:
-            raise TilingError(f"unknown tiling {tiling!r}; choose one of: {', '.join(TILINGS)}")
+        self.policy: TilingPolicy = get_tiling(tiling)
         self.tiling = tiling
         self.tile = DEFAULT_TILE if tile is None else int(tile)
         self.overlap = DEFAULT_OVERLAP if overlap is None else int(overlap)
@@ -89,11 +88,9 @@ class Restorer:
             raise TilingError(f"need tile >= 8, 0 <= overlap < tile and batch >= 1; got tile={self.tile}, "
                              f"overlap={self.overlap}, batch={self.batch}")
         self.memory_budget = memory_budget
-        if tiling == "grid":
-            check_memory(self.tile, self.tile, self.batch, memory_budget)
-        elif tiling == "reference":  # leaves hold < REFERENCE_MIN_SIZE pixels: bound them by a square
-            side = int(REFERENCE_MIN_SIZE ** 0.5)
-            check_memory(side, side, self.batch, memory_budget, what="reference tile")
+        # What the smallest image needs: all a grid or reference run needs (their tiles do not grow with
+        # the image), so over-budget settings are refused before anything loads; calls check their image.
+        self._check_memory(MIN_SIDE, MIN_SIDE)
         self.ensemble = ensemble
         self._calls = 0
         self._calls_lock = threading.Lock()
@@ -120,17 +117,26 @@ class Restorer:
                                           f"close the Restorer after they return")
             self.runner.deactivate()
 
+    @property
+    def options(self) -> TileOptions:
+        """The tiling settings in force (``batch`` may have shrunk to what an engine takes)."""
+        return TileOptions(self.tile, self.overlap, self.batch)
+
+    def _check_memory(self, height: int, width: int) -> None:
+        """Refuse the policy's largest call on an (H, W) image if its estimated peak exceeds the budget."""
+        peak = self.policy.peak_tile(height, width, self.options)
+        check_memory(peak.height, peak.width, peak.batch, self.memory_budget, what=peak.what)
+
     def tiles_for(self, height: int, width: int) -> int:
         """Network tile passes one (H, W) image takes: its tiles, 8 times each with the x8 ensemble."""
-        return count_tiles(self.tiling, height, width, self.tile, self.overlap) * (len(TRANSFORMS) if self.ensemble else 1)
+        return self.policy.count_tiles(height, width, self.options) * (len(TRANSFORMS) if self.ensemble else 1)
 
     def __call__(self, image: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Restore ``image``; ``progress(n)`` is called as tile passes finish (:meth:`tiles_for` in all)."""
         image = check_input(image, self.channels, self.task)
         gray_2d = image.ndim == 2
         chw = image[None] if gray_2d else np.moveaxis(image, -1, 0)
-        if self.tiling == "none":
-            check_memory(*chw.shape[1:], 1, self.memory_budget, what="whole image")
+        self._check_memory(*chw.shape[1:])
         with self._calls_lock:
             self._calls += 1
         try:
@@ -139,8 +145,7 @@ class Restorer:
                 infer, tiled_progress = x8(self.runner.infer, progress), None
             else:
                 infer, tiled_progress = self.runner.infer, progress
-            out = run_tiled(np.ascontiguousarray(chw), infer, self.tiling, self.tile, self.overlap, self.batch,
-                            tiled_progress)
+            out = self.policy.run(np.ascontiguousarray(chw), infer, self.options, tiled_progress)
         finally:
             with self._calls_lock:
                 self._calls -= 1

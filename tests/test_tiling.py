@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from dagl.runtime.tiling import (REFERENCE_MIN_SIZE, blend_ramp, count_tiles, grid_positions, reference_leaves,
-                            run_grid, run_reference, run_tiled, tile_starts)
+from dagl.runtime.tiling import TILINGS, PeakTile, TileOptions, TilingPolicy, register_tiling
+from dagl.runtime.tiling.grid import blend_ramp, grid_positions, run_grid, tile_starts
+from dagl.runtime.tiling.reference import REFERENCE_MIN_SIZE, reference_leaves, run_reference
 
 
 def context_sensitive(batch: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ def test_reference_chop_of_512_runs_256_tiles_of_76():
     run_reference(np.zeros((1, 512, 512), np.float32), record)
     assert len(shapes) == 256 and set(shapes) == {(76, 76)}
     assert list(reference_leaves(512, 512)) == shapes
-    assert count_tiles("reference", 512, 512) == 256
+    assert TILINGS["reference"].count_tiles(512, 512, TileOptions()) == 256
 
 
 def test_reference_chop_pads_images_the_release_cannot_chop():
@@ -118,6 +119,91 @@ def test_grid_memory_is_bounded_by_the_batch_on_a_large_image():
 def test_none_runs_the_whole_image_once():
     image = np.random.default_rng(4).random((1, 37, 41), dtype=np.float32)
     shapes = []
-    out = run_tiled(image, lambda b: shapes.append(b.shape) or context_sensitive(b), "none")
+    out = TILINGS["none"].run(image, lambda b: shapes.append(b.shape) or context_sensitive(b), TileOptions())
     assert shapes == [(1, 1, 37, 41)]
     np.testing.assert_allclose(out, context_sensitive(image[None])[0])
+
+
+class Strips(TilingPolicy):
+    """A toy policy: full-width strips of ``tile`` rows, ``batch`` per call, the last one aligned to the bottom."""
+
+    name = "strips"
+    summary = "full-width strips (a test policy)"
+
+    def starts(self, height: int, options: TileOptions) -> list[int]:
+        rows = min(options.tile, height)
+        return sorted({*range(0, height - rows, rows), height - rows})
+
+    def run(self, image, infer, options, progress=None):
+        rows = min(options.tile, image.shape[1])
+        out = np.empty_like(image)
+        starts = self.starts(image.shape[1], options)
+        for first in range(0, len(starts), options.batch):
+            group = starts[first:first + options.batch]
+            for top, restored in zip(group, infer(np.stack([image[:, t:t + rows] for t in group]))):
+                out[:, top:top + rows] = restored
+            if progress:
+                progress(len(group))
+        return out
+
+    def count_tiles(self, height, width, options):
+        return len(self.starts(height, options))
+
+    def peak_tile(self, height, width, options):
+        return PeakTile(min(options.tile, height), width, options.batch, "strip")
+
+
+@pytest.fixture
+def strips():
+    register_tiling(Strips)
+    yield TILINGS["strips"]
+    del TILINGS["strips"]
+
+
+def test_a_registered_policy_runs_through_the_restorer_under_the_memory_bound(strips, tmp_path):
+    """A policy added in one place: Restorer runs it, counts its tiles and bounds its peak call."""
+    from crafted import tiny_onnx
+    from dagl.runtime import Restorer
+    from dagl.runtime.memory import MemoryBudgetError, estimate_peak_bytes
+
+    image = np.random.default_rng(5).random((50, 40), dtype=np.float32)
+    wide = np.zeros((50, 400), np.float32)
+    # Room for 2 strips of 16 x 40 px, not for 2 strips of 16 x 400 px (the formula written out: 4.5
+    # float32 attention matrices of (H*W/16, H*W) per tile, plus 7,700 bytes per pixel).
+    need = {w: int(4.5 * 4 * 2 * (16 * w // 16) * 16 * w + 7700 * 2 * 16 * w) for w in (40, 400)}
+    assert need == {w: estimate_peak_bytes(16, w, 2) for w in (40, 400)}
+    with Restorer(tiny_onnx(tmp_path / "id.onnx"), tiling="strips", tile=16, overlap=0, batch=2,
+                  memory_budget=need[40]) as restore:
+        assert restore.tiles_for(50, 40) == 4  # rows 0, 16, 32 and 34 (aligned to the bottom)
+        done = []
+        np.testing.assert_array_equal(restore(image, done.append), image)
+        assert done == [2, 2]
+        with pytest.raises(MemoryBudgetError, match="2 strip\\(s\\) of 400x16 px"):
+            restore(wide)
+    with pytest.raises(MemoryBudgetError, match="2 strip\\(s\\) of 8x8 px"):  # refused before loading
+        Restorer(tmp_path / "never-read.onnx", tiling="strips", tile=16, overlap=0, batch=2, memory_budget=1)
+
+
+def test_a_policy_without_its_peak_tile_cannot_be_registered():
+    class Unbounded(TilingPolicy):
+        name = "unbounded"
+        summary = "no memory bound"
+
+        def run(self, image, infer, options, progress=None):
+            return infer(image[None])[0]
+
+        def count_tiles(self, height, width, options):
+            return 1
+
+    with pytest.raises(TypeError, match="peak_tile"):
+        register_tiling(Unbounded)
+    assert "unbounded" not in TILINGS
+
+
+def test_the_tiling_options_list_the_registry():
+    from dagl.runtime.cli import main as infer
+    from dagl.runtime.evaluate.cli import main as evaluate
+
+    for command in (infer, evaluate):
+        (option,) = [p for p in command.params if p.name == "tiling"]
+        assert list(option.type.choices) == list(TILINGS) == ["grid", "reference", "none"]

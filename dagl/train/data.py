@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from ..channels import ChannelError, split_alpha
 from ..configs import TaskConfig
-from ..degradations import gaussian_noise, jpeg_pil, mosaic_grbg
 from ..io import IMAGE_SUFFIXES, ImageReadError, read_image, to_luma
 from .config import TrainingError
 
@@ -41,9 +41,11 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def to_task_channels(image: np.ndarray, config: TaskConfig, path: Path) -> np.ndarray:
-    """(H, W, C) with C = the task's channels; colour becomes luma for gray tasks."""
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[..., :3]
+    """(H, W, C) with C = the task's channels; an opaque alpha is dropped, colour becomes luma for gray tasks."""
+    try:
+        image, _ = split_alpha(image)
+    except ChannelError as exc:
+        raise TrainingError(f"{path}: {exc}") from None
     if config.is_gray:
         return (to_luma(image) if image.ndim == 3 else image)[..., None]
     if image.ndim == 2:
@@ -63,10 +65,10 @@ def load_images(folders: Sequence[Path], config: TaskConfig, patch: int,
                 limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[Path]]:
     """Clean images (and their noisy twins for paired tasks) from ``folders``, held in memory.
 
-    Real denoising has no synthetic degradation, so its folders must hold ``clean/`` and
+    A paired degradation (real noise) has nothing synthetic, so its folders must hold ``clean/`` and
     ``noisy/`` (or ``degraded/``) with the same file names (SIDD once its pairs are sorted so).
     """
-    paired = config.name == "real-denoise"
+    paired = config.degradation.paired
     clean_paths: list[Path] = []
     noisy_paths: list[Path] = []
     for folder in folders:
@@ -74,7 +76,7 @@ def load_images(folders: Sequence[Path], config: TaskConfig, patch: int,
         if paired:
             twins = [folder / d for d in PAIRED_DEGRADED if (folder / d).is_dir()]
             if not (folder / "clean").is_dir() or not twins:
-                raise TrainingError(f"task 'real-denoise' trains on pairs: {folder} must hold clean/ "
+                raise TrainingError(f"task {config.name!r} trains on pairs: {folder} must hold clean/ "
                                     f"and noisy/ folders with the same file names (e.g. SIDD)")
             clean = list_images(folder / "clean")
             noisy = {p.name: p for p in list_images(twins[0])}
@@ -106,15 +108,7 @@ def augment(image: np.ndarray, transform: int) -> np.ndarray:
 
 def describe_degradation(config: TaskConfig, sigma: int | None) -> str:
     """One sentence for logs and the model card, since JPEG and noise details change results."""
-    if config.name == "denoise":
-        return f"additive Gaussian noise, sigma {sigma}/255, not clipped (torch.Generator per sample)"
-    if config.name == "jpeg":
-        qualities = "{" + ",".join(map(str, config.qualities)) + "}"
-        return (f"JPEG encoded with Pillow (libjpeg) at a quality drawn uniformly from {qualities} "
-                f"per crop; the test sets' inputs come from MATLAB's encoder")
-    if config.name == "demosaic":
-        return "GRBG Bayer mosaic (zeros where the sensor has no sample)"
-    return "real camera noise from paired clean/noisy images"
+    return config.degradation.describe(sigma)
 
 
 class TrainingPairs(Dataset):
@@ -142,20 +136,14 @@ class TrainingPairs(Dataset):
         left = int(rng.integers(0, width - self.patch + 1))
         transform = int(rng.integers(8))
         clean = self._crop(self.clean[index], top, left, transform)
-        if self.noisy is not None:
-            degraded = self._crop(self.noisy[index], top, left, transform)
-        elif self.config.name == "jpeg":
-            quality = int(rng.choice(self.config.qualities))
-            degraded = jpeg_pil(clean[..., 0], quality)[..., None]
-        elif self.config.name == "demosaic":
-            degraded = mosaic_grbg(clean)
-        else:
-            degraded = None
-        clean_t = torch.from_numpy(clean).permute(2, 0, 1).contiguous()
-        if degraded is None:
-            generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
-            return gaussian_noise(clean_t, float(self.sigma), generator), clean_t
-        return torch.from_numpy(np.ascontiguousarray(degraded)).permute(2, 0, 1).contiguous(), clean_t
+        twin = None if self.noisy is None else self._crop(self.noisy[index], top, left, transform)
+        degraded = self.config.degradation.degrade(clean, rng, self.sigma, twin)
+        return _planes(degraded), _planes(clean)
+
+
+def _planes(crop: np.ndarray) -> torch.Tensor:
+    """An (H, W, C) crop as the (C, H, W) tensor the network takes."""
+    return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).contiguous()
 
 
 class EpochKeySampler(Sampler):

@@ -22,7 +22,7 @@ from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
 from dagl.runtime.compare import ParityError, Verdict, judge, tolerance_for
 from dagl.runtime.loader import BACKEND_HELP, BACKENDS
-from dagl.runtime.tiling import TILINGS
+from dagl.runtime.tiling import TILINGS, tilings_help
 
 from .paper import (ARTEFACT_SUFFIXES, PAPER_CELLS, PaperCell, PaperRow, expected_names, find_artefact, paper_markdown,
                     paper_terminal_table)
@@ -122,10 +122,7 @@ def _command_line(ctx: click.Context) -> str:
 def _settings(restorers: Sequence[Restorer], names: Sequence[str]) -> dict[str, str]:
     """What the report header records; read after activation, when each runner knows its real device."""
     first = restorers[0]
-    tiling = first.tiling
-    if tiling == "grid":
-        tiling += f" (tile {first.tile}, overlap {first.overlap})"
-    settings = {"tiling": tiling, "x8 self-ensemble": "on" if first.ensemble else "off",
+    settings = {"tiling": first.policy.describe(first.options), "x8 self-ensemble": "on" if first.ensemble else "off",
                 "device": ", ".join(dict.fromkeys(r.runner.device for r in restorers))}
     random = [f"`{name}`" for name, r in zip(names, restorers) if r.runner.info.random_weights]
     if random:  # the scores of such a model mean nothing: the report must not look like a result
@@ -179,8 +176,8 @@ The default --tiling reference is the release's chop, i.e. the paper's numbers; 
                    "compared with a float32 PyTorch base gets a parity verdict (dagl.runtime.compare: float32 "
                    "max |diff| <= 1e-4, FP16 PSNR >= 50 dB); the exit status is 1 when one is out of bounds.")
 @click.option("--ensemble", is_flag=True, help="x8 self-ensemble at each tile, as the paper's tables.")
-@click.option("--tiling", type=click.Choice(TILINGS), default="reference", show_default=True,
-              help="reference: the release's chop (the paper's protocol); grid: fixed tiles; none: whole image.")
+@click.option("--tiling", type=click.Choice(list(TILINGS)), default="reference", show_default=True,
+              help=tilings_help())
 @click.option("--tile", type=click.IntRange(8), help="Grid tile size (grid tiling only).")
 @click.option("--overlap", type=click.IntRange(0), help="Grid tile overlap (grid tiling only).")
 @click.option("--batch", type=click.IntRange(1), help="Tiles per network call.")
@@ -263,7 +260,7 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
                    + ", ".join(ARTEFACT_SUFFIXES) + ").")
 @click.option("--ensemble/--no-ensemble", default=True, show_default=True,
               help="x8 self-ensemble, as the paper's tables.")
-@click.option("--tiling", type=click.Choice(TILINGS), default="reference", show_default=True)
+@click.option("--tiling", type=click.Choice(list(TILINGS)), default="reference", show_default=True)
 @click.option("--limit", type=click.IntRange(1), help="Only the first N images of each set (partial numbers).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @device_option()

@@ -1,6 +1,6 @@
 """The paper's table cells, their target numbers, and where their weights are expected.
 
-The targets are written here once (from ``../shared/datasets/README.md``, the paper's Tables 1, 3
+The targets are written once, on each task's record (``dagl/configs.py``, from the paper's Tables 1, 3
 and 4, all with the x8 self-ensemble); ``dagl-eval paper`` runs every cell it finds weights for
 and prints our number beside the paper's.
 """
@@ -14,6 +14,7 @@ from rich.table import Table
 
 from dagl.artefact.naming import (CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES, WEIGHTS_SUFFIX, artefact_stem,
                                   lookup_names)
+from dagl.configs import TASKS
 
 from .report import fmt_db, fmt_delta, fmt_ssim, markdown_table
 from .scoring import EvalResult
@@ -46,18 +47,11 @@ class PaperCell:
 
 
 def _cells() -> tuple[PaperCell, ...]:
-    denoise = {"set12": (33.28, 30.93, 27.81), "bsd68": (31.93, 29.46, 26.51), "urban100": (33.79, 31.39, 27.97)}
-    car = {"live1": (29.70, 32.12, 33.54, 34.53), "classic5": (30.08, 32.35, 33.59, 34.41)}
-    cells = [PaperCell("Table 1", "denoise", name, value, sigma=sigma)
-             for name, values in denoise.items() for sigma, value in zip((15, 25, 50), values)]
-    cells += [PaperCell("Table 3", "jpeg", name, value, quality=quality)
-              for name, values in car.items() for quality, value in zip((10, 20, 30, 40), values)]
-    cells += [PaperCell("Table 4", "demosaic", "mcmaster18", 39.84, ssim=0.9735),
-              PaperCell("Table 4", "demosaic", "urban100 (colour)", 40.20,
-                        unavailable="colour Urban100 is not in the datasets folder"),
-              PaperCell("DND", "real-denoise", "dnd", 39.83,
-                        unavailable="DND is scored on the benchmark's server (no public ground truth)")]
-    return tuple(cells)
+    """One cell per test set and variant of every task's record (:data:`dagl.configs.TASKS`), in task order."""
+    return tuple(PaperCell(test.table, cfg.name, test.name, psnr, sigma=variant if cfg.sigmas else None,
+                           quality=variant if cfg.qualities else None, ssim=test.paper_ssim,
+                           unavailable=test.unavailable)
+                 for cfg in TASKS.values() for test in cfg.test_sets for variant, psnr in test.paper_psnr)
 
 
 PAPER_CELLS = _cells()
@@ -108,7 +102,7 @@ PAPER_ALIGN = "llllrrrrl"
 def paper_markdown(rows: list[PaperRow], provenance: str) -> str:
     """``docs/paper-table.md``: the table and how it was made."""
     return "\n".join(["# DAGL: our numbers against the paper's", "", provenance + " Paper numbers: "
-                      "../shared/datasets/README.md (Tables 1, 3, 4, with x8 self-ensemble). Gap = ours - paper.",
+                      "docs/dagl-reference.md (the paper's Tables 1, 3, 4, with x8 self-ensemble). Gap = ours - paper.",
                       "", markdown_table(PAPER_HEADER, [row.cells() for row in rows], PAPER_ALIGN), ""])
 
 
