@@ -48,7 +48,7 @@ def lazy(module: str, function: str = "create") -> Factory:
 
 
 REGISTRY: dict[str, Backend] = {backend.name: backend for backend in (
-    Backend("tensorrt", ("engine", "onnx"), lazy(".trt.loader"), bounds_for("TensorRT engine"),
+    Backend("tensorrt", ("engine", "onnx"), lazy(".trt.backend"), bounds_for("TensorRT engine"),
             auto_for=("engine",), summary="a TensorRT engine, or an .onnx file built into one (kept in the engine "
                                           "cache)"),
     Backend("onnxruntime", ("onnx",), lazy(".onnxrt.loader"), bounds_for("ONNX"),
@@ -69,3 +69,12 @@ def auto_backend(kind: str) -> Backend:
 def backends_for(kind: str) -> list[str]:
     """Every backend that runs an artefact of ``kind``, by name."""
     return [name for name, backend in REGISTRY.items() if kind in backend.kinds]
+
+
+def tolerance_for(backend: str, precision: str) -> Tolerance:
+    """The tolerance for a candidate run by ``backend`` at ``precision`` (a name in ``PRECISIONS``), as its
+    entry in :data:`REGISTRY` says."""
+    try:
+        return REGISTRY[backend].tolerances[precision]
+    except KeyError:
+        raise ValueError(f"no parity tolerance for backend {backend!r} at precision {precision!r}") from None

@@ -63,17 +63,6 @@ ENGINE_VS_ONNX = {entry.name: Tolerance(f"{entry.title} TensorRT engine vs ONNX 
 ENGINE_VS_ONNX_FP32, ENGINE_VS_ONNX_FP16 = ENGINE_VS_ONNX["fp32"], ENGINE_VS_ONNX["fp16"]
 
 
-def tolerance_for(backend: str, precision: str) -> Tolerance:
-    """The tolerance for a candidate run by ``backend`` at ``precision`` (a name in :data:`PRECISIONS`), as
-    its entry in :data:`dagl.runtime.backends.REGISTRY` says."""
-    from .backends import REGISTRY  # the registry holds the bounds made above
-
-    try:
-        return REGISTRY[backend].tolerances[precision]
-    except KeyError:
-        raise ValueError(f"no parity tolerance for backend {backend!r} at precision {precision!r}") from None
-
-
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one comparison (or the worst case of several, see :func:`worst`)."""

@@ -26,7 +26,8 @@ from dagl.runtime import ModelInfo, RuntimeLoadError, create_runner
 from dagl.runtime import cli as infer_cli
 from dagl.runtime.backends import REGISTRY, auto_backend, backends_for
 from dagl.runtime.base import CACHE_ENV, default_cache_dir
-from dagl.runtime.compare import ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32, tolerance_for
+from dagl.runtime.backends import tolerance_for
+from dagl.runtime.compare import ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32
 from dagl.runtime.loader import BACKEND_HELP, BACKENDS
 from dagl.runtime.onnxrt import OnnxRuntimeRunner, OnnxRuntimeTensorRTRunner
 from dagl.runtime.onnxrt.providers import (missing_provider, session_providers, tensorrt_options,

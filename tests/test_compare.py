@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dagl.runtime.compare import (ONNX_FP16, ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32, Tolerance, compare, judge,
-                                  tolerance_for, worst)
+from dagl.runtime.backends import tolerance_for
+from dagl.runtime.compare import ONNX_FP16, ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32, Tolerance, compare, judge, worst
 
 REFERENCE = np.full((8, 8), 0.5, np.float32)
 

@@ -16,7 +16,8 @@ from dagl.chosen_weights import WeightsInfo
 from dagl.export import ExportResult, export
 from dagl.export.pipeline import ExportOptionError, GraphRefusedError
 from dagl.export.trt_check import check_tensorrt_compatible
-from dagl.runtime.compare import ENGINE_VS_ONNX, tolerance_for
+from dagl.runtime.backends import tolerance_for
+from dagl.runtime.compare import ENGINE_VS_ONNX
 
 
 def test_export_returns_the_paths_it_wrote(tmp_path):

@@ -20,7 +20,8 @@ from dagl.datasets import centre_crop
 from dagl.io import read_image
 from dagl.export.cli import main as export_main
 from dagl.runtime import Restorer
-from dagl.runtime.compare import Tolerance, compare, tolerance_for
+from dagl.runtime.backends import tolerance_for
+from dagl.runtime.compare import Tolerance, compare
 
 pytestmark = pytest.mark.gpu
 

@@ -20,7 +20,8 @@ from dagl.errors import DaglError, OutputError, UserInputError, output_error
 from dagl.outputs import check_output_file, check_output_folder
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
-from dagl.runtime.compare import ParityError, Verdict, judge, tolerance_for
+from dagl.runtime.backends import tolerance_for
+from dagl.runtime.compare import ParityError, Verdict, judge
 from dagl.runtime.loader import BACKEND_HELP, BACKENDS
 from dagl.runtime.tiling import TILINGS, tilings_help
 

@@ -6,7 +6,8 @@ and ``.onnx`` files built into an engine on first use and found again in the eng
 
 from .cache import EngineKey, cached_engine, engine_key
 from .compat import EngineTarget, engine_mismatch
-from .loader import create, load_engine
+from .backend import create
+from .loader import load_engine
 from .runner import OnnxEngineRunner, TensorRTRunner
 
 __all__ = ["EngineKey", "EngineTarget", "OnnxEngineRunner", "TensorRTRunner", "cached_engine", "create",

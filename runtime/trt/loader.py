@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dagl.artefact import EngineSidecar, EngineUnavailable, SidecarError, current_gpu, import_tensorrt
-from dagl.device import cuda_index, is_cuda
+from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt
+from dagl.device import cuda_index
 
-from ..base import BaseRunner, ModelInfo, ModelInputError, RunnerRequest, RuntimeLoadError
-from ..metadata import resolve_info
+from ..base import ModelInfo, ModelInputError, RuntimeLoadError
 from .compat import EngineTarget, engine_mismatch
 
 
@@ -69,21 +68,3 @@ def load_engine(engine: Path, info: ModelInfo, sidecar: EngineSidecar, device: s
     if deserialised is None:
         raise ModelInputError(f"{engine}: TensorRT could not deserialise it (corrupt or foreign file)")
     return runtime, deserialised
-
-
-def create(request: RunnerRequest) -> BaseRunner:
-    """The ``tensorrt`` backend's factory; an engine always runs on a GPU (``cuda:N`` picks which)."""
-    from .runner import OnnxEngineRunner, TensorRTRunner  # the runners import this module
-
-    device = request.device if is_cuda(request.device) else "cuda"
-    if request.kind == "onnx":
-        from ..onnxrt.loader import read_info  # the same checks of a graph's metadata and interface
-
-        info = read_info(request.path, request.task, request.sigma)
-        return OnnxEngineRunner(request.path, info, request.engine_cache, device)
-    try:
-        sidecar = EngineSidecar.read(request.path)
-    except SidecarError as exc:
-        raise ModelInputError(str(exc)) from None
-    info = resolve_info(sidecar.declared(), request.path, request.task, request.sigma)
-    return TensorRTRunner(request.path, info, sidecar, device)
