@@ -139,9 +139,16 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
 @click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Largest batch of tiles per engine call (also the tuned one; dagl-infer's default).")
 @click.option("--engine-required", is_flag=True, help="Exit non-zero if no engine can be built here.")
+@click.option("--triton-repo", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also write a Triton Inference Server model repository for what was built (docs/serving.md).")
+@click.option("--triton-tile", type=click.IntRange(min=8), default=None,
+              help="Tile side of the Triton tile models. Default: the engine's --opt-shape tile.")
+@click.option("--triton-max-batch", type=click.IntRange(min=1), default=None,
+              help="max_batch_size of the Triton models. Default: the engine's --batch.")
 def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_dir: Path, onnx_only: bool,
          min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,
-         engine_required: bool) -> None:
+         engine_required: bool, triton_repo: Path | None, triton_tile: int | None,
+         triton_max_batch: int | None) -> None:
     """Export a DAGL task to ONNX and build a strongly typed TensorRT engine (10.12+ or 11.x).
 
     \b
@@ -162,9 +169,14 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
 
     from .onnx import DEFAULT_OPSET, save_atomic
     from .tensorrt_build import EngineTask, build_engine
+    from .triton import check_repo_options, write_triton_repo
 
     config = get_config(task)
     _validate_options(config, sigma, onnx_only, engine_required, (min_shape, opt_shape, max_shape))
+    shapes = Profile(min=(1, config.channels, *min_shape), opt=(batch, config.channels, *opt_shape),
+                     max=(batch, config.channels, *max_shape))
+    if triton_repo is not None and not onnx_only:  # a tile model the engine would refuse: before the minutes
+        check_repo_options(shapes, config.channels, triton_tile, triton_max_batch)
     check_output_folder(output_dir)  # before the export's minutes, not after
     try:
         model, info = load_chosen_weights(task, weights, sigma)
@@ -189,10 +201,9 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     written = list(graphs)
 
     channels = config.channels
-    shapes = Profile(min=(1, channels, *min_shape), opt=(batch, channels, *opt_shape),
-                     max=(batch, channels, *max_shape))
     precision = "fp16" if fp16 else "fp32"
     engine_note = "skipped (--onnx-only)"
+    plan: Path | None = None
     if not onnx_only:
         plan = output_dir / f"{stem}-{precision}.plan"
         facts = EngineTask(task=task, channels=channels, precision=precision, sigma=sigma, weights=info.as_dict())
@@ -204,15 +215,20 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
             written += [plan.name, plan.name + ".json"]
             engine_note = plan.name
         except EngineUnavailable as exc:  # only reachable without --engine-required (checked upfront)
-            engine_note = f"not built: {exc}"
+            engine_note, plan = f"not built: {exc}", None
             click.echo(f"no TensorRT engine built: {exc}; ONNX files kept in {output_dir}", err=True)
 
+    models = [] if triton_repo is None else [
+        folder.name for folder in write_triton_repo(triton_repo, output_dir / f"{stem}.onnx", plan,
+                                                    tile=triton_tile, max_batch=triton_max_batch)]
     summary = {
         "task": task, "channels": channels, "sigma": sigma, "opset": DEFAULT_OPSET, "precision": precision,
         "shapes": {"min": list(shapes.min), "opt": list(shapes.opt), "max": list(shapes.max)},
         "weights": info.as_dict(), "fp32_nodes_in_fp16": len(keep) if fp16 else 0,
         "fp16_policy": RANGES_FILE.name, "engine": engine_note, "versions": _versions(),
-        "files": written + [f"{stem}.json"],
+        "files": written + [f"{stem}.json"], "triton_models": models,
     }
     write_atomic(output_dir / f"{stem}.json", json.dumps(summary, indent=2) + "\n")
     click.echo(f"wrote {', '.join(summary['files'])} to {output_dir}")
+    if models:
+        click.echo(f"wrote Triton models {', '.join(models)} to {triton_repo}")
