@@ -89,6 +89,16 @@ def test_infer_refuses_local_options_beside_server(args, message, tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
+def test_serve_without_pytriton_is_one_line(monkeypatch):
+    from dagl.runtime.serve.cli import main as serve_main
+
+    monkeypatch.setitem(sys.modules, "pytriton.model_config", None)  # as if the serve extra were missing
+    result = CliRunner().invoke(serve_main, ["jpeg", "--port", str(free_port())])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("dagl-serve: error: serving needs nvidia-pytriton")
+    assert result.stderr.strip().endswith("pip install 'dagl[serve]'")
+
+
 def test_no_server_is_one_line(tmp_path):
     pytest.importorskip("tritonclient.http")
     write_image(tmp_path / "x.png", np.zeros((16, 16), np.float32), 8)

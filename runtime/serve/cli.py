@@ -58,8 +58,9 @@ def main(model: Path, task: str | None, sigma: int | None, backend: str, device:
     beyond --max-queue waiting requests new ones are refused. Ctrl-C stops the server.
     """
     from ..restorer import Restorer
-    from .server import serve
+    from .server import require_pytriton, serve
 
+    require_pytriton()  # the missing extra in one line, before seconds of model loading
     restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
                         overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
     options = ServeOptions(host=host, port=port, max_batch=max_batch, queue_delay_us=queue_delay_us,

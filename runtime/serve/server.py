@@ -91,7 +91,8 @@ def python_library_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     return environ
 
 
-def _pytriton():
+def require_pytriton():
+    """PyTriton's classes, or one line saying how to install them (checked before a model loads)."""
     try:
         from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor
         from pytriton.triton import Triton, TritonConfig
@@ -108,7 +109,7 @@ def serve(restorer: Restorer, options: ServeOptions = ServeOptions(),
     Only Triton's HTTP endpoint is opened (no gRPC, no metrics port). ``on_ready(url, model)`` is
     called once the model is loaded and requests are answered.
     """
-    DynamicBatcher, ModelConfig, QueuePolicy, Tensor, Triton, TritonConfig = _pytriton()
+    DynamicBatcher, ModelConfig, QueuePolicy, Tensor, Triton, TritonConfig = require_pytriton()
     os.environ.update(python_library_env())
     shape = (-1, -1) if restorer.channels == 1 else (-1, -1, restorer.channels)
     config = TritonConfig(http_address=options.host, http_port=options.port, allow_grpc=False, allow_metrics=False,
