@@ -229,3 +229,25 @@ def test_a_client_killed_mid_request_leaves_the_server_serving(server, local, tm
     image = np.random.default_rng(4).random((24, 24), dtype=np.float32)
     with remote(server) as after:
         assert np.array_equal(after(image), local(image))
+
+
+def test_load_test_tool_runs_end_to_end(datasets_dir, tmp_path):
+    """tools/serve_load.py on tiny crops: every answer exact, the overload answered or refused, nothing lost."""
+    pytest.importorskip("pytriton")
+    import json
+
+    import serve_load  # tools/ is on pytest's pythonpath
+
+    images = [str(datasets_dir / "classic5" / "jpeg_q10" / f"{name}.jpeg") for name in ("lena", "boats")]
+    result = CliRunner().invoke(serve_load.main, [*images, "--size", "24", "--concurrency", "1", "--concurrency", "2",
+                                                  "--requests", "2", "--overload-size", "24", "--overload-clients",
+                                                  "4", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert [level["clients"] for level in report["levels"]] == [1, 2]
+    assert all(level["answered"] == level["requests"] == 2 and level["max_abs_diff"] == 0.0
+               for level in report["levels"])
+    overload = report["overload"]
+    assert overload["answered"] + overload["busy"] == 4 and overload["other_errors"] == overload["unanswered"] == 0
+    assert overload["max_abs_diff"] == 0.0 and overload["served_after"] and overload["served_after_kill"]
+    assert (tmp_path / "serving.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
