@@ -188,7 +188,7 @@ def killed_client(url: str, crop: np.ndarray, folder: Path) -> None:
     process.wait(timeout=30)
 
 
-def plot(levels: list[dict], path: Path, title: str) -> None:
+def plot(levels: list[dict], path: Path, title: str, local_s: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,9 +196,12 @@ def plot(levels: list[dict], path: Path, title: str) -> None:
 
     clients = [r["clients"] for r in levels]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(clients, [r["throughput_per_s"] * 60 for r in levels], "o-")
+    left.plot(clients, [r["throughput_per_s"] * 60 for r in levels], "o-", label="dagl-serve")
+    left.axhline(60 / local_s, color="grey", linestyle=":", label="dagl-infer, one process")
     left.set(xscale="log", xticks=clients, xticklabels=clients, xlabel="concurrent clients",
              ylabel="images / minute", title="throughput")
+    left.set_ylim(bottom=0)
+    left.legend()
     right.plot(clients, [r["p50_s"] for r in levels], "o-", label="p50")
     right.plot(clients, [r["p99_s"] for r in levels], "s--", label="p99")
     right.set(xscale="log", xticks=clients, xticklabels=clients, xlabel="concurrent clients", ylabel="seconds",
@@ -292,7 +295,7 @@ def main(images: tuple[Path, ...], size: int, concurrency: tuple[int, ...], requ
                "overload": overload}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "serving.md").write_text(markdown(levels, overload, local_s))
-    plot(levels, out / "serving.png", title)
+    plot(levels, out / "serving.png", title, local_s)
     click.echo(markdown(levels, overload, local_s))
 
 
