@@ -99,6 +99,20 @@ def test_serve_without_pytriton_is_one_line(monkeypatch):
     assert result.stderr.strip().endswith("pip install 'dagl[serve]'")
 
 
+def test_a_taken_port_is_one_line_at_once():
+    pytest.importorskip("pytriton")
+    from dagl.runtime.serve.cli import main as serve_main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(serve_main, ["jpeg", "--port", str(port)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"dagl-serve: error: cannot listen on 127.0.0.1:{port} (Address already in use); "
+                                     f"choose another --port or --host")
+
+
 def test_no_server_is_one_line(tmp_path):
     pytest.importorskip("tritonclient.http")
     write_image(tmp_path / "x.png", np.zeros((16, 16), np.float32), 8)

@@ -58,9 +58,10 @@ def main(model: Path, task: str | None, sigma: int | None, backend: str, device:
     beyond --max-queue waiting requests new ones are refused. Ctrl-C stops the server.
     """
     from ..restorer import Restorer
-    from .server import require_pytriton, serve
+    from .server import check_port_free, require_pytriton, serve
 
-    require_pytriton()  # the missing extra in one line, before seconds of model loading
+    require_pytriton()  # the missing extra and a taken port in one line, before seconds of model loading
+    check_port_free(host, port)
     restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
                         overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
     options = ServeOptions(host=host, port=port, max_batch=max_batch, queue_delay_us=queue_delay_us,

@@ -14,8 +14,10 @@ one-line reason as its error, none gets a wrong image. A full queue refuses requ
 from __future__ import annotations
 
 import os
+import socket
 import sysconfig
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +93,18 @@ def python_library_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     return environ
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on: PyTriton would wait a minute for that other
+    program to answer as Triton, then fail with a timeout that does not name the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port "
+                             f"or --host", exit_code=2) from None
+
+
 def require_pytriton():
     """PyTriton's classes, or one line saying how to install them (checked before a model loads)."""
     try:
@@ -117,16 +131,19 @@ def serve(restorer: Restorer, options: ServeOptions = ServeOptions(),
     batcher = DynamicBatcher(max_queue_delay_microseconds=options.queue_delay_us,
                              default_queue_policy=QueuePolicy(max_queue_size=options.max_queue))
     name = model_name(restorer.task)
-    with restorer, Triton(config=config) as triton:
+    check_port_free(options.host, options.port)
+    with restorer, ExitStack() as stack:
         try:
+            triton = stack.enter_context(Triton(config=config))
             triton.bind(model_name=name, infer_func=infer_function(restorer),
                         inputs=[Tensor(name=INPUT, dtype=np.float32, shape=shape)],
                         outputs=[Tensor(name=OUTPUT, dtype=np.float32, shape=shape)],
                         config=ModelConfig(max_batch_size=options.max_batch, batcher=batcher), strict=True)
             triton.run()
-        except Exception as exc:  # pytriton's start-up failures (port taken, server died) have no common base
+        except Exception as exc:  # pytriton's start-up failures (server died, timed out) have no common base
+            lines = str(exc).strip().splitlines()
             raise ServeError(f"Triton did not start on {options.host}:{options.port}: "
-                             f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}") from None
+                             f"{lines[-1] if lines else type(exc).__name__}") from None
         if on_ready is not None:
             on_ready(f"http://{options.host}:{options.port}", name)
         triton.serve()
