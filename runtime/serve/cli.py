@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
 from dagl.cli_common import Command, device_option, sigma_option, task_option, threads_option
 
 from ..loader import BACKENDS
-from ..tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, TILINGS
+from ..tiling import TILINGS
 from .server import DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DEFAULT_QUEUE_DELAY_US, ServeOptions
 
 PROG = "dagl-serve"
@@ -29,7 +30,7 @@ Examples:
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="As dagl-infer's: auto picks by extension.")
 @device_option()
-@click.option("--tiling", type=click.Choice(TILINGS), default="grid", show_default=True, help="As dagl-infer's.")
+@click.option("--tiling", type=click.Choice(list(TILINGS)), default="grid", show_default=True, help="As dagl-infer's.")
 @click.option("--tile", type=click.IntRange(min=8), default=DEFAULT_TILE, show_default=True, help="Grid tile side.")
 @click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,
               help="Pixels shared by neighbouring grid tiles.")
