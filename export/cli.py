@@ -61,9 +61,16 @@ def _warn_if_random(info: WeightsInfo) -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Largest batch of tiles per engine call (also the tuned one; dagl-infer's default).")
 @click.option("--engine-required", is_flag=True, help="Exit non-zero if no engine can be built here.")
+@click.option("--triton-repo", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also write a Triton Inference Server model repository for what was built (docs/serving.md).")
+@click.option("--triton-tile", type=click.IntRange(min=8), default=None,
+              help="Tile side of the Triton tile models. Default: the engine's --opt-shape tile.")
+@click.option("--triton-max-batch", type=click.IntRange(min=1), default=None,
+              help="max_batch_size of the Triton models. Default: the engine's --batch.")
 def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_dir: Path, onnx_only: bool,
          min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,
-         engine_required: bool) -> None:
+         engine_required: bool, triton_repo: Path | None, triton_tile: int | None,
+         triton_max_batch: int | None) -> None:
     """Export a DAGL task to ONNX and build a strongly typed TensorRT engine (10.12+ or 11.x).
 
     \b
@@ -83,7 +90,8 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     try:
         result = export(task, weights, sigma=sigma, precision="fp16" if fp16 else "fp32", output_dir=output_dir,
                         engine=not onnx_only, engine_required=engine_required, min_tile=min_shape,
-                        opt_tile=opt_shape, max_tile=max_shape, batch=batch, on_weights=_warn_if_random,
+                        opt_tile=opt_shape, max_tile=max_shape, batch=batch, triton_repo=triton_repo,
+                        triton_tile=triton_tile, triton_max_batch=triton_max_batch, on_weights=_warn_if_random,
                         status=_STDERR.status)
     except WeightsError as exc:
         if weights:
@@ -92,3 +100,5 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     if result.engine_unavailable:
         click.echo(f"no TensorRT engine built: {result.engine_unavailable}; ONNX files kept in {output_dir}", err=True)
     click.echo(f"wrote {', '.join(path.name for path in result.files)} to {output_dir}")
+    if result.triton_models:
+        click.echo(f"wrote Triton models {', '.join(model.name for model in result.triton_models)} to {triton_repo}")

@@ -29,6 +29,8 @@ from dagl.configs import TaskConfig, get_config
 from dagl.errors import DaglError, UserInputError, output_error
 from dagl.outputs import check_output_folder
 
+from .triton import check_repo_options, write_triton_repo
+
 if TYPE_CHECKING:
     import onnx
     from torch import nn
@@ -66,6 +68,8 @@ class ExportResult:
     weights: WeightsInfo
     #: Why no engine was built although one was asked for (no tensorrt, no GPU); ``None`` otherwise.
     engine_unavailable: str | None = None
+    #: The Triton model folders written into ``triton_repo`` (none without one).
+    triton_models: tuple[Path, ...] = ()
 
     @property
     def files(self) -> list[Path]:
@@ -151,7 +155,8 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
            precision: str = REFERENCE.name, output_dir: str | Path = ".", engine: bool = True,
            engine_required: bool = False, min_tile: Tile = (DEFAULT_MIN_TILE, DEFAULT_MIN_TILE),
            opt_tile: Tile = (DEFAULT_TILE, DEFAULT_TILE), max_tile: Tile = (DEFAULT_MAX_TILE, DEFAULT_MAX_TILE),
-           batch: int = DEFAULT_BATCH, on_weights: Callable[[WeightsInfo], None] | None = None,
+           batch: int = DEFAULT_BATCH, triton_repo: str | Path | None = None, triton_tile: int | None = None,
+           triton_max_batch: int | None = None, on_weights: Callable[[WeightsInfo], None] | None = None,
            status: Status = lambda text: nullcontext()) -> ExportResult:
     """Export ``task`` (``weights``: a file, ``None`` for the shipped ones, ``"random"``) into ``output_dir``.
 
@@ -162,6 +167,8 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     ``engine_required``), and the manifest. The engine's profile spans ``min_tile`` (batch 1) to
     ``max_tile``, tuned for ``opt_tile``; both at ``batch``. ``on_weights`` is called once the weights
     are loaded, before the minutes of export (the CLI warns about random weights there).
+    ``triton_repo``: also a Triton model repository of what was built (:func:`dagl.export.triton.write_triton_repo`;
+    ``triton_tile``/``triton_max_batch`` for its tile models, checked against the engine's profile up front).
 
     Every refusal comes before the first file: options and the output folder before the weights
     load, a graph that fails a check before any graph is saved. A TensorRT build that fails (an
@@ -171,6 +178,10 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     config = get_config(task)
     output_dir = Path(output_dir)
     _validate(config, sigma, engine, engine_required, (min_tile, opt_tile, max_tile))
+    shapes = Profile(min=(1, config.channels, *min_tile), opt=(batch, config.channels, *opt_tile),
+                     max=(batch, config.channels, *max_tile))
+    if triton_repo is not None and engine:  # a tile model the engine would refuse: before the minutes
+        check_repo_options(shapes, config.channels, triton_tile, triton_max_batch)
     check_output_folder(output_dir)  # before the export's minutes, not after
     model, info = load_chosen_weights(task, weights, sigma)
     if on_weights is not None:
@@ -180,15 +191,15 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     except OSError as exc:
         raise output_error(output_dir, exc, what="cannot create the output folder") from None
     graphs, keep = _export_graphs(model, task, sigma, info, entry, output_dir, status)
-    return _write(task, sigma, config, info, entry, output_dir, graphs, keep, engine,
-                  Profile(min=(1, config.channels, *min_tile), opt=(batch, config.channels, *opt_tile),
-                          max=(batch, config.channels, *max_tile)), status)
+    triton = None if triton_repo is None else (Path(triton_repo), triton_tile, triton_max_batch)
+    return _write(task, sigma, config, info, entry, output_dir, graphs, keep, engine, shapes, triton, status)
 
 
 def _write(task: str, sigma: int | None, config: TaskConfig, info: WeightsInfo, entry: Precision, output_dir: Path,
            graphs: dict[str, onnx.ModelProto], keep: set[str], engine: bool, shapes: Profile,
-           status: Status) -> ExportResult:
-    """Save the checked graphs, build the engine if asked and possible, and write the manifest last."""
+           triton: tuple[Path, int | None, int | None] | None, status: Status) -> ExportResult:
+    """Save the checked graphs, build the engine if asked and possible, the Triton models if asked, and write
+    the manifest last."""
     from dagl.calibration.policy import RANGES_FILE
 
     from .onnx import DEFAULT_OPSET, save_atomic
@@ -208,13 +219,18 @@ def _write(task: str, sigma: int | None, config: TaskConfig, info: WeightsInfo, 
             plan, sidecar, engine_note = target, sidecar_path(target), target.name
         except EngineUnavailable as exc:  # only reachable without engine_required (checked upfront)
             unavailable, engine_note = str(exc), f"not built: {exc}"
-    result = ExportResult(output_dir, paths, plan, sidecar, output_dir / manifest_name(task, sigma), info, unavailable)
+    models: tuple[Path, ...] = ()
+    if triton is not None:
+        repo, tile, max_batch = triton
+        models = tuple(write_triton_repo(repo, paths[REFERENCE.name], plan, tile=tile, max_batch=max_batch))
+    result = ExportResult(output_dir, paths, plan, sidecar, output_dir / manifest_name(task, sigma), info, unavailable,
+                          models)
     summary = {
         "task": task, "channels": config.channels, "sigma": sigma, "opset": DEFAULT_OPSET, "precision": entry.name,
         "shapes": {"min": list(shapes.min), "opt": list(shapes.opt), "max": list(shapes.max)},
         "weights": info.as_dict(), "fp32_nodes_in_fp16": len(keep) if entry is not REFERENCE else 0,
         "fp16_policy": RANGES_FILE.name, "engine": engine_note, "versions": _versions(),
-        "files": [path.name for path in result.files],
+        "files": [path.name for path in result.files], "triton_models": [model.name for model in models],
     }
     write_atomic(result.manifest, json.dumps(summary, indent=2) + "\n")
     return result

@@ -39,7 +39,10 @@ Examples:
   dagl-infer dagl-jpeg-fp16.plan 'scans/*.png' -o out/ --bit-depth 16
   dagl-infer model_best.pt --task denoise --sigma 25 noisy.png --tiling reference --ensemble
   dagl-infer dagl-jpeg.onnx photo.jpg -o clean.png --side-by-side compare/
+  dagl-infer jpeg photo.jpg -o clean.png --server http://127.0.0.1:8000
 """
+#: What a dagl-serve server decides for every request: refused beside --server rather than ignored.
+SERVER_SIDE = ("backend", "device", "tiling", "tile", "overlap", "batch", "ensemble", "threads")
 
 
 @dataclass
@@ -193,6 +196,18 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
     return written, megapixels
 
 
+def _remote(server: str, model: str, task: str | None, sigma: int | None):
+    """The client of a dagl-serve server; MODEL names the task it serves (its artefact stem is the model)."""
+    from dagl import TASKS
+
+    from .serve.client import RemoteRestorer
+
+    if model not in TASKS or task not in (None, model):
+        raise click.UsageError(f"with --server, MODEL is the task the server serves ({', '.join(TASKS)}), "
+                               f"got {model!r}")
+    return RemoteRestorer(server, model, sigma)
+
+
 def where_written(written: list[Path]) -> str:
     """The end of the summary line: the file, or the folder, a user goes to next."""
     if not written:
@@ -233,10 +248,12 @@ def where_written(written: list[Path]) -> str:
               help="The clean original (one input), or a folder of them named like the inputs: prints each "
                    "image's PSNR before and after against it, scored as dagl-eval scores.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (including an input given as output).")
+@click.option("--server", metavar="URL", help="Restore through a dagl-serve Triton server at URL "
+              "(http://HOST:PORT); MODEL is then the task it serves, and the server's options apply.")
 def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | None, sigma: int | None,
          backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
          bit_depth: str, threads: int | None, side_by_side_dir: Path | None, reference: Path | None,
-         overwrite: bool) -> None:
+         overwrite: bool, server: str | None) -> None:
     """Restore images with a DAGL MODEL (.plan/.engine, .onnx or a weights file).
 
     MODEL may also be a task name (jpeg, denoise with --sigma, ...) to use the weights shipped
@@ -248,6 +265,12 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
     channel is carried through; transparent images are refused.
     Outputs are written atomically and never replace a file unless --overwrite is given.
     """
+    if server is not None:
+        ctx = click.get_current_context()
+        given = [name for name in SERVER_SIDE
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"--{given[0]} is the server's setting (give it to dagl-serve), not with --server")
     console = Console(stderr=True)
     reporter = Reporter(console)
     depth = int(bit_depth)
@@ -270,22 +293,26 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
     folders = {path.parent for job in jobs if not job.error for path in (job.target, job.side_by_side) if path}
     for folder in sorted(folders):
         check_output_folder(folder)
-    restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
-                        tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+    if server is not None:
+        restorer = _remote(server, str(model), task, sigma)
+    else:
+        restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
+                            tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+        restorer.runner.activate()
     for job in jobs:  # now the output's channels are known: a 16-bit colour PNG is refused before inference
         if job.target is not None and not job.error:
             try:
                 check_writable(job.target, depth, restorer.channels)
             except ImageWriteError as exc:
                 job.error = str(exc)
-    restorer.runner.activate()
     start = time.perf_counter()
     with restorer:
         written, megapixels = restore_all(restorer, jobs, depth, reporter, console, overwrite)
     seconds = time.perf_counter() - start
     failed = f", {reporter.failures} failed" if reporter.failures else ""
+    where = server if server is not None else f"{restorer.runner.device}, {tiling} tiling"
     console.print(f"{len(written)} image(s), {megapixels:.2f} MP in {seconds:.1f} s with {restorer.backend} "
-                  f"({restorer.runner.device}, {tiling} tiling){failed}; {where_written(written)}",
+                  f"({where}){failed}; {where_written(written)}",
                   highlight=False, soft_wrap=True)
     if reporter.failures:
         raise click.exceptions.Exit(reporter.exit_code)

@@ -52,9 +52,16 @@ def test_ci_makes_a_fresh_venv_and_runs_the_readme_test_command():
     steps = [line.strip() for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert any(re.fullmatch(r'venv="\$\(mktemp -d\)/venv"', step) for step in steps)
     assert 'python3 -m venv "$venv"' in steps and '. "$venv/bin/activate"' in steps
-    install = [step for step in steps if "pip install" in step]
+    install = [step for step in steps if step.startswith("python3 -m pip install")]
     assert install == ["python3 -m pip install -q torch==2.13.0", "python3 -m pip install -q -e '.[test]'"]
-    assert steps[-1] == _readme_commands()[1]
+    serving = steps.index('serve_venv="$(dirname "$venv")/serve-venv"')
+    assert steps[serving - 1] == _readme_commands()[1]  # the README's test command ends the main environment's run
+    # then the serving tests, again in a fresh environment with the serve extra (nvidia-pytriton pins numpy < 2)
+    assert steps[serving + 1:] == ['python3 -m venv "$serve_venv"',
+                                   '"$serve_venv/bin/python3" -m pip install -q torch==2.13.0',
+                                   '"$serve_venv/bin/python3" -m pip install -q -e \'.[test,serve]\'',
+                                   'PYTHON="$serve_venv/bin/python3" tools/test.sh tests/test_serve.py '
+                                   'tests/test_triton_repo.py']
 
 
 def test_test_command_fails_when_pytest_collects_nothing():

@@ -1,0 +1,79 @@
+"""``dagl-serve``: a DAGL artefact behind NVIDIA Triton Inference Server, on this machine's loopback by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
+from dagl.cli_common import Command, device_option, sigma_option, task_option, threads_option
+
+from ..loader import BACKENDS
+from ..tiling import TILINGS
+from .server import DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DEFAULT_QUEUE_DELAY_US, ServeOptions
+
+PROG = "dagl-serve"
+EXAMPLES = """
+\b
+Examples:
+  dagl-serve jpeg                                   # the shipped jpeg weights on http://127.0.0.1:8000
+  dagl-serve dagl-jpeg.onnx --port 8010 --max-queue 8
+  dagl-infer jpeg photo.jpg -o clean.png --server http://127.0.0.1:8000
+"""
+
+
+@click.command(PROG, cls=Command, epilog=EXAMPLES)
+@click.argument("model", type=click.Path(path_type=Path))
+@task_option(help="Network task; read from the artefact's metadata when omitted (required for weights files).")
+@sigma_option(help="Noise level of a denoising model (picks the shipped weights when MODEL is a task name).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="As dagl-infer's: auto picks by extension.")
+@device_option()
+@click.option("--tiling", type=click.Choice(list(TILINGS)), default="grid", show_default=True, help="As dagl-infer's.")
+@click.option("--tile", type=click.IntRange(min=8), default=DEFAULT_TILE, show_default=True, help="Grid tile side.")
+@click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,
+              help="Pixels shared by neighbouring grid tiles.")
+@click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
+              help="Tiles per network call.")
+@click.option("--ensemble", is_flag=True, help="x8 flip/rotation self-ensemble on every request.")
+@threads_option()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address Triton's HTTP endpoint listens on (loopback: this machine only).")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True, help="HTTP port.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH, show_default=True,
+              help="Most same-shaped requests Triton's dynamic batcher hands over at once.")
+@click.option("--queue-delay-us", type=click.IntRange(min=0), default=DEFAULT_QUEUE_DELAY_US, show_default=True,
+              help="Microseconds a request waits for batch-mates of its shape.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=DEFAULT_MAX_QUEUE, show_default=True,
+              help="Requests queued before new ones are refused (the client reports the server busy).")
+def main(model: Path, task: str | None, sigma: int | None, backend: str, device: str, tiling: str, tile: int,
+         overlap: int, batch: int, ensemble: bool, threads: int | None, host: str, port: int, max_batch: int,
+         queue_delay_us: int, max_queue: int) -> None:
+    """Serve a DAGL MODEL (.plan/.engine, .onnx, weights, or a task name for the shipped weights) with
+    NVIDIA Triton Inference Server, through nvidia-pytriton (pip install 'dagl[serve]').
+
+    The served model is dagl-<task>: an (H, W) float32 image in [0, 1] (gray tasks; (H, W, C)
+    otherwise) named "image", restored exactly as dagl-infer restores it with the same options,
+    returned as "restored". Same-shaped requests are batched (--max-batch, --queue-delay-us);
+    beyond --max-queue waiting requests new ones are refused. Ctrl-C stops the server.
+    """
+    from ..restorer import Restorer
+    from .server import check_port_free, require_pytriton, serve
+
+    require_pytriton()  # the missing extra and a taken port in one line, before seconds of model loading
+    check_port_free(host, port)
+    restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
+                        overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+    options = ServeOptions(host=host, port=port, max_batch=max_batch, queue_delay_us=queue_delay_us,
+                           max_queue=max_queue)
+
+    def ready(url: str, name: str) -> None:
+        click.echo(f"{PROG}: serving {name} ({restorer.backend}, {restorer.runner.device}, {tiling} tiling) at "
+                   f"{url}; send images with: dagl-infer {restorer.task} IMAGE --server {url}", err=True)
+
+    serve(restorer, options, ready)
+
+
+if __name__ == "__main__":
+    main()
