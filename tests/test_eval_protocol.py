@@ -17,6 +17,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import dagl
+from dagl.artefact.naming import artefact_stem
 from dagl.io import read_image
 from dagl.export.cli import main as export_main
 from dagl.runtime.evaluate.cli import main
@@ -112,7 +113,7 @@ def test_onnx_runtime_matches_pytorch(tmp_path, official_checkpoint, datasets_di
     exported = CliRunner().invoke(export_main, ["--task", task, "--weights", str(checkpoint), "--onnx-only",
                                                 "--output-dir", str(tmp_path)] + sigma)
     assert exported.exit_code == 0, exported.output
-    onnx_path = tmp_path / f"dagl-{task}.onnx"
+    onnx_path = tmp_path / f"{artefact_stem(task, 25 if task == 'denoise' else None)}.onnx"
     run_eval(["--task", task, *dataset, "--model", str(checkpoint), "--compare", str(onnx_path), "--limit", str(limit),
               "--crop", "52", "--report", str(tmp_path / "report")])
     tag = f"{dataset[1]}-{'q10' if task == 'jpeg' else 's25'}"
