@@ -13,9 +13,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from dagl.cli_common import (Command, device_option, error_line, max_pixels_option, sigma_option, task_option,
-                             threads_option)
-from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
+from dagl.cli_common import Command, error_line, max_pixels_option, sigma_option, task_option
 from dagl.cli_progress import progress
 from dagl.errors import DaglError, UserInputError, output_error
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
@@ -23,12 +21,11 @@ from dagl.outputs import check_output_folder, check_output_name
 
 from .base import InferenceError
 from .channels import ChannelError, to_network
-from .loader import BACKEND_HELP, BACKENDS
 from .memory import MemoryBudgetError
+from .options import restoration_options
 from .restorer import InputArrayError, Restorer
 from .reference import find_reference, gain_line, load_reference
 from .side_by_side import GAIN, side_by_side
-from .tiling import TILINGS, tilings_help
 
 PROG = "dagl-infer"
 DEFAULT_OUTPUT_DIR = Path("restored")
@@ -227,19 +224,9 @@ def where_written(written: list[Path]) -> str:
 @task_option(help="Network task; read from the artefact's metadata when omitted (required for weights files).")
 @sigma_option(help="Noise level of a denoising model: checked against an artefact's metadata, picks the shipped "
                    "weights when MODEL is a task name.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
-@device_option()
-@click.option("--tiling", type=click.Choice(list(TILINGS)), default="grid", show_default=True, help=tilings_help())
-@click.option("--tile", type=click.IntRange(min=8), default=DEFAULT_TILE, show_default=True,
-              help="Grid tile side in pixels.")
-@click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,
-              help="Pixels shared by neighbouring grid tiles.")
-@click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
-              help="Tiles per network call.")
-@click.option("--ensemble", is_flag=True, help="x8 flip/rotation self-ensemble (8x slower; the paper's tables).")
+@restoration_options(ensemble_help="x8 flip/rotation self-ensemble (8x slower; the paper's tables).")
 @click.option("--bit-depth", type=click.Choice(["8", "16", "32"]), default="8", show_default=True,
               help="Output sample depth; 32 = float32 (TIFF). 16-bit inputs are always read at full precision.")
-@threads_option()
 @max_pixels_option()
 @click.option("--side-by-side", "side_by_side_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help=f"Also write DIR/<name>-side-by-side.png per image: input | output | |output - input| x{GAIN} "

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import click
 
-from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
-from dagl.cli_common import Command, device_option, sigma_option, task_option, threads_option
+from dagl.cli_common import Command, sigma_option, task_option
 
-from ..loader import BACKENDS
-from ..tiling import TILINGS
+from ..options import restoration_options
 from .server import DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DEFAULT_QUEUE_DELAY_US, ServeOptions
 
 PROG = "dagl-serve"
@@ -27,17 +25,7 @@ Examples:
 @click.argument("model", type=click.Path(path_type=Path))
 @task_option(help="Network task; read from the artefact's metadata when omitted (required for weights files).")
 @sigma_option(help="Noise level of a denoising model (picks the shipped weights when MODEL is a task name).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="As dagl-infer's: auto picks by extension.")
-@device_option()
-@click.option("--tiling", type=click.Choice(list(TILINGS)), default="grid", show_default=True, help="As dagl-infer's.")
-@click.option("--tile", type=click.IntRange(min=8), default=DEFAULT_TILE, show_default=True, help="Grid tile side.")
-@click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,
-              help="Pixels shared by neighbouring grid tiles.")
-@click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
-              help="Tiles per network call.")
-@click.option("--ensemble", is_flag=True, help="x8 flip/rotation self-ensemble on every request.")
-@threads_option()
+@restoration_options(ensemble_help="x8 flip/rotation self-ensemble on every request.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address Triton's HTTP endpoint listens on (loopback: this machine only).")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True, help="HTTP port.")
@@ -53,7 +41,7 @@ def main(model: Path, task: str | None, sigma: int | None, backend: str, device:
     """Serve a DAGL MODEL (.plan/.engine, .onnx, weights, or a task name for the shipped weights) with
     NVIDIA Triton Inference Server, through nvidia-pytriton (pip install 'dagl[serve]').
 
-    The served model is dagl-<task>: an (H, W) float32 image in [0, 1] (gray tasks; (H, W, C)
+    The served model is named like the artefacts (dagl-jpeg, dagl-denoise-s25): an (H, W) float32 image in [0, 1] (gray tasks; (H, W, C)
     otherwise) named "image", restored exactly as dagl-infer restores it with the same options,
     returned as "restored". Same-shaped requests are batched (--max-batch, --queue-delay-us);
     beyond --max-queue waiting requests new ones are refused. Ctrl-C stops the server.
