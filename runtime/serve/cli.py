@@ -41,10 +41,10 @@ def main(model: Path, task: str | None, sigma: int | None, backend: str, device:
     """Serve a DAGL MODEL (.plan/.engine, .onnx, weights, or a task name for the shipped weights) with
     NVIDIA Triton Inference Server, through nvidia-pytriton (pip install 'dagl[serve]').
 
-    The served model is named like the artefacts (dagl-jpeg, dagl-denoise-s25): an (H, W) float32 image in [0, 1] (gray tasks; (H, W, C)
-    otherwise) named "image", restored exactly as dagl-infer restores it with the same options,
-    returned as "restored". Same-shaped requests are batched (--max-batch, --queue-delay-us);
-    beyond --max-queue waiting requests new ones are refused. Ctrl-C stops the server.
+    The served model is named like the artefacts (dagl-jpeg, dagl-denoise-s25): it takes an (H, W)
+    float32 image in [0, 1] (gray tasks; (H, W, C) otherwise) named "image", restores it exactly as
+    dagl-infer does with the same options, and returns it as "restored". Same-shaped requests are
+    batched (--max-batch, --queue-delay-us); beyond --max-queue waiting requests new ones are refused. Ctrl-C stops the server.
     """
     from ..restorer import Restorer
     from .server import check_port_free, require_pytriton, serve
