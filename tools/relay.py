@@ -169,8 +169,9 @@ class Run:
 
         state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
         config = state["config"]
-        return cls(folder, Path(config["init"]), int(state["iteration"]), int(config["batch_size"]),
-                   float(state["train_seconds"]))
+        init = Path(config["init"])  # relative to the checkout, where ``run`` starts dagl-train
+        return cls(folder, init if init.is_absolute() else REPO / init, int(state["iteration"]),
+                   int(config["batch_size"]), float(state["train_seconds"]))
 
 
 def ship(run: Run, live1: bool, threads: int = 1) -> None:
@@ -264,8 +265,13 @@ def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, 
                f"{train_budget / 60:.0f} min to train", err=True)
     if train_budget < 600:
         raise click.ClickException(f"a budget of {budget:.0f} s leaves {train_budget:.0f} s to train: give more")
-    subprocess.run(["dagl-train", "--task", "jpeg", "--data", str(datasets_root() / "train" / "bsd400"), "--init", str(start), "--time-budget", f"{train_budget:.0f}", "--out", str(out),
-                    *TRAIN_ARGS], check=True)
+    # Paths relative to the checkout, run from it: the card records the command, and a card that ships
+    # must not carry one machine's absolute paths.
+    data, start, out = (Path(os.path.relpath(path.resolve(), REPO))
+                        for path in (datasets_root() / "train" / "bsd400", start, out))
+    subprocess.run(["dagl-train", "--task", "jpeg", "--data", str(data), "--init", str(start),
+                    "--time-budget", f"{train_budget:.0f}", "--out", str(out), *TRAIN_ARGS], check=True, cwd=REPO)
+    out = REPO / out
     ship(Run.read(out), live1)
 
 
