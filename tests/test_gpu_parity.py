@@ -16,6 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from dagl.artefact.naming import onnx_name
 from dagl.datasets import centre_crop
 from dagl.io import read_image
 from dagl.export.cli import main as export_main
@@ -139,7 +140,7 @@ def test_onnx_on_tensorrt_builds_its_engine_once(checkpoint, crops, request, tmp
     folder = export(tmp_path_factory, checkpoint, "--fp16", "--onnx-only")
     cache_dir = tmp_path_factory.mktemp("engines")
     monkeypatch.setenv("DAGL_ENGINE_CACHE", str(cache_dir))
-    model = folder / ("dagl-jpeg.onnx" if precision == "fp32" else "dagl-jpeg-fp16.onnx")
+    model = folder / onnx_name("jpeg", None, precision)
     outputs, restorer = restore_all(model, crops, backend="tensorrt")
     assert restorer.backend == "tensorrt"
     assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("tensorrt", precision))
@@ -157,7 +158,7 @@ def test_onnxruntime_tensorrt_provider(checkpoint, crops, request, tmp_path_fact
     folder = export(tmp_path_factory, checkpoint, "--fp16", "--onnx-only")
     cache_dir = tmp_path_factory.mktemp("engines")
     monkeypatch.setenv("DAGL_ENGINE_CACHE", str(cache_dir))
-    model = folder / ("dagl-jpeg.onnx" if precision == "fp32" else "dagl-jpeg-fp16.onnx")
+    model = folder / onnx_name("jpeg", None, precision)
     outputs, restorer = restore_all(model, crops, backend="onnxruntime-tensorrt", device="cuda")
     assert restorer.backend == "onnxruntime-tensorrt"
     assert_parity(outputs, request.getfixturevalue("cpu_outputs"), tolerance_for("onnxruntime-tensorrt", precision))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagl.artefact import GPU, EngineSidecar, EngineUnavailable, Profile, SidecarError, current_gpu
+from dagl.artefact.naming import artefact_stem
 
 from ..base import CACHE_ENV, ModelInfo, RuntimeLoadError
 from .loader import tensorrt_module
@@ -46,18 +47,20 @@ class EngineKey:
 
     @property
     def file_name(self) -> str:
-        """``dagl-<task>[-s<sigma>]-<precision>_<min>_<opt>_<max>_trt<version>_<gpu>_sm<cc>_<sha>.plan``."""
-        sigma = f"-s{self.sigma}" if self.sigma is not None else ""
+        """``<artefact stem>-<precision>_<min>_<opt>_<max>_trt<version>_<gpu>_sm<cc>_<sha>.plan``."""
         shapes = "_".join(_shape(s) for s in (self.profile.min, self.profile.opt, self.profile.max))
-        return (f"dagl-{self.task}{sigma}-{self.precision}_{shapes}_trt{self.tensorrt_version}_"
-                f"{_slug(self.gpu.name)}_sm{self.gpu.compute_capability.replace('.', '')}_"
+        return (f"{artefact_stem(self.task, self.sigma)}-{self.precision}_{shapes}_{self._target}_"
                 f"{self.onnx_sha256[:16]}.plan")
 
     @property
     def timing_cache_name(self) -> str:
         """One timing cache per TensorRT version and GPU: tactic timings are valid for both, not beyond."""
-        return (f"timing_trt{self.tensorrt_version}_{_slug(self.gpu.name)}_"
-                f"sm{self.gpu.compute_capability.replace('.', '')}.cache")
+        return f"timing_{self._target}.cache"
+
+    @property
+    def _target(self) -> str:
+        """``trt<version>_<gpu>_sm<cc>``: what an engine and its tactic timings are valid for."""
+        return f"trt{self.tensorrt_version}_{_slug(self.gpu.name)}_sm{self.gpu.compute_capability.replace('.', '')}"
 
     def matches(self, sidecar: EngineSidecar) -> bool:
         """Whether an engine's sidecar says it was built from exactly this key."""
