@@ -20,11 +20,11 @@ def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
 
 
 class ResBlock(nn.Module):
-    """conv - PReLU (one shared slope) - conv, plus identity."""
+    """conv - PReLU - conv, plus identity; ``act`` is the PReLU module, which blocks may share."""
 
-    def __init__(self, n_feats: int = N_FEATS) -> None:
+    def __init__(self, n_feats: int = N_FEATS, act: nn.PReLU | None = None) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv3x3(n_feats, n_feats), nn.PReLU(), conv3x3(n_feats, n_feats))
+        self.body = nn.Sequential(conv3x3(n_feats, n_feats), act or nn.PReLU(), conv3x3(n_feats, n_feats))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -68,9 +68,13 @@ class DAGL(nn.Module):
                              f"choose one of: {', '.join(GFAM_IMPLEMENTATIONS)}")
         self.config = config
         half = config.n_resblocks // 2
-        body: list[nn.Module] = [ResBlock() for _ in range(half)]
+        # The release builds these blocks as ResBlock(conv, n_feats, kernel_size, nn.PReLU(), ...): the
+        # PReLU lands in its `bias` parameter and `act` keeps its default, one nn.PReLU() made when the
+        # function was defined, so every main-body block shares one slope (docs/dagl-reference.md).
+        act = nn.PReLU()
+        body: list[nn.Module] = [ResBlock(act=act) for _ in range(half)]
         body.append(MGFAM(GFAM_IMPLEMENTATIONS[gfam]))
-        body.extend(ResBlock() for _ in range(half))
+        body.extend(ResBlock(act=act) for _ in range(half))
         body.append(conv3x3(N_FEATS, N_FEATS))
         self.head = nn.Sequential(conv3x3(config.channels, N_FEATS))
         self.body = nn.Sequential(*body)

@@ -111,7 +111,25 @@ def check_compatible(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str,
         raise WeightsError(f"checkpoint has unexpected key {unexpected[0]!r} "
                            f"(shape {tuple(given[unexpected[0]].shape)}) and {len(unexpected) - 1} more")
     check_values(given)
+    check_shared(expected, given)
     return given
+
+
+def check_shared(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> None:
+    """Refuse differing copies of one shared parameter: the release's main-body ResBlocks share one PReLU
+    (saved under each block's key), and loading would silently keep one copy of a file that the
+    authors' network cannot hold."""
+    keys_of: dict[int, list[str]] = {}
+    for key, tensor in expected.items():
+        keys_of.setdefault(tensor.data_ptr(), []).append(key)
+    for keys in (k for k in keys_of.values() if len(k) > 1):
+        first = given[keys[0]]
+        differing = [k for k in keys[1:] if not torch.equal(given[k].to(first.dtype), first)]
+        if differing:
+            raise WeightsError(
+                f"{keys[0]!r} and {differing[0]!r} (and {len(differing) - 1} more of its {len(keys)} copies) "
+                f"differ, but the network shares one parameter there, as the authors' does (one PReLU for "
+                f"the main-body ResBlocks): set the copies equal (e.g. to their mean) to load this file")
 
 
 def load_into(model: nn.Module, path: str | Path) -> nn.Module:

@@ -11,9 +11,11 @@ what this one shipped. One run:
    fastest CPU set-up; the optimiser starts fresh, so the shipped weights alone always suffice);
 4. scores the result with ``dagl-eval``'s default protocol (the release's chop, no ensemble) on the
    full Classic5 q10 images, and LIVE1 q10 with ``--live1``;
-5. ships it only if it beats the shipped weights on Classic5 q10: it replaces the one weights file and
-   its card in ``dagl/weights/`` and adds one row to the learning curve (``docs/learning-curve.csv``,
-   the table in ``docs/training.md`` and ``docs/learning-curve.png``).
+5. ships it only if it beats the shipped weights on the held-out split of the training images
+   (``dagl-train --init`` keeps the better of the two on ``--val held-out``; the test sets are only
+   reported): it replaces the one weights file and its card in ``dagl/weights/`` and adds one row to
+   the learning curve (``docs/learning-curve.csv``, the table in ``docs/training.md`` and
+   ``docs/learning-curve.png``).
 
 ``record RUN`` does steps 4-5 alone for a finished ``dagl-train`` run folder. Commit the three files
 afterwards. See docs/training.md ("The relay").
@@ -41,7 +43,7 @@ TABLE_START, TABLE_END = "<!-- learning-curve:start -->", "<!-- learning-curve:e
 TEST_SETS = {"classic5": (10, 27.82, 30.08), "live1": (10, 27.77, 29.70)}
 #: Tiles of the release's chop per image, in network calls of 76x76 (Classic5: 5 x 256; LIVE1: 29 images).
 CHOP_CALLS = {"classic5": 5 * 256, "live1": 29 * 256}
-TRAIN_ARGS = ["--patch", "32", "--batch-size", "8", "--lr", "2e-4", "--val", "classic5", "--val-every", "0",
+TRAIN_ARGS = ["--patch", "32", "--batch-size", "8", "--lr", "2e-4", "--val", "held-out", "--val-every", "0",
               "--workers", "0", "--device", "cpu", "--log-every", "10", "--checkpoint-every", "50"]
 
 
@@ -84,7 +86,7 @@ def write_curve(rows: list[CurveRow]) -> None:
 
 
 def _write_table(rows: list[CurveRow]) -> None:
-    lines = ["| date | iterations | crops seen | CPU training (h) | Classic5 q10 (dB) | LIVE1 q10 (dB) | note |",
+    lines = ["| date | iterations | crops seen | training (h) | Classic5 q10 (dB) | LIVE1 q10 (dB) | note |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         live1 = "—" if r.live1_q10 is None else f"{r.live1_q10:.2f}"
@@ -174,13 +176,23 @@ class Run:
                    int(config["batch_size"]), float(state["train_seconds"]))
 
 
-def ship(run: Run, live1: bool, threads: int = 1) -> None:
-    """Score the run's weights; if they beat the shipped ones, ship them and add the curve's row."""
-    import dagl
-    from dagl.weights import save_safetensors, weights_metadata
+def trained_won(trained: Path, init: Path) -> bool:
+    """Whether ``trained`` holds a run's trained weights: ``dagl-train --init`` writes the starting weights
+    back (with their iteration count) when they validate better on the held-out split."""
+    from dagl.weights import weights_metadata
 
-    rows = read_curve()
-    previous = rows[-1]
+    done = int(weights_metadata(trained)["dagl.iterations"])
+    return done > int(weights_metadata(init).get("dagl.iterations", 0))
+
+
+def ship(run: Run, live1: bool, threads: int = 1) -> None:
+    """If the run's weights beat the shipped ones on the held-out split, score them on the test sets
+    (reported, never selected on), ship them and add the curve's row."""
+    if not trained_won(run.folder / "dagl-jpeg.safetensors", run.init):
+        click.echo("relay: the trained weights validate worse than the starting ones on the held-out split; "
+                   "nothing shipped", err=True)
+        return
+    previous = read_curve()[-1]
     trained = run.folder / "dagl-jpeg.safetensors"
     scores = {}
     for name in ["classic5", "live1"] if live1 else ["classic5"]:
@@ -188,48 +200,64 @@ def ship(run: Run, live1: bool, threads: int = 1) -> None:
         scores[name], _ = dagl_eval(trained, name, quality, run.folder / f"eval-{name}", threads)
         click.echo(f"relay: {name} q{quality} {scores[name]:.3f} dB (shipped: "
                    f"{getattr(previous, f'{name}_q10') or float('nan'):.3f} dB)", err=True)
-    if scores["classic5"] <= previous.classic5_q10:
-        click.echo("relay: not better than the shipped weights on Classic5 q10; nothing shipped", err=True)
-        return
-    meta = weights_metadata(run.init)
-    crops = int(meta.get("dagl.crops", previous.crops)) + run.iterations * run.batch
-    seconds = float(meta.get("dagl.train_seconds", previous.train_hours * 3600)) + run.train_seconds
+    publish(trained, (run.folder / "dagl-jpeg.md").read_text(), run.init, run.iterations * run.batch,
+            run.train_seconds, scores, f"+{run.iterations} it, batch {run.batch}")
+
+
+def publish(trained: Path, card: str, init: Path, crops: int, train_seconds: float, scores: dict[str, float],
+            note: str, x8: dict[str, float] | None = None) -> None:
+    """Replace the shipped weights by ``trained`` (FP16, cumulative totals in the metadata), write its card
+    with the full-image ``scores`` (and ``x8`` ensemble scores, where measured), add the curve's row."""
+    import dagl
+    from dagl.weights import save_safetensors, weights_metadata
+
+    rows = read_curve()
+    previous = rows[-1]
+    meta = weights_metadata(init)
+    crops += int(meta.get("dagl.crops", previous.crops))
+    seconds = float(meta.get("dagl.train_seconds", previous.train_hours * 3600)) + train_seconds
     iterations = int(weights_metadata(trained)["dagl.iterations"])
     row = CurveRow(dt.date.today().isoformat(), iterations, crops, seconds / 3600, scores["classic5"],
-                   scores.get("live1"), f"+{run.iterations} it, batch {run.batch}")
+                   scores.get("live1"), note)
     target = WEIGHTS_DIR / trained.name
     save_safetensors(dagl.load("jpeg", weights=trained), target, fp16=True, metadata={
         "dagl.task": "jpeg", "dagl.iterations": str(iterations), "dagl.crops": str(crops),
         "dagl.train_seconds": f"{seconds:.0f}", "dagl.trainer": "dagl-train"})
-    card = (run.folder / "dagl-jpeg.md").read_text()
-    target.with_suffix(".md").write_text(card_with_protocol(card, row, target))
+    target.with_suffix(".md").write_text(card_with_protocol(card, row, target, x8 or {}))
     write_curve([*rows, row])
     click.echo(f"relay: shipped {target} and its card, and added the curve's row: commit "
                f"dagl/weights/, docs/learning-curve.* and docs/training.md", err=True)
 
 
-def card_with_protocol(card: str, row: CurveRow, weights: Path) -> str:
+def card_with_protocol(card: str, row: CurveRow, weights: Path, x8: dict[str, float]) -> str:
     """The run's card, with the shipped file's digest and the full-image figures appended."""
     from dagl.weights import file_digest
 
     lines = [line for line in card.splitlines() if not line.startswith("- SHA-256:")]
     lines.insert(next(i for i, line in enumerate(lines) if line.startswith("- File:")) + 1,
                  f"- SHA-256: `{file_digest(weights)}`")
-    table = ["| test set (full images) | JPEG input | these weights | paper (x8 ensemble) |", "|---|---:|---:|---:|"]
+    table = ["| test set (full images) | JPEG input | these weights | these weights, x8 | paper (x8 ensemble) |",
+             "|---|---:|---:|---:|---:|"]
     for name, (quality, jpeg, paper) in TEST_SETS.items():
-        value = getattr(row, f"{name}_q10")
-        table.append(f"| {name} q{quality} | {jpeg:.2f} | {'—' if value is None else f'{value:.2f}'} | {paper:.2f} |")
+        value, ensemble = getattr(row, f"{name}_q10"), x8.get(name)
+        table.append(f"| {name} q{quality} | {jpeg:.2f} | {_cell(value)} | {_cell(ensemble)} | {paper:.2f} |")
     return "\n".join(lines) + f"""
 
 ## The paper's protocol (`dagl-eval`)
 
-All training so far, across relay runs: {row.iterations:,} iterations, {row.crops:,} crops,
-{row.train_hours:.2f} h of CPU training. PSNR of the float output clamped to [0, 1] on the full images with
-the release's chop and no ensemble (`dagl-eval --task jpeg --dataset classic5 --quality 10`; `—`: not measured
-for these weights, see docs/training.md):
+All training so far, across the relay's CPU legs and GPU windows: {row.iterations:,} iterations,
+{row.crops:,} crops, {row.train_hours:.2f} h of training (docs/training.md, the learning curve, says where each
+ran). PSNR of the float output clamped to [0, 1] on the full images with the release's chop
+(`dagl-eval --task jpeg --dataset classic5 --quality 10`, and `--ensemble` for x8; `—`: not measured for
+these weights). The weights were chosen on the held-out split of the training images (above), never on
+these test sets:
 
 {chr(10).join(table)}
 """
+
+
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 @click.group()
@@ -283,6 +311,33 @@ def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, 
 def record(folder: Path, live1: bool, threads: int) -> None:
     """Score a finished dagl-train run folder and ship it if better (steps 4-5 of ``run``)."""
     ship(Run.read(folder), live1, threads)
+
+
+@main.command("record-window")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def record_window(folder: Path) -> None:
+    """Ship what a GPU window returned (tools/gpu_window.py run: gpu-window.json, the weights and card),
+    with the scores it measured there, if its weights beat the shipped ones on the held-out split."""
+    import json
+
+    summary = json.loads((folder / "gpu-window.json").read_text())
+    trained, start = folder / "dagl-jpeg.safetensors", WEIGHTS_DIR / "dagl-jpeg.safetensors"
+    facts = summary.get("training")
+    if facts is None or not trained.is_file() or not trained_won(trained, start):
+        click.echo("relay: the window shipped no trained weights that beat the shipped ones on the held-out "
+                   "split; nothing shipped", err=True)
+        return
+    scores = {name: summary["scores"].get(f"{name} q{q}") for name, (q, _, _) in TEST_SETS.items()}
+    if scores["classic5"] is None:
+        raise click.ClickException(f"{folder / 'gpu-window.json'} has no Classic5 q10 score: score the weights "
+                                   f"with dagl-eval and record them with `relay.py record`")
+    x8 = {name: summary["scores"].get(f"{name} q{q} x8") for name, (q, _, _) in TEST_SETS.items()}
+    gpu = summary["device"].get("gpu", "GPU")
+    note = (f"+{facts['iterations']} it on 1 x {gpu} ({facts['train_seconds'] / 60:.1f} min, GPU window), "
+            f"batch {facts['batch_size']} of {facts['patch']}x{facts['patch']}")
+    publish(trained, (folder / "dagl-jpeg.md").read_text(), start, facts["iterations"] * facts["batch_size"],
+            facts["train_seconds"], {k: v for k, v in scores.items() if v is not None}, note,
+            {k: v for k, v in x8.items() if v is not None})
 
 
 if __name__ == "__main__":

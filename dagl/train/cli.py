@@ -14,7 +14,7 @@ import click
 from ..cli_common import SEED, Command, FiniteFloat, sigma_option, task_option
 from ..memory import check_memory, check_training_memory, memory_budget
 from ..artefact.naming import weights_name
-from .config import GFAM_NAMES, LR_STEP_ITERATIONS, TrainConfig
+from .config import GFAM_NAMES, HELD_OUT, LR_STEP_ITERATIONS, NO_VALIDATION, TrainConfig
 
 EPILOG = """\b
 Examples:
@@ -30,12 +30,12 @@ Examples:
   dagl-train ... --resume
 \b
   # 9 minutes in all, continuing the shipped weights; ships the better of start and end
-  dagl-train --task jpeg --data ../shared/datasets/train/bsd400 --val classic5 --val-every 0 \\
+  dagl-train --task jpeg --data ../shared/datasets/train/bsd400 --val-every 0 \\
              --time-budget 540 --init dagl/weights/dagl-jpeg.safetensors
 \b
   # the same on a CPU at a tiny size, one minute in all
   dagl-train --task jpeg --data ../shared/datasets/train/bsd400 --n-images 8 --batch-size 2 \\
-             --patch 16 --workers 0 --device cpu --val classic5 --val-crop 16 --val-every 0 \\
+             --patch 16 --workers 0 --device cpu --val-crop 16 --val-every 0 \\
              --log-every 1 --time-budget 60 --out /tmp/dagl-budget
 \b
   # the relay: continue the shipped jpeg weights on one core at nice 19 for 2.5 h, in the
@@ -99,7 +99,7 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
                    "validation and files. Replaces the --lr-step schedule.")
 @click.option("--init", type=click.Path(dir_okay=False), metavar="WEIGHTS",
               help="Start from these weights (.safetensors or official checkpoint) with a fresh optimiser. "
-                   "Needs --val: the starting weights are validated first, and if the trained ones "
+                   "The starting weights are validated first (on --val), and if the trained ones "
                    "validate worse, the starting weights ship instead (the log and card say so).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Global batch, split evenly over the torchrun processes.")
@@ -116,8 +116,12 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
 @click.option("--amp", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp16", "off"]),
               help="Mixed precision of forward/backward (GFAM's similarity and mask stay float32); "
                    "auto = bf16 on GPUs and on CPUs with native bfloat16 (AVX512-BF16 or AMX), else off.")
-@click.option("--val", help="Held-out set for PSNR: a folder or one of set12, bsd68, urban100, classic5, "
-                            "live1, mcmaster18 (under $DAGL_DATASETS or ../shared/datasets).")
+@click.option("--val", default=HELD_OUT, show_default=True,
+              help=f"Validation set for PSNR, the one --init and early choices pick weights on: {HELD_OUT} = "
+                   "the 24 training files never trained on (dagl.train.heldout), degraded reproducibly; "
+                   "a folder (clean/ + degraded/); or, only to follow progress, one of the paper's test "
+                   "sets set12, bsd68, urban100, classic5, live1, mcmaster18 (refused with --init: they "
+                   f"are for reporting); {NO_VALIDATION}: no validation.")
 @click.option("--val-every", default=5000, show_default=True, type=click.IntRange(min=0),
               help="Validate every this many iterations (0: only at the end).")
 @click.option("--val-crop", default=96, show_default=True, type=click.IntRange(min=16),

@@ -24,6 +24,12 @@ class TrainingError(UserInputError):
     """A training set-up the user must fix (options, data, a --resume checkpoint); one line, exit 2."""
 
 
+#: ``--val``'s default: the training files never trained on (dagl.train.heldout), the set weights are chosen on.
+HELD_OUT = "held-out"
+#: ``--val`` for a run that validates nothing.
+NO_VALIDATION = "none"
+
+
 #: The names of ``dagl.gfam.GFAM_IMPLEMENTATIONS``, spelled here so that ``dagl-train --help`` needs no
 #: torch (a test keeps the two equal); the first is the training default.
 GFAM_NAMES = ("unfold", "batched", "plain")
@@ -44,7 +50,7 @@ class TrainConfig:
     lr_step: int = LR_STEP_ITERATIONS
     resume: bool = False
     amp: str = "auto"
-    val: str | None = None
+    val: str | None = HELD_OUT
     val_every: int = 5000
     val_crop: int = 96
     val_limit: int | None = None
@@ -73,9 +79,17 @@ class TrainConfig:
                                 "with a new run that starts from its weights (--init)")
         if not self.time_budget and not self.iterations:
             raise TrainingError("pass --iterations, or --time-budget to plan them from the measured rate")
+        if self.val == NO_VALIDATION:
+            self.val = None
         if self.init is not None and not self.val:
             raise TrainingError("--init needs --val: the run validates the starting weights and ships "
                                 "whichever of them and the trained ones validate better")
+        from ..datasets import DATASETS
+
+        if self.init is not None and self.val in DATASETS:
+            raise TrainingError(f"--init chooses between the starting and the trained weights on --val, and "
+                                f"{self.val} is one of the paper's test sets, which are for reporting only: "
+                                f"validate on --val {HELD_OUT} (the default) or a folder of your own")
 
     def per_rank_batch(self, world_size: int) -> int:
         """Each of ``world_size`` processes' share of the global ``batch_size``, which must split evenly

@@ -22,6 +22,7 @@ from ..channels import ChannelError, split_alpha
 from ..configs import TaskConfig
 from ..io import IMAGE_SUFFIXES, ImageReadError, read_image, to_luma
 from .config import TrainingError
+from .heldout import is_held_out
 
 #: Images are held as uint16 (k/255 -> k*257 exactly) to halve the memory of float32.
 _STORE_SCALE = 65535.0
@@ -61,13 +62,8 @@ def _read(path: Path, config: TaskConfig) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * _STORE_SCALE).astype(np.uint16)
 
 
-def load_images(folders: Sequence[Path], config: TaskConfig, patch: int,
-                limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[Path]]:
-    """Clean images (and their noisy twins for paired tasks) from ``folders``, held in memory.
-
-    A paired degradation (real noise) has nothing synthetic, so its folders must hold ``clean/`` and
-    ``noisy/`` (or ``degraded/``) with the same file names (SIDD once its pairs are sorted so).
-    """
+def _pair_paths(folders: Sequence[Path], config: TaskConfig) -> tuple[list[Path], list[Path]]:
+    """The clean files of ``folders`` and, for paired tasks, their noisy twins (same order)."""
     paired = config.degradation.paired
     clean_paths: list[Path] = []
     noisy_paths: list[Path] = []
@@ -87,6 +83,27 @@ def load_images(folders: Sequence[Path], config: TaskConfig, patch: int,
             noisy_paths += [noisy[p.name] for p in clean]
         else:
             clean_paths += list_images(folder)
+    return clean_paths, noisy_paths
+
+
+def load_images(folders: Sequence[Path], config: TaskConfig, patch: int, limit: int | None = None,
+                held_out: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[Path]]:
+    """Clean images (and their noisy twins for paired tasks) from ``folders``, held in memory.
+
+    The files of the held-out split (:mod:`dagl.train.heldout`) are never among the training images;
+    ``held_out=True`` loads those instead (the default validation set).
+
+    A paired degradation (real noise) has nothing synthetic, so its folders must hold ``clean/`` and
+    ``noisy/`` (or ``degraded/``) with the same file names (SIDD once its pairs are sorted so).
+    """
+    paired = config.degradation.paired
+    every_clean, every_noisy = _pair_paths(folders, config)
+    chosen = [i for i, path in enumerate(every_clean) if is_held_out(path) == held_out]
+    if not chosen:
+        what = "held-out files (dagl.train.heldout)" if held_out else "images outside the held-out split"
+        raise TrainingError(f"no {what} in {', '.join(str(f) for f in folders)}")
+    clean_paths = [every_clean[i] for i in chosen]
+    noisy_paths = [every_noisy[i] for i in chosen] if paired else []
     if limit is not None:
         clean_paths, noisy_paths = clean_paths[:limit], noisy_paths[:limit]
     clean_images = [_read(p, config) for p in clean_paths]
@@ -98,6 +115,11 @@ def load_images(folders: Sequence[Path], config: TaskConfig, patch: int,
         if noisy_images is not None and noisy_images[i].shape != image.shape:
             raise TrainingError(f"{noisy_paths[i]} and {path} differ in size")
     return clean_images, noisy_images, clean_paths
+
+
+def stored_to_float(image: np.ndarray) -> np.ndarray:
+    """A loaded (uint16-stored) image as float32 in [0, 1]."""
+    return image.astype(np.float32) / _STORE_SCALE
 
 
 def augment(image: np.ndarray, transform: int) -> np.ndarray:
@@ -124,7 +146,7 @@ class TrainingPairs(Dataset):
         self.seed = seed
 
     def _crop(self, image: np.ndarray, top: int, left: int, transform: int) -> np.ndarray:
-        crop = image[top:top + self.patch, left:left + self.patch].astype(np.float32) / _STORE_SCALE
+        crop = stored_to_float(image[top:top + self.patch, left:left + self.patch])
         return np.ascontiguousarray(augment(crop, transform))
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ from ..atomic import write_atomic
 from ..artefact.naming import weights_name
 from ..weights import file_digest, save_safetensors
 from ..artefact.naming import WEIGHTS_KEY, random_label
-from .config import LR_GAMMA, TrainConfig
+from .config import HELD_OUT, LR_GAMMA, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,9 @@ def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
     sigma = f", sigma {config.sigma}" if config.sigma is not None else ""
     if summary.validation:
         rows = "\n".join(f"| {label} | {value:.2f} |" for label, value in summary.validation.items())
-        val = (f"Validation on `{config.val}` (centred {config.val_crop}x{config.val_crop} crops, "
+        split = (" (the 24 training files held out of every run, dagl.train.heldout: the weights are chosen "
+                 "here, never on a paper test set)" if config.val == HELD_OUT else "")
+        val = (f"Validation on `{config.val}`{split} (centred {config.val_crop}x{config.val_crop} crops, "
                f"float output clamped to [0, 1], no shave; a training-time proxy, not the paper's "
                f"protocol: use `dagl-eval` for that), measured on the shipped FP16-stored weights:\n\n"
                f"| degradation | PSNR (dB) |\n|---|---|\n{rows}\n")

@@ -118,7 +118,8 @@ def build_data(config: TrainConfig, task: TaskConfig, is_main: bool
     ``--val``, the validation set."""
     clean, noisy, image_paths = load_images(config.data, task, config.patch, config.n_images)
     dataset = TrainingPairs(clean, noisy, task, config.sigma, config.patch, config.seed)
-    validation = (load_validation_set(config.val, task, config.sigma, config.val_crop, config.val_limit)
+    validation = (load_validation_set(config.val, task, config.sigma, config.val_crop, config.val_limit,
+                                      config.data)
                   if config.val and is_main else None)
     return image_paths, dataset, validation
 

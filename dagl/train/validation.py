@@ -4,12 +4,15 @@ The sets and their degraded inputs are :mod:`dagl.datasets`' (protocol noise, th
 JPEGs at each CAR quality, the stored GRBG mosaics, or a clean/ + degraded/ folder). Full test
 images would need the release's tiled inference (the attention grows with the square of the
 area), so validation runs on a centred crop of each image; the paper-protocol numbers come from
-``dagl-eval`` on the shipped weights, not from here.
+``dagl-eval`` on the shipped weights, not from here. Weights are chosen on the held-out split of the
+training images (the default), never on a paper test set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +22,8 @@ from ..configs import TaskConfig
 from ..datasets import DATASETS, DatasetError, open_set
 from ..metrics import psnr
 from .config import TrainingError
+from .data import load_images, stored_to_float
+from .heldout import HELD_OUT, held_out_pairs
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,16 @@ def _hwc(image: np.ndarray) -> np.ndarray:
     return image[..., None] if image.ndim == 2 else image
 
 
-def load_validation_set(source: str, config: TaskConfig, sigma: int | None,
-                        crop: int, limit: int | None = None) -> list[ValidationImage]:
+def load_validation_set(source: str, config: TaskConfig, sigma: int | None, crop: int,
+                        limit: int | None = None, data: Sequence[Path] = ()) -> list[ValidationImage]:
     """Centred crops of every image (or the first ``limit``) of ``source``, at every CAR quality
-    for the named JPEG sets."""
+    for the named JPEG sets; ``held-out`` is the split of the training folders ``data`` that is
+    never trained on (:mod:`dagl.train.heldout`)."""
+    if source == HELD_OUT:
+        clean, twins, _ = load_images(data, config, patch=1, limit=limit, held_out=True)
+        pairs = held_out_pairs([stored_to_float(c) for c in clean],
+                               None if twins is None else [stored_to_float(t) for t in twins], config, sigma, crop)
+        return [ValidationImage(label, degraded, window) for label, degraded, window in pairs]
     qualities = config.qualities if source in DATASETS and config.qualities else (None,)
     items: list[ValidationImage] = []
     try:
