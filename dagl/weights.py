@@ -131,14 +131,16 @@ def save_safetensors(model: nn.Module, path: str | Path, *, fp16: bool = False,
     """Write the model's weights as safetensors (optionally stored as FP16 to halve the size).
 
     The file also carries the release's unused ``add_mean`` tensors, so it loads with ``strict=True`` into
-    the authors' own network as well as into ours (which skips them).
+    the authors' own network as well as into ours (which skips them). A shared module (the main body's one
+    PReLU) is written under each of its keys, as ``torch.save`` of the release's state dict has it: every
+    tensor is copied, since safetensors refuses tensors that share memory.
     """
     from safetensors.torch import save_file
 
     path = Path(path)
     dtype = torch.float16 if fp16 else torch.float32
     state = {**model.state_dict(), **release_only_tensors()}
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
+    tensors = {k: v.detach().to("cpu", dtype, copy=True).contiguous() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temp:
         save_file(tensors, str(temp), metadata=dict(metadata or {}))
