@@ -111,25 +111,7 @@ def check_compatible(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str,
         raise WeightsError(f"checkpoint has unexpected key {unexpected[0]!r} "
                            f"(shape {tuple(given[unexpected[0]].shape)}) and {len(unexpected) - 1} more")
     check_values(given)
-    check_shared(expected, given)
     return given
-
-
-def check_shared(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> None:
-    """Refuse differing copies of one shared parameter: the release's main-body ResBlocks share one PReLU
-    (saved under each block's key), and loading would silently keep one copy of a file that the
-    authors' network cannot hold."""
-    keys_of: dict[int, list[str]] = {}
-    for key, tensor in expected.items():
-        keys_of.setdefault(tensor.data_ptr(), []).append(key)
-    for keys in (k for k in keys_of.values() if len(k) > 1):
-        first = given[keys[0]]
-        differing = [k for k in keys[1:] if not torch.equal(given[k].to(first.dtype), first)]
-        if differing:
-            raise WeightsError(
-                f"{keys[0]!r} and {differing[0]!r} (and {len(differing) - 1} more of its {len(keys)} copies) "
-                f"differ, but the network shares one parameter there, as the authors' does (one PReLU for "
-                f"the main-body ResBlocks): set the copies equal (e.g. to their mean) to load this file")
 
 
 def load_into(model: nn.Module, path: str | Path) -> nn.Module:
@@ -149,14 +131,16 @@ def save_safetensors(model: nn.Module, path: str | Path, *, fp16: bool = False,
     """Write the model's weights as safetensors (optionally stored as FP16 to halve the size).
 
     The file also carries the release's unused ``add_mean`` tensors, so it loads with ``strict=True`` into
-    the authors' own network as well as into ours (which skips them).
+    the authors' own network as well as into ours (which skips them). A shared module (the main body's one
+    PReLU) is written under each of its keys, as ``torch.save`` of the release's state dict has it: every
+    tensor is copied, since safetensors refuses tensors that share memory.
     """
     from safetensors.torch import save_file
 
     path = Path(path)
     dtype = torch.float16 if fp16 else torch.float32
     state = {**model.state_dict(), **release_only_tensors()}
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
+    tensors = {k: v.detach().to("cpu", dtype, copy=True).contiguous() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temp:
         save_file(tensors, str(temp), metadata=dict(metadata or {}))

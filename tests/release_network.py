@@ -5,6 +5,12 @@ included, so ``load_state_dict(strict=True)`` here is the check that a file load
 network. Its forward follows the release: one sample at a time, patches extracted explicitly, the masked
 softmax with both quirks (docs/dagl-reference.md). Nothing here imports ``dagl``: a bug shared with the
 product cannot hide.
+
+The constructors are transcribed call for call (``model/common.py`` and ``model/dagl.py`` of
+github.com/jianzhangcs/DAGL), because the calls themselves decide the parameter sharing: :class:`RR` passes
+``nn.PReLU()`` to :class:`ResBlock` as its 4th positional argument, which is ``bias``, so ``act`` keeps its
+default, ONE ``nn.PReLU()`` made when this module is imported. Every main-body block of every :class:`RR`
+in the process shares that slope; load weights into a network right before using it.
 """
 
 from __future__ import annotations
@@ -16,30 +22,50 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
+RGB_STD = (1.0, 1.0, 1.0)
 
 
-def default_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+def default_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 bias: bool | nn.Module = True) -> nn.Conv2d:
+    """``common.default_conv``; ``bias`` is only tested for truth, so the PReLU RR passes there means True."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=(kernel_size // 2), stride=stride, bias=bias)
 
 
 class MeanShift(nn.Conv2d):
     """EDSR's mean shift: a frozen 1x1 conv. The release builds ``add_mean`` and never calls it."""
 
-    def __init__(self, rgb_range: float = 1.0, sign: int = 1) -> None:
+    def __init__(self, rgb_range: float, rgb_mean: tuple[float, ...] = RGB_MEAN,
+                 rgb_std: tuple[float, ...] = RGB_STD, sign: int = -1) -> None:
         super().__init__(3, 3, kernel_size=1)
-        self.weight.data = torch.eye(3).view(3, 3, 1, 1)
-        self.bias.data = sign * rgb_range * torch.tensor(RGB_MEAN)
+        std = torch.Tensor(rgb_std)
+        self.weight.data = torch.eye(3).view(3, 3, 1, 1) / std.view(3, 1, 1, 1)
+        self.bias.data = sign * rgb_range * torch.Tensor(rgb_mean) / std
         for p in self.parameters():
             p.requires_grad = False
 
 
 class ResBlock(nn.Module):
-    def __init__(self, n_feats: int) -> None:
+    """``common.ResBlock``, signature and default argument included: ``act=nn.PReLU()`` is evaluated once,
+    when the class is defined, so every block built without ``act`` shares that one module."""
+
+    def __init__(self, conv, n_feats: int, kernel_size: int, bias: bool | nn.Module = True, bn: bool = False,
+                 act: nn.Module = nn.PReLU(), res_scale: float = 1) -> None:
         super().__init__()
-        self.body = nn.Sequential(default_conv(n_feats, n_feats, 3), nn.PReLU(), default_conv(n_feats, n_feats, 3))
+        m = []
+        for i in range(2):
+            m.append(conv(n_feats, n_feats, kernel_size, bias=bias))
+            if bn:
+                m.append(nn.BatchNorm2d(n_feats))
+            if i == 0:
+                m.append(act)
+
+        self.body = nn.Sequential(*m)
+        self.res_scale = res_scale
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.body(x) + x
+        res = self.body(x).mul(self.res_scale)
+        res += x
+        return res
 
 
 def same_pad(images: Tensor, ksize: int, stride: int) -> Tensor:
@@ -98,16 +124,33 @@ class GraphAggregation(nn.Module):
 
 
 class CES(nn.Module):
-    """The M-GFAM stack: three merged groups of four heads, four ResBlocks between groups."""
+    """The M-GFAM stack: three merged groups of four heads, ``num`` ResBlocks between groups.
 
-    def __init__(self, n_feats: int = 64) -> None:
+    Its ResBlocks get ``act=nn.PReLU()`` by keyword, evaluated per block: each has its own slope.
+    """
+
+    def __init__(self, in_channels: int, num: int = 4) -> None:
         super().__init__()
-        self.RBS1 = nn.Sequential(*(ResBlock(n_feats) for _ in range(4)))
-        self.RBS2 = nn.Sequential(*(ResBlock(n_feats) for _ in range(4)))
+        RBS1 = [
+            ResBlock(
+                default_conv, n_feats=in_channels, kernel_size=3, act=nn.PReLU(), res_scale=1
+            ) for _ in range(num)
+        ]
+        self.RBS1 = nn.Sequential(
+            *RBS1
+        )
+        RBS2 = [
+            ResBlock(
+                default_conv, n_feats=in_channels, kernel_size=3, act=nn.PReLU(), res_scale=1
+            ) for _ in range(num)
+        ]
+        self.RBS2 = nn.Sequential(
+            *RBS2
+        )
         for stage in (1, 2, 3):
             for head in (1, 2, 3, 4):
-                setattr(self, f"c{stage}_{head}", GraphAggregation(n_feats))
-            setattr(self, f"c{stage}_c", nn.Conv2d(n_feats, n_feats, 1))
+                setattr(self, f"c{stage}_{head}", GraphAggregation(in_channels=in_channels))
+            setattr(self, f"c{stage}_c", nn.Conv2d(in_channels, in_channels, 1, 1, 0))
 
     def merge(self, stage: int, x: Tensor) -> Tensor:
         heads = torch.cat([getattr(self, f"c{stage}_{h}")(x) for h in (1, 2, 3, 4)], dim=1)
@@ -120,18 +163,43 @@ class CES(nn.Module):
 
 
 class RR(nn.Module):
-    """The release's top-level network (its class name), for ``n_resblocks`` and ``n_colors``."""
+    """The release's top-level network (its class name); its ``args`` fields become keyword arguments."""
 
-    def __init__(self, n_resblocks: int = 16, n_colors: int = 1, n_feats: int = 64) -> None:
+    def __init__(self, n_resblocks: int = 16, n_colors: int = 1, n_feats: int = 64, res_scale: float = 1,
+                 rgb_range: float = 1.0, conv=default_conv) -> None:
         super().__init__()
-        body: list[nn.Module] = [ResBlock(n_feats) for _ in range(n_resblocks // 2)]
-        body.append(CES(n_feats))
-        body.extend(ResBlock(n_feats) for _ in range(n_resblocks // 2))
-        body.append(default_conv(n_feats, n_feats, 3))
-        self.head = nn.Sequential(default_conv(n_colors, n_feats, 3))
-        self.body = nn.Sequential(*body)
-        self.tail = nn.Sequential(default_conv(n_feats, n_colors, 3))
-        self.add_mean = MeanShift(sign=1)
+        kernel_size = 3
+
+        rgb_mean = RGB_MEAN
+        rgb_std = RGB_STD
+
+        msa = CES(in_channels=n_feats)
+        # define head module
+        m_head = [conv(n_colors, n_feats, kernel_size)]
+
+        # define body module: nn.PReLU() lands in ResBlock's ``bias``; ``act`` keeps its shared default
+        m_body = [
+            ResBlock(
+                conv, n_feats, kernel_size, nn.PReLU(), res_scale=res_scale
+            ) for _ in range(n_resblocks // 2)
+        ]
+        m_body.append(msa)
+        for i in range(n_resblocks // 2):
+            m_body.append(ResBlock(conv, n_feats, kernel_size, nn.PReLU(), res_scale=res_scale))
+
+        m_body.append(conv(n_feats, n_feats, kernel_size))
+        m_tail = [
+            conv(n_feats, n_colors, kernel_size)
+        ]
+
+        self.add_mean = MeanShift(rgb_range, rgb_mean, rgb_std, 1)
+
+        self.head = nn.Sequential(*m_head)
+        self.body = nn.Sequential(*m_body)
+        self.tail = nn.Sequential(*m_tail)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.tail(self.body(self.head(x)))
+        res = self.head(x)
+        res = self.body(res)
+        res = self.tail(res)
+        return x + res

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+import torch
 
 import dagl
 from dagl.configs import TaskError
@@ -21,8 +22,27 @@ def test_parameter_count_matches_contract():
     model = dagl.create("jpeg")
     total = sum(p.numel() for p in model.parameters())
     unused = sum(p.numel() for name, p in model.named_parameters() if ".W." in name)
-    assert total == 5_727_441  # 5.73 M with the unused W convs, as the contract states
-    assert total - unused == 5_714_385  # 5.71 M without them (12 heads x 1,088)
+    assert total == 5_727_426  # 5.73 M with the unused W convs, as the contract states
+    assert total - unused == 5_714_370  # 5.71 M without them (12 heads x 1,088)
+
+
+@pytest.mark.parametrize("task, n_resblocks", [("jpeg", 16), ("demosaic", 32)])
+def test_the_main_body_resblocks_share_one_prelu_as_in_the_release(task, n_resblocks):
+    model = dagl.create(task)
+    main_body = [i for i in range(n_resblocks + 1) if i != n_resblocks // 2]
+    shared = model.body[0].body[1].weight
+    assert all(model.body[i].body[1].weight is shared for i in main_body)
+    mgfam = [block.body[1].weight for stage in (model.body[n_resblocks // 2].RBS1, model.body[n_resblocks // 2].RBS2)
+             for block in stage]
+    assert len({id(p) for p in mgfam}) == 8 and all(p is not shared for p in mgfam)  # the M-GFAM's keep their own
+    assert dagl.create(task).body[0].body[1].weight is not shared  # one per network, not one per process
+    # Counted once per block, as a network with one PReLU per block would have it: n_resblocks - 1 more.
+    untied = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
+    assert untied - sum(p.numel() for p in model.parameters()) == n_resblocks - 1
+    # state_dict() still writes the shared slope under every block's key (the release's layout), all equal.
+    state = model.state_dict()
+    assert model.tied_slope_keys() == [f"body.{i}.body.1.weight" for i in main_body]
+    assert all(torch.equal(state[key], shared.detach()) for key in model.tied_slope_keys())
 
 
 def test_state_dict_keys_are_the_release_layout():

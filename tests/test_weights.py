@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -131,3 +132,78 @@ def test_loading_nan_weights_names_the_tensor(tmp_path, official_checkpoint):
     torch.save(state, tmp_path / "nan.pt")
     with pytest.raises(WeightsError, match="tensor 'tail.0.bias' holds 1 NaN or infinite value"):
         dagl.load("jpeg", weights=tmp_path / "nan.pt")
+
+
+# ---- the main body's one PReLU: a file whose copies of its slope differ, on every load path --------------
+#: What each path says, in one line: copies 0.25 (the PReLU's initial value) and one changed to 0.5.
+UNTIED = ("the main-body ResBlocks' PReLU slopes differ (body.0.body.1.weight = 0.25, body.9.body.1.weight = 0.5; "
+          "2 different values in 16 copies): the authors' network holds one slope for these blocks, "
+          "so it cannot hold this file")
+
+
+def untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with body.9's copy of the shared slope changed (copies share storage in a saved state dict)."""
+    state = {k: v.clone() for k, v in state.items()}
+    state["body.9.body.1.weight"] = torch.tensor([0.5])
+    return state
+
+
+@pytest.fixture
+def untied_files(tmp_path, official_checkpoint) -> list:
+    """The same untied weights as an official-format .pt and as an FP16 .safetensors."""
+    from safetensors.torch import save_file
+
+    state = untie(torch.load(official_checkpoint("jpeg"), weights_only=True))
+    torch.save(state, tmp_path / "untied.pt")
+    save_file({k: v.half() for k, v in state.items()}, str(tmp_path / "untied.safetensors"))
+    return [tmp_path / "untied.pt", tmp_path / "untied.safetensors"]
+
+
+def test_differing_copies_of_the_shared_slope_are_refused_in_one_line_and_nothing_loads(untied_files):
+    for path in untied_files:
+        model = dagl.create("jpeg")
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        with pytest.raises(WeightsError) as excinfo:
+            dagl.load_into(model, path)
+        assert str(excinfo.value) == UNTIED
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # refused before any copy
+    model = dagl.create("jpeg")
+    with pytest.raises(WeightsError, match="slopes differ"):  # load_state_dict itself, under a wrapper's prefix too
+        torch.nn.Sequential(model).load_state_dict({"0." + k: v for k, v in untie(model.state_dict()).items()})
+
+
+def test_dagl_infer_refuses_differing_copies_in_one_line(untied_files, tmp_path):
+    from click.testing import CliRunner
+
+    from dagl.io import write_image
+    from dagl.runtime.cli import main
+
+    image = write_image(tmp_path / "in.png", np.zeros((16, 16), np.float32), 8)
+    for path in untied_files:
+        result = CliRunner().invoke(main, [str(path), str(image), "--task", "jpeg", "-o", str(tmp_path / "o.png")])
+        assert result.exit_code == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [f"dagl-infer: error: {UNTIED}"]
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_dagl_train_refuses_differing_copies_for_init_and_resume(untied_files, tmp_path, datasets_dir, capsys):
+    from dagl.train import TrainConfig, Trainer, distributed
+    from dagl.train.cli import main
+
+    data = datasets_dir / "train" / "bsd400"
+    common = ["--task", "jpeg", "--data", str(data), "--iterations", "2", "--batch-size", "2", "--patch", "16",
+              "--n-images", "4", "--workers", "0", "--val-crop", "16"]
+    assert main([*common, "--out", str(tmp_path / "init"), "--init", str(untied_files[1]), "--val", "classic5"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"dagl-train: error: --init: {UNTIED}"]
+
+    out = tmp_path / "run"
+    Trainer(TrainConfig(task="jpeg", data=[data], iterations=1, out=out, batch_size=2, patch=16, workers=0,
+                        n_images=4, val_every=0, log_every=1), distributed.setup("cpu")).fit()
+    capsys.readouterr()
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    slope = checkpoint["model"]["body.0.body.1.weight"].item()
+    checkpoint["model"] = untie(checkpoint["model"])
+    torch.save(checkpoint, out / "checkpoint.pt")
+    assert main([*common, "--out", str(out), "--resume"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == "dagl-train: error: " + UNTIED.replace("0.25", f"{slope:.4g}")
