@@ -234,8 +234,10 @@ def card_with_protocol(card: str, row: CurveRow, weights: Path, x8: dict[str, fl
     from dagl.weights import file_digest
 
     lines = [line for line in card.splitlines() if not line.startswith("- SHA-256:")]
-    lines.insert(next(i for i, line in enumerate(lines) if line.startswith("- File:")) + 1,
-                 f"- SHA-256: `{file_digest(weights)}`")
+    after = next(i for i, line in enumerate(lines) if line.startswith("- File:")) + 1
+    while after < len(lines) and lines[after].startswith("  "):  # the File item's continuation lines
+        after += 1
+    lines.insert(after, f"- SHA-256: `{file_digest(weights)}`")
     table = ["| test set (full images) | JPEG input | these weights | these weights, x8 | paper (x8 ensemble) |",
              "|---|---:|---:|---:|---:|"]
     for name, (quality, jpeg, paper) in TEST_SETS.items():
