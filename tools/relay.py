@@ -250,7 +250,7 @@ def card_with_protocol(card: str, row: CurveRow, weights: Path, x8: dict[str, fl
 All training so far, across the relay's CPU legs and GPU windows: {row.iterations:,} iterations,
 {row.crops:,} crops, {row.train_hours:.2f} h of training (docs/training.md, the learning curve, says where each
 ran). PSNR of the float output clamped to [0, 1] on the full images with the release's chop
-(`dagl-eval --task jpeg --dataset classic5 --quality 10`, and `--ensemble` for x8; `—`: not measured for
+(`dagl-eval --task jpeg --dataset classic5 --quality 10 --model jpeg`, and `--ensemble` for x8; `—`: not measured for
 these weights). The weights were chosen on the held-out split of the training images (above), never on
 these test sets:
 
