@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
+import dagl
 from dagl.configs import get_config
 from dagl.datasets import DATASETS
 from dagl.train import TrainConfig, TrainingError
@@ -155,3 +157,26 @@ def test_data_without_the_held_out_files_is_one_line(bsd400, tmp_path, capsys):
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines() == [f"dagl-train: error: no held-out files (dagl.train.heldout) in {data}"]
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_a_run_validates_on_the_held_out_split_by_default_and_its_card_says_so(bsd400, tmp_path):
+    out = tmp_path / "run"
+    assert main(["--task", "jpeg", "--data", str(bsd400), "--iterations", "2", "--batch-size", "2", "--patch", "16",
+                 "--n-images", "4", "--workers", "0", "--device", "cpu", "--val-crop", "16", "--val-limit", "1",
+                 "--out", str(out)]) == 0
+    card = (out / "dagl-jpeg.md").read_text()
+    assert "Validation on `held-out` (the 24 training files held out of every run" in card
+    # The card's figures, recomputed: the first held-out file's centred 16x16 crop, Pillow-encoded at each
+    # CAR quality, through the shipped (FP16-stored) weights; scikit-image's PSNR of the clamped output.
+    from skimage.metrics import peak_signal_noise_ratio
+
+    model = dagl.load("jpeg", weights=out / "dagl-jpeg.safetensors")
+    pixels = _centre(np.asarray(Image.open(bsd400 / sorted(HELD_OUT_FILES)[0]).convert("L")), 16)
+    clean = pixels.astype(np.float32) / 255
+    scores = []
+    for quality in QUALITIES:
+        with torch.no_grad():
+            restored = model(torch.from_numpy(_pillow_jpeg(pixels, quality))[None, None])[0, 0].numpy()
+        scores.append(peak_signal_noise_ratio(clean, np.clip(restored, 0, 1), data_range=1.0))
+        assert f"| q{quality} | {scores[-1]:.2f} |" in card
+    assert f"| mean | {np.mean(scores):.2f} |" in card
