@@ -22,7 +22,7 @@ from remote_train import SUMMARY_NAME, SUMMARY_RESERVE_BYTES, Limits, deliver, p
 
 MIB = 2**20
 TINY_TRAIN = ["--n-images", "8", "--batch-size", "2", "--patch", "16", "--iterations", "2", "--workers", "0",
-              "--val", "classic5", "--val-crop", "16", "--val-limit", "1", "--val-every", "0", "--log-every", "1"]
+              "--val-crop", "16", "--val-limit", "1", "--val-every", "0", "--log-every", "1"]
 CROP = 44  # under the reference chop's threshold: one tile, the whole crop
 
 
@@ -107,19 +107,28 @@ def test_a_training_that_fails_while_working_still_returns_what_it_wrote_and_exi
     assert json.loads((out / SUMMARY_NAME).read_text())["returned"] == [{"name": "train.log", "bytes": 500}]
 
 
-def _independent_psnr(weights: Path, datasets: Path) -> tuple[float, float]:
-    """scikit-image PSNR of the JPEG input and of the restored centre crop of Classic5's first q10 image."""
+def independent_psnr(weights: Path, test_set: Path, ensemble: bool = False) -> tuple[float, float]:
+    """scikit-image PSNR of the JPEG input and of the restored centre crop of a CAR test set's first q10 image
+    (by name): the network run here on the whole CROP x CROP window, which is one tile of the release's chop;
+    with ``ensemble``, the mean of its 8 flips/rotations, each undone."""
     from skimage.metrics import peak_signal_noise_ratio
 
-    first = sorted((datasets / "classic5").glob("*.bmp"))[0]
+    first = sorted(test_set.glob("*.bmp"))[0]
     clean = np.asarray(Image.open(first).convert("L"), np.float32) / 255
-    jpeg = np.asarray(Image.open(datasets / "classic5" / "jpeg_q10" / f"{first.stem}.jpeg"), np.float32)
+    jpeg = np.asarray(Image.open(test_set / "jpeg_q10" / f"{first.stem}.jpeg"), np.float32)
     jpeg = (jpeg[..., 0] if jpeg.ndim == 3 else jpeg) / 255
     top, left = ((n - CROP) // 2 // 2 * 2 for n in clean.shape)
     window = (slice(top, top + CROP), slice(left, left + CROP))
     model = dagl.load("jpeg", weights=weights)
+    x = torch.from_numpy(jpeg[window].copy())[None, None]
+    views = [(turns, flip) for flip in (False, True) for turns in range(4)] if ensemble else [(0, False)]
+    outputs = []
     with torch.no_grad():
-        restored = model(torch.from_numpy(jpeg[window].copy())[None, None])[0, 0].numpy()
+        for turns, flip in views:
+            seen = torch.rot90(x.flip(-1) if flip else x, turns, (2, 3))
+            out = torch.rot90(model(seen), -turns, (2, 3))
+            outputs.append((out.flip(-1) if flip else out)[0, 0].double().numpy())
+    restored = np.mean(outputs, axis=0).astype(np.float32)
     return (peak_signal_noise_ratio(clean[window], jpeg[window], data_range=1.0),
             peak_signal_noise_ratio(clean[window], np.clip(restored, 0, 1), data_range=1.0))
 
@@ -159,6 +168,6 @@ def test_a_tiny_run_trains_from_init_scores_and_returns_only_what_fits(datasets_
     assert f"Started from: `{init}` (5 iterations recorded)" in (out / "dagl-jpeg.md").read_text()
     # dagl-eval scored those weights: its numbers, recomputed independently.
     rows = {row["model"]: row for row in csv.DictReader((out / "classic5-q10.csv").open()) if row["image"] == "mean"}
-    input_psnr, restored_psnr = _independent_psnr(weights, datasets_dir)
+    input_psnr, restored_psnr = independent_psnr(weights, datasets_dir / "classic5")
     assert float(rows["input"]["psnr"]) == pytest.approx(input_psnr, abs=1e-3)
     assert float(rows["dagl-jpeg.safetensors (torch)"]["psnr"]) == pytest.approx(restored_psnr, abs=1e-3)

@@ -25,9 +25,10 @@ def bsd400(datasets_dir: Path) -> Path:
 
 
 def tiny(out: Path, data: Path, **overrides) -> TrainConfig:
-    """The smallest run that still uses the real network: 2 crops of 16x16 per step."""
+    """The smallest run that still uses the real network: 2 crops of 16x16 per step, validated at the end on
+    one 16x16 crop of the default held-out split."""
     options = dict(task="denoise", sigma=25, data=[data], iterations=2, out=out, batch_size=2, patch=16,
-                   workers=0, n_images=4, val_every=0, log_every=1)
+                   workers=0, n_images=4, val_every=0, val_crop=16, val_limit=1, log_every=1)
     options.update(overrides)
     return TrainConfig(**options)
 
@@ -174,7 +175,8 @@ def test_resume_refuses_a_checkpoint_that_would_run_code_when_unpickled(tmp_path
     with pytest.raises(TrainingError, match="refused .*could run code"):
         Trainer(tiny(tmp_path, bsd400, iterations=2, resume=True), ctx)
     args = ["--task", "denoise", "--sigma", "25", "--data", str(bsd400), "--iterations", "2", "--batch-size", "2",
-            "--patch", "16", "--n-images", "4", "--workers", "0", "--out", str(tmp_path), "--resume"]
+            "--patch", "16", "--n-images", "4", "--workers", "0", "--val-crop", "16", "--val-limit", "1",
+            "--out", str(tmp_path), "--resume"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "refused" in err

@@ -71,7 +71,7 @@ def test_time_budget_run_stops_within_the_budget_and_writes_loadable_weights(tmp
     out = tmp_path / "run"
     command = [sys.executable, "-m", "dagl.train.cli", "--task", "jpeg", "--data", str(bsd400), "--n-images", "4",
                "--batch-size", "2", "--patch", "16", "--workers", "0", "--device", "cpu", "--log-every", "1",
-               "--time-budget", str(BUDGET), "--out", str(out)]
+               "--val-crop", "16", "--val-limit", "1", "--time-budget", str(BUDGET), "--out", str(out)]
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, timeout=BUDGET + 60)
     wall = time.monotonic() - started
@@ -101,8 +101,7 @@ def test_init_weights_ship_unless_training_validates_better(tmp_path, bsd400, mo
     init = dagl.save_safetensors(dagl.create("jpeg"), tmp_path / "init.safetensors", fp16=True,
                                  metadata={"dagl.iterations": "7"})
     _scripted_validation(monkeypatch, [start, trained])
-    config = tiny(tmp_path / "run", bsd400, task="jpeg", sigma=None, iterations=2, init=init, val="classic5",
-                  val_crop=16, val_limit=1, lr=1e-2)
+    config = tiny(tmp_path / "run", bsd400, task="jpeg", sigma=None, iterations=2, init=init, lr=1e-2)
     snapshots = []
     trainer = Trainer(config, distributed.setup("cpu"), on_snapshot=lambda t: snapshots.append(t.iteration),
                       snapshot_seconds=0)
@@ -126,8 +125,8 @@ def test_init_weights_ship_unless_training_validates_better(tmp_path, bsd400, mo
 def test_init_without_val_and_resume_with_budget_are_refused(tmp_path, bsd400):
     ctx = distributed.setup("cpu")
     with pytest.raises(TrainingError, match="--init needs --val"):
-        Trainer(tiny(tmp_path, bsd400, init=tmp_path / "w.safetensors"), ctx)
+        Trainer(tiny(tmp_path, bsd400, init=tmp_path / "w.safetensors", val=None), ctx)
     with pytest.raises(TrainingError, match="--resume continues"):
         Trainer(tiny(tmp_path, bsd400, time_budget=10.0, resume=True), ctx)
     with pytest.raises(TrainingError, match="--init: weights file not found"):
-        Trainer(tiny(tmp_path, bsd400, init=tmp_path / "none.safetensors", val="set12", val_crop=16), ctx)
+        Trainer(tiny(tmp_path, bsd400, init=tmp_path / "none.safetensors"), ctx)

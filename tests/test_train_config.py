@@ -33,7 +33,8 @@ def no_network(monkeypatch):
     (dict(iterations=10, time_budget=60.0, resume=True), RESUME_BUDGET),
     (dict(iterations=None), NO_LENGTH),
     (dict(iterations=0), NO_LENGTH),
-    (dict(iterations=10, init=Path("w.safetensors")), INIT_VAL),
+    (dict(iterations=10, init=Path("w.safetensors"), val=None), INIT_VAL),
+    (dict(iterations=10, init=Path("w.safetensors"), val="none"), INIT_VAL),
     (dict(iterations=None, time_budget=60.0, init=Path("w.safetensors"), val=""), INIT_VAL),
 ])
 def test_a_bad_config_is_refused_when_it_is_made(no_network, options, message):
@@ -44,7 +45,8 @@ def test_a_bad_config_is_refused_when_it_is_made(no_network, options, message):
 
 @pytest.mark.parametrize("options", [
     dict(iterations=10), dict(iterations=None, time_budget=60.0), dict(iterations=5, time_budget=60.0),
-    dict(iterations=10, resume=True), dict(iterations=None, time_budget=60.0, init=Path("w"), val="classic5"),
+    dict(iterations=10, resume=True), dict(iterations=None, time_budget=60.0, init=Path("w")),
+    dict(iterations=None, time_budget=60.0, init=Path("w"), val="my-validation-folder"),
 ])
 def test_a_good_config_is_accepted(options):
     assert TrainConfig(task="jpeg", data=[], out=Path("x"), **options).task == "jpeg"
@@ -64,7 +66,8 @@ def test_dagl_train_refuses_them_in_one_line_before_anything_is_built(no_network
     out = tmp_path / "run"
     args = ["--task", "jpeg", "--data", str(tmp_path), "--device", "cpu", "--out", str(out), "--batch-size", "1",
             "--patch", "16"]
-    for extra, message in ((["--iterations", "5", "--init", str(tmp_path / "w.safetensors")], INIT_VAL),
+    init = ["--init", str(tmp_path / "w.safetensors")]
+    for extra, message in ((["--iterations", "5", *init, "--val", "none"], INIT_VAL),
                            ([], NO_LENGTH), (["--time-budget", "60", "--resume"], RESUME_BUDGET)):
         assert main([*args, *extra]) == 2
         assert capsys.readouterr().err.strip().splitlines() == [f"dagl-train: error: {message}"]

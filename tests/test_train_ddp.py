@@ -24,7 +24,7 @@ def free_port() -> int:
 
 def config(out: Path, data: Path, **overrides) -> TrainConfig:
     options = dict(task="denoise", sigma=25, data=[data], iterations=1, out=out, batch_size=4, patch=16,
-                   workers=0, n_images=4, val_every=0)
+                   workers=0, n_images=4, val_every=0, val_crop=16, val_limit=1)
     options.update(overrides)
     return TrainConfig(**options)
 
@@ -97,7 +97,7 @@ def test_torchrun_runs_the_cli_on_two_cpu_processes(tmp_path, bsd400):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
            str(free_port()), "-m", "dagl.train.cli", "--task", "denoise", "--sigma", "25", "--data", str(bsd400),
            "--iterations", "2", "--batch-size", "4", "--patch", "16", "--n-images", "4", "--workers", "0",
-           "--log-every", "1", "--out", str(out), "--device", "cpu"]
+           "--val-crop", "16", "--val-limit", "1", "--log-every", "1", "--out", str(out), "--device", "cpu"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     log = (out / "train.log").read_text()

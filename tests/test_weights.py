@@ -193,12 +193,12 @@ def test_dagl_train_refuses_differing_copies_for_init_and_resume(untied_files, t
     data = datasets_dir / "train" / "bsd400"
     common = ["--task", "jpeg", "--data", str(data), "--iterations", "2", "--batch-size", "2", "--patch", "16",
               "--n-images", "4", "--workers", "0", "--val-crop", "16"]
-    assert main([*common, "--out", str(tmp_path / "init"), "--init", str(untied_files[1]), "--val", "classic5"]) == 2
+    assert main([*common, "--out", str(tmp_path / "init"), "--init", str(untied_files[1]), "--val-limit", "1"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"dagl-train: error: --init: {UNTIED}"]
 
     out = tmp_path / "run"
     Trainer(TrainConfig(task="jpeg", data=[data], iterations=1, out=out, batch_size=2, patch=16, workers=0,
-                        n_images=4, val_every=0, log_every=1), distributed.setup("cpu")).fit()
+                        n_images=4, val_every=0, val_crop=16, val_limit=1, log_every=1), distributed.setup("cpu")).fit()
     capsys.readouterr()
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     slope = checkpoint["model"]["body.0.body.1.weight"].item()

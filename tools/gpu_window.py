@@ -156,11 +156,14 @@ def _run_facts(run: Path) -> dict:
 @click.option("--score-option", "score_options", multiple=True, metavar="OPT",
               help="Extra dagl-eval option for every score (the rehearsal's --limit/--crop).")
 @click.option("--timing-size", default=512, show_default=True, type=click.IntRange(min=44))
+@click.option("--timing-repeats", default=TIMING_REPEATS, show_default=True, type=click.IntRange(min=1),
+              help="Timed calls per set-up (`time --repeats`); the rehearsal's CPU needs 1, since fp16 "
+                   "autocast is emulated there.")
 @click.option("--keep-scale", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Scale of the seconds kept for each step after training (the rehearsal's are smaller).")
+              help="Scale of the seconds kept for each step after training (the rehearsal on a CPU needs more).")
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- DAGL-TRAIN OPTIONS]")
 def run(data_root: Path, out: Path, budget: float, init: Path, score_options: tuple[str, ...], timing_size: int,
-        keep_scale: float, train_args: tuple[str, ...]) -> None:
+        timing_repeats: int, keep_scale: float, train_args: tuple[str, ...]) -> None:
     """Train, score, time and test within BUDGET seconds; write what comes back into OUT."""
     began = time.monotonic()
     deadline = began + budget
@@ -211,7 +214,7 @@ def run(data_root: Path, out: Path, budget: float, init: Path, score_options: tu
         elif name == "timing":
             timing = work / "timing.json"
             argv = [sys.executable, __file__, "time", "--weights", str(weights), "--size", str(timing_size),
-                    "--repeats", str(TIMING_REPEATS), "--out", str(timing)]
+                    "--repeats", str(timing_repeats), "--out", str(timing)]
             summary["steps"].append(_step(name, argv, env, guard, log))
             summary["timing"] = json.loads(timing.read_text()) if timing.is_file() else None
         else:

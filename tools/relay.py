@@ -9,16 +9,18 @@ what this one shipped. One run:
 2. times one network call on that core, to reserve the evaluation's time out of the budget;
 3. trains with ``dagl-train --init <shipped> --time-budget <the rest>`` (whose defaults are the
    fastest CPU set-up; the optimiser starts fresh, so the shipped weights alone always suffice);
-4. scores the result with ``dagl-eval``'s default protocol (the release's chop, no ensemble) on the
-   full Classic5 q10 images, and LIVE1 q10 with ``--live1``;
-5. ships it only if it beats the shipped weights on the held-out split of the training images
-   (``dagl-train --init`` keeps the better of the two on ``--val held-out``; the test sets are only
-   reported): it replaces the one weights file and its card in ``dagl/weights/`` and adds one row to
-   the learning curve (``docs/learning-curve.csv``, the table in ``docs/training.md`` and
-   ``docs/learning-curve.png``).
+4. stops there, shipping nothing, unless the trained weights beat the shipped ones on the held-out split
+   of the training images (``dagl-train --init`` keeps the better of the two on ``--val held-out`` and
+   writes the starting weights back, with their iteration count, when they win);
+5. scores the trained weights with ``dagl-eval``'s default protocol (the release's chop, no ensemble) on
+   the full Classic5 q10 images, and LIVE1 q10 with ``--live1``, for the record only (a lower Classic5
+   ships all the same), and ships them: it replaces the one weights file and its card in
+   ``dagl/weights/`` and adds one row to the learning curve (``docs/learning-curve.csv``, the table in
+   ``docs/training.md`` and ``docs/learning-curve.png``).
 
-``record RUN`` does steps 4-5 alone for a finished ``dagl-train`` run folder. Commit the three files
-afterwards. See docs/training.md ("The relay").
+``record RUN`` does steps 4-5 alone for a finished ``dagl-train`` run folder; ``record-window FOLDER`` ships
+what a GPU window returned (tools/gpu_window.py) by the same rule. Commit the three files afterwards.
+See docs/training.md ("The relay").
 """
 
 from __future__ import annotations

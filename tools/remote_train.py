@@ -248,7 +248,7 @@ def command(task: str, sigma: int | None, budget: float, input_dir: Path, data: 
     \b
     python tools/remote_train.py --task jpeg --budget 3600 --input data --data train/bsd400 \\
         --init dagl-jpeg.safetensors --output returned --max-files 20 --max-output-mib 200 \\
-        --score "--dataset classic5 --quality 10" -- --val classic5 --val-every 0
+        --score "--dataset classic5 --quality 10" -- --val-every 0
     """
     plan = Plan(task=task, sigma=sigma, budget=budget, input=input_dir, data=[_under(input_dir, d) for d in data],
                 output=output, limits=Limits(max_files, _mib(max_file_mib), _mib(max_output_mib)),
