@@ -130,7 +130,8 @@ def _window(repo, iterations: int):
     folder = repo / "window"
     folder.mkdir()
     write_weights(folder / "dagl-jpeg.safetensors", iterations, seed=2)
-    (folder / "dagl-jpeg.md").write_text("# dagl-jpeg\n\n- File: `dagl-jpeg.safetensors`\n- SHA-256: `old`\n")
+    (folder / "dagl-jpeg.md").write_text(  # the File item runs over two lines, as dagl-train writes it
+        "# dagl-jpeg\n\n- File: `dagl-jpeg.safetensors` (safetensors,\n  stored as FP16)\n- SHA-256: `old`\n- Data: x\n")
     summary = {"budget_seconds": 540.0, "device": {"torch": "2.13.0", "cuda": True, "gpu": "NVIDIA H200"},
                "steps": [{"step": "train", "returncode": 0}], "scores": WINDOW_SCORES, "timing": None,
                "training": {"iterations": 500, "train_seconds": 216.0, "batch_size": 32, "patch": 64,
@@ -150,7 +151,9 @@ def test_record_window_ships_the_windows_weights_with_the_scores_measured_there(
     assert all(v.dtype == torch.float16 for v in load_file(shipped).values())
     _assert_same_weights(shipped, folder / "dagl-jpeg.safetensors")
     card = (repo / "weights" / "dagl-jpeg.md").read_text()
-    assert f"- SHA-256: `{file_digest(shipped)}`" in card and "`old`" not in card
+    # The digest follows the whole File item (its continuation line included), not its first line.
+    assert (f"- File: `dagl-jpeg.safetensors` (safetensors,\n  stored as FP16)\n- SHA-256: `{file_digest(shipped)}`\n"
+            f"- Data: x\n") in card and "`old`" not in card
     assert "| test set (full images) | JPEG input | these weights | these weights, x8 | paper (x8 ensemble) |" in card
     assert "| classic5 q10 | 27.82 | 29.38 | 29.43 | 30.08 |" in card
     assert "| live1 q10 | 27.77 | 29.19 | — | 29.70 |" in card
