@@ -64,7 +64,7 @@ def test_the_optimiser_steps_at_the_warmup_lrs(tmp_path, bsd400):
 
 # ---- --ema -----------------------------------------------------------------------------------
 def test_the_ema_is_the_moving_average_of_the_iterates(tmp_path, bsd400):
-    trainer = Trainer(tiny(tmp_path, bsd400, iterations=3, lr=1e-2, ema=0.75, val="none"), distributed.setup("cpu"))
+    trainer = Trainer(tiny(tmp_path, bsd400, iterations=3, lr=1e-4, ema=0.75, val="none"), distributed.setup("cpu"))
     noisy, clean = next(trainer.batches())
     iterates = []
     for _ in range(3):
@@ -87,7 +87,7 @@ def test_the_ema_is_the_moving_average_of_the_iterates(tmp_path, bsd400):
 
 def test_ema_resume_is_bit_identical_to_a_straight_run(tmp_path, bsd400):
     ctx = distributed.setup("cpu")
-    options = dict(lr_step=1, lr=1e-2, ema=0.9, warmup=2, val="none")
+    options = dict(lr_step=1, lr=1e-4, ema=0.9, warmup=2, val="none")
     straight = Trainer(tiny(tmp_path / "a", bsd400, iterations=4, **options), ctx)
     straight.fit()
     Trainer(tiny(tmp_path / "b", bsd400, iterations=2, **options), ctx).fit()
@@ -141,8 +141,8 @@ def test_init_is_compared_against_the_ema_and_the_ema_ships(tmp_path, bsd400, mo
         return {"mean": scores[len(validated) - 1]}
 
     monkeypatch.setattr(Trainer, "validate", scripted)
-    config = tiny(tmp_path / "run", bsd400, task="jpeg", sigma=None, iterations=3, init=init, val="classic5",
-                  val_crop=16, val_limit=1, lr=1e-2, ema=0.5)
+    config = tiny(tmp_path / "run", bsd400, task="jpeg", sigma=None, iterations=3, init=init, val="held-out",
+                  val_crop=16, val_limit=1, lr=1e-4, ema=0.5)
     trainer = Trainer(config, distributed.setup("cpu"))
     weights = trainer.fit()
     # The end validates the reloaded FP16 file of the average, not of the last iterate.
