@@ -66,11 +66,11 @@ def test_the_optimiser_steps_at_the_warmup_lrs(tmp_path, bsd400):
 def test_the_ema_is_the_moving_average_of_the_iterates(tmp_path, bsd400):
     trainer = Trainer(tiny(tmp_path, bsd400, iterations=3, lr=1e-4, ema=0.75, val="none"), distributed.setup("cpu"))
     noisy, clean = next(trainer.batches())
-    iterates = []
+    iterates = [{k: v.detach().clone() for k, v in trainer.model.state_dict().items()}]
     for _ in range(3):
         trainer.train_step(noisy, clean)
         iterates.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
-    # torch's rule: the first update copies the weights, then ema <- 0.75 ema + 0.25 w.
+    # The average starts at the starting weights (not at the first iterate), then ema <- 0.75 ema + 0.25 w.
     expected = iterates[0]
     for weights in iterates[1:]:
         expected = {k: 0.75 * expected[k] + 0.25 * weights[k] for k in expected}
@@ -92,7 +92,7 @@ def test_ema_resume_is_bit_identical_to_a_straight_run(tmp_path, bsd400):
     straight.fit()
     Trainer(tiny(tmp_path / "b", bsd400, iterations=2, **options), ctx).fit()
     resumed = Trainer(tiny(tmp_path / "b", bsd400, iterations=4, resume=True, **options), ctx)
-    assert resumed.iteration == 2 and int(resumed.ema.n_averaged) == 2
+    assert resumed.iteration == 2 and int(resumed.ema.n_averaged) == 3  # the start + 2 steps
     resumed.fit()
     assert resumed.losses == straight.losses[2:]
     for key, value in straight.ema.state_dict().items():
@@ -175,7 +175,7 @@ def test_torchrun_trains_an_ema_with_warmup_on_two_cpu_processes(tmp_path, bsd40
     # Each line shows the lr of the next step: 2/4, 3/4, 4/4 of 1e-3.
     assert re.findall(r"train it .* lr (\S+)", log) == ["5.000e-04", "7.500e-04", "1.000e-03"]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert state["iteration"] == 3 and int(state["ema"]["n_averaged"]) == 3
+    assert state["iteration"] == 3 and int(state["ema"]["n_averaged"]) == 4  # the start + 3 steps
     shipped = dagl.read_state_dict(out / "dagl-denoise-s25.safetensors")
     average = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
     assert all(torch.equal(shipped[k], average[k].half()) for k in average)

@@ -109,13 +109,19 @@ def averaged_weights(model: DAGL, decay: float | None) -> AveragedModel | None:
 
     Adam's steps on small batches (the relay's 8 crops) scatter the last iterate around the point it
     is heading for; an average of the recent iterates sits nearer it, so the average validates and ships.
-    The first update copies the weights (torch's rule), then each one moves the average by
-    ``1 - decay`` towards them. The main body's shared PReLU is one parameter in both models
-    (``parameters()`` yields a shared tensor once), so it is averaged once and stays shared.
+    Each step moves the average by ``1 - decay`` towards the weights. It starts at the starting weights:
+    torch's first update copies whatever it is given, so it is given them here, not the first iterate,
+    which a fresh Adam moves by about the lr in every weight at once (its first step is g/|g|); on the
+    shipped jpeg weights that iterate validated far below the start (docs/training.md, "More learning
+    per CPU hour"), and an average anchored there stays near it for about ``1 / (1 - decay)`` steps.
+    The main body's shared PReLU is one parameter in both models (``parameters()`` yields a shared
+    tensor once), so it is averaged once and stays shared.
     """
     if decay is None:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema.update_parameters(model)  # the average starts at the starting weights
+    return ema
 
 
 def resume_state(config: TrainConfig, path: Path) -> dict | None:
