@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,8 @@ def load(path: Path, config: TrainConfig) -> dict[str, Any]:
     if not path.is_file():
         raise TrainingError(f"--resume: no checkpoint at {path}")
     state = read(path)
-    saved = state["config"]
+    # A field added after the checkpoint was written stands at its default there (e.g. no --ema).
+    saved = {f.name: f.default for f in fields(TrainConfig)} | state["config"]
     current = config.to_dict()
     for key in RESUME_INVARIANTS:
         if saved.get(key) != current.get(key):

@@ -107,6 +107,13 @@ def _config(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
               help="Side of the random training crops.")
 @click.option("--lr", default=1e-4, show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Adam learning rate at the start.")
+@click.option("--warmup", default=0, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="Raise the lr linearly from lr/N to lr over the first N iterations, then follow the "
+                   "schedule (the cosine of --time-budget starts after them).")
+@click.option("--ema", type=FiniteFloat(min=0, max=1, min_open=True, max_open=True), metavar="DECAY",
+              help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); the "
+                   "average is what is validated and ships (and what --init's starting weights are "
+                   "compared against); checkpoints carry it.  [default: off]")
 @click.option("--lr-step", default=LR_STEP_ITERATIONS, show_default=True, type=click.IntRange(min=1),
               help="Halve the learning rate every this many iterations (the paper's 200 epochs of "
                    "1000 iterations).")

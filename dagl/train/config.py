@@ -17,7 +17,7 @@ LR_GAMMA = 0.5
 
 #: Fields that must not change when a run is resumed: they define what the saved state means.
 RESUME_INVARIANTS = ("task", "sigma", "batch_size", "patch", "lr", "lr_step", "seed",
-                     "epoch_iterations", "n_images")
+                     "epoch_iterations", "n_images", "ema", "warmup")
 
 
 class TrainingError(UserInputError):
@@ -69,6 +69,11 @@ class TrainConfig:
     gfam: str = GFAM_NAMES[0]
     channels_last: bool = False
     compile: bool = False
+    #: Decay of the exponential moving average of the weights (``--ema``), which is validated and ships
+    #: instead of the last iterate; None: no average.
+    ema: float | None = None
+    #: Iterations of linear lr warm-up before the schedule (``--warmup``); 0: none.
+    warmup: int = 0
     command: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +84,10 @@ class TrainConfig:
                                 "with a new run that starts from its weights (--init)")
         if not self.time_budget and not self.iterations:
             raise TrainingError("pass --iterations, or --time-budget to plan them from the measured rate")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise TrainingError(f"--ema {self.ema:g}: the decay must lie strictly between 0 and 1 (e.g. 0.999)")
+        if self.warmup < 0:
+            raise TrainingError(f"--warmup {self.warmup}: the warm-up cannot be negative")
         if self.val == NO_VALIDATION:
             self.val = None
         if self.init is not None and not self.val:

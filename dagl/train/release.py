@@ -79,6 +79,14 @@ def _start_text(config: TrainConfig, summary: RunSummary) -> str:
             f"with a fresh optimiser\n- Shipped: {kept}\n")
 
 
+def _ema_text(config: TrainConfig) -> str:
+    """The card's word on ``--ema``: the file holds the moving average, not the last iterate."""
+    if config.ema is None:
+        return ""
+    return (f";\n  exponential moving average of the weights, decay {config.ema:g} (EMA): the average is what "
+            f"was validated and ships")
+
+
 def _what(config: TrainConfig, summary: RunSummary, sigma: str) -> str:
     reason = untrained_reason(config, summary.init_iterations + summary.iterations)
     if reason:
@@ -121,7 +129,7 @@ def card_text(config: TrainConfig, summary: RunSummary, weights: Path) -> str:
 - Data: {data} ({summary.n_images} images)
 - Degradation, made on the fly: {summary.degradation}
 - Recipe: L2 (MSE) loss, Adam, {schedule},
-  global batch {config.batch_size} of random {config.patch}x{config.patch} crops with the 8 flips/rotations
+  global batch {config.batch_size} of random {config.patch}x{config.patch} crops with the 8 flips/rotations{_ema_text(config)}
 {_start_text(config, summary)}- Iterations: {iterations}
 - Wall time: {_duration(summary.wall_seconds)} of training{budget} on {summary.world_size} x {summary.device_name}{rate}
 - Set-up: GFAM `{config.gfam}`, channels_last {'on' if config.channels_last else 'off'}, torch.compile {'on' if config.compile else 'off'}

@@ -1,4 +1,4 @@
-"""The training loop: DDP-wrapped DAGL, Adam + step decay, AMP, logs, validation, checkpoints.
+"""The training loop: DDP-wrapped DAGL, Adam + step decay, AMP, EMA, logs, validation, checkpoints.
 
 Each part of a run (network, starting weights, DDP/compile wrap, optimiser and schedule, resumed state,
 data) has a small builder here; :class:`Trainer` puts them together in order and :meth:`Trainer.fit` is
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from .. import load as load_weights
@@ -98,8 +99,29 @@ def build_optimiser(model: DAGL, config: TrainConfig, budgeted: bool
     """Adam over the trainable weights and its lr schedule: the paper's step decay, or with a time
     budget a cosine whose length the budget plans once the rate is measured."""
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-    schedule = LrSchedule("cosine") if budgeted else LrSchedule("step", step=config.lr_step, gamma=LR_GAMMA)
+    schedule = (LrSchedule("cosine", warmup=config.warmup) if budgeted else
+                LrSchedule("step", step=config.lr_step, gamma=LR_GAMMA, warmup=config.warmup))
     return optimizer, schedule, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def averaged_weights(model: DAGL, decay: float | None) -> AveragedModel | None:
+    """``--ema``: an exponential moving average of ``model``'s weights (and buffers), or None.
+
+    Adam's steps on small batches (the relay's 8 crops) scatter the last iterate around the point it
+    is heading for; an average of the recent iterates sits nearer it, so the average validates and ships.
+    Each step moves the average by ``1 - decay`` towards the weights. It starts at the starting weights:
+    torch's first update copies whatever it is given, so it is given them here, not the first iterate,
+    which a fresh Adam moves by about the lr in every weight at once (its first step is g/|g|); on the
+    shipped jpeg weights that iterate validated far below the start (docs/training.md, "More learning
+    per CPU hour"), and an average anchored there stays near it for about ``1 / (1 - decay)`` steps.
+    The main body's shared PReLU is one parameter in both models (``parameters()`` yields a shared
+    tensor once), so it is averaged once and stays shared.
+    """
+    if decay is None:
+        return None
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema.update_parameters(model)  # the average starts at the starting weights
+    return ema
 
 
 def resume_state(config: TrainConfig, path: Path) -> dict | None:
@@ -173,6 +195,8 @@ class Trainer:
         # The starting weights, kept to ship instead if training made them worse.
         self.init_state = ({k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                            if config.init is not None else None)
+        # Copied before DDP wraps the model (no hooks come along); every rank keeps one, their weights being equal.
+        self.ema = averaged_weights(self.model, config.ema)
         self.net = wrap_for_training(self.model, ctx, config.compile)
         self.optimizer, self.schedule, self.scheduler = build_optimiser(self.model, config, self.budget is not None)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.amp == "fp16")
@@ -195,16 +219,23 @@ class Trainer:
         return {"config": self.config.to_dict(), "iteration": self.iteration,
                 "train_seconds": self.train_seconds, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": checkpoint.rng_state()}
+                "scaler": self.scaler.state_dict(), "rng": checkpoint.rng_state(),
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         checkpoint.set_rng_state(state["rng"])
         self.iteration = state["iteration"]
         self.train_seconds = state["train_seconds"]
+
+    def shipping_model(self) -> DAGL:
+        """The weights that are validated and ship: the moving average with ``--ema``, else the last iterate."""
+        return self.ema.module if self.ema is not None else self.model
 
     def save_checkpoint(self) -> None:
         if self.ctx.is_main:
@@ -230,6 +261,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.iteration += 1
         self.losses.append(loss)
         return loss
@@ -259,7 +292,8 @@ class Trainer:
         self.log(f"degradation: {describe_degradation(self.task, cfg.sigma)}")
         self.log(f"recipe: MSE, Adam {self.schedule.describe(cfg.lr)}, global batch "
                  f"{cfg.batch_size} ({self.ctx.world_size} x {self.per_rank_batch}) of {cfg.patch}x{cfg.patch} crops, "
-                 f"8 flips/rotations, amp {self.amp}, device {release.device_name(self.ctx.device)}")
+                 f"8 flips/rotations, amp {self.amp}, device {release.device_name(self.ctx.device)}"
+                 + (f"; EMA of the weights (decay {cfg.ema:g}) validates and ships" if cfg.ema else ""))
         self.log(f"set-up: gfam {cfg.gfam}, channels_last {'on' if cfg.channels_last else 'off'}, "
                  f"torch.compile {'on' if cfg.compile else 'off'}")
         if cfg.init is not None:
@@ -345,7 +379,7 @@ class Trainer:
                          f"eta {_eta(left)}")
                 window_start, window_iter = now_perf, self.iteration
             if self.ctx.is_main and cfg.val_every and self.iteration % cfg.val_every == 0 and not stop:
-                self.validate(self.model)
+                self.validate(self.shipping_model())
             if self.iteration % cfg.checkpoint_every == 0 or stop:
                 self.train_seconds += time.perf_counter() - session_start
                 session_start = time.perf_counter()
@@ -367,9 +401,9 @@ class Trainer:
                      f"labelled RANDOM in their metadata and card")
         return self.ship() if self.ctx.is_main else None
 
-    def _keep_better(self) -> None:
-        """Put the starting weights back if the trained ones validate worse: a run never ships a
-        regression of the weights it was given."""
+    def _keep_better(self, model: DAGL) -> None:
+        """Put the starting weights back into ``model`` (what ships) if the trained ones validate worse:
+        a run never ships a regression of the weights it was given."""
         if self.init_state is not None and self.iteration == 0:
             self.kept = "init"
             self.log("no iteration fitted in the budget: shipping the starting weights")
@@ -380,7 +414,7 @@ class Trainer:
                          f"{_mean(self.start_validation):.3f} dB for the starting weights")
             return
         self.kept = "init"
-        self.model.load_state_dict(self.init_state)
+        model.load_state_dict(self.init_state)
         self.log(f"keeping the STARTING weights: they validate at {_mean(self.start_validation):.3f} dB, "
                  f"the trained ones at {_mean(self.trained_validation):.3f} dB")
 
@@ -388,15 +422,16 @@ class Trainer:
         """Write the FP16 weights, reload them as a user would, validate them, write the card;
         with ``--init``, the better of the starting and the trained weights."""
         total = self.init_iterations + self.iteration
-        weights = release.write_weights(self.model, self.config, total)
+        model = self.shipping_model()
+        weights = release.write_weights(model, self.config, total)
         shipped = load_weights(self.config.task, weights=weights).to(self.ctx.device)
         self.trained_validation = self.validate(shipped)
         validation = self.trained_validation
-        self._keep_better()
+        self._keep_better(model)
         if self.kept == "init":
-            weights = release.write_weights(self.model, self.config, self.init_iterations)
+            weights = release.write_weights(model, self.config, self.init_iterations)
             validation = self.start_validation
-        self.shipped_state = {k: v.detach().float().cpu() for k, v in self.model.state_dict().items()}
+        self.shipped_state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
         rate = self.session_iterations / self.train_seconds if self.train_seconds and not self.config.resume else None
         summary = release.RunSummary(
             iterations=self.iteration, wall_seconds=self.train_seconds,
