@@ -264,6 +264,7 @@ def time_command(weights: Path, size: int, repeats: int, out: Path) -> None:
     import torch
 
     import dagl
+    from dagl.runtime.pyt.runner import ieee_float32
     from dagl.runtime.tiling.reference import run_reference
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -272,11 +273,13 @@ def time_command(weights: Path, size: int, repeats: int, out: Path) -> None:
     results = []
     for precision, dtype in (("fp32", None), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
         def infer(batch: np.ndarray) -> np.ndarray:
-            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
-                                                        enabled=dtype is not None):
+            # float32 as the PyTorch runner computes it (IEEE, not TF32); autocast picks its own dtypes.
+            with torch.inference_mode(), ieee_float32(), torch.autocast(device.type, dtype=dtype or torch.float32,
+                                                                        enabled=dtype is not None):
                 return net(torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
-        for tiling, call in (("whole", lambda: infer(image[None])), ("reference chop", lambda: run_reference(image, infer))):
+        calls = (("whole", lambda: infer(image[None])), ("reference chop", lambda: run_reference(image, infer)))
+        for tiling, call in calls:
             call()  # warm-up: kernels chosen, memory allocated
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
