@@ -40,6 +40,7 @@ import click
 
 from dagl.atomic import write_atomic
 from dagl.errors import UserInputError
+from relay import report_means
 from remote_train import Limits, Plan, entry_point, remote_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,14 +125,11 @@ def _step(name: str, argv: list[str], env: dict[str, str], guard: float, log: Pa
 
 
 def _mean_psnr(report: Path, dataset: str, quality: int) -> float | None:
-    import csv
-
+    """The scored model's mean PSNR in a dagl-eval report; None when the step wrote none."""
     table = report / f"{dataset}-q{quality}.csv"
     if not table.is_file():
         return None
-    with table.open(newline="") as fh:
-        means = {row["model"]: float(row["psnr"]) for row in csv.DictReader(fh) if row["image"] == "mean"}
-    return next((v for k, v in means.items() if k != "input"), None)
+    return next((v for k, v in report_means(table).items() if k != "input"), None)
 
 
 def _run_facts(run: Path) -> dict:

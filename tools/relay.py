@@ -151,10 +151,15 @@ def dagl_eval(weights: Path, dataset: str, quality: int, folder: Path, threads: 
     """(model PSNR, input PSNR) of ``dagl-eval``'s default protocol on the full images."""
     subprocess.run(["dagl-eval", "--task", "jpeg", "--dataset", dataset, "--quality", str(quality),
                     "--model", str(weights), "--threads", str(threads), "--report", str(folder)], check=True)
-    with (folder / f"{dataset}-q{quality}.csv").open(newline="") as fh:
-        means = {row["model"]: float(row["psnr"]) for row in csv.DictReader(fh) if row["image"] == "mean"}
+    means = report_means(folder / f"{dataset}-q{quality}.csv")
     model = next(name for name in means if name != "input")
     return means[model], means["input"]
+
+
+def report_means(table: Path) -> dict[str, float]:
+    """Mean PSNR per model (the degraded input as ``"input"``) of a ``dagl-eval --report`` CSV."""
+    with table.open(newline="") as fh:
+        return {row["model"]: float(row["psnr"]) for row in csv.DictReader(fh) if row["image"] == "mean"}
 
 
 @dataclass(frozen=True)
