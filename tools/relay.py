@@ -284,7 +284,10 @@ def main() -> None:
               help="Run folder  [default: runs/relay-<UTC time>]")
 @click.option("--start", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Weights to continue  [default: the shipped dagl/weights/dagl-jpeg.safetensors]")
-def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, start: Path | None) -> None:
+@click.option("--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="DECAY",
+              help="Train with dagl-train's --ema DECAY and ship the average (docs/training.md, the ablation).")
+def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, start: Path | None,
+        ema: float | None) -> None:
     """Train, score, and ship if better: one session's leg of the relay."""
     from dagl.datasets import datasets_root
 
@@ -307,7 +310,8 @@ def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, 
     data, start, out = (Path(os.path.relpath(path.resolve(), REPO))
                         for path in (datasets_root() / "train" / "bsd400", start, out))
     subprocess.run(["dagl-train", "--task", "jpeg", "--data", str(data), "--init", str(start),
-                    "--time-budget", f"{train_budget:.0f}", "--out", str(out), *TRAIN_ARGS], check=True, cwd=REPO)
+                    "--time-budget", f"{train_budget:.0f}", "--out", str(out), *TRAIN_ARGS,
+                    *(["--ema", str(ema)] if ema else [])], check=True, cwd=REPO)
     out = REPO / out
     ship(Run.read(out), live1)
 
