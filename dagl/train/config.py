@@ -65,7 +65,7 @@ class TrainConfig:
     time_budget: float | None = None
     #: Weights to start from (fresh optimiser); the better of them and the trained ones ship.
     init: Path | None = None
-    #: Training set-up (see dagl.train.probe): GFAM implementation, memory format, torch.compile.
+    #: Training set-up: GFAM implementation, memory format, torch.compile (docs/training.md measures them).
     gfam: str = GFAM_NAMES[0]
     channels_last: bool = False
     compile: bool = False
