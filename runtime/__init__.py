@@ -9,9 +9,10 @@ The backends are the entries of ``dagl.runtime.backends.REGISTRY``; their code l
 needs them, so ``import dagl.runtime`` works without torch, ONNX Runtime or TensorRT loaded).
 """
 
+from dagl.memory import MemoryBudgetError, estimate_peak_bytes
+
 from .base import BaseRunner, InferenceError, ModelInfo, ModelInputError, RuntimeLoadError
 from .loader import create_runner
-from .memory import MemoryBudgetError, estimate_peak_bytes
 from .restorer import InputArrayError, Restorer, RestorerClosedError
 
 __all__ = ["BaseRunner", "InferenceError", "InputArrayError", "MemoryBudgetError", "ModelInfo", "ModelInputError", "Restorer",

@@ -47,7 +47,20 @@ def lazy(module: str, function: str = "create") -> Factory:
     return factory
 
 
-REGISTRY: dict[str, Backend] = {backend.name: backend for backend in (
+#: name -> backend, in registration order (the order ``--backend`` lists them).
+REGISTRY: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Add ``backend`` to :data:`REGISTRY`; a second entry under a taken name is refused, not silently swapped
+    in, since every command resolves ``--backend`` through this table."""
+    if backend.name in REGISTRY:
+        raise ValueError(f"backend {backend.name!r} is registered twice")
+    REGISTRY[backend.name] = backend
+    return backend
+
+
+for _backend in (
     Backend("tensorrt", ("engine", "onnx"), lazy(".trt.backend"), bounds_for("TensorRT engine"),
             auto_for=("engine",), summary="a TensorRT engine, or an .onnx file built into one (kept in the engine "
                                           "cache)"),
@@ -58,7 +71,8 @@ REGISTRY: dict[str, Backend] = {backend.name: backend for backend in (
             summary="ONNX Runtime's TensorRT execution provider (engine and timing cache kept in the engine cache)"),
     Backend("torch", ("weights",), lazy(".pyt.loader"), bounds_for("PyTorch"),
             auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)"),
-)}
+):
+    register_backend(_backend)
 
 
 def auto_backend(kind: str) -> Backend:

@@ -21,11 +21,11 @@ from dagl.cli_common import Command, device_option, task_option, threads_option
 from dagl.cli_progress import print_table, progress
 from dagl.device import is_cuda, resolve_device
 from dagl.errors import output_error
+from dagl.memory import check_memory
 from dagl.outputs import check_output_file
 
 from .base import BaseRunner, ModelInfo
 from .loader import BACKEND_HELP, BACKENDS, create_runner
-from .memory import check_memory
 
 if TYPE_CHECKING:
     from .pyt import TorchRunner

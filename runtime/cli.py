@@ -17,11 +17,11 @@ from dagl.cli_common import Command, error_line, max_pixels_option, sigma_option
 from dagl.cli_progress import progress
 from dagl.errors import DaglError, UserInputError, output_error
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
+from dagl.memory import MemoryBudgetError
 from dagl.outputs import check_output_folder, check_output_name
 
 from .base import InferenceError
 from .channels import ChannelError, to_network
-from .memory import MemoryBudgetError
 from .options import restoration_options
 from .restorer import InputArrayError, Restorer
 from .reference import find_reference, gain_line, load_reference

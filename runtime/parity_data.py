@@ -2,7 +2,7 @@
 
 Random inputs say little about an image-restoration network (its attention reacts to image
 structure), so parity is checked on crops of the paper's test sets, the same way everywhere: in
-the tests (through :mod:`dagl.runtime.parity`) and by users with Polygraphy's own command line::
+the tests (through ``tests/polygraphy_runners.py``) and by users with Polygraphy's own command line::
 
     polygraphy run dagl-jpeg.onnx --trt --onnxrt ... \\
         --data-loader-script "$(python -m dagl.runtime.parity_data)":load_data

@@ -13,12 +13,12 @@ import numpy as np
 
 from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
 from dagl.errors import DaglError, UserInputError
+from dagl.memory import check_memory
 
 from .base import BaseRunner
 from .ensemble import TRANSFORMS
 from .ensemble import ensemble as x8
 from .loader import create_runner
-from .memory import check_memory
 from .tiling import Progress, TileOptions, TilingError, TilingPolicy, get_tiling
 
 #: How far outside [0, 1] an input may reach. The protocol's noisy inputs are not clipped: at sigma
@@ -72,7 +72,7 @@ class Restorer:
     Works without ``with`` too (the backend activates on first use; call :meth:`close`).
     ``threads`` (beyond the shared interface) caps CPU threads, for benchmarks on shared machines.
     ``memory_budget`` (bytes) bounds the estimated peak of one batch of tiles (default: see
-    :func:`~dagl.runtime.memory.memory_budget`); settings over it are refused before anything loads.
+    :func:`~dagl.memory.memory_budget`); settings over it are refused before anything loads.
     """
 
     def __init__(self, model_path: str | Path, task: str | None = None, sigma: int | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from dagl.artefact import DEFAULT_BATCH, GPU, EngineSidecar, Profile, engine_bui
 from dagl.io import write_image
 from dagl.runtime import ModelInfo, RuntimeLoadError, create_runner
 from dagl.runtime import cli as infer_cli
-from dagl.runtime.backends import REGISTRY, auto_backend, backends_for
+from dagl.runtime.backends import REGISTRY, auto_backend, backends_for, register_backend
 from dagl.runtime.base import CACHE_ENV, default_cache_dir
 from dagl.runtime.backends import tolerance_for
 from dagl.runtime.compare import ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32
@@ -65,6 +66,13 @@ def test_every_command_offers_auto_and_every_registered_backend():
     assert "onnxruntime-tensorrt: ONNX Runtime's TensorRT execution provider" in BACKEND_HELP
     squeezed = "".join(CliRunner().invoke(infer_cli.main, ["--help"]).output.split())  # click wraps at hyphens
     assert "".join(BACKEND_HELP.split()) in squeezed
+
+
+def test_the_registry_refuses_a_second_backend_under_a_taken_name():
+    before = dict(REGISTRY)
+    with pytest.raises(ValueError, match="backend 'onnxruntime' is registered twice"):
+        register_backend(replace(REGISTRY["torch"], name="onnxruntime"))
+    assert REGISTRY == before and REGISTRY["onnxruntime"] is before["onnxruntime"]
 
 
 def test_parity_bounds_come_from_the_registry():

@@ -19,9 +19,9 @@ from dagl.calibration.policy import fp32_nodes
 from dagl.export.fp16 import to_fp16
 from dagl.runtime.base import ModelInfo
 from dagl.runtime.compare import ENGINE_VS_ONNX_FP16, ENGINE_VS_ONNX_FP32, ONNX_FP16, ONNX_FP32, Tolerance
-from dagl.runtime.parity import PolygraphyRunner, compare_runners, onnxruntime_runner
 from dagl.runtime.parity_data import load_data
 from dagl.runtime.pyt import TorchRunner
+from polygraphy_runners import PolygraphyRunner, compare_runners, onnxruntime_runner
 from test_runtime_support import jpeg_onnx
 
 CROP = 48

@@ -15,7 +15,7 @@ from crafted import tiny_onnx
 from dagl.runtime import Restorer, RuntimeLoadError
 from dagl.runtime.base import InferenceError
 from dagl.runtime.loader import create_runner
-from dagl.runtime.memory import MemoryBudgetError, check_memory, estimate_peak_bytes
+from dagl.memory import MemoryBudgetError, check_memory, estimate_peak_bytes
 from dagl.runtime.restorer import InputArrayError, RestorerClosedError
 
 FAST = {"tile": 16, "overlap": 4, "threads": 1}
@@ -173,7 +173,7 @@ def test_untiled_image_memory_is_refused_before_the_session_starts(tmp_path):
 @pytest.mark.parametrize("tile,batch,measured", [(64, 1, 46.5e6), (96, 1, 161.4e6), (128, 1, 420.1e6),
                                                  (160, 1, 918.4e6)])
 def test_memory_estimate_matches_the_cpu_measurements(tile, batch, measured):
-    """The fitted constants reproduce the ru_maxrss figures in dagl.runtime.memory within 10%."""
+    """The fitted constants reproduce the ru_maxrss figures in dagl.memory within 10%."""
     assert abs(estimate_peak_bytes(tile, tile, batch) / measured - 1) < 0.10
 
 

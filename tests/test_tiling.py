@@ -164,7 +164,7 @@ def test_a_registered_policy_runs_through_the_restorer_under_the_memory_bound(st
     """A policy added in one place: Restorer runs it, counts its tiles and bounds its peak call."""
     from crafted import tiny_onnx
     from dagl.runtime import Restorer
-    from dagl.runtime.memory import MemoryBudgetError, estimate_peak_bytes
+    from dagl.memory import MemoryBudgetError, estimate_peak_bytes
 
     image = np.random.default_rng(5).random((50, 40), dtype=np.float32)
     wide = np.zeros((50, 400), np.float32)

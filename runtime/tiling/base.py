@@ -2,7 +2,7 @@
 
 A policy splits a (C, H, W) image into network calls and stitches the outputs back. Besides
 running, it must say how many tiles an image takes (progress bars, benchmarks) and the largest
-call it makes (the memory bound of :mod:`dagl.runtime.memory`): both are abstract, so a policy
+call it makes (the memory bound of :mod:`dagl.memory`): both are abstract, so a policy
 that cannot state its peak cannot be registered, and so cannot run unbounded.
 
 The registry (:data:`TILINGS`) is what ``Restorer``, the memory bound and every ``--tiling``

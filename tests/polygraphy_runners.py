@@ -1,4 +1,4 @@
-"""Backend-vs-backend parity through Polygraphy's Comparator, with explicit tolerances.
+"""Test helper: backend-vs-backend parity through Polygraphy's Comparator, with explicit tolerances.
 
 Polygraphy already runs several backends on the same feeds and compares their outputs; what it
 lacks is our backends. :class:`PolygraphyRunner` adapts any dagl runner (PyTorch, ONNX Runtime,
@@ -26,9 +26,9 @@ from polygraphy.comparator import Comparator, PsnrCompareFunc, SimpleCompareFunc
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME
 
-from .base import BaseRunner
-from .compare import Tolerance, Verdict, worst
-from .compare import compare as compare_arrays
+from dagl.runtime.base import BaseRunner
+from dagl.runtime.compare import Tolerance, Verdict, worst
+from dagl.runtime.compare import compare as compare_arrays
 
 class PolygraphyRunner(PolygraphyBaseRunner):
     """A dagl runner seen as a Polygraphy runner: feed ``{"input": x}``, get ``{"output": y}``."""
