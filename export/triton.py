@@ -27,12 +27,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagl.artefact import (DEFAULT_BATCH, DEFAULT_TILE, INPUT_NAME, OUTPUT_NAME, EngineSidecar, Profile, artefact_stem,
-                           declared_metadata)
+from dagl.artefact import DEFAULT_BATCH, DEFAULT_TILE, INPUT_NAME, OUTPUT_NAME, EngineSidecar, Profile, artefact_stem
+from dagl.artefact.onnx_graph import ONNX_FLOAT, OnnxFileError, graph_inputs, graph_outputs, load_onnx
 from dagl.errors import UserInputError, output_error
 
-#: onnx.TensorProto.FLOAT: Triton's TYPE_FP32.
-_ONNX_FLOAT = 1
 #: How long the dynamic batcher holds a request for batch-mates (microseconds): a tile costs
 #: milliseconds on a GPU, so a tenth of a millisecond costs nothing and fills batches under load.
 DEFAULT_QUEUE_DELAY_US = 100
@@ -98,26 +96,19 @@ class OnnxFacts:
 
 def read_onnx_facts(path: Path) -> OnnxFacts:
     """The task and interface of an ONNX file ``dagl-export`` wrote; one line if it is not one."""
-    import onnx
-
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf errors have no common base class
-        raise TritonConfigError(f"{path}: not a readable ONNX file ({exc.__class__.__name__})") from None
-    declared = declared_metadata({p.key: p.value for p in model.metadata_props}, path)
+        model, declared = load_onnx(path)
+    except OnnxFileError as exc:
+        raise TritonConfigError(str(exc)) from None
     if "task" not in declared or "channels" not in declared:
         raise TritonConfigError(f"{path}: declares no dagl.task/dagl.channels (export it with dagl-export)")
-    graph = model.graph
-    initialisers = {i.name for i in graph.initializer}
-    inputs = [v for v in graph.input if v.name not in initialisers]
-    values = [*inputs, *graph.output]
-    dims = tuple(d.dim_value if d.HasField("dim_value") else -1
-                 for d in inputs[0].type.tensor_type.shape.dim) if inputs else ()
+    inputs, outputs = graph_inputs(model.graph), graph_outputs(model.graph)
+    dims = tuple(dim if isinstance(dim, int) else -1 for dim in inputs[0].dims or ()) if inputs else ()
     sigma = declared.get("sigma")
     return OnnxFacts(task=str(declared["task"]), channels=int(declared["channels"]),
                      sigma=None if sigma is None else int(sigma),
-                     inputs=tuple(v.name for v in inputs), outputs=tuple(v.name for v in graph.output),
-                     elem_types=tuple(v.type.tensor_type.elem_type for v in values), dims=dims)
+                     inputs=tuple(v.name for v in inputs), outputs=tuple(v.name for v in outputs),
+                     elem_types=tuple(v.elem_type for v in (*inputs, *outputs)), dims=dims)
 
 
 def onnx_configs(facts: OnnxFacts, tile: int, max_batch: int, filename: str = "model.onnx") -> list[ModelConfig]:
@@ -160,9 +151,9 @@ def check_onnx_config(config: ModelConfig, facts: OnnxFacts, source: Path) -> No
     if facts.inputs != (INPUT_NAME,) or facts.outputs != (OUTPUT_NAME,):
         raise _refuse(config, source, f"the graph's tensors are {list(facts.inputs)} -> {list(facts.outputs)}, "
                                       f"the config's {INPUT_NAME!r} -> {OUTPUT_NAME!r}")
-    if any(t != _ONNX_FLOAT for t in facts.elem_types):
+    if any(t != ONNX_FLOAT for t in facts.elem_types):
         raise _refuse(config, source, f"the graph's I/O element types are {list(facts.elem_types)}, the config's "
-                                      f"TYPE_FP32 (ONNX type {_ONNX_FLOAT})")
+                                      f"TYPE_FP32 (ONNX type {ONNX_FLOAT})")
     if len(facts.dims) != 4 or len(config.dims) != 3:
         raise _refuse(config, source, f"input shape {list(facts.dims)} is not (N, C, H, W)")
     if config.max_batch_size < 1 or facts.dims[0] not in (-1, config.max_batch_size):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto
 
+from dagl.artefact.onnx_graph import graph_inputs, graph_outputs
 from dagl.artefact.operators import (CONSTANT_INPUTS, OPSET_RANGE, OUTPUT_TYPED, PROJECT_REFUSED, SUPPORTED_TYPES,
                                     operator_refusal)
 from dagl.artefact.precision import REFERENCE
@@ -75,17 +76,16 @@ def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
 def _check_io(model: onnx.ModelProto) -> list[Problem]:
     """Graph inputs need a known rank and named or fixed dims, so a profile can cover them."""
     problems = []
-    for value in [*model.graph.input, *model.graph.output]:
-        tensor = value.type.tensor_type
-        if not tensor.HasField("shape"):
+    for value in [*graph_inputs(model.graph), *graph_outputs(model.graph)]:
+        if value.dims is None:
             problems.append(Problem(value.name, "graph I/O", "unknown rank; profiles need a fixed rank"))
             continue
-        for axis, dim in enumerate(tensor.shape.dim):
-            if not dim.HasField("dim_param") and not dim.HasField("dim_value"):
+        for axis, dim in enumerate(value.dims):
+            if dim is None:
                 problems.append(Problem(value.name, "graph I/O", f"axis {axis} is neither fixed nor named"))
-        if _type_name(tensor.elem_type) not in ("FLOAT", "FLOAT16"):
+        if _type_name(value.elem_type) not in ("FLOAT", "FLOAT16"):
             problems.append(Problem(value.name, "graph I/O",
-                                    f"I/O type {_type_name(tensor.elem_type)} is not float"))
+                                    f"I/O type {_type_name(value.elem_type)} is not float"))
     return problems
 
 

@@ -11,6 +11,7 @@ from dagl.device import is_cuda
 
 from ..base import BaseRunner, ModelInputError, RunnerRequest
 from ..metadata import resolve_info
+from ..onnx_info import read_info
 from .runner import OnnxEngineRunner, TensorRTRunner
 
 
@@ -18,8 +19,6 @@ def create(request: RunnerRequest) -> BaseRunner:
     """The ``tensorrt`` backend's factory; an engine always runs on a GPU (``cuda:N`` picks which)."""
     device = request.device if is_cuda(request.device) else "cuda"
     if request.kind == "onnx":
-        from ..onnxrt.loader import read_info  # the same checks of a graph's metadata and interface
-
         info = read_info(request.path, request.task, request.sigma)
         return OnnxEngineRunner(request.path, info, request.engine_cache, device)
     try:
