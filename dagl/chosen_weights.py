@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagl
 from dagl.artefact.naming import WEIGHTS_KEY, is_random_label, random_label
+from dagl.files import file_digest
 
 RANDOM = "random"
 RANDOM_SEED = 0
@@ -52,7 +53,7 @@ def load_chosen_weights(task: str, weights: str | Path | None, sigma: int | None
     """
     import torch  # here, not at import: the export command's --help names RANDOM without loading torch
 
-    from dagl.weights import file_digest, weights_metadata
+    from dagl.weights import weights_metadata
 
     if str(weights) == RANDOM:
         torch.manual_seed(RANDOM_SEED)

@@ -8,6 +8,7 @@ most ``limit`` bytes, and measure JSON nesting before parsing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -50,3 +51,12 @@ def loads_bounded(text: str, max_depth: int = MAX_JSON_DEPTH) -> object:
     if depth > max_depth:
         raise ValueError(f"JSON nested {depth:,} levels deep (at most {max_depth})")
     return json.loads(text)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, recorded in artefacts so each names the file it was made from (weights, ONNX)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()

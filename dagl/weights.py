@@ -7,7 +7,6 @@ is refused with the first offending key and both shapes.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -16,8 +15,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .artefact.naming import WEIGHTS_SUFFIX
 from .atomic import atomic_path
 from .errors import WeightsError
+from .files import file_digest
 
 #: Keys of the release's checkpoints that the forward pass never uses and our model does not carry.
 IGNORED_PREFIXES = ("add_mean.",)
@@ -25,7 +26,6 @@ IGNORED_PREFIXES = ("add_mean.",)
 RELEASE_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 #: Wrappers some training scripts add around a state dict.
 _WRAPPER_KEYS = ("state_dict", "model", "params")
-SAFETENSORS_SUFFIX = ".safetensors"
 def _not_safetensors(path: Path, exc: Exception) -> WeightsError:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return WeightsError(f"cannot read weights from {path}: not a readable safetensors file ({reason})")
@@ -50,7 +50,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
-    if path.suffix == SAFETENSORS_SUFFIX:
+    if path.suffix == WEIGHTS_SUFFIX:
         from safetensors.torch import load_file
 
         try:
@@ -74,7 +74,7 @@ def weights_metadata(path: str | Path) -> dict[str, str]:
     Read from the header only, so the task is known before any tensor is loaded.
     """
     path = Path(path)
-    if path.suffix != SAFETENSORS_SUFFIX or not path.is_file():
+    if path.suffix != WEIGHTS_SUFFIX or not path.is_file():
         return {}
     from safetensors import safe_open
 
@@ -146,11 +146,3 @@ def save_safetensors(model: nn.Module, path: str | Path, *, fp16: bool = False,
         save_file(tensors, str(temp), metadata=dict(metadata or {}))
     return path
 
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file, recorded in export metadata so an artefact names its weights."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()

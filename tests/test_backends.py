@@ -22,6 +22,7 @@ from onnx import TensorProto, helper
 
 import fake_tensorrt
 from dagl.artefact import DEFAULT_BATCH, GPU, EngineSidecar, Profile, engine_build
+from dagl.files import file_digest
 from dagl.io import write_image
 from dagl.runtime import ModelInfo, RuntimeLoadError, create_runner
 from dagl.runtime import cli as infer_cli
@@ -229,7 +230,7 @@ def test_engine_names_say_everything_the_engine_depends_on(tmp_path):
     path = small_onnx(tmp_path, "fp16")
     info = ModelInfo(task="denoise", channels=1, sigma=25, precision="fp16")
     key = engine_key(path, info, PROFILE, "11.4.0.106", HERE_GPU)
-    assert key.onnx_sha256 == engine_build.file_digest(path)
+    assert key.onnx_sha256 == file_digest(path)
     assert key.file_name == (f"dagl-denoise-s25-fp16_1x1x16x16_4x1x80x80_4x1x256x256_trt11.4.0.106_Fake_H100_80GB_"
                              f"sm90_{key.onnx_sha256[:16]}.plan")
     assert key.timing_cache_name == "timing_trt11.4.0.106_Fake_H100_80GB_sm90.cache"
@@ -255,7 +256,7 @@ def test_an_onnx_file_is_built_once_then_found_again(fake_trt, tmp_path, monkeyp
     plan, _ = _run(onnx_path, cache_dir)
     assert plan.parent == cache_dir and plan.name.startswith("dagl-jpeg-fp32_1x1x16x16_4x1x80x80_4x1x256x256_trt11.4.0")
     sidecar = EngineSidecar.read(plan)
-    assert sidecar.onnx_sha256 == engine_build.file_digest(onnx_path) and sidecar.profile == PROFILE
+    assert sidecar.onnx_sha256 == file_digest(onnx_path) and sidecar.profile == PROFILE
     assert fake_tensorrt.read_plan(plan.read_bytes())["onnx"] == "dagl-jpeg.onnx"
     timing = cache_dir / "timing_trt11.4.0.106_Fake_H100_80GB_sm90.cache"
     assert timing.read_bytes() == b"+tuned"

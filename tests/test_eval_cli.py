@@ -221,7 +221,7 @@ def test_compare_out_of_bounds_exits_non_zero(official_checkpoint, datasets_dir,
 
 def test_compare_says_when_the_artefact_was_made_from_different_weights(official_checkpoint, datasets_dir,
                                                                        tmp_path_factory):
-    from dagl.weights import file_digest
+    from dagl.files import file_digest
     from test_runtime_support import add_metadata
 
     folder = tmp_path_factory.mktemp("stamped")

@@ -19,6 +19,7 @@ import torch
 from click.testing import CliRunner
 
 import dagl
+from dagl.files import file_digest
 from dagl.calibration.policy import attention_path_nodes, float32_attention, fp32_nodes, module_scope
 from dagl.calibration.ranges import RangeTracker, track
 from dagl.calibration.samples import task_crops
@@ -82,7 +83,7 @@ def test_written_files_and_summary(jpeg_export):
     assert sorted(p.name for p in out.iterdir()) == ["dagl-jpeg-fp16.onnx", "dagl-jpeg.json", "dagl-jpeg.onnx"]
     assert summary["files"] == ["dagl-jpeg.onnx", "dagl-jpeg-fp16.onnx", "dagl-jpeg.json"]
     assert summary["weights"]["random"] is False
-    assert summary["weights"]["sha256"] == dagl.weights.file_digest(summary["weights"]["source"])
+    assert summary["weights"]["sha256"] == file_digest(summary["weights"]["source"])
     assert summary["channels"] == 1 and summary["opset"] == 17 and summary["precision"] == "fp16"
     assert summary["shapes"] == {"min": [1, 1, 16, 16], "opt": [4, 1, 80, 80], "max": [4, 1, 256, 256]}
     assert summary["versions"]["onnx"] == onnx.__version__

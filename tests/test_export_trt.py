@@ -26,6 +26,7 @@ from dagl.artefact import (GPU, SUPPORTED_TENSORRT, EngineSidecar, EngineTask, E
                            import_tensorrt, tensorrt_supported)
 from dagl.artefact.engine_build import EngineBuildError, build_engine
 from dagl.export.trt_check import check_tensorrt_compatible
+from dagl.files import file_digest
 from dagl.runtime import RuntimeLoadError
 from dagl.runtime.base import ModelInfo
 from dagl.runtime.trt import TensorRTRunner
@@ -132,7 +133,7 @@ def test_strongly_typed_build_writes_plan_and_sidecar(fake_trt, tmp_path, fp16):
     assert meta["compute_capability"] == "9.0" and meta["task"] == "jpeg" and meta["sigma"] is None
     assert (meta["min_shape"], meta["opt_shape"], meta["max_shape"]) == ([1, 1, 16, 16], [2, 1, 96, 96],
                                                                          [2, 1, 256, 256])
-    assert meta["onnx_sha256"] == engine_build.file_digest(tmp_path / built["onnx"])
+    assert meta["onnx_sha256"] == file_digest(tmp_path / built["onnx"])
 
 
 def test_network_is_created_strongly_typed(fake_trt):
@@ -193,7 +194,7 @@ def test_dagl_export_builds_the_fp16_engine_from_the_fp16_onnx(fake_trt, tmp_pat
     assert built["profiles"] == [{"input": [[1, 1, 16, 16], [1, 1, 48, 48], [1, 1, 64, 64]]}]
     sidecar = EngineSidecar.read(out / "dagl-jpeg-fp16.plan")
     assert sidecar.precision == "fp16" and sidecar.tensorrt_version == fake_tensorrt.VERSION
-    assert sidecar.onnx_sha256 == engine_build.file_digest(out / "dagl-jpeg-fp16.onnx")
+    assert sidecar.onnx_sha256 == file_digest(out / "dagl-jpeg-fp16.onnx")
     assert json.loads((out / "dagl-jpeg.json").read_text())["engine"] == "dagl-jpeg-fp16.plan"
 
 

@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 import dagl
 import relay  # tools/ is on pytest's pythonpath
-from dagl.weights import file_digest, save_safetensors, weights_metadata
+from dagl.files import file_digest
+from dagl.weights import save_safetensors, weights_metadata
 
 PNG = b"\x89PNG\r\n\x1a\n"
 START_ROW = ("date,iterations,crops,train_hours,classic5_q10,live1_q10,note\n"

@@ -238,7 +238,7 @@ def publish(trained: Path, card: str, init: Path, crops: int, train_seconds: flo
 
 def card_with_protocol(card: str, row: CurveRow, weights: Path, x8: dict[str, float]) -> str:
     """The run's card, with the shipped file's digest and the full-image figures appended."""
-    from dagl.weights import file_digest
+    from dagl.files import file_digest
 
     lines = [line for line in card.splitlines() if not line.startswith("- SHA-256:")]
     after = next(i for i, line in enumerate(lines) if line.startswith("- File:")) + 1

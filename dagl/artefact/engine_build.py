@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import DaglError
-from ..weights import file_digest
+from ..files import file_digest
 from .format import DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE, INPUT_NAME, Profile
 from .probe import current_gpu, import_tensorrt
 from .naming import TIMING_CACHE_NAME

@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..artefact.naming import WEIGHTS_KEY, WEIGHTS_SUFFIX, random_label, weights_name
 from ..atomic import write_atomic
-from ..artefact.naming import weights_name
-from ..weights import file_digest, save_safetensors
-from ..artefact.naming import WEIGHTS_KEY, random_label
+from ..files import file_digest
+from ..weights import save_safetensors
 from .config import HELD_OUT, LR_GAMMA, TrainConfig
 
 
@@ -53,7 +53,7 @@ def _duration(seconds: float) -> str:
 
 def recorded_iterations(path: Path) -> int:
     """The ``dagl.iterations`` a dagl-train safetensors file records (0 for any other file)."""
-    if Path(path).suffix != ".safetensors":
+    if Path(path).suffix != WEIGHTS_SUFFIX:
         return 0
     from safetensors import safe_open
 

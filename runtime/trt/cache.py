@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dagl.artefact import GPU, EngineSidecar, EngineUnavailable, Profile, SidecarError, current_gpu
 from dagl.artefact.naming import artefact_stem
+from dagl.files import file_digest
 
 from ..base import CACHE_ENV, ModelInfo, RuntimeLoadError
 from .loader import tensorrt_module
@@ -72,7 +73,6 @@ class EngineKey:
 
 def engine_key(onnx: Path, info: ModelInfo, profile: Profile, tensorrt_version: str, gpu: GPU) -> EngineKey:
     """The key of the engine ``onnx`` builds into with ``profile`` on this TensorRT and GPU."""
-    from dagl.weights import file_digest  # imports torch, as the build does
 
     return EngineKey(info.task, info.sigma, info.precision, profile, tensorrt_version, gpu, file_digest(onnx))
 
