@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dagl.configs import TaskConfig, get_config
-from dagl.datasets import add_protocol_noise, to_channels
+from dagl.datasets import add_protocol_noise, centre_crop, to_channels
 from dagl.errors import UserInputError
 from dagl.io import read_image
 
@@ -24,21 +24,16 @@ class SamplesError(UserInputError):
 DEFAULT_SIGMA = 25
 
 
-def _network_input(config: TaskConfig, path: Path, sigma: int) -> np.ndarray:
-    """(C, H, W) float32 input of the network for ``config``'s task from one file, read as the test sets are."""
+def _network_input(config: TaskConfig, path: Path, sigma: int, shape: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) float32 input of the network for ``config``'s task: the central ``shape`` window of one file,
+    read as the test sets are (noise, where the task adds it, drawn over the whole image first)."""
     image = to_channels(read_image(path), config.channels, path)  # the stored JPEGs: 3 identical channels -> gray
     if config.calibration.add_noise:
         image = add_protocol_noise(image, sigma)
-    return image[None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))
-
-
-def center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The central ``height`` x ``width`` window of a (C, H, W) array."""
-    top = (array.shape[1] - height) // 2
-    left = (array.shape[2] - width) // 2
-    if top < 0 or left < 0:
-        raise SamplesError(f"image of {array.shape[1]}x{array.shape[2]} is smaller than {height}x{width}")
-    return np.ascontiguousarray(array[:, top:top + height, left:left + width])
+    if image.shape[0] < shape[0] or image.shape[1] < shape[1]:
+        raise SamplesError(f"image of {image.shape[0]}x{image.shape[1]} is smaller than {shape[0]}x{shape[1]}")
+    image = centre_crop(image, *shape)
+    return np.ascontiguousarray(image[None] if image.ndim == 2 else image.transpose(2, 0, 1))
 
 
 def task_crops(task: str, datasets_dir: str | Path, *, shape: tuple[int, int] = (96, 96), count: int = 3,
@@ -53,5 +48,5 @@ def task_crops(task: str, datasets_dir: str | Path, *, shape: tuple[int, int] = 
     files = sorted(p for p in folder.iterdir() if p.is_file())[:count] if folder.is_dir() else []
     if not files:
         raise SamplesError(f"no images in {folder} (pass --datasets DIR or set DAGL_DATASETS)")
-    return [(f"{folder.name}/{path.name}", center_crop(_network_input(config, path, sigma), *shape))
+    return [(f"{folder.name}/{path.name}", _network_input(config, path, sigma, shape))
             for path in files]

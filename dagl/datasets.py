@@ -94,15 +94,17 @@ def add_protocol_noise(clean: np.ndarray, sigma: float) -> np.ndarray:
     return noisy[0] if clean.ndim == 2 else np.ascontiguousarray(noisy.transpose(1, 2, 0))
 
 
-def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """The central ``size`` x ``size`` window (smaller if the image is), at even offsets.
+def centre_crop(image: np.ndarray, size: int, width: int | None = None) -> np.ndarray:
+    """The central ``size`` x ``size`` window of an (H, W[, C]) image (``size`` x ``width`` if given;
+    smaller if the image is), at even offsets.
 
     Even offsets keep a GRBG mosaic's phase, so a cropped mosaic is still GRBG.
     """
-    height, width = image.shape[:2]
+    height, wide = image.shape[:2]
+    width = size if width is None else width
     top = (max(height - size, 0) // 2) & ~1
-    left = (max(width - size, 0) // 2) & ~1
-    return image[top:top + size, left:left + size]
+    left = (max(wide - width, 0) // 2) & ~1
+    return image[top:top + size, left:left + width]
 
 
 #: (name, clean file, degraded file or None when the degradation is protocol noise).
