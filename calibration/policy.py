@@ -7,7 +7,8 @@ the score MatMul (inclusive) and the masked attention weights, i.e. the ancestor
 ``softmax * mask`` product up to the nearest MatMul/Conv, stays in float32. The aggregation MatMul
 that follows takes weights in [0, 1] and runs in FP16.
 
-On top of that, ``fp16_ranges.json`` (written by ``python -m dagl.calibration.ranges``) may list modules
+On top of that, a ranges file (``dagl-calibrate`` writes one; the package's ``fp16_ranges.json`` is the shipped
+weights' record, and ``dagl-export --fp16-ranges FILE`` takes another) may list modules
 whose measured activations come within the headroom factor of FP16's range; their nodes are kept
 in float32 too, found by the module scope the TorchScript exporter puts in node names.
 """
@@ -15,7 +16,6 @@ in float32 too, found by the module scope the TorchScript exporter puts in node 
 from __future__ import annotations
 
 import contextlib
-import json
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +23,14 @@ from pathlib import Path
 import onnx
 from torch import Tensor, nn
 
+from dagl.errors import UserInputError
+from dagl.files import loads_bounded, read_small
 from dagl.gfam import GFAMHead
 
+#: The record shipped with the package (its weights' ranges; the tasks without weights: random ones).
 RANGES_FILE = Path(__file__).with_name("fp16_ranges.json")
+#: A ranges file is a few hundred kB (every module's min/max for four tasks); more is not one.
+MAX_RANGES_BYTES = 4 << 20
 #: The attention path ends where it meets a producer of full-size features.
 _PATH_STOPS = ("MatMul", "Conv")
 
@@ -63,9 +68,29 @@ def module_scope(module_name: str) -> str:
     return "/" + "/".join(scopes) + "/"
 
 
+class RangesError(UserInputError):
+    """A ranges file that is not one ``dagl-calibrate`` writes."""
+
+
 def load_ranges(path: Path = RANGES_FILE) -> dict:
-    """The committed calibration record (empty if it was never generated)."""
-    return json.loads(path.read_text()) if path.is_file() else {"tasks": {}}
+    """A ranges record (``{"tasks": {}}`` if the file does not exist yet): read bounded, since a user may
+    hand one over, and checked where the export reads it (each task's ``keep_fp32_modules``, a list of
+    module names)."""
+    path = Path(path)
+    if not path.exists():
+        return {"tasks": {}}
+    try:
+        data = loads_bounded(read_small(path, MAX_RANGES_BYTES, "a ranges file").decode("utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RangesError(f"{path}: not a readable ranges file ({str(exc).splitlines()[0]})") from None
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, dict) or not all(
+            isinstance(record, dict) and isinstance(record.get("keep_fp32_modules", []), list)
+            and all(isinstance(name, str) for name in record.get("keep_fp32_modules", []))
+            for record in tasks.values()):
+        raise RangesError(f"{path}: not a ranges file (no \"tasks\" records with a keep_fp32_modules list); "
+                          f"make one with dagl-calibrate")
+    return data
 
 
 def fp32_nodes(graph: onnx.GraphProto, task: str, ranges: dict | None = None) -> set[str]:

@@ -1,8 +1,9 @@
 """Measure activation ranges of DAGL on real test-set crops and record the FP16 decision.
 
-Run ``python -m dagl.calibration.ranges --task jpeg --weights model.pt`` after training or receiving new
-weights: it rewrites that task's entry of ``calibration/fp16_ranges.json``, which the FP16 export
-and the TensorRT build read. Ranges are the output of every module (forward hooks) plus the two
+Run ``dagl-calibrate --task jpeg --weights model.pt`` after training or receiving new weights: it writes
+that task's entry of a ranges file (``fp16_ranges.json`` in the current folder unless ``--output`` says
+otherwise), which ``dagl-export --fp16-ranges FILE`` then reads. The package's own record
+(``calibration/fp16_ranges.json``, the shipped weights') is rewritten only when ``--output`` names it. Ranges are the output of every module (forward hooks) plus the two
 attention internals that no module outputs: the similarity scores S and the masked softmax logits.
 """
 
@@ -28,7 +29,7 @@ from dagl.gfam import GFAMHead
 from dagl.atomic import write_atomic
 from dagl.chosen_weights import load_chosen_weights
 
-from .policy import RANGES_FILE, load_ranges
+from .policy import load_ranges
 from .samples import DEFAULT_SIGMA, task_crops
 
 FP16_MAX = 65504.0
@@ -123,13 +124,13 @@ def calibrate(task: str, weights: str | None, datasets_dir: Path, *, sigma: int 
     record = {"weights": info.as_dict(), "images": [name for name, _ in crops], "crop": [size, size]}
     if info.random:
         record["caveat"] = ("random weights: these ranges say little about trained weights; rerun "
-                            "`python -m dagl.calibration.ranges` with the trained weights before trusting them")
+                            "`dagl-calibrate` with the trained weights before trusting them")
     if get_config(task).calibration.add_noise:
         record["sigma"] = noise
     return record | decide(ranges) | {"ranges": ranges}
 
 
-def write_record(task: str, record: dict, path: Path = RANGES_FILE) -> None:
+def write_record(task: str, record: dict, path: Path) -> None:
     """Replace ``task``'s entry of the ranges file, atomically."""
     data = load_ranges(path)
     data["fp16_max"] = FP16_MAX
@@ -138,7 +139,11 @@ def write_record(task: str, record: dict, path: Path = RANGES_FILE) -> None:
     write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-@click.command("dagl.calibration.ranges", cls=Command)
+@click.command("dagl-calibrate", cls=Command, epilog="""\b
+Examples:
+  dagl-calibrate --task jpeg --weights model_best.pt          # -> ./fp16_ranges.json
+  dagl-export --task jpeg --weights model_best.pt --fp16 --fp16-ranges fp16_ranges.json
+""")
 @task_option(required=True)
 @click.option("--weights", default=None, help="Weights file, or 'random' (seeded; ranges then say little "
               "about trained weights). Default: the shipped weights.")
@@ -147,11 +152,17 @@ def write_record(task: str, record: dict, path: Path = RANGES_FILE) -> None:
               default=lambda: os.environ.get("DAGL_DATASETS", DEFAULT_DATASETS), show_default="../shared/datasets")
 @click.option("--crops", "count", default=3, show_default=True, help="Images to take one central crop from.")
 @click.option("--size", default=96, show_default=True, help="Crop side in pixels.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=RANGES_FILE,
-              show_default="calibration/fp16_ranges.json")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("fp16_ranges.json"),
+              show_default=True, help="Ranges file to add the task's record to (other tasks' records are kept). "
+              "Give it to dagl-export --fp16-ranges.")
 def main(task: str, weights: str | None, sigma: int | None, datasets_dir: Path, count: int, size: int,
          output: Path) -> None:
-    """Measure activation ranges on test-set crops and record which layers FP16 must not touch."""
+    """Measure activation ranges on test-set crops and record which layers FP16 must not touch.
+
+    Every module output and the two attention internals (similarities and logits) are measured on central
+    crops of the task's test inputs; a module within a factor 16 of FP16's 65504 is kept in float32
+    by the FP16 export that reads the file (docs/fp16-ranges.md)."""
+    load_ranges(output)  # an existing file that is not a ranges file: refused before the minutes of measuring
     record = calibrate(task, weights, Path(datasets_dir), sigma=sigma, count=count, size=size)
     write_record(task, record, output)
     click.echo(f"{task}: scores |S| <= {record['peak_scores_absmax']}, logits <= {record['peak_logits_absmax']}, "

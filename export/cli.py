@@ -67,10 +67,13 @@ def _warn_if_random(info: WeightsInfo) -> None:
               help="Tile side of the Triton tile models. Default: the engine's --opt-shape tile.")
 @click.option("--triton-max-batch", type=click.IntRange(min=1), default=None,
               help="max_batch_size of the Triton models. Default: the engine's --batch.")
+@click.option("--fp16-ranges", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Activation ranges of these weights from dagl-calibrate: modules it finds near FP16's limit stay "
+                   "float32 too. Default: the package's record, measured for the shipped weights.")
 def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_dir: Path, onnx_only: bool,
          min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,
          engine_required: bool, triton_repo: Path | None, triton_tile: int | None,
-         triton_max_batch: int | None) -> None:
+         triton_max_batch: int | None, fp16_ranges: Path | None) -> None:
     """Export a DAGL task to ONNX and build a strongly typed TensorRT engine (10.12+ or 11.x).
 
     \b
@@ -91,7 +94,8 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
         result = export(task, weights, sigma=sigma, precision="fp16" if fp16 else "fp32", output_dir=output_dir,
                         engine=not onnx_only, engine_required=engine_required, min_tile=min_shape,
                         opt_tile=opt_shape, max_tile=max_shape, batch=batch, triton_repo=triton_repo,
-                        triton_tile=triton_tile, triton_max_batch=triton_max_batch, on_weights=_warn_if_random,
+                        triton_tile=triton_tile, triton_max_batch=triton_max_batch, fp16_ranges=fp16_ranges,
+                        on_weights=_warn_if_random,
                         status=_STDERR.status)
     except WeightsError as exc:
         if weights:

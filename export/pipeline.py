@@ -126,7 +126,7 @@ def _validate(config: TaskConfig, sigma: int | None, engine: bool, engine_requir
 
 
 def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: WeightsInfo, entry: Precision,
-                   output_dir: Path, status: Status) -> tuple[dict[str, onnx.ModelProto], set[str]]:
+                   output_dir: Path, ranges: dict, status: Status) -> tuple[dict[str, onnx.ModelProto], set[str]]:
     """The checked, labelled graphs by precision name (nothing written yet) and the float32 node set."""
     import onnx
 
@@ -141,7 +141,7 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
     set_metadata(reference, onnx_metadata(task, channels, REFERENCE.name, sigma, info.label))
     _check(reference, REFERENCE)
     graphs = {REFERENCE.name: reference}
-    keep = fp32_nodes(reference.graph, task)
+    keep = fp32_nodes(reference.graph, task, ranges)
     if entry is not REFERENCE:
         with status(entry.making):
             graph = set_metadata(_maker(entry)(reference, keep), onnx_metadata(task, channels, entry.name, sigma,
@@ -156,7 +156,8 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
            engine_required: bool = False, min_tile: Tile = (DEFAULT_MIN_TILE, DEFAULT_MIN_TILE),
            opt_tile: Tile = (DEFAULT_TILE, DEFAULT_TILE), max_tile: Tile = (DEFAULT_MAX_TILE, DEFAULT_MAX_TILE),
            batch: int = DEFAULT_BATCH, triton_repo: str | Path | None = None, triton_tile: int | None = None,
-           triton_max_batch: int | None = None, on_weights: Callable[[WeightsInfo], None] | None = None,
+           triton_max_batch: int | None = None, fp16_ranges: str | Path | None = None,
+           on_weights: Callable[[WeightsInfo], None] | None = None,
            status: Status = lambda text: nullcontext()) -> ExportResult:
     """Export ``task`` (``weights``: a file, ``None`` for the shipped ones, ``"random"``) into ``output_dir``.
 
@@ -169,6 +170,8 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     are loaded, before the minutes of export (the CLI warns about random weights there).
     ``triton_repo``: also a Triton model repository of what was built (:func:`dagl.export.triton.write_triton_repo`;
     ``triton_tile``/``triton_max_batch`` for its tile models, checked against the engine's profile up front).
+    ``fp16_ranges``: a ranges file from ``dagl-calibrate`` for these weights (default: the package's record,
+    made for the shipped weights); the modules it keeps in float32 stay so in the FP16 graph.
 
     Every refusal comes before the first file: options and the output folder before the weights
     load, a graph that fails a check before any graph is saved. A TensorRT build that fails (an
@@ -183,6 +186,12 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     if triton_repo is not None and engine:  # a tile model the engine would refuse: before the minutes
         check_repo_options(shapes, config.channels, triton_tile, triton_max_batch)
     check_output_folder(output_dir)  # before the export's minutes, not after
+    from dagl.calibration.policy import RANGES_FILE, RangesError, load_ranges
+
+    ranges_file = RANGES_FILE if fp16_ranges is None else Path(fp16_ranges)
+    ranges = load_ranges(ranges_file)
+    if fp16_ranges is not None and task not in ranges["tasks"]:
+        raise RangesError(f"{ranges_file}: has no record for task {task!r}; make one with dagl-calibrate --task {task}")
     model, info = load_chosen_weights(task, weights, sigma)
     if on_weights is not None:
         on_weights(info)
@@ -190,18 +199,17 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise output_error(output_dir, exc, what="cannot create the output folder") from None
-    graphs, keep = _export_graphs(model, task, sigma, info, entry, output_dir, status)
+    graphs, keep = _export_graphs(model, task, sigma, info, entry, output_dir, ranges, status)
     triton = None if triton_repo is None else (Path(triton_repo), triton_tile, triton_max_batch)
-    return _write(task, sigma, config, info, entry, output_dir, graphs, keep, engine, shapes, triton, status)
+    return _write(task, sigma, config, info, entry, output_dir, graphs, keep, ranges_file, engine, shapes, triton,
+                  status)
 
 
 def _write(task: str, sigma: int | None, config: TaskConfig, info: WeightsInfo, entry: Precision, output_dir: Path,
-           graphs: dict[str, onnx.ModelProto], keep: set[str], engine: bool, shapes: Profile,
+           graphs: dict[str, onnx.ModelProto], keep: set[str], ranges_file: Path, engine: bool, shapes: Profile,
            triton: tuple[Path, int | None, int | None] | None, status: Status) -> ExportResult:
     """Save the checked graphs, build the engine if asked and possible, the Triton models if asked, and write
     the manifest last."""
-    from dagl.calibration.policy import RANGES_FILE
-
     from .onnx import DEFAULT_OPSET, save_atomic
     from dagl.artefact.engine_build import build_engine
 
@@ -229,7 +237,7 @@ def _write(task: str, sigma: int | None, config: TaskConfig, info: WeightsInfo, 
         "task": task, "channels": config.channels, "sigma": sigma, "opset": DEFAULT_OPSET, "precision": entry.name,
         "shapes": {"min": list(shapes.min), "opt": list(shapes.opt), "max": list(shapes.max)},
         "weights": info.as_dict(), "fp32_nodes_in_fp16": len(keep) if entry is not REFERENCE else 0,
-        "fp16_policy": RANGES_FILE.name, "engine": engine_note, "versions": _versions(),
+        "fp16_policy": ranges_file.name, "engine": engine_note, "versions": _versions(),
         "files": [path.name for path in result.files], "triton_models": [model.name for model in models],
     }
     write_atomic(result.manifest, json.dumps(summary, indent=2) + "\n")

@@ -92,7 +92,7 @@ def test_cli_bad_weights_is_one_line(tmp_path):
     result = CliRunner().invoke(calib.main, ["--task", "jpeg", "--weights", str(tmp_path / "x.pt"),
                                              "--output", str(tmp_path / "r.json")])
     assert result.exit_code == 2 and result.stderr.strip().startswith(
-        "dagl.calibration.ranges: error: weights file not found")
+        "dagl-calibrate: error: weights file not found")
     assert not (tmp_path / "r.json").exists()
 
 

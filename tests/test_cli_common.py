@@ -18,7 +18,7 @@ from dagl.runtime.evaluate.cli import main as eval_main
 from dagl.train.cli import command as train_command
 
 COMMANDS = {"dagl-export": export_main, "dagl-infer": infer_main, "dagl-bench": bench_main, "dagl-eval": eval_main,
-            "dagl-train": train_command, "dagl.calibration.ranges": calibrate_main}
+            "dagl-train": train_command, "dagl-calibrate": calibrate_main}
 
 
 @pytest.mark.parametrize("prog", COMMANDS)

@@ -96,3 +96,34 @@ def test_every_precision_has_a_tolerance_on_every_backend():
             assert (tolerance.max_abs, tolerance.min_psnr) == (entry.max_abs, entry.min_psnr)
         assert ENGINE_VS_ONNX[entry.name].min_psnr == entry.engine_vs_onnx_psnr
     assert (FP32.max_abs, FP16.min_psnr, ENGINE_VS_ONNX["fp32"].min_psnr) == (1e-4, 50.0, 60.0)
+
+
+# --- a ranges file from dagl-calibrate --------------------------------------------------------------
+
+def test_a_ranges_file_keeps_its_modules_float32_in_the_fp16_graph(tmp_path):
+    ranges = tmp_path / "mine.json"
+    ranges.write_text(json.dumps({"tasks": {"jpeg": {"keep_fp32_modules": ["tail.0"]}}}))
+    result = export("jpeg", "random", precision="fp16", output_dir=tmp_path / "out", engine=False, fp16_ranges=ranges)
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(result.graphs["fp16"]))).graph
+    types = {value.name: value.type.tensor_type.elem_type for value in [*graph.value_info, *graph.output]}
+    convs = {node.name: types[node.output[0]] for node in graph.node if node.op_type == "Conv"}
+    tail = {name: dtype for name, dtype in convs.items() if name.startswith("/tail/tail.0/")}
+    assert len(tail) == 1 and set(tail.values()) == {TensorProto.FLOAT}  # the module the file names
+    assert TensorProto.FLOAT16 in {dtype for name, dtype in convs.items() if name not in tail}  # the rest: FP16
+    assert json.loads(result.manifest.read_text())["fp16_policy"] == "mine.json"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{\"tasks\": {\"denoise\": {}}}", "has no record for task 'jpeg'; make one with dagl-calibrate --task jpeg"),
+    ("{\"tasks\": {\"jpeg\": {\"keep_fp32_modules\": \"tail.0\"}}}", "not a ranges file"),
+    ("[" * 100_000, "not a readable ranges file"),
+    ("\xff", "not a readable ranges file"),
+])
+def test_a_bad_ranges_file_is_refused_before_any_file(tmp_path, content, message):
+    from dagl.calibration.policy import RangesError
+
+    ranges, out = tmp_path / "r.json", tmp_path / "out"
+    ranges.write_bytes(content.encode("latin-1"))
+    with pytest.raises(RangesError, match=message):
+        export("jpeg", "random", precision="fp16", output_dir=out, engine=False, fp16_ranges=ranges)
+    assert not out.exists()
