@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import dagl
 from dagl.calibration import ranges as calib
+from dagl.calibration.cli import main as calibrate_main
 from dagl.calibration.policy import RANGES_FILE, load_ranges
 from dagl.calibration.samples import task_crops
 from dagl.gfam import GFAMHead, pad_same
@@ -78,7 +79,7 @@ def test_decide_flags_modules_near_fp16_limit():
 def test_cli_rewrites_one_task_and_keeps_the_others(tmp_path, datasets_dir):
     output = tmp_path / "ranges.json"
     output.write_text(json.dumps({"tasks": {"demosaic": {"keep_fp32_modules": ["tail.0"]}}}))
-    result = CliRunner().invoke(calib.main, ["--task", "jpeg", "--weights", "random", "--crops", "1", "--size", "24",
+    result = CliRunner().invoke(calibrate_main, ["--task", "jpeg", "--weights", "random", "--crops", "1", "--size", "24",
                                              "--datasets", str(datasets_dir), "--output", str(output)])
     assert result.exit_code == 0, result.output
     data = json.loads(output.read_text())
@@ -89,7 +90,7 @@ def test_cli_rewrites_one_task_and_keeps_the_others(tmp_path, datasets_dir):
 
 
 def test_cli_bad_weights_is_one_line(tmp_path):
-    result = CliRunner().invoke(calib.main, ["--task", "jpeg", "--weights", str(tmp_path / "x.pt"),
+    result = CliRunner().invoke(calibrate_main, ["--task", "jpeg", "--weights", str(tmp_path / "x.pt"),
                                              "--output", str(tmp_path / "r.json")])
     assert result.exit_code == 2 and result.stderr.strip().startswith(
         "dagl-calibrate: error: weights file not found")

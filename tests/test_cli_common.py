@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from dagl.calibration.ranges import main as calibrate_main
+from dagl.calibration.cli import main as calibrate_main
 from dagl.cli_common import Command, Device, device_option, sigma_option
 from dagl.device import DeviceError, cuda_index, is_cuda, resolve_device
 from dagl.errors import DaglError, UserInputError

@@ -1,0 +1,49 @@
+"""``dagl-calibrate``: options and messages around :func:`dagl.calibration.ranges.calibrate`.
+
+The measuring modules import torch and onnx; they are imported when the command runs, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dagl.cli_common import Command, sigma_option, task_option
+from dagl.datasets import datasets_root
+
+
+@click.command("dagl-calibrate", cls=Command, epilog="""\b
+Examples:
+  dagl-calibrate --task jpeg --weights model_best.pt          # -> ./fp16_ranges.json
+  dagl-export --task jpeg --weights model_best.pt --fp16 --fp16-ranges fp16_ranges.json
+""")
+@task_option(required=True)
+@click.option("--weights", default=None, metavar="PATH|random", help="Weights file, or 'random' (seeded; ranges then say little "
+              "about trained weights). Default: the shipped weights.")
+@sigma_option()
+@click.option("--datasets", "datasets_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the test sets the crops are cut from.",
+              default=datasets_root, show_default="$DAGL_DATASETS or ../shared/datasets")
+@click.option("--crops", "count", default=3, show_default=True, help="Images to take one central crop from.")
+@click.option("--size", default=96, show_default=True, help="Crop side in pixels.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("fp16_ranges.json"),
+              show_default=True, help="Ranges file to add the task's record to (other tasks' records are kept). "
+              "Give it to dagl-export --fp16-ranges.")
+def main(task: str, weights: str | None, sigma: int | None, datasets_dir: Path, count: int, size: int,
+         output: Path) -> None:
+    """Measure activation ranges on test-set crops and record which layers FP16 must not touch.
+
+    Every module output and the two attention internals (similarities and logits) are measured on central
+    crops of the task's test inputs; a module within a factor 16 of FP16's 65504 is kept in float32
+    by the FP16 export that reads the file (docs/fp16-ranges.md)."""
+    from .policy import load_ranges
+    from .ranges import calibrate, write_record
+
+    load_ranges(output)  # an existing file that is not a ranges file: refused before the minutes of measuring
+    record = calibrate(task, weights, Path(datasets_dir), sigma=sigma, count=count, size=size)
+    write_record(task, record, output)
+    click.echo(f"{task}: scores |S| <= {record['peak_scores_absmax']}, logits <= {record['peak_logits_absmax']}, "
+               f"other layers <= {record['peak_module_absmax']}; float32 modules beyond the attention path: "
+               f"{record['keep_fp32_modules'] or 'none'} -> {output}")
+
