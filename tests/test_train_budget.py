@@ -12,7 +12,7 @@ import torch
 
 import dagl
 from dagl.train import Trainer, TrainingError, distributed
-from dagl.train.budget import PROBE_MIN_ITERATIONS, WARMUP_ITERATIONS, TimeBudget
+from dagl.train.budget import RATE_MIN_ITERATIONS, WARMUP_ITERATIONS, TimeBudget
 from dagl.train.schedule import LrSchedule
 from test_train import tiny
 
@@ -25,8 +25,8 @@ def bsd400(datasets_dir: Path) -> Path:
 
 
 def test_the_budget_plans_from_the_rate_after_warm_up_and_stops_before_the_reserve():
-    budget = TimeBudget(100.0, started_at=0.0)  # reserve 4 + 2 = 6 s; probe 5 s
-    assert budget.reserve == pytest.approx(6.0) and budget.probe_seconds == pytest.approx(5.0)
+    budget = TimeBudget(100.0, started_at=0.0)  # reserve 4 + 2 = 6 s; rate window 5 s
+    assert budget.reserve == pytest.approx(6.0) and budget.rate_seconds == pytest.approx(5.0)
     # Warm-up iterations take 3 s each and do not count; then 0.5 s per iteration.
     assert budget.observe(1, 3.0, now=3.0) is None
     assert budget.observe(WARMUP_ITERATIONS, 3.0, now=6.0) is None
@@ -34,15 +34,15 @@ def test_the_budget_plans_from_the_rate_after_warm_up_and_stops_before_the_reser
     while planned is None:
         iteration, now = iteration + 1, now + 0.5
         planned = budget.observe(iteration, 0.5, now=now)
-    assert iteration == WARMUP_ITERATIONS + 10 and now == 11.0  # 5 s of probe, >= PROBE_MIN_ITERATIONS
-    assert iteration - WARMUP_ITERATIONS >= PROBE_MIN_ITERATIONS
+    assert iteration == WARMUP_ITERATIONS + 10 and now == 11.0  # 5 s of rate window, >= RATE_MIN_ITERATIONS
+    assert iteration - WARMUP_ITERATIONS >= RATE_MIN_ITERATIONS
     assert budget.rate == pytest.approx(2.0)
     # 100 - 6 - 11 = 83 s left at 2 it/s, with 2 % slack: 162 more iterations.
     assert planned == 12 + int(2.0 * 83 * 0.98) == 174
     # The rate keeps constant: no re-plan. Then it doubles: the plan follows once it moves by over 2 %,
     # early or late in the run (a neighbour's load comes and goes), and stays put for smaller moves.
     assert budget.observe(20, 0.5, now=15.0) is None
-    replanned = budget.observe(30, 0.25, now=16.0)  # 28 iterations in 10 s since the probe began
+    replanned = budget.observe(30, 0.25, now=16.0)  # 28 iterations in 10 s since the rate window began
     assert replanned == 30 + int(2.8 * (94 - 16.0) * 0.98) == 244 and budget.planned == 244
     late = budget.observe(150, 0.25, now=60.0)  # 148 iterations in 54 s: 2.74 it/s, the plan -1.2 %
     assert late is None and budget.planned == 244

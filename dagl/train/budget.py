@@ -2,7 +2,7 @@
 
 The budget is wall clock from the start of the command and covers loading, training, the
 validations and writing the outputs. The first few iterations are slow (DataLoader start-up,
-cuDNN autotuning, compilation), so the rate is measured after them, over a short probe; the
+cuDNN autotuning, compilation), so the rate is measured after them, over a short rate window; the
 planned count then fixes the length of the cosine lr schedule. Whatever the plan, the run stops
 before an iteration that would eat into the time reserved for the final validation and the files.
 """
@@ -13,12 +13,12 @@ import time
 
 #: Iterations excluded from the rate: they pay for warm-up, not for training.
 WARMUP_ITERATIONS = 2
-#: The probe needs at least this many measured iterations...
-PROBE_MIN_ITERATIONS = 3
-#: ... and lasts this fraction of the budget, clamped to [PROBE_MIN_SECONDS, PROBE_MAX_SECONDS].
-PROBE_FRACTION = 0.05
-PROBE_MIN_SECONDS = 1.0
-PROBE_MAX_SECONDS = 20.0
+#: The rate window needs at least this many measured iterations...
+RATE_MIN_ITERATIONS = 3
+#: ... and lasts this fraction of the budget, clamped to [RATE_MIN_SECONDS, RATE_MAX_SECONDS].
+RATE_FRACTION = 0.05
+RATE_MIN_SECONDS = 1.0
+RATE_MAX_SECONDS = 20.0
 #: Re-plan whenever the plan moves by more than this (relative): the cosine is stretched or shrunk to
 #: the new length, which moves the lr by a few per cent at most, and the run still ends at the deadline.
 REPLAN_CHANGE = 0.02
@@ -39,13 +39,13 @@ class TimeBudget:
         self.deadline = self.started_at + self.seconds
         self.reserve = WRITE_SECONDS + 0.02 * self.seconds
         self.planned: int | None = None
-        self.rate: float | None = None  # it/s measured by the probe
-        self._probe_start: tuple[int, float] | None = None
+        self.rate: float | None = None  # it/s measured over the rate window
+        self._rate_start: tuple[int, float] | None = None
         self._last_step = 0.0
 
     @property
-    def probe_seconds(self) -> float:
-        return min(max(PROBE_FRACTION * self.seconds, PROBE_MIN_SECONDS), PROBE_MAX_SECONDS)
+    def rate_seconds(self) -> float:
+        return min(max(RATE_FRACTION * self.seconds, RATE_MIN_SECONDS), RATE_MAX_SECONDS)
 
     def reserve_for_validation(self, validation_seconds: float) -> None:
         """Keep room for the final validation, measured on the starting weights (plus slack)."""
@@ -60,19 +60,19 @@ class TimeBudget:
         self._last_step = step_seconds
         if self.planned is not None:
             return self._replan(iteration, now)
-        if iteration == WARMUP_ITERATIONS or (iteration > WARMUP_ITERATIONS and self._probe_start is None):
-            self._probe_start = (iteration, now)
+        if iteration == WARMUP_ITERATIONS or (iteration > WARMUP_ITERATIONS and self._rate_start is None):
+            self._rate_start = (iteration, now)
             return None
-        if self._probe_start is None:
+        if self._rate_start is None:
             return None
-        first, start = self._probe_start
-        if iteration - first < PROBE_MIN_ITERATIONS or now - start < self.probe_seconds:
+        first, start = self._rate_start
+        if iteration - first < RATE_MIN_ITERATIONS or now - start < self.rate_seconds:
             return None
         self.planned = self._plan(iteration, now)
         return self.planned
 
     def _plan(self, iteration: int, now: float) -> int:
-        first, start = self._probe_start
+        first, start = self._rate_start
         self.rate = (iteration - first) / (now - start)
         training_left = max(0.0, self.deadline - self.reserve - now)
         return iteration + int(self.rate * training_left * 0.98)
