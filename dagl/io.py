@@ -6,6 +6,7 @@ both the networks' tensors and the metrics want; integer storage is an on-disk c
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import warnings
@@ -266,6 +267,25 @@ def check_writable(path: str | Path, bit_depth: int, channels: int | None = None
     return bit_depth
 
 
+class _WritesThroughPython:
+    """A binary file whose data reaches the disk through ``write``, so a failed write keeps its errno.
+
+    Given a real file, ``np.save`` and tifffile hand the array to numpy's ``tofile``, which reports a
+    short write as ``OSError("N requested and M written")`` with no errno: a full disk then read as the
+    user's mistake (exit 2). With ``fileno`` hidden both write through Python's own file object, where
+    ENOSPC stays ENOSPC (:func:`dagl.errors.os_error_exit_code` makes it 1).
+    """
+
+    def __init__(self, handle: io.BufferedIOBase) -> None:
+        self._handle = handle
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._handle, name)
+
+
 def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8, overwrite: bool = True) -> Path:
     """Write a float image in [0, 1] to ``path`` atomically, in the format its extension names.
 
@@ -290,11 +310,11 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8, overwri
     try:
         with atomic_path(path, replace=overwrite) as temp, open(temp, "wb") as handle:
             if suffix == ".npy":
-                np.save(handle, pixels, allow_pickle=False)
+                np.save(_WritesThroughPython(handle), pixels, allow_pickle=False)
             elif suffix in TIFF_SUFFIXES:
                 import tifffile
 
-                tifffile.imwrite(handle, pixels)
+                tifffile.imwrite(_WritesThroughPython(handle), pixels)
             else:
                 Image.fromarray(pixels).save(handle, format="PNG")  # uint16 (H, W) maps to mode I;16
     except FileExistsError:

@@ -4,6 +4,8 @@ the place a user names is theirs (2); a disk that fills up while writing is a fa
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -35,6 +37,29 @@ def test_a_full_disk_while_writing_an_image_is_a_failure_while_working(tmp_path,
         write_image(tmp_path / "x.npy", np.zeros((4, 4), np.float32))
     assert excinfo.value.exit_code == 1 and "No space left on device" in str(excinfo.value)
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+
+
+_SHORT_WRITE = """
+import resource, signal, sys
+import numpy as np
+from dagl.io import ImageWriteError, write_image
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+try:
+    write_image(sys.argv[1], np.zeros((256, 256), np.float32), 32)
+except ImageWriteError as exc:
+    print(exc.exit_code, exc)
+"""
+
+
+@pytest.mark.parametrize("name", ["o.npy", "o.tif"])
+def test_a_write_the_filesystem_cuts_short_is_a_failure_while_working(tmp_path, name):
+    """A real short write: past the file-size limit the kernel stops a write as on a full disk (EFBIG
+    for ENOSPC). numpy's ``tofile``, which np.save and tifffile used, dropped the errno: exit 2."""
+    done = subprocess.run([sys.executable, "-c", _SHORT_WRITE, str(tmp_path / name)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip() == f"1 {tmp_path / name}: cannot write (File too large)", done.stderr
+    assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary file
 
 
 def test_dagl_infer_exits_1_on_a_full_disk(tmp_path, monkeypatch, capsys):
