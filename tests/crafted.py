@@ -111,3 +111,27 @@ def tiff_samples_bomb(path: Path, width: int = 2000, height: int = 2000, samples
                      extrasamples=[0] * (samples - 1), compression="zlib")
     _patch_tiff_size(path, width, height)
     return path
+
+
+def inflating_tiff(path: Path, inflated: int, tiled: bool = False) -> Path:
+    """A 48x48 uint8 zlib TIFF (one strip, or one tile) whose segment inflates to ``inflated`` bytes."""
+    tifffile.imwrite(path, np.zeros((48, 48), np.uint8), compression="zlib", **({"tile": (48, 48)} if tiled else {}))
+    names = ("TileOffsets", "TileByteCounts") if tiled else ("StripOffsets", "StripByteCounts")
+    with tifffile.TiffFile(path) as tif:
+        where = [tif.pages[0].tags[name].valueoffset for name in names]
+    bomb = zlib.compress(b"\0" * inflated, 9)
+    data = bytearray(path.read_bytes())
+    for offset, value in zip(where, (len(data), len(bomb))):
+        data[offset:offset + 4] = struct.pack("<I", value)
+    path.write_bytes(bytes(data) + bomb)
+    return path
+
+
+def scan_bomb(path: Path, repeats: int, size: tuple[int, int] = (64, 80)) -> Path:
+    """A progressive colour JPEG (10 scans) whose scans are repeated ``repeats`` times before its end."""
+    pixels = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="JPEG", progressive=True, quality=90)
+    data = path.read_bytes()
+    first = data.index(b"\xff\xda")
+    path.write_bytes(data[:first] + data[first:-2] * repeats + b"\xff\xd9")
+    return path
