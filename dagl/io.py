@@ -16,7 +16,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
-from .errors import OutputError, UserInputError, output_error
+from .errors import OutputError, UserInputError, output_error, path_error
 
 #: The format each extension read names (a file's first bytes decide which reader runs; see
 #: :func:`_format_of`). NPY and TIFF have their own readers; Pillow reads the others.
@@ -246,7 +246,11 @@ def read_image(path: str | Path) -> np.ndarray:
     exactly one frame, and (for float storage) only finite samples.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # ENAMETOOLONG: a name or path the system refuses to look up
+        raise path_error(path, exc, ImageReadError) from None
+    if not is_file:
         raise ImageReadError(f"{path}: no such file")
     try:
         kind = _format_of(path)

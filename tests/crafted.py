@@ -76,13 +76,18 @@ def tiny_onnx(path: Path, body: str = "identity", *, input_name: str = "input", 
 
     ``body``: ``identity``; ``divide`` (x / x: 1 where x != 0, NaN where x == 0); ``pool`` (a mean
     over H and W, an (N, C, 1, 1) output that numpy would broadcast into a flat image), declared as
-    such; ``hidden-pool``: the same, its output declared (N, 1, h, w) so only running it tells.
+    such; ``hidden-pool``: the same, its output declared (N, 1, h, w) so only running it tells;
+    ``reshape-by-7``: loads, and fails at run time on a batch whose size 7 does not divide.
     """
     import onnx
     from onnx import helper
 
     dims = ["N", channels, "H", "W"]
     nodes = {"identity": [helper.make_node("Identity", [input_name], [output_name])],
+             "reshape-by-7": [helper.make_node("Shape", [input_name], ["shape"]),
+                              helper.make_node("Constant", [], ["sevens"], value_ints=[7, -1]),
+                              helper.make_node("Reshape", [input_name, "sevens"], ["rows"]),
+                              helper.make_node("Reshape", ["rows", "shape"], [output_name])],
              "divide": [helper.make_node("Div", [input_name, input_name], [output_name])],
              "pool": [helper.make_node("ReduceMean", [input_name], [output_name], axes=[2, 3], keepdims=1)],
              "hidden-pool": [helper.make_node("ReduceMean", [input_name], [output_name], axes=[2, 3], keepdims=1)]}[body]
