@@ -175,8 +175,8 @@ def _transparent_as_alpha(img: Image.Image, path: Path) -> Image.Image | np.ndar
         return img.convert("RGBA" if key is not None or img.mode == "PA" else "RGB")
     if key is None:
         return img
-    if img.mode in ("L", "RGB"):
-        return img.convert("LA" if img.mode == "L" else "RGBA")
+    if img.mode in ("1", "L", "RGB"):
+        return img.convert("RGBA" if img.mode == "RGB" else "LA")
     if img.mode in ("I;16", "I;16B", "I;16L", "I") and isinstance(key, int):
         gray = np.asarray(img, dtype=np.uint16)
         return np.dstack([gray, np.where(gray == key, 0, 65535).astype(np.uint16)])

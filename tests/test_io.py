@@ -125,13 +125,13 @@ def test_a_file_named_with_no_known_extension_is_read_by_its_content(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "scan.dat"), np.full((4, 4), 0.25, np.float32))
 
 
-@pytest.mark.parametrize("mode", ["P", "L", "RGB", "I;16"])
+@pytest.mark.parametrize("mode", ["P", "1", "L", "RGB", "I;16"])
 def test_transparency_without_an_alpha_channel_becomes_alpha(tmp_path, mode):
     """A palette's (or a colour key's) transparent colour was dropped by the conversion to RGB; as alpha,
     the channel rules refuse it like RGBA's."""
     from dagl.channels import ChannelError, split_alpha
 
-    key = {"P": 1, "L": 7, "RGB": (7, 7, 7), "I;16": 300}[mode]
+    key = {"P": 1, "1": 1, "L": 7, "RGB": (7, 7, 7), "I;16": 300}[mode]
     img = Image.new(mode, (4, 2), 0)
     if mode == "P":
         img.putpalette([0, 0, 0, 255, 255, 255])
