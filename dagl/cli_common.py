@@ -5,13 +5,16 @@ below it imports this module. It holds:
 
 * :class:`Command` / :class:`Group`: click classes whose ``main`` turns a :class:`~dagl.errors.DaglError`
   into ONE line ``dagl-X: error: <message>`` with the error's ``exit_code`` (2 for the user's input,
-  1 for a failure while working); click's own usage errors are the same one line, with exit 2. Nothing else is caught: any other exception is a bug and keeps its traceback.
+  1 for a failure while working); click's own usage errors are the same one line, with exit 2, and so
+  is an ``OSError`` of a name too long to look up (``ENAMETOOLONG``: only the user names paths). Nothing
+  else is caught: any other exception is a bug and keeps its traceback.
 * option decorators for the options several commands take with the same meaning: ``--task``,
   ``--sigma``, ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``--threads``, ``--max-pixels``.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
@@ -24,7 +27,7 @@ from click.exceptions import NoArgsIsHelpError
 from . import io
 from .configs import TASKS
 from .device import AUTO, DeviceError, is_auto, resolve_device
-from .errors import DaglError
+from .errors import DaglError, UserInputError, path_error
 from .interrupt import Interrupted, signals_interrupt
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,6 +77,11 @@ class _OneLineErrors:
         except DaglError as exc:
             echo_error(prog, str(exc))
             return exc.exit_code
+        except OSError as exc:  # a name too long to look up is always one the user gave; others are bugs
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            echo_error(prog, str(path_error(exc.filename or "a path", exc)))
+            return UserInputError.exit_code
         return result if isinstance(result, int) else 0
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,

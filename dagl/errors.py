@@ -19,6 +19,7 @@ A failed write is classified by :func:`os_error_exit_code`, so every writer answ
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 #: OS errors that are the machine failing while working, not a bad place the user named.
@@ -65,3 +66,16 @@ def os_error_exit_code(exc: OSError) -> int:
 def output_error(path: str | Path, exc: OSError, cls: type[DaglError] = OutputError, what: str = "cannot write") -> DaglError:
     """One line for a failed write of ``path``, with the exit code of the rule above."""
     return cls(f"{path}: {what} ({exc.strerror or exc})", exit_code=os_error_exit_code(exc))
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` for one line of an error: a name of thousands of bytes is cut in its middle."""
+    text = os.fsdecode(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]}"
+
+
+def path_error(path: str | Path, exc: OSError, cls: type[DaglError] = UserInputError) -> DaglError:
+    """One line (exit 2) for a path the system will not even look up: a name over the filesystem's limit
+    (255 bytes on most) or a path over PATH_MAX, where ``exists()`` raises ``ENAMETOOLONG``."""
+    return cls(f"{shown_path(path)}: {exc.strerror or exc} ({len(os.fsencode(path)):,} bytes)",
+               exit_code=UserInputError.exit_code)

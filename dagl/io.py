@@ -6,6 +6,7 @@ both the networks' tensors and the metrics want; integer storage is an on-disk c
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import warnings
@@ -15,12 +16,14 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
-from .errors import OutputError, UserInputError, output_error
+from .errors import OutputError, UserInputError, output_error, path_error
 
-#: Extensions read through Pillow; ``.npy`` and ``.tif``/``.tiff`` have their own readers.
-PIL_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".webp", ".ppm", ".pgm"}
+#: The format each extension read names (a file's first bytes decide which reader runs; see
+#: :func:`_format_of`). NPY and TIFF have their own readers; Pillow reads the others.
+SUFFIX_FORMATS = {".npy": "NPY", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
+                  ".bmp": "BMP", ".webp": "WEBP", ".ppm": "PPM", ".pgm": "PPM"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
-IMAGE_SUFFIXES = PIL_SUFFIXES | TIFF_SUFFIXES | {".npy"}
+IMAGE_SUFFIXES = set(SUFFIX_FORMATS)
 
 #: ITU-R BT.601 luma weights: MATLAB's rgb2gray (the paper's gray test sets) and Pillow's "L".
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -92,6 +95,11 @@ MAX_SAMPLES = 4
 MAX_BYTES_PER_PIXEL = MAX_SAMPLES * 4
 
 
+def decode_budget() -> int:
+    """Bytes a reader may decode for one image: ``max_pixels() * MAX_BYTES_PER_PIXEL``."""
+    return _max_pixels * MAX_BYTES_PER_PIXEL
+
+
 def _sample_kind_ok(dtype: np.dtype) -> bool:
     return dtype in (np.dtype(np.uint8), np.dtype(np.uint16)) or dtype.kind == "f"
 
@@ -111,9 +119,9 @@ def check_header(path: Path, height: int, width: int, samples: int, dtype: np.dt
     if not _sample_kind_ok(dtype):
         raise ImageReadError(f"{path}: unsupported sample type {dtype} (uint8, uint16 or float are read)")
     decoded = height * width * samples * dtype.itemsize
-    if decoded > _max_pixels * MAX_BYTES_PER_PIXEL:
+    if decoded > decode_budget():
         raise ImageTooLargeError(f"{path}: {width}x{height} x {samples} sample(s) of {dtype.itemsize * 8} bits "
-                                 f"would decode to {decoded:,} bytes, over the {_max_pixels * MAX_BYTES_PER_PIXEL:,} "
+                                 f"would decode to {decoded:,} bytes, over the {decode_budget():,} "
                                  f"bytes a {_max_pixels:,}-pixel limit allows; raise it with --max-pixels N "
                                  f"if you trust this file")
 
@@ -151,49 +159,84 @@ def _read_npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-#: tifffile's axes of a one-image page: contiguous samples (YXS) or one plane per sample (SYX).
-_TIFF_AXES = {"YX", "YXS", "SYX"}
-
-
-def _read_tiff(path: Path) -> np.ndarray:
-    """A one-page TIFF as (H, W[, S]), its tags (size, samples, planes, bit depth) checked before decoding."""
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        if len(tif.pages) != 1:
-            raise ImageReadError(f"{path}: holds {len(tif.pages)} pages; expected one image")
-        page = tif.pages[0]
-        if page.axes not in _TIFF_AXES or page.dtype is None:
-            raise ImageReadError(f"{path}: a TIFF of axes {page.axes} and shape {page.shape} is not one 2-D image")
-        check_header(path, int(page.imagelength), int(page.imagewidth), int(page.samplesperpixel), page.dtype)
-        array = page.asarray()
-    return np.moveaxis(array, 0, -1) if page.axes == "SYX" else array
-
-
 #: Sample types Pillow's modes decode to (others are converted to 8-bit RGB below).
 _PILLOW_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I": np.uint16, "F": np.float32}
 
 
-def _read_pillow(path: Path) -> np.ndarray:
-    """A one-frame image through Pillow: size checked from the header, EXIF rotation applied."""
+def _transparent_as_alpha(img: Image.Image, path: Path) -> Image.Image | np.ndarray:
+    """``img`` with any transparency it declares as an alpha channel, which the channel rules then judge.
+
+    A palette (or a gray or RGB colour key, PNG's tRNS) makes some colours transparent without an
+    alpha channel: converting to RGB dropped it silently. 16-bit gray has no Pillow mode with alpha,
+    so its colour key becomes a 16-bit alpha plane here.
+    """
+    key = img.info.get("transparency")
+    if img.mode in ("P", "PA"):
+        return img.convert("RGBA" if key is not None or img.mode == "PA" else "RGB")
+    if key is None:
+        return img
+    if img.mode in ("1", "L", "RGB"):
+        return img.convert("RGBA" if img.mode == "RGB" else "LA")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I") and isinstance(key, int):
+        gray = np.asarray(img, dtype=np.uint16)
+        return np.dstack([gray, np.where(gray == key, 0, 65535).astype(np.uint16)])
+    raise ImageReadError(f"{path}: declares transparency in mode {img.mode}, which is not read")
+
+
+def _read_pillow(path: Path, kind: str) -> np.ndarray:
+    """A one-frame image of Pillow format ``kind``: size (and a JPEG's scans) checked first, EXIF rotation applied."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check follows
-        img = Image.open(path)
+        img = Image.open(path, formats=[kind])
     with img:
         check_header(path, img.height, img.width, len(img.getbands()), _PILLOW_DTYPES.get(img.mode, np.uint8))
         frames = getattr(img, "n_frames", 1)
         if frames > 1:
             raise ImageReadError(f"{path}: holds {frames} frames (animated or multi-page); expected one image")
+        if kind == "JPEG":
+            from .jpeg import MAX_SCANS, count_scans
+
+            if count_scans(path) > MAX_SCANS:
+                raise ImageReadError(f"{path}: a JPEG of more than {MAX_SCANS} scans (each one a pass over the "
+                                     f"whole image); encoders write about 10")
         img.load()
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
         if orientation not in (1, None):
             img = ImageOps.exif_transpose(img)
             log.warning("%s: rotated/flipped upright as its EXIF orientation (%s) asks", path, orientation)
+        img = _transparent_as_alpha(img, path)
+        if isinstance(img, np.ndarray):
+            return img
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
             return np.asarray(img, dtype=np.uint16)
         if img.mode in ("L", "RGB", "RGBA", "LA"):
             return np.asarray(img)
         return np.asarray(img.convert("RGB"))
+
+
+#: Each format read, by its first bytes; Pillow reads the ones other than NPY and TIFF.
+_SIGNATURES = ((b"\x93NUMPY", "NPY"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"), (b"II+\0", "TIFF"),
+               (b"MM\0+", "TIFF"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+               *((b"P%d" % n, "PPM") for n in range(1, 7)))
+
+
+def _format_of(path: Path) -> str:
+    """The format ``path`` holds, from its first bytes; refused when its extension names another.
+
+    The reader follows the content: TIFF data named ``.png`` went through Pillow, which read float
+    samples as black and wrapped 32-bit integers, and exited 0.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    found = "WEBP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else next(
+        (kind for signature, kind in _SIGNATURES if head.startswith(signature)), None)
+    if found is None:
+        raise ImageReadError(f"{path}: not an image (its first bytes are none of "
+                             f"{', '.join(sorted(set(SUFFIX_FORMATS.values())))})")
+    named = SUFFIX_FORMATS.get(path.suffix.lower())
+    if named is not None and named != found:
+        raise ImageReadError(f"{path}: holds {found} data, not the {named} its name says; rename it to what it is")
+    return found
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -203,16 +246,22 @@ def read_image(path: str | Path) -> np.ndarray:
     exactly one frame, and (for float storage) only finite samples.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".npy":
+        is_file = path.is_file()
+    except OSError as exc:  # ENAMETOOLONG: a name or path the system refuses to look up
+        raise path_error(path, exc, ImageReadError) from None
+    if not is_file:
+        raise ImageReadError(f"{path}: no such file")
+    try:
+        kind = _format_of(path)
+        if kind == "NPY":
             array = _read_npy(path)
-        elif suffix in TIFF_SUFFIXES:
-            array = _read_tiff(path)
+        elif kind == "TIFF":
+            from .tiff import read_tiff
+
+            array = read_tiff(path)
         else:
-            array = _read_pillow(path)
+            array = _read_pillow(path, kind)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's guard fires at twice our limit, in open()
@@ -266,6 +315,25 @@ def check_writable(path: str | Path, bit_depth: int, channels: int | None = None
     return bit_depth
 
 
+class _WritesThroughPython:
+    """A binary file whose data reaches the disk through ``write``, so a failed write keeps its errno.
+
+    Given a real file, ``np.save`` and tifffile hand the array to numpy's ``tofile``, which reports a
+    short write as ``OSError("N requested and M written")`` with no errno: a full disk then read as the
+    user's mistake (exit 2). With ``fileno`` hidden both write through Python's own file object, where
+    ENOSPC stays ENOSPC (:func:`dagl.errors.os_error_exit_code` makes it 1).
+    """
+
+    def __init__(self, handle: io.BufferedIOBase) -> None:
+        self._handle = handle
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._handle, name)
+
+
 def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8, overwrite: bool = True) -> Path:
     """Write a float image in [0, 1] to ``path`` atomically, in the format its extension names.
 
@@ -290,11 +358,11 @@ def write_image(path: str | Path, array: np.ndarray, bit_depth: int = 8, overwri
     try:
         with atomic_path(path, replace=overwrite) as temp, open(temp, "wb") as handle:
             if suffix == ".npy":
-                np.save(handle, pixels, allow_pickle=False)
+                np.save(_WritesThroughPython(handle), pixels, allow_pickle=False)
             elif suffix in TIFF_SUFFIXES:
                 import tifffile
 
-                tifffile.imwrite(handle, pixels)
+                tifffile.imwrite(_WritesThroughPython(handle), pixels)
             else:
                 Image.fromarray(pixels).save(handle, format="PNG")  # uint16 (H, W) maps to mode I;16
     except FileExistsError:

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from dagl.cli_common import Command, error_line, max_pixels_option, sigma_option, task_option
 from dagl.cli_progress import progress
-from dagl.errors import DaglError, UserInputError, output_error
+from dagl.errors import DaglError, UserInputError, output_error, shown_path
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
 from dagl.memory import MemoryBudgetError
 from dagl.outputs import check_output_folder, check_output_name
@@ -60,6 +60,11 @@ def expand_inputs(patterns: tuple[str, ...]) -> list[Job]:
     jobs: list[Job] = []
     for pattern in patterns:
         path = Path(pattern)
+        try:
+            path.exists()
+        except OSError as exc:  # ENAMETOOLONG: a name over the filesystem's limit, a path over PATH_MAX
+            jobs.append(Job(Path(shown_path(path)), error=f"{exc.strerror} ({len(os.fsencode(pattern)):,} bytes)"))
+            continue
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             jobs += [Job(p) for p in found] or [Job(path, error="folder holds no image files")]

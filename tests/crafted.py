@@ -76,13 +76,18 @@ def tiny_onnx(path: Path, body: str = "identity", *, input_name: str = "input", 
 
     ``body``: ``identity``; ``divide`` (x / x: 1 where x != 0, NaN where x == 0); ``pool`` (a mean
     over H and W, an (N, C, 1, 1) output that numpy would broadcast into a flat image), declared as
-    such; ``hidden-pool``: the same, its output declared (N, 1, h, w) so only running it tells.
+    such; ``hidden-pool``: the same, its output declared (N, 1, h, w) so only running it tells;
+    ``reshape-by-7``: loads, and fails at run time on a batch whose size 7 does not divide.
     """
     import onnx
     from onnx import helper
 
     dims = ["N", channels, "H", "W"]
     nodes = {"identity": [helper.make_node("Identity", [input_name], [output_name])],
+             "reshape-by-7": [helper.make_node("Shape", [input_name], ["shape"]),
+                              helper.make_node("Constant", [], ["sevens"], value_ints=[7, -1]),
+                              helper.make_node("Reshape", [input_name, "sevens"], ["rows"]),
+                              helper.make_node("Reshape", ["rows", "shape"], [output_name])],
              "divide": [helper.make_node("Div", [input_name, input_name], [output_name])],
              "pool": [helper.make_node("ReduceMean", [input_name], [output_name], axes=[2, 3], keepdims=1)],
              "hidden-pool": [helper.make_node("ReduceMean", [input_name], [output_name], axes=[2, 3], keepdims=1)]}[body]
@@ -110,4 +115,28 @@ def tiff_samples_bomb(path: Path, width: int = 2000, height: int = 2000, samples
     tifffile.imwrite(path, np.zeros((16, 16, samples), np.uint8), planarconfig="contig", photometric="minisblack",
                      extrasamples=[0] * (samples - 1), compression="zlib")
     _patch_tiff_size(path, width, height)
+    return path
+
+
+def inflating_tiff(path: Path, inflated: int, tiled: bool = False) -> Path:
+    """A 48x48 uint8 zlib TIFF (one strip, or one tile) whose segment inflates to ``inflated`` bytes."""
+    tifffile.imwrite(path, np.zeros((48, 48), np.uint8), compression="zlib", **({"tile": (48, 48)} if tiled else {}))
+    names = ("TileOffsets", "TileByteCounts") if tiled else ("StripOffsets", "StripByteCounts")
+    with tifffile.TiffFile(path) as tif:
+        where = [tif.pages[0].tags[name].valueoffset for name in names]
+    bomb = zlib.compress(b"\0" * inflated, 9)
+    data = bytearray(path.read_bytes())
+    for offset, value in zip(where, (len(data), len(bomb))):
+        data[offset:offset + 4] = struct.pack("<I", value)
+    path.write_bytes(bytes(data) + bomb)
+    return path
+
+
+def scan_bomb(path: Path, repeats: int, size: tuple[int, int] = (64, 80)) -> Path:
+    """A progressive colour JPEG (10 scans) whose scans are repeated ``repeats`` times before its end."""
+    pixels = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="JPEG", progressive=True, quality=90)
+    data = path.read_bytes()
+    first = data.index(b"\xff\xda")
+    path.write_bytes(data[:first] + data[first:-2] * repeats + b"\xff\xd9")
     return path

@@ -44,8 +44,8 @@ def test_missing_or_foreign_sidecar_is_refused(tmp_path, content, message):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("max_shape", [4, 1, 256], "max_shape .* is not four positive sizes"),
-    ("min_shape", [0, 1, 16, 16], "min_shape .* is not four positive sizes"),
+    ("max_shape", [4, 1, 256], "max_shape .* is not four positive integer sizes"),
+    ("min_shape", [0, 1, 16, 16], "min_shape .* is not four positive integer sizes"),
     ("channels", "one", "field channels = 'one' is not an integer"),
     ("sigma", [25], r"field sigma = \[25\] is not an integer"),
     ("weights", "trained", "weights is not an object"),

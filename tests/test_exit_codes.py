@@ -4,6 +4,8 @@ the place a user names is theirs (2); a disk that fills up while writing is a fa
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -35,6 +37,29 @@ def test_a_full_disk_while_writing_an_image_is_a_failure_while_working(tmp_path,
         write_image(tmp_path / "x.npy", np.zeros((4, 4), np.float32))
     assert excinfo.value.exit_code == 1 and "No space left on device" in str(excinfo.value)
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+
+
+_SHORT_WRITE = """
+import resource, signal, sys
+import numpy as np
+from dagl.io import ImageWriteError, write_image
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+try:
+    write_image(sys.argv[1], np.zeros((256, 256), np.float32), 32)
+except ImageWriteError as exc:
+    print(exc.exit_code, exc)
+"""
+
+
+@pytest.mark.parametrize("name", ["o.npy", "o.tif"])
+def test_a_write_the_filesystem_cuts_short_is_a_failure_while_working(tmp_path, name):
+    """A real short write: past the file-size limit the kernel stops a write as on a full disk (EFBIG
+    for ENOSPC). numpy's ``tofile``, which np.save and tifffile used, dropped the errno: exit 2."""
+    done = subprocess.run([sys.executable, "-c", _SHORT_WRITE, str(tmp_path / name)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip() == f"1 {tmp_path / name}: cannot write (File too large)", done.stderr
+    assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary file
 
 
 def test_dagl_infer_exits_1_on_a_full_disk(tmp_path, monkeypatch, capsys):
@@ -108,3 +133,43 @@ def test_dagl_infer_refuses_a_name_over_the_filesystem_limit(tmp_path, capsys):
     assert main.run([model, str(tmp_path / "in.png"), "-o", str(tmp_path / ("y" * 300 + ".png"))]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("dagl-infer: error: yyyyy") and "a name of 304 bytes is over the filesystem's limit" in line
+
+
+def test_an_onnx_runtime_failure_while_running_is_one_line_exit_1(tmp_path, capsys):
+    """A graph that loads but fails on the input (ORT's RuntimeException from a Reshape, as a Tile or
+    Expand past the memory would): was a traceback."""
+    from dagl.runtime.cli import main
+
+    Image.new("L", (16, 16)).save(tmp_path / "in.png")
+    model = str(tiny_onnx(tmp_path / "m.onnx", "reshape-by-7"))
+    assert main.run([model, str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--tiling", "none"]) == 1
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert line.startswith(f"dagl-infer: error: {tmp_path / 'in.png'}: ONNX Runtime failed running m.onnx on a "
+                           f"batch of shape [1, 1, 16, 16] (") and "Reshape" in line
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("where", ["input", "input path", "model", "reference"])
+def test_names_the_system_will_not_look_up_are_one_line_exit_2(tmp_path, capsys, where):
+    """A 304-byte name (over NAME_MAX) or a 5,000-byte path (over PATH_MAX): exists() raised ENAMETOOLONG's
+    traceback."""
+    from dagl.runtime.cli import main
+
+    Image.new("L", (16, 16)).save(tmp_path / "in.png")
+    model, image = str(tiny_onnx(tmp_path / "m.onnx")), str(tmp_path / "in.png")
+    long_name = str(tmp_path / ("a" * 300 + ".png"))
+    long_path = "/".join(["b" * 250] * 20) + "/x.png"
+    args = {"input": [model, long_name], "input path": [model, long_path], "model": [long_name + ".onnx", image],
+            "reference": [model, image, "--reference", long_name]}[where]
+    assert main.run([*args, "-o", str(tmp_path / "out") + "/"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dagl-infer: error: ") and ": File name too long (" in line and len(line) < 250
+    assert not (tmp_path / "out").exists()
+
+
+def test_read_image_refuses_a_name_over_the_limit_as_the_users(tmp_path):
+    from dagl.io import ImageReadError, read_image
+
+    with pytest.raises(ImageReadError, match=r"\.\.\.a+\.png: File name too long \([0-9]+ bytes\)") as excinfo:
+        read_image(tmp_path / ("a" * 300 + ".png"))
+    assert excinfo.value.exit_code == 2

@@ -61,3 +61,91 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, gray, monkeypatch):
     with pytest.raises(ImageWriteError, match="No space left on device"):
         write_image(target, 1 - gray, 8)
     assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def _refusal(path):
+    from dagl.io import ImageReadError
+
+    with pytest.raises(ImageReadError) as excinfo:
+        read_image(path)
+    assert "\n" not in str(excinfo.value) and str(path) in str(excinfo.value)
+    return str(excinfo.value)
+
+
+def test_a_palette_tiff_reads_as_its_colours(tmp_path):
+    """Was read as its index plane: a gray picture of palette numbers."""
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[:, 1] = 65535  # white
+    colormap[:, 2] = (65535, 32768, 0)  # orange
+    tifffile.imwrite(tmp_path / "p.tif", np.array([[0, 1], [2, 1]], np.uint8), photometric="palette",
+                     colormap=colormap)
+    expected = np.moveaxis(colormap[:, [[0, 1], [2, 1]]], 0, -1) / 65535.0
+    np.testing.assert_allclose(read_image(tmp_path / "p.tif"), expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_white_is_zero_tiff_is_not_a_negative(tmp_path, dtype):
+    peak = np.iinfo(dtype).max
+    tifffile.imwrite(tmp_path / "w.tif", np.array([[0, peak // 4, peak]], dtype), photometric="miniswhite")
+    np.testing.assert_allclose(read_image(tmp_path / "w.tif"), [[1.0, 1 - (peak // 4) / peak, 0.0]], atol=1e-7)
+
+
+@pytest.mark.parametrize(("photometric", "samples", "expected"), [
+    ("separated", 4, "photometric interpretation SEPARATED (CMYK) is not read"),
+    ("cielab", 3, "photometric interpretation CIELAB is not read"),
+    ("ycbcr", 3, "photometric interpretation YCBCR is not read"),
+])
+def test_colour_spaces_that_are_not_gray_or_rgb_are_refused_by_name(tmp_path, photometric, samples, expected):
+    """CMYK came out as RGBA with K as alpha (then a wrong "transparent pixels"); CIELab as RGB."""
+    extra = {"subsampling": (1, 1)} if photometric == "ycbcr" else {}
+    tifffile.imwrite(tmp_path / "c.tif", np.full((4, 4, samples), 200, np.uint8), photometric=photometric, **extra)
+    assert expected in _refusal(tmp_path / "c.tif")
+
+
+def test_gray_tiff_with_three_samples_is_not_read_as_rgb(tmp_path):
+    tifffile.imwrite(tmp_path / "g.tif", np.zeros((4, 4, 3), np.uint8), photometric="minisblack", planarconfig="contig")
+    assert "a MINISBLACK TIFF with 1 colour and 2 extra sample(s)" in _refusal(tmp_path / "g.tif")
+
+
+@pytest.mark.parametrize(("name", "write", "expected"), [
+    ("float.png", lambda p: tifffile.imwrite(p, np.full((8, 8), 0.5, np.float32)), "holds TIFF data, not the PNG"),
+    ("int.png", lambda p: tifffile.imwrite(p, np.full((8, 8), 70000, np.int32)), "holds TIFF data, not the PNG"),
+    ("png.jpg", lambda p: Image.new("L", (8, 8)).save(p, format="PNG"), "holds PNG data, not the JPEG"),
+    ("npy.tif", lambda p: np.save(p.with_suffix(""), np.zeros((8, 8))) or p.with_suffix(".npy").rename(p), "holds NPY data, not the TIFF"),
+    ("text.png", lambda p: p.write_text("hello"), "not an image (its first bytes are none of BMP, JPEG, NPY"),
+])
+def test_the_reader_follows_the_content_and_refuses_a_wrong_name(tmp_path, name, write, expected):
+    """TIFF data named .png went through Pillow: float samples black, int32 wrapped, exit 0."""
+    write(tmp_path / name)
+    assert expected in _refusal(tmp_path / name)
+
+
+def test_a_file_named_with_no_known_extension_is_read_by_its_content(tmp_path):
+    tifffile.imwrite(tmp_path / "scan.dat", np.full((4, 4), 0.25, np.float32), photometric="minisblack")
+    np.testing.assert_array_equal(read_image(tmp_path / "scan.dat"), np.full((4, 4), 0.25, np.float32))
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "L", "RGB", "I;16"])
+def test_transparency_without_an_alpha_channel_becomes_alpha(tmp_path, mode):
+    """A palette's (or a colour key's) transparent colour was dropped by the conversion to RGB; as alpha,
+    the channel rules refuse it like RGBA's."""
+    from dagl.channels import ChannelError, split_alpha
+
+    key = {"P": 1, "1": 1, "L": 7, "RGB": (7, 7, 7), "I;16": 300}[mode]
+    img = Image.new(mode, (4, 2), 0)
+    if mode == "P":
+        img.putpalette([0, 0, 0, 255, 255, 255])
+    img.putpixel((1, 1), key)
+    img.save(tmp_path / "t.png", transparency=key)
+    image = read_image(tmp_path / "t.png")
+    assert image.shape == (2, 4, 4 if mode in ("P", "RGB") else 2)
+    assert image[..., -1].tolist() == [[1, 1, 1, 1], [1, 0, 1, 1]]
+    with pytest.raises(ChannelError, match="has transparent pixels"):
+        split_alpha(image)
+
+
+def test_an_opaque_palette_png_reads_as_rgb(tmp_path):
+    img = Image.new("P", (2, 1), 1)
+    img.putpalette([0, 0, 0, 255, 128, 0])
+    img.save(tmp_path / "o.png")
+    np.testing.assert_allclose(read_image(tmp_path / "o.png"), [[[1, 128 / 255, 0]] * 2], atol=1e-7)

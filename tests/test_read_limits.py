@@ -205,3 +205,61 @@ def test_a_planar_tiff_reads_as_height_width_samples(tmp_path):
     path = tmp_path / "planar.tif"
     tifffile.imwrite(path, rgb, planarconfig="separate", photometric="rgb")
     np.testing.assert_array_equal(read_image(path), np.moveaxis(rgb, 0, -1) / np.float32(255))
+
+
+@pytest.mark.parametrize("tiled", [False, True], ids=["strip", "tile"])
+def test_a_tiff_segment_is_bounded_by_what_it_inflates_to(tmp_path, tiled):
+    """A 48x48 TIFF (2,304 bytes declared) whose zlib segment inflates to 256 MiB: tifffile inflated it in
+    full (3.3 GB and a MemoryError at the probe's size). Counted while inflating, it is refused after
+    about 1 MiB of output, which tracemalloc sees as the peak."""
+    import tracemalloc
+
+    from crafted import inflating_tiff
+
+    path = inflating_tiff(tmp_path / "bomb.tif", 256 << 20, tiled)
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        message = _one_line_refusal(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "TIFF segment 0 inflates past its declared 2,304 bytes" in message
+    assert peak < 16 << 20
+
+
+def test_a_tiff_segment_within_its_declared_size_reads(tmp_path):
+    from crafted import inflating_tiff
+
+    assert read_image(inflating_tiff(tmp_path / "ok.tif", 48 * 48)).tolist() == np.zeros((48, 48)).tolist()
+
+
+def test_a_tiff_compression_that_cannot_be_counted_is_refused_by_name(tmp_path):
+    import tifffile
+
+    path = tmp_path / "lzw.tif"
+    tifffile.imwrite(path, np.zeros((16, 16), np.uint8), compression="zlib")
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        where = tif.pages[0].tags["Compression"].valueoffset
+    data[where:where + 2] = (5).to_bytes(2, "little")  # LZW: tifffile would need imagecodecs
+    path.write_bytes(bytes(data))
+    assert "TIFF compression LZW is not read" in _one_line_refusal(path)
+
+
+def test_a_jpeg_of_repeated_scans_is_refused_before_decoding(tmp_path):
+    """Its 10 progressive scans repeated 20 times: 200 passes over the image (the probe's 3 MB file
+    decoded for minutes). Pillow decoded it and exited 0."""
+    from crafted import scan_bomb
+
+    assert "a JPEG of more than 100 scans" in _one_line_refusal(scan_bomb(tmp_path / "scans.jpg", 20))
+    assert read_image(scan_bomb(tmp_path / "ten.jpg", 10)).shape == (64, 80, 3)  # 100 scans: still read
+
+
+def test_scans_are_counted_past_markers_inside_the_entropy_data(tmp_path):
+    from crafted import scan_bomb
+    from dagl.jpeg import count_scans
+
+    assert count_scans(scan_bomb(tmp_path / "one.jpg", 1, (300, 200))) == 10
+    Image.new("L", (40, 30), 128).save(tmp_path / "base.jpg", format="JPEG")
+    assert count_scans(tmp_path / "base.jpg") == 1

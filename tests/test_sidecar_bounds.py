@@ -4,6 +4,8 @@ a FIFO, a device, a deep or huge file is one line (SidecarError), read in bounde
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -61,3 +63,43 @@ def test_json_depth_ignores_brackets_in_strings():
     assert loads_bounded('{"a": ["[["]}') == {"a": ["[["]}
     with pytest.raises(ValueError, match="nested 3 levels"):
         loads_bounded("[[[]]]", max_depth=2)
+
+
+def test_a_sidecar_of_escaped_quotes_is_measured_in_linear_time(tmp_path):
+    """1 MiB of one unclosed string of escaped quotes: a string-matching regex retried it from every
+    quote (quadratic, hours at this size, holding the GIL: so the read runs in a child process, whose
+    generous hang guard a linear pass meets in about a second)."""
+    engine = tmp_path / "x.plan"
+    body = '["' + '\\"' * ((1 << 19) - 4)
+    sidecar_path(engine).write_text(body)
+    assert len(body) < 1 << 20
+    code = ("import sys; from pathlib import Path; from dagl.artefact import EngineSidecar, SidecarError\n"
+            "try:\n    EngineSidecar.read(Path(sys.argv[1]))\nexcept SidecarError as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code, str(engine)], capture_output=True, text=True, timeout=60)
+    assert "unreadable sidecar (Unterminated string" in done.stdout
+    assert json_depth(body) == 1 and json_depth(body + '"]]]') == 1
+
+
+def test_json_depth_follows_escapes_inside_strings():
+    assert json_depth('["\\\\", [[]]]') == 3  # an escaped backslash does not escape the closing quote
+    assert json_depth('["\\"[[[", []]') == 2
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("Infinity", "unreadable sidecar (Infinity is not a JSON number)"),
+    ("-Infinity", "unreadable sidecar (-Infinity is not a JSON number)"),
+    ("NaN", "unreadable sidecar (NaN is not a JSON number)"),
+    ("1e400", "max_shape [4, 1, inf, 256] is not four positive integer sizes"),
+    ("256.5", "max_shape [4, 1, 256.5, 256] is not four positive integer sizes"),
+])
+def test_a_sidecar_shape_that_is_not_an_integer_is_one_line(tmp_path, value, message):
+    """``Infinity`` in a shape reached ``int()`` as a float: OverflowError's traceback."""
+    from test_artefact import SIDECAR
+
+    engine = tmp_path / "x.plan"
+    SIDECAR.write(engine)
+    text = sidecar_path(engine).read_text()
+    start = text.index('"max_shape"')
+    end = text.index("]", start) + 1
+    sidecar_path(engine).write_text(text[:start] + f'"max_shape": [4, 1, {value}, 256]' + text[end:])
+    assert message in _refusal(engine)

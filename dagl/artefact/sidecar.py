@@ -93,10 +93,12 @@ class EngineSidecar(EngineTask):
         values = {key: raw[key] for key in known if key in raw}
         try:
             for name in ("min_shape", "opt_shape", "max_shape"):
-                shape = tuple(int(v) for v in values[name])
-                if len(shape) != 4 or min(shape) < 1:
-                    raise ValueError(f"{name} {values[name]!r} is not four positive sizes")
-                values[name] = shape
+                shape = values[name]
+                # integers only: int() of 1e400 (a float inf) overflows, of 2.7 truncates, of "1234" splits
+                if (not isinstance(shape, list) or len(shape) != 4
+                        or not all(type(v) is int and v >= 1 for v in shape)):
+                    raise ValueError(f"{name} {str(shape)[:80]} is not four positive integer sizes")
+                values[name] = tuple(shape)
             if not isinstance(values.get("weights", {}), dict):
                 raise ValueError("weights is not an object")
             texts = ("task", "precision", "tensorrt_version", "gpu_name", "compute_capability", "onnx_sha256")

@@ -9,7 +9,7 @@ import numpy as np
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME
 
-from ..base import CACHE_ENV, BaseRunner, ModelInfo, ModelInputError, RuntimeLoadError
+from ..base import CACHE_ENV, BaseRunner, InferenceError, ModelInfo, ModelInputError, RuntimeLoadError
 from .providers import CPU, Provider, missing_provider, provider_name, session_providers, tensorrt_session_providers
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,14 @@ class OnnxRuntimeRunner(BaseRunner):
         self.session = session
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        try:
+            (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        except Exception as exc:  # ORT's own classes (Fail, RuntimeException, ...) share no base but Exception
+            # a graph that loads but fails on this input (a Reshape that does not fit, a Tile or Expand past
+            # the memory): the image fails, as any failure while working, in one line
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InferenceError(f"ONNX Runtime failed running {self.path.name} on a batch of shape "
+                                 f"{list(batch.shape)} ({reason})") from None
         return out
 
     def deactivate_impl(self) -> None:
