@@ -187,7 +187,7 @@ def check_inputs(jobs: list[Job], task: str | None, bit_depth: int) -> None:
                 read_image(job.source)
             else:
                 prepare(job, task, bit_depth)
-        except (ChannelError, DaglError) as exc:
+        except DaglError as exc:  # ChannelError and the readers' errors included
             job.error = str(exc).removeprefix(f"{job.source}: ")
 
 

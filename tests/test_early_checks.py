@@ -318,3 +318,9 @@ def test_train_good_files_reach_the_set_up(train_spy, train_data, tmp_path):
     code, lines = run(train_command, "--task", "jpeg", "--data", train_data, "--iterations", "1",
                       "--out", tmp_path / "run")
     assert train_spy.calls == 1 and lines[-1].endswith(SPY_LINE)
+
+
+def test_eval_without_a_model_says_a_task_name_is_one():
+    code, lines = run(eval_cli.main, "--task", "jpeg", "--dataset", "classic5", "--quality", "10")
+    assert code == 2 and len(lines) == 1
+    assert lines[0].endswith("--model takes a file or a task name for the weights shipped for it (--model jpeg)")

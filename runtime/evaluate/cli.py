@@ -232,7 +232,8 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
             raise click.UsageError(f"options for `{ctx.invoked_subcommand}` go after it, not before")
         return
     if not dataset or not model:
-        raise click.UsageError("--dataset and --model are required (or run `dagl-eval paper`)")
+        raise click.UsageError(f"--dataset and --model are required (or run `dagl-eval paper`); --model takes a "
+                               f"file or a task name for the weights shipped for it (--model {task or 'jpeg'})")
     if report:
         check_output_folder(report)  # before minutes of evaluation, not after
     paths = [model, *compare]
