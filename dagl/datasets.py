@@ -198,7 +198,7 @@ def _check_sigma_quality(spec: DatasetSpec, sigma: float | None, quality: int | 
         raise DatasetError(f"{spec.name}: --quality applies to the JPEG sets ({', '.join(by_quality)}) only")
 
 
-def subset_note(chosen: Sequence[Pair], total: int) -> str:
+def _subset_note(chosen: Sequence[Pair], total: int) -> str:
     """What a description adds when ``--images`` or ``--limit`` left out images: their means are not the set's."""
     if len(chosen) == total:
         return ""
@@ -246,7 +246,7 @@ def named_set(name: str, *, sigma: float | None = None, quality: int | None = No
     pairs = [(stem, path, degraded.get(stem)) for stem, path in clean.items()]
     chosen = _limited(pairs, limit, folder, images)
     description = f"{spec.description}; {where}" + (f"; centre {crop}x{crop} crops" if crop else "")
-    return EvalSet(tag, description + subset_note(chosen, len(pairs)), spec.task, chosen, sigma, crop, len(pairs))
+    return EvalSet(tag, description + _subset_note(chosen, len(pairs)), spec.task, chosen, sigma, crop, len(pairs))
 
 
 def folder_set(folder: Path, task: str, *, sigma: float | None = None, limit: int | None = None,
@@ -276,7 +276,7 @@ def folder_set(folder: Path, task: str, *, sigma: float | None = None, limit: in
     tag = folder.resolve().name + (f"-s{sigma:g}" if sigma is not None else "")
     chosen = _limited(pairs, limit, clean_dir, images)
     description = f"folder {folder}; {where}" + (f"; centre {crop}x{crop} crops" if crop else "")
-    return EvalSet(tag, description + subset_note(chosen, len(pairs)), task, chosen, sigma, crop, len(pairs))
+    return EvalSet(tag, description + _subset_note(chosen, len(pairs)), task, chosen, sigma, crop, len(pairs))
 
 
 def open_set(source: str, task: str, *, sigma: float | None = None, quality: int | None = None,
