@@ -14,6 +14,7 @@ from pathlib import Path
 import dagl
 from dagl.artefact.naming import WEIGHTS_KEY, is_random_label, random_label
 from dagl.files import file_digest
+from dagl.suggest import did_you_mean
 
 RANDOM = "random"
 RANDOM_SEED = 0
@@ -45,20 +46,36 @@ class WeightsInfo:
         return record | ({"seed": RANDOM_SEED} if self.random and self.sha256 is None else {})
 
 
+def chosen_path(task: str, weights: str | Path | None, sigma: int | None = None) -> Path | None:
+    """The file ``weights`` names (``None`` for ``random``), checked to exist; nothing is read or imported.
+
+    ``None`` means the weights shipped for ``task`` (:class:`dagl.WeightsError` if none ship); a file
+    that is not there is refused in one line, with ``random`` suggested for a near miss of it.
+    """
+    if str(weights) == RANDOM:
+        return None
+    if weights is None:
+        return dagl.shipped_weights(task, sigma)
+    path = Path(weights)
+    if not path.is_file():
+        raise dagl.WeightsError(f"weights file not found: {path}{did_you_mean(str(weights), [RANDOM])}")
+    return path
+
+
 def load_chosen_weights(task: str, weights: str | Path | None, sigma: int | None = None) -> tuple[dagl.DAGL, WeightsInfo]:
     """An eval-mode batched-GFAM model plus its provenance.
 
     ``weights`` None means the shipped weights (a :class:`dagl.WeightsError` says if none ship);
     ``"random"`` a seeded random initialisation; anything else a weights file.
     """
+    path = chosen_path(task, weights, sigma)  # before torch imports: a wrong name costs a moment
     import torch  # here, not at import: the export command's --help names RANDOM without loading torch
 
     from dagl.weights import weights_metadata
 
-    if str(weights) == RANDOM:
+    if path is None:
         torch.manual_seed(RANDOM_SEED)
         return dagl.create(task).eval(), WeightsInfo(source=RANDOM, sha256=None, random=True)
-    path = Path(weights) if weights is not None else dagl.shipped_weights(task, sigma)
     model = dagl.load(task, weights=path)
     label = weights_metadata(path).get(WEIGHTS_KEY, "")
     random = is_random_label(label)

@@ -29,6 +29,7 @@ from .configs import TASKS
 from .device import AUTO, DeviceError, is_auto, resolve_device
 from .errors import DaglError, UserInputError, path_error
 from .interrupt import Interrupted, signals_interrupt
+from .suggest import did_you_mean
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,9 +105,22 @@ class Group(_OneLineErrors, click.Group):
 # ---- shared options ---------------------------------------------------------------------------
 
 
+class NameChoice(click.Choice):
+    """A :class:`click.Choice` whose refusal of a near miss names the choice meant (``did you mean 'jpeg'?``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            hint = did_you_mean(str(value), [str(choice) for choice in self.choices])
+            if not hint:
+                raise
+            self.fail(exc.message.rstrip(".") + hint, param, ctx)
+
+
 def task_option(required: bool = False, help: str = "Which of the paper's networks.") -> Callable[[F], F]:
     """``--task``: one of the registered tasks (dagl/configs.py)."""
-    return click.option("--task", required=required, type=click.Choice(list(TASKS)), help=help)
+    return click.option("--task", required=required, type=NameChoice(list(TASKS)), help=help)
 
 
 #: The noise level on the 0-255 scale; which values a *model* exists for is the task's rule

@@ -10,7 +10,7 @@ caller stays on the protocol. Any other folder can be evaluated too, with the la
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +22,11 @@ from .errors import UserInputError
 from .degradations import protocol_noise
 from .io import IMAGE_SUFFIXES, ImageReadError, has_gray_content, read_image
 from .metrics import SSIM_WINDOW
+from .suggest import did_you_mean
 from .testsets import SetInputs, StoredInputs
 
+#: Refusing an unknown ``--images`` name lists the set's images up to this many (LIVE1's 29 would not fit a line).
+MAX_NAMES_LISTED = 12
 #: Where the test sets live unless ``DAGL_DATASETS`` says otherwise: ``../shared/datasets`` beside the checkout.
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -134,26 +137,46 @@ class EvalSet:
     pairs: tuple[Pair, ...]
     sigma: float | None = None
     crop: int | None = None
+    #: Images in the whole set before ``--images``/``--limit`` chose some (0: as many as ``pairs``).
+    total: int = 0
+
+    @property
+    def is_subset(self) -> bool:
+        """Whether images were left out, so the means are not the set's."""
+        return len(self.pairs) < self.total
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __iter__(self) -> Iterator[Sample]:
+    def _read(self, pair: Pair) -> tuple[np.ndarray, np.ndarray | None]:
+        """One pair's clean and stored degraded image (``None``: protocol noise), checked; DatasetError if unfit."""
         channels = get_config(self.task).channels
-        for name, clean_path, degraded_path in self.pairs:
-            try:
-                clean = to_channels(read_image(clean_path), channels, clean_path)
-                degraded = None if degraded_path is None else \
-                    to_channels(read_image(degraded_path), channels, degraded_path)
-            except ImageReadError as exc:
-                raise DatasetError(str(exc)) from None
-            if min(clean.shape[:2]) < SSIM_WINDOW:  # the protocol scores SSIM, whose window must fit
-                raise DatasetError(f"{clean_path}: {clean.shape[1]}x{clean.shape[0]} px is smaller than SSIM's "
-                                   f"{SSIM_WINDOW}x{SSIM_WINDOW} window; the protocol needs images of at least "
-                                   f"{SSIM_WINDOW}x{SSIM_WINDOW} px")
-            if degraded is not None and degraded.shape != clean.shape:
-                raise DatasetError(f"{degraded_path}: shape {degraded.shape} differs from its clean image's "
-                                   f"{clean.shape}")
+        _, clean_path, degraded_path = pair
+        try:
+            clean = to_channels(read_image(clean_path), channels, clean_path)
+            degraded = None if degraded_path is None else \
+                to_channels(read_image(degraded_path), channels, degraded_path)
+        except ImageReadError as exc:
+            raise DatasetError(str(exc)) from None
+        if min(clean.shape[:2]) < SSIM_WINDOW:  # the protocol scores SSIM, whose window must fit
+            raise DatasetError(f"{clean_path}: {clean.shape[1]}x{clean.shape[0]} px is smaller than SSIM's "
+                               f"{SSIM_WINDOW}x{SSIM_WINDOW} window; the protocol needs images of at least "
+                               f"{SSIM_WINDOW}x{SSIM_WINDOW} px")
+        if degraded is not None and degraded.shape != clean.shape:
+            raise DatasetError(f"{degraded_path}: shape {degraded.shape} differs from its clean image's "
+                               f"{clean.shape}")
+        return clean, degraded
+
+    def check(self) -> None:
+        """Read every file of the set once, as iterating will: an unfit file is refused before a model
+        loads and before hours of scoring, not when its turn comes (one image in memory at a time)."""
+        for pair in self.pairs:
+            self._read(pair)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for pair in self.pairs:
+            name = pair[0]
+            clean, degraded = self._read(pair)
             if self.crop:
                 clean = centre_crop(clean, self.crop)
                 degraded = None if degraded is None else centre_crop(degraded, self.crop)
@@ -177,16 +200,32 @@ def _check_sigma_quality(spec: DatasetSpec, sigma: float | None, quality: int | 
         raise DatasetError(f"{spec.name}: --quality applies to the JPEG sets ({', '.join(by_quality)}) only")
 
 
-def _limited(pairs: list[Pair], limit: int | None, where: Path) -> tuple[Pair, ...]:
-    """The first ``limit`` pairs (sorted by name); an empty set is an error, not a zero-image report."""
+def _subset_note(chosen: Sequence[Pair], total: int) -> str:
+    """What a description adds when ``--images`` or ``--limit`` left out images: their means are not the set's."""
+    if len(chosen) == total:
+        return ""
+    listed = f" ({', '.join(name for name, _, _ in chosen)})" if len(chosen) <= MAX_NAMES_LISTED else ""
+    return f"; a subset, not the set's numbers: {len(chosen)} of {total} images{listed}"
+
+
+def _limited(pairs: list[Pair], limit: int | None, where: Path,
+             images: Sequence[str] = ()) -> tuple[Pair, ...]:
+    """The pairs named in ``images`` (all when empty), then the first ``limit`` (sorted by name); an
+    empty set is an error, not a zero-image report."""
     if not pairs:
         raise DatasetError(f"{where}: no images found (readable: {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return tuple(pairs[:limit] if limit else pairs)
+    names = [name for name, _, _ in pairs]
+    unknown = [name for name in images if name not in names]
+    if unknown:
+        listed = f" (its images: {', '.join(names)})" if len(names) <= MAX_NAMES_LISTED else ""
+        raise DatasetError(f"{where}: no image named {unknown[0]!r}{did_you_mean(unknown[0], names)}{listed}")
+    chosen = [pair for pair in pairs if not images or pair[0] in images]
+    return tuple(chosen[:limit] if limit else chosen)
 
 
 def named_set(name: str, *, sigma: float | None = None, quality: int | None = None, limit: int | None = None,
-              crop: int | None = None, root: Path | None = None) -> EvalSet:
-    """One of :data:`DATASETS` with its protocol degradation."""
+              crop: int | None = None, root: Path | None = None, images: Sequence[str] = ()) -> EvalSet:
+    """One of :data:`DATASETS` with its protocol degradation; ``images``: only these (file stems)."""
     spec = DATASETS[name]
     _check_sigma_quality(spec, sigma, quality)
     folder = (root or datasets_root()) / name
@@ -207,12 +246,13 @@ def named_set(name: str, *, sigma: float | None = None, quality: int | None = No
         if missing:
             raise DatasetError(f"{folder / sub}: no degraded input for {', '.join(missing)}")
     pairs = [(stem, path, degraded.get(stem)) for stem, path in clean.items()]
+    chosen = _limited(pairs, limit, folder, images)
     description = f"{spec.description}; {where}" + (f"; centre {crop}x{crop} crops" if crop else "")
-    return EvalSet(tag, description, spec.task, _limited(pairs, limit, folder), sigma, crop)
+    return EvalSet(tag, description + _subset_note(chosen, len(pairs)), spec.task, chosen, sigma, crop, len(pairs))
 
 
 def folder_set(folder: Path, task: str, *, sigma: float | None = None, limit: int | None = None,
-               crop: int | None = None) -> EvalSet:
+               crop: int | None = None, images: Sequence[str] = ()) -> EvalSet:
     """A folder laid out as ``FOLDER/clean/*`` and ``FOLDER/degraded/*``, matched by file stem.
 
     Without ``degraded/``, the inputs are the protocol's seeded noise of ``sigma`` added to the
@@ -236,21 +276,23 @@ def folder_set(folder: Path, task: str, *, sigma: float | None = None, limit: in
         degraded, where = {}, f"Gaussian noise sigma {sigma:g}, torch seed 1"
     pairs = [(stem, path, degraded.get(stem)) for stem, path in clean.items()]
     tag = folder.resolve().name + (f"-s{sigma:g}" if sigma is not None else "")
+    chosen = _limited(pairs, limit, clean_dir, images)
     description = f"folder {folder}; {where}" + (f"; centre {crop}x{crop} crops" if crop else "")
-    return EvalSet(tag, description, task, _limited(pairs, limit, clean_dir), sigma, crop)
+    return EvalSet(tag, description + _subset_note(chosen, len(pairs)), task, chosen, sigma, crop, len(pairs))
 
 
 def open_set(source: str, task: str, *, sigma: float | None = None, quality: int | None = None,
-             limit: int | None = None, crop: int | None = None) -> EvalSet:
+             limit: int | None = None, crop: int | None = None, images: Sequence[str] = ()) -> EvalSet:
     """A named test set or a folder (see :func:`folder_set`), checked against ``task``."""
     if source in DATASETS:
         spec = DATASETS[source]
         if spec.task != task:
             raise DatasetError(f"{source} is a {spec.task} test set, but the model is for {task!r}")
-        return named_set(source, sigma=sigma, quality=quality, limit=limit, crop=crop)
+        return named_set(source, sigma=sigma, quality=quality, limit=limit, crop=crop, images=images)
     folder = Path(source)
     if not folder.is_dir():
-        raise DatasetError(f"{source!r} is neither a test set ({', '.join(DATASETS)}) nor a folder")
+        raise DatasetError(f"{source!r} is neither a test set ({', '.join(DATASETS)}) nor a folder"
+                           f"{did_you_mean(source, DATASETS)}")
     if quality is not None:
         raise DatasetError(f"{source}: --quality applies to the named JPEG sets only")
-    return folder_set(folder, task, sigma=sigma, limit=limit, crop=crop)
+    return folder_set(folder, task, sigma=sigma, limit=limit, crop=crop, images=images)

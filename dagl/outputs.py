@@ -1,18 +1,19 @@
 """Output places checked before any work: a run that would fail to write after minutes of work
 (a missing or read-only folder, a name the filesystem refuses, a format nobody writes) fails first.
 
-Nothing is created here: folders are made when the first output is written, so a run that fails
-early leaves nothing behind. The exit code of each refusal is 2 (dagl.errors' rule: the place the
+Nothing is left here: folders are made when the first output is written, so a run that fails
+early leaves nothing behind (an existing folder is tried with a nameless file, gone on close). The exit code of each refusal is 2 (dagl.errors' rule: the place the
 user named); a disk that fills up while writing is still a failure while working, decided there.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import OutputError, output_error
 
 #: The usual limit of one path component, in bytes, where the filesystem does not say.
 DEFAULT_NAME_MAX = 255
@@ -65,6 +66,18 @@ def check_output_folder(folder: str | Path) -> None:
         raise OutputError(f"cannot create output folder {folder} ({existing} is not a folder)")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {existing} is not writable")
+    _probe(existing)
+
+
+def _probe(folder: Path) -> None:
+    """Create a nameless file in ``folder`` and drop it: permission bits say nothing for root, nor for a
+    read-only mount or ``/proc``, where only a write says whether writes work (the file is gone on
+    close: ``O_TMPFILE``, or a name unlinked at once)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise output_error(folder, exc, what="cannot write into this output folder") from None
 
 
 def check_output_file(path: str | Path, suffixes: Iterable[str] | None = None) -> None:

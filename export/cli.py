@@ -44,7 +44,8 @@ def _warn_if_random(info: WeightsInfo) -> None:
 @click.command("dagl-export", cls=Command)
 @task_option(required=True)
 @click.option("--weights", default=None, metavar="PATH|random",
-              help="Official DAGL checkpoint or .safetensors. Default: the weights shipped for the task. "
+              help="Official DAGL checkpoint or .safetensors. Default: the weights shipped for --task (as "
+                   "--model jpeg / MODEL jpeg in the other commands; jpeg ships). "
                    f"'{RANDOM}' = seeded random weights, for smoke-testing a deployment pipeline only.")
 @sigma_option(help="Noise level of the denoise model: 15, 25 or 50 (required for --task denoise).")
 @click.option("--fp16", is_flag=True, help="Also write the FP16 ONNX and build an FP16 engine "

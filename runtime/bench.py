@@ -180,6 +180,9 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
     """Latency per tile, throughput (MP/s) and peak memory of MODEL for several tile sizes,
     side by side with the plain PyTorch reference (dagl.create(task, gfam="plain")).
 
+    MODEL is a .plan/.engine, an .onnx file, a weights file (with --task), or a task name for
+    the weights shipped in the package (dagl-bench jpeg).
+
     \b
     Example:
       dagl-bench dagl-jpeg.onnx --tile 48 --tile 64 --threads 1 --plot bench.png

@@ -11,17 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import numpy as np
 from rich.console import Console
 
+from dagl import TASKS
 from dagl.cli_common import Command, error_line, max_pixels_option, sigma_option, task_option
 from dagl.cli_progress import progress
 from dagl.errors import DaglError, UserInputError, output_error, shown_path
 from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image, write_image
 from dagl.memory import MemoryBudgetError
 from dagl.outputs import check_output_folder, check_output_name
+from dagl.suggest import did_you_mean
 
 from .base import InferenceError
-from .channels import ChannelError, to_network
+from .channels import ChannelError, NetworkImage, to_network
+from .loader import choose_model
 from .options import restoration_options
 from .restorer import InputArrayError, Restorer
 from .reference import find_reference, gain_line, load_reference
@@ -32,6 +36,7 @@ DEFAULT_OUTPUT_DIR = Path("restored")
 EXAMPLES = """
 \b
 Examples:
+  dagl-infer jpeg photo.jpg -o clean.png          (a task name: the weights shipped for it)
   dagl-infer dagl-jpeg.onnx photo.jpg -o clean.png
   dagl-infer dagl-jpeg-fp16.plan 'scans/*.png' -o out/ --bit-depth 16
   dagl-infer model_best.pt --task denoise --sigma 25 noisy.png --tiling reference --ensemble
@@ -154,6 +159,43 @@ def _make_folder(target: Path) -> None:
         raise output_error(target, exc, ImageWriteError, "cannot create its folder") from None
 
 
+@dataclass
+class Prepared:
+    """One input read and split for the network, with its clean reference if ``--reference`` gave one."""
+
+    source: np.ndarray
+    image: NetworkImage
+    clean: np.ndarray | None
+
+
+def prepare(job: Job, task: str, bit_depth: int) -> Prepared:
+    """Read ``job``'s input (and reference) and check it against ``task`` and its output: all but the network."""
+    source = read_image(job.source)
+    image = to_network(source, task)
+    check_writable(job.target, bit_depth, image.file_channels)
+    clean = load_reference(job.reference, image.to_file(image.array).shape) if job.reference else None
+    return Prepared(source, image, clean)
+
+
+def check_inputs(jobs: list[Job], task: str | None, bit_depth: int) -> None:
+    """Read every input before the model loads, so an unfit file costs seconds, not a model load.
+
+    Each file is decoded once here and again when its turn comes (only one image is held at a time):
+    its signature, size and pixels are checked by :func:`dagl.io.read_image`, and when the task is
+    already known (MODEL is a task name, or ``--task``), its channels, output and reference too.
+    """
+    for job in jobs:
+        if job.error:
+            continue
+        try:
+            if task is None:
+                read_image(job.source)
+            else:
+                prepare(job, task, bit_depth)
+        except DaglError as exc:  # ChannelError and the readers' errors included
+            job.error = str(exc).removeprefix(f"{job.source}: ")
+
+
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
                 console: Console, overwrite: bool = False) -> tuple[list[Path], float]:
     """Run every job; returns (the files written, megapixels restored)."""
@@ -168,13 +210,11 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                 reporter.error(f"{job.source}: {job.error}")
             else:
                 try:
-                    source = read_image(job.source)
-                    image = to_network(source, restorer.task)
+                    prepared = prepare(job, restorer.task, bit_depth)
+                    source, image, clean = prepared.source, prepared.image, prepared.clean
                     array = image.array
-                    check_writable(job.target, bit_depth, image.file_channels)  # before the work, not after
                     if image.note:
                         reporter.note(f"{job.source}: {image.note}")
-                    clean = load_reference(job.reference, image.to_file(array).shape) if job.reference else None
                     bars.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
                                 description=job.source.name)
                     out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
@@ -198,16 +238,19 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
     return written, megapixels
 
 
-def _remote(server: str, model: str, task: str | None, sigma: int | None):
-    """The client of a dagl-serve server; MODEL names the task it serves (its artefact stem is the model)."""
-    from dagl import TASKS
-
-    from .serve.client import RemoteRestorer
-
+def served_task(model: str, task: str | None) -> str:
+    """With ``--server``, MODEL names the task the server serves (its artefact stem is the model)."""
     if model not in TASKS or task not in (None, model):
         raise click.UsageError(f"with --server, MODEL is the task the server serves ({', '.join(TASKS)}), "
-                               f"got {model!r}")
-    return RemoteRestorer(server, model, sigma)
+                               f"got {model!r}{did_you_mean(model, TASKS)}")
+    return model
+
+
+def _remote(server: str, task: str, sigma: int | None):
+    """The client of a dagl-serve server for ``task``."""
+    from .serve.client import RemoteRestorer
+
+    return RemoteRestorer(server, task, sigma)
 
 
 def where_written(written: list[Path]) -> str:
@@ -263,6 +306,9 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
                  if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
         if given:
             raise click.UsageError(f"--{given[0]} is the server's setting (give it to dagl-serve), not with --server")
+    # What MODEL names is settled first: a typo costs a moment, not the seconds a model takes to load.
+    known_task = served_task(str(model), task) if server is not None else choose_model(model, backend, task,
+                                                                                        sigma).task
     console = Console(stderr=True)
     reporter = Reporter(console)
     depth = int(bit_depth)
@@ -278,15 +324,18 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
             job.reference = find_reference(reference, job.source, len(runnable))
             if job.reference is None:
                 reporter.note(f"{job.source}: no clean image named {job.source.stem}.* in {reference}; no PSNR")
-    if all(job.error for job in jobs):  # nothing can run: do not spend seconds loading the model
-        for job in jobs:
-            reporter.error(f"{job.source}: {job.error}")
-        raise click.exceptions.Exit(reporter.exit_code)
     folders = {path.parent for job in jobs if not job.error for path in (job.target, job.side_by_side) if path}
     for folder in sorted(folders):
         check_output_folder(folder)
+    check_inputs(jobs, known_task, depth)
+    for job in jobs:  # every refusal so far, before the model loads
+        if job.error:
+            reporter.error(f"{job.source}: {job.error}")
+    jobs = [job for job in jobs if not job.error]
+    if not jobs:  # nothing can run: do not spend seconds loading the model
+        raise click.exceptions.Exit(reporter.exit_code)
     if server is not None:
-        restorer = _remote(server, str(model), task, sigma)
+        restorer = _remote(server, known_task, sigma)
     else:
         restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
                             tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)

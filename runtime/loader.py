@@ -6,13 +6,15 @@ The file's suffix names its kind (engine, ONNX graph, weights); ``--backend`` na
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
 from dagl.artefact.naming import ENGINE_SUFFIXES, ONNX_SUFFIXES, WEIGHTS_SUFFIXES
 from dagl.device import is_auto, resolve_device
+from dagl.suggest import did_you_mean
 
-from .backends import REGISTRY, auto_backend, backends_for
+from .backends import REGISTRY, Backend, auto_backend, backends_for
 from .base import BaseRunner, ModelInputError, RunnerRequest, default_cache_dir
 
 BACKENDS = ("auto", *REGISTRY)
@@ -31,20 +33,26 @@ def artefact_kind(path: Path) -> str:
                           f"{', '.join(ENGINE_SUFFIXES + ONNX_SUFFIXES + WEIGHTS_SUFFIXES)}")
 
 
-def create_runner(model_path: str | Path, backend: str = "auto", device: str = "cpu",
-                  task: str | None = None, sigma: int | None = None, threads: int | None = None,
-                  engine_cache: Path | None = None) -> BaseRunner:
-    """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
+@dataclass(frozen=True)
+class ModelChoice:
+    """What a MODEL argument names, found without loading anything (no torch, no ONNX Runtime)."""
 
-    ``model_path`` may also be a task name (``"jpeg"``): the weights shipped for it, on PyTorch.
-    ``backend`` is ``auto`` (by the file's kind) or a name of :data:`dagl.runtime.backends.REGISTRY`.
-    ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:func:`dagl.device.resolve_device`; an engine
-    always runs on a GPU: ``cuda:N`` picks which). ``threads`` caps CPU threads (ONNX Runtime intra-op,
-    torch); ``None`` keeps each library's default. ``engine_cache`` is where the TensorRT backends keep
-    the engines they build from an ONNX file (default: :func:`dagl.runtime.base.default_cache_dir`).
+    path: Path
+    #: ``engine``, ``onnx`` or ``weights`` (:func:`artefact_kind`).
+    kind: str
+    backend: Backend
+    #: The task MODEL named (``jpeg``: the weights shipped for it), else the ``task`` given.
+    task: str | None
+
+
+def choose_model(model_path: str | Path, backend: str = "auto", task: str | None = None,
+                 sigma: int | None = None) -> ModelChoice:
+    """Resolve ``model_path`` (a file, or a task name for its shipped weights) and the backend for it.
+
+    Everything here is a look at names and the file system, so the commands call it first and a typo
+    is refused in a moment, not after the seconds torch takes to import: a near miss of a task name
+    (``jpg``) is answered with the task meant. Raises :class:`ModelInputError` (one line).
     """
-    device_is_auto = is_auto(device)
-    device = resolve_device(device)
     path = Path(model_path)
     if not path.exists() and str(model_path) in TASKS:
         if task not in (None, str(model_path)):
@@ -55,7 +63,10 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         except WeightsError as exc:
             raise ModelInputError(str(exc)) from None
     if not path.is_file():
-        raise ModelInputError(f"{path}: no such model file")
+        if path.suffix or len(path.parts) > 1:  # a file name: only a file was meant
+            raise ModelInputError(f"{path}: no such model file")
+        hint = did_you_mean(str(model_path), TASKS) or f" (the tasks: {', '.join(TASKS)})"
+        raise ModelInputError(f"{path}: no such model file or task{hint}")
     if backend not in BACKENDS:
         raise ModelInputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     kind = artefact_kind(path)
@@ -63,5 +74,24 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     if kind not in chosen.kinds:
         raise ModelInputError(f"{path.name} is a {auto_backend(kind).name} artefact; it cannot run with --backend "
                               f"{backend} (backends for it: {', '.join(backends_for(kind))})")
-    return chosen.factory(RunnerRequest(path, kind, device, device_is_auto, task, sigma, threads,
-                                        engine_cache or default_cache_dir()))
+    return ModelChoice(path, kind, chosen, task)
+
+
+def create_runner(model_path: str | Path, backend: str = "auto", device: str = "cpu",
+                  task: str | None = None, sigma: int | None = None, threads: int | None = None,
+                  engine_cache: Path | None = None) -> BaseRunner:
+    """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
+
+    ``model_path`` may also be a task name (``"jpeg"``): the weights shipped for it, on PyTorch
+    (:func:`choose_model`). ``backend`` is ``auto`` (by the file's kind) or a name of
+    :data:`dagl.runtime.backends.REGISTRY`. ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+    (:func:`dagl.device.resolve_device`; an engine always runs on a GPU: ``cuda:N`` picks which).
+    ``threads`` caps CPU threads (ONNX Runtime intra-op, torch); ``None`` keeps each library's default.
+    ``engine_cache`` is where the TensorRT backends keep the engines they build from an ONNX file
+    (default: :func:`dagl.runtime.base.default_cache_dir`).
+    """
+    choice = choose_model(model_path, backend, task, sigma)
+    device_is_auto = is_auto(device)
+    device = resolve_device(device)
+    return choice.backend.factory(RunnerRequest(choice.path, choice.kind, device, device_is_auto, choice.task,
+                                                sigma, threads, engine_cache or default_cache_dir()))

@@ -33,6 +33,7 @@ CANNOT_RUN = [
     (r"^tools/test\.sh", "the test command itself"),
     (r"\.plan\b|--engine-required|polygraphy", "needs TensorRT and an NVIDIA GPU"),
     (r"dagl-train|torchrun", "trains for 400,000 iterations (hours on a GPU)"),
+    (r"dagl-eval (?!paper).*--dataset classic5.*--images", "a classic5 image with the release's chop: minutes on a CPU"),
     (r"dagl-eval (?!paper).*--dataset classic5", "the full classic5 set with the release's chop: hours on a CPU"),
     (r"^dagl-serve|--server ", "a server runs until stopped, its clients need one: tests/test_serve.py runs both"),
 ]

@@ -240,17 +240,27 @@ def test_progress_is_printed_as_lines_without_a_terminal(onnx_path, gray_png, tm
 
 
 def test_a_failed_image_is_not_done_and_the_last_line_says_where_the_output_went(onnx_path, gray_png, tmp_path):
-    (tmp_path / "in" / "broken.png").write_text("not an image")
-    code, lines = infer(onnx_path, tmp_path / "in" / "broken.png", gray_png, "-o", tmp_path / "out", *FAST)
+    # An ONNX file names its task only once loaded, so a transparent image's refusal comes in its turn.
+    broken = rgba(tmp_path / "in" / "broken.png", 7)
+    code, lines = infer(onnx_path, broken, gray_png, "-o", tmp_path / "out", *FAST)
     assert code == 2
     assert [line.split(",")[0] for line in lines if line.startswith("image ")] == ["image 1/2 failed", "image 2/2 done"]
     assert lines[-1].endswith(f"1 failed; wrote {tmp_path / 'out' / 'gray.png'}")
+    # A file that is no image is refused before the model loads, and only the others run.
+    (tmp_path / "in" / "notes.png").write_text("not an image")
+    code, lines = infer(onnx_path, tmp_path / "in" / "notes.png", gray_png, "-o", tmp_path / "out2", *FAST)
+    assert code == 2 and lines[0].startswith(f"dagl-infer: error: {tmp_path / 'in' / 'notes.png'}: not an image")
+    assert [line.split(",")[0] for line in lines if line.startswith("image ")] == ["image 1/1 done"]
+    assert lines[-1].endswith(f"1 failed; wrote {tmp_path / 'out2' / 'gray.png'}")
     code, lines = infer(onnx_path, gray_png, "-o", tmp_path / "one.npy", *FAST)
     assert code == 0 and lines[-1].endswith(f"; wrote {tmp_path / 'one.npy'}")
 
 
-def test_float32_into_png_is_refused_before_the_model_loads(gray_png, tmp_path):
-    code, lines = infer(tmp_path / "not-loaded.onnx", gray_png, "-o", tmp_path / "x.png", "--bit-depth", "32")
+def test_float32_into_png_is_refused_before_the_model_loads(gray_png, tmp_path, monkeypatch):
+    from dagl.runtime import cli
+
+    monkeypatch.setattr(cli, "Restorer", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    code, lines = infer("jpeg", gray_png, "-o", tmp_path / "x.png", "--bit-depth", "32")
     assert code == 2 and len(lines) == 1
     assert lines[0] == (f"dagl-infer: error: {gray_png}: {tmp_path / 'x.png'}: .png cannot hold 32-bit "
                         "samples; use --bit-depth 8 or 16")

@@ -15,6 +15,7 @@ from ..cli_common import SEED, Command, FiniteFloat, sigma_option, task_option
 from ..memory import check_memory, check_training_memory, memory_budget
 from ..artefact.naming import weights_name
 from .config import GFAM_NAMES, HELD_OUT, LR_STEP_ITERATIONS, NO_VALIDATION, TrainConfig
+from .sources import check_sources
 
 EPILOG = """\b
 Examples:
@@ -158,10 +159,11 @@ def command(task: str, sigma: int | None, data: tuple[str, ...], out: str | None
     Run it with torchrun for several GPUs or nodes; it picks nccl on CUDA and gloo on CPU.
     """
     started_at = time.monotonic()  # --time-budget counts from here
+    config = _config(task, sigma, data, out, device=device, **options)
+    check_sources(config)  # before torch imports: a missing folder or a typo costs a moment
     from . import distributed
     from .trainer import Trainer
 
-    config = _config(task, sigma, data, out, device=device, **options)
     ctx = distributed.setup(device)
     try:
         _check_memory(config, ctx)

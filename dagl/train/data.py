@@ -20,27 +20,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..channels import ChannelError, split_alpha
 from ..configs import TaskConfig
-from ..io import IMAGE_SUFFIXES, ImageReadError, read_image, to_luma
+from ..io import ImageReadError, read_image, to_luma
 from .config import TrainingError
 from .heldout import is_held_out
+from .sources import pair_paths
 
 #: Images are held as uint16 (k/255 -> k*257 exactly) to halve the memory of float32.
 _STORE_SCALE = 65535.0
-#: Paired (real-noise) training folders hold clean/ and, with the same file names, noisy/ (or
-#: degraded/, the layout :func:`dagl.datasets.folder_set` evaluates).
-PAIRED_DEGRADED = ("noisy", "degraded")
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted so every rank lists them in the same order."""
-    if not folder.is_dir():
-        raise TrainingError(f"data folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise TrainingError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-    return files
-
-
 def to_task_channels(image: np.ndarray, config: TaskConfig, path: Path) -> np.ndarray:
     """(H, W, C) with C = the task's channels; an opaque alpha is dropped, colour becomes luma for gray tasks."""
     try:
@@ -62,30 +48,6 @@ def _read(path: Path, config: TaskConfig) -> np.ndarray:
     return np.round(np.clip(image, 0.0, 1.0) * _STORE_SCALE).astype(np.uint16)
 
 
-def _pair_paths(folders: Sequence[Path], config: TaskConfig) -> tuple[list[Path], list[Path]]:
-    """The clean files of ``folders`` and, for paired tasks, their noisy twins (same order)."""
-    paired = config.degradation.paired
-    clean_paths: list[Path] = []
-    noisy_paths: list[Path] = []
-    for folder in folders:
-        folder = Path(folder)
-        if paired:
-            twins = [folder / d for d in PAIRED_DEGRADED if (folder / d).is_dir()]
-            if not (folder / "clean").is_dir() or not twins:
-                raise TrainingError(f"task {config.name!r} trains on pairs: {folder} must hold clean/ "
-                                    f"and noisy/ folders with the same file names (e.g. SIDD)")
-            clean = list_images(folder / "clean")
-            noisy = {p.name: p for p in list_images(twins[0])}
-            missing = [p.name for p in clean if p.name not in noisy]
-            if missing:
-                raise TrainingError(f"{twins[0]} has no twin for clean image {missing[0]}")
-            clean_paths += clean
-            noisy_paths += [noisy[p.name] for p in clean]
-        else:
-            clean_paths += list_images(folder)
-    return clean_paths, noisy_paths
-
-
 def load_images(folders: Sequence[Path], config: TaskConfig, patch: int, limit: int | None = None,
                 held_out: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[Path]]:
     """Clean images (and their noisy twins for paired tasks) from ``folders``, held in memory.
@@ -97,7 +59,7 @@ def load_images(folders: Sequence[Path], config: TaskConfig, patch: int, limit: 
     ``noisy/`` (or ``degraded/``) with the same file names (SIDD once its pairs are sorted so).
     """
     paired = config.degradation.paired
-    every_clean, every_noisy = _pair_paths(folders, config)
+    every_clean, every_noisy = pair_paths(folders, config)
     chosen = [i for i, path in enumerate(every_clean) if is_held_out(path) == held_out]
     if not chosen:
         what = "held-out files (dagl.train.heldout)" if held_out else "images outside the held-out split"

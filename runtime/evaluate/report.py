@@ -99,7 +99,9 @@ def _rich(title: str, header: list[str], rows: list[list[str]], caption: str) ->
 
 def terminal_tables(result: EvalResult) -> list[Table]:
     """The score table and, with compared models, the parity table, for ``rich`` to print."""
-    title = f"{result.evalset.tag} ({len(result.images)} images)"
+    evalset = result.evalset
+    title = f"{evalset.tag} ({len(result.images)} images" + (f" of {evalset.total}: a subset, not the set's numbers)"
+                                                             if evalset.is_subset else ")")
     tables = [_rich(title, *score_table(result), legend(result))]
     if len(result.models) > 1:
         tables.append(_rich(f"{title}: parity against #1", *parity_table(result),
