@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from .artefact.naming import WEIGHTS_SUFFIX
 from .atomic import atomic_path
 from .errors import WeightsError
-from .files import file_digest
 
 #: Keys of the release's checkpoints that the forward pass never uses and our model does not carry.
 IGNORED_PREFIXES = ("add_mean.",)

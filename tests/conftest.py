@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,30 @@ def official_checkpoint(tmp_path_factory):
         return cache[(task, seed)]
 
     return make
+
+
+@pytest.fixture
+def fake_trt(monkeypatch):
+    """The TensorRT 11 fake as ``tensorrt``, on one fixed GPU for the builder, the engine loader and the cache."""
+    import fake_tensorrt
+    from dagl.artefact import GPU, engine_build
+    from dagl.runtime.trt import cache
+    from dagl.runtime.trt import loader as engine_loader
+
+    module = fake_tensorrt.make_module()
+    monkeypatch.setitem(sys.modules, "tensorrt", module)
+    for where in (engine_build, engine_loader, cache):
+        monkeypatch.setattr(where, "current_gpu", lambda: GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC))
+    return module
+
+
+@pytest.fixture(scope="session")
+def jpeg_onnx(official_checkpoint, tmp_path_factory) -> Path:
+    """The ONNX export (with dagl metadata) of the random-weight official jpeg checkpoint, made once a session:
+    exporting the 16-ResBlock network takes seconds. Tests that change the file work on a copy."""
+    from onnx_models import export_jpeg_onnx
+
+    return export_jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("jpeg-onnx"))
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,8 @@ import numpy as np
 
 NAMES_FILE = Path(__file__).resolve().parent / "data" / "tensorrt11_names.txt"
 VERSION = "11.4.0.106"  # the bindings wheel the list was read from
+#: The one GPU the fake runs on (name, compute capability), as the ``fake_trt`` fixture pins it.
+GPU_NAME, GPU_CC = "Fake H100 80GB", "9.0"
 _PLAN_MAGIC = b"FAKE-TRT11-PLAN\n"
 
 

@@ -203,3 +203,26 @@ class RR(nn.Module):
         res = self.body(res)
         res = self.tail(res)
         return x + res
+
+
+#: The release's chop threshold (``min_size`` of its ``forward_chop``), transcribed here, not imported from dagl.
+RELEASE_MIN_SIZE = 10000
+
+
+def release_chop(forward, x: torch.Tensor, min_size: int = RELEASE_MIN_SIZE) -> torch.Tensor:
+    """The release's forward_chop written out independently (torch, (B, C, H, W), one tile at a time)."""
+    b, c, h, w = x.size()
+    h_half, w_half = h // 2, w // 2
+    h_size, w_size = (h_half // 4) * 4 + 24, (w_half // 4) * 4 + 24
+    lr_list = [x[:, :, 0:h_size, 0:w_size], x[:, :, 0:h_size, (w - w_size):w],
+               x[:, :, (h - h_size):h, 0:w_size], x[:, :, (h - h_size):h, (w - w_size):w]]
+    if w_size * h_size < min_size:
+        sr_list = [forward(patch) for patch in lr_list]
+    else:
+        sr_list = [release_chop(forward, patch, min_size) for patch in lr_list]
+    output = x.new(b, c, h, w)
+    output[:, :, 0:h_half, 0:w_half] = sr_list[0][:, :, 0:h_half, 0:w_half]
+    output[:, :, 0:h_half, w_half:w] = sr_list[1][:, :, 0:h_half, (w_size - w + w_half):w_size]
+    output[:, :, h_half:h, 0:w_half] = sr_list[2][:, :, (h_size - h + h_half):h_size, 0:w_half]
+    output[:, :, h_half:h, w_half:w] = sr_list[3][:, :, (h_size - h + h_half):h_size, (w_size - w + w_half):w_size]
+    return output

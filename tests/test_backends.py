@@ -34,10 +34,9 @@ from dagl.runtime.loader import BACKEND_HELP, BACKENDS
 from dagl.runtime.onnxrt import OnnxRuntimeRunner, OnnxRuntimeTensorRTRunner
 from dagl.runtime.onnxrt.providers import (missing_provider, session_providers, tensorrt_options,
                                            tensorrt_session_providers)
-from dagl.runtime.trt import OnnxEngineRunner, cache, engine_key
-from dagl.runtime.trt import loader as engine_loader
+from dagl.runtime.trt import OnnxEngineRunner, engine_key
 
-HERE_GPU = GPU("Fake H100 80GB", "9.0")
+HERE_GPU = GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC)
 PROFILE = Profile(min=(1, 1, 16, 16), opt=(4, 1, 80, 80), max=(4, 1, 256, 256))
 
 
@@ -215,16 +214,6 @@ def test_dagl_infer_with_a_provider_the_machine_lacks_is_one_line(tmp_path, monk
 
 
 # --- the engine cache, against the TensorRT 11 fake --------------------------------------------
-
-@pytest.fixture
-def fake_trt(monkeypatch):
-    """The TensorRT 11 fake as ``tensorrt``, on a fixed GPU for the builder, the loader and the cache."""
-    module = fake_tensorrt.make_module()
-    monkeypatch.setitem(sys.modules, "tensorrt", module)
-    for where in (engine_build, engine_loader, cache):
-        monkeypatch.setattr(where, "current_gpu", lambda: HERE_GPU)
-    return module
-
 
 def test_engine_names_say_everything_the_engine_depends_on(tmp_path):
     path = small_onnx(tmp_path, "fp16")

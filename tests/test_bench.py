@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from dagl.runtime.base import BaseRunner, ModelInfo
 from dagl.runtime.bench import main, measure
-from test_runtime_support import jpeg_onnx
 
 
 class SleepyRunner(BaseRunner):
@@ -38,8 +37,8 @@ def test_latency_is_per_tile_and_throughput_in_megapixels():
     assert runner.inference_count == 4  # one warm-up, three timed
 
 
-def test_bench_runs_both_paths_and_writes_table_and_plot(tmp_path, tmp_path_factory, official_checkpoint):
-    model = jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+def test_bench_runs_both_paths_and_writes_table_and_plot(tmp_path, jpeg_onnx):
+    model = jpeg_onnx
     plot, table = tmp_path / "bench.png", tmp_path / "bench.md"
     result = CliRunner().invoke(main, [str(model), "--tile", "8", "--tile", "12", "--repeats", "1",
                                        "--threads", "1", "--plot", str(plot), "--markdown", str(table)])

@@ -21,8 +21,7 @@ import pytest
 
 from dagl.io import write_image
 from help_bench import commands
-from test_infer_channels import colour_jpeg
-from test_runtime_support import jpeg_onnx
+from colour_images import colour_jpeg
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -85,11 +84,11 @@ def _reason(text: str) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def fixtures(tmp_path_factory, official_checkpoint) -> Path:
+def fixtures(tmp_path_factory, official_checkpoint, jpeg_onnx) -> Path:
     """One folder holding every file the examples name; each example gets a hard-linked copy."""
     folder = tmp_path_factory.mktemp("examples")
     shutil.copy(official_checkpoint("jpeg"), folder / "model_best.pt")
-    shutil.copy(jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx")), folder / "dagl-jpeg.onnx")
+    shutil.copy(jpeg_onnx, folder / "dagl-jpeg.onnx")
     rng = np.random.default_rng(0)
     write_image(folder / "photo.png", rng.random((32, 40), dtype=np.float32), 8)
     write_image(folder / "noisy.png", rng.random((24, 24), dtype=np.float32), 8)

@@ -18,7 +18,6 @@ import dagl
 from dagl.io import read_image, write_image
 from dagl.runtime.evaluate.cli import main
 from dagl.runtime.evaluate.paper import PAPER_CELLS
-from test_runtime_support import jpeg_onnx
 
 CROP = 48
 
@@ -202,9 +201,9 @@ def _parity_run(base: Path, *candidates: Path):
                    "--tiling", "none", "--limit", 1, "--crop", 16, "--threads", 1], terminal_width=250)
 
 
-def test_compare_prints_a_passing_parity_verdict(official_checkpoint, datasets_dir, tmp_path_factory):
+def test_compare_prints_a_passing_parity_verdict(official_checkpoint, datasets_dir, jpeg_onnx):
     checkpoint = official_checkpoint("jpeg")
-    onnx_path = jpeg_onnx(checkpoint, tmp_path_factory.mktemp("onnx"))
+    onnx_path = jpeg_onnx
     result = _parity_run(checkpoint, onnx_path)
     assert result.exit_code == 0, result.output
     [line] = [line for line in result.stdout.splitlines() if "PASSED" in line or "FAILED" in line]
@@ -212,8 +211,8 @@ def test_compare_prints_a_passing_parity_verdict(official_checkpoint, datasets_d
     assert line.endswith("(required: max |diff| <= 0.0001)")
 
 
-def test_compare_out_of_bounds_exits_non_zero(official_checkpoint, datasets_dir, tmp_path_factory):
-    onnx_path = jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+def test_compare_out_of_bounds_exits_non_zero(official_checkpoint, datasets_dir, jpeg_onnx):
+    onnx_path = jpeg_onnx
     result = _parity_run(official_checkpoint("jpeg", seed=1), onnx_path)  # other weights: far out of bounds
     assert result.exit_code == 1
     assert "dagl-jpeg.onnx (onnxruntime): FAILED float32 ONNX vs float32 PyTorch" in result.stdout
@@ -221,14 +220,14 @@ def test_compare_out_of_bounds_exits_non_zero(official_checkpoint, datasets_dir,
 
 
 def test_compare_says_when_the_artefact_was_made_from_different_weights(official_checkpoint, datasets_dir,
-                                                                       tmp_path_factory):
+                                                                        tmp_path_factory, jpeg_onnx):
     from dagl.files import file_digest
-    from test_runtime_support import add_metadata
+    from onnx_models import add_metadata
 
     folder = tmp_path_factory.mktemp("stamped")
     checkpoint, other = official_checkpoint("jpeg"), official_checkpoint("jpeg", seed=1)
     onnx_path = folder / "dagl-jpeg.onnx"
-    shutil.copy(jpeg_onnx(checkpoint, tmp_path_factory.mktemp("onnx")), onnx_path)
+    shutil.copy(jpeg_onnx, onnx_path)
     add_metadata(onnx_path, {"task": "jpeg", "channels": "1", "precision": "fp32", "weights": file_digest(checkpoint)})
     result = _parity_run(other, onnx_path)
     assert result.exit_code == 1
@@ -242,10 +241,10 @@ def test_compare_says_when_the_artefact_was_made_from_different_weights(official
 
 
 def test_verdict_names_the_artefact_it_judges_after_an_unjudged_weights_file(official_checkpoint, datasets_dir,
-                                                                              tmp_path_factory):
+                                                                             jpeg_onnx):
     """A second weights file gets numbers but no verdict; the ONNX graph after it keeps its own name."""
     checkpoint = official_checkpoint("jpeg")
-    onnx_path = jpeg_onnx(checkpoint, tmp_path_factory.mktemp("onnx"))
+    onnx_path = jpeg_onnx
     result = _parity_run(checkpoint, official_checkpoint("jpeg", seed=1), onnx_path)
     assert result.exit_code == 0, result.output
     [line] = [line for line in result.stdout.splitlines() if "PASSED" in line or "FAILED" in line]

@@ -21,7 +21,7 @@ from dagl.artefact.naming import artefact_stem
 from dagl.io import read_image
 from dagl.export.cli import main as export_main
 from dagl.runtime.evaluate.cli import main
-from test_tiling import release_chop
+from release_network import release_chop
 
 
 def release_model(checkpoint: Path) -> torch.nn.Module:

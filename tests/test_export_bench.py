@@ -8,12 +8,11 @@ from dagl.configs import get_config
 from dagl.artefact import onnx_metadata
 from dagl.chosen_weights import WeightsInfo
 from export_bench import worker  # tools/ is on pytest's pythonpath
-from test_runtime_support import jpeg_onnx
 
 
 @pytest.mark.parametrize("backend", ["torch-batched", "onnxruntime"])
-def test_worker_reports_time_and_memory(backend, tmp_path_factory, official_checkpoint):
-    onnx_path = jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+def test_worker_reports_time_and_memory(backend, jpeg_onnx):
+    onnx_path = jpeg_onnx
     row = worker(backend, "jpeg", str(onnx_path), tile=16, threads=1, repeats=2)
     assert row["backend"] == backend
     assert 0 < row["min_s"] <= row["median_s"]

@@ -9,14 +9,14 @@ from click.testing import CliRunner
 
 import dagl.export.cli
 import dagl.export.pipeline
+import fake_tensorrt
 from dagl.artefact import GPU
-from test_export_trt import fake_trt  # noqa: F401  (the fixture)
 
 PROFILE = ["--min-shape", "16x16", "--opt-shape", "48x48", "--max-shape", "64x64", "--batch", "2"]
 
 
-def test_export_writes_the_repository_of_what_it_built(fake_trt, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+def test_export_writes_the_repository_of_what_it_built(fake_trt, tmp_path, monkeypatch):
+    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC))
     out, repo = tmp_path / "out", tmp_path / "repo"
     result = CliRunner().invoke(dagl.export.cli.main, ["--task", "jpeg", "--weights", "random", "--engine-required",
                                                        "--output-dir", str(out), "--triton-repo", str(repo), *PROFILE])

@@ -30,7 +30,6 @@ from dagl.files import file_digest
 from dagl.runtime import RuntimeLoadError
 from dagl.runtime.base import ModelInfo
 from dagl.runtime.trt import TensorRTRunner
-from dagl.runtime.trt import loader as engine_loader
 
 
 def _graph(nodes, *, inputs=None, outputs=None, initializers=(), opset=17, elem=TensorProto.FLOAT):
@@ -95,16 +94,6 @@ def test_unnamed_dynamic_dim_is_refused():
 
 # --- engine build against the TensorRT 11 fake ------------------------------------------------
 
-@pytest.fixture
-def fake_trt(monkeypatch):
-    """The TensorRT 11 fake as ``tensorrt``, and a fixed GPU."""
-    module = fake_tensorrt.make_module()
-    monkeypatch.setitem(sys.modules, "tensorrt", module)
-    for where in (engine_build, engine_loader):
-        monkeypatch.setattr(where, "current_gpu", lambda: GPU("Fake H100", "9.0"))
-    return module
-
-
 def _build(tmp_path: Path, fp16: bool) -> Path:
     """Build from a float32 or FP16 graph (float32 I/O either way, as dagl-export writes them)."""
     inner = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
@@ -129,7 +118,7 @@ def test_strongly_typed_build_writes_plan_and_sidecar(fake_trt, tmp_path, fp16):
     assert built["io"] == [["input", "input", "float32"], ["output", "output", "float32"]]
     assert built["profiles"] == [{"input": [[1, 1, 16, 16], [2, 1, 96, 96], [2, 1, 256, 256]]}]
     meta = json.loads(plan.with_name(plan.name + ".json").read_text())
-    assert meta["tensorrt_version"] == fake_tensorrt.VERSION and meta["gpu_name"] == "Fake H100"
+    assert meta["tensorrt_version"] == fake_tensorrt.VERSION and meta["gpu_name"] == fake_tensorrt.GPU_NAME
     assert meta["compute_capability"] == "9.0" and meta["task"] == "jpeg" and meta["sigma"] is None
     assert (meta["min_shape"], meta["opt_shape"], meta["max_shape"]) == ([1, 1, 16, 16], [2, 1, 96, 96],
                                                                          [2, 1, 256, 256])
@@ -183,7 +172,7 @@ def test_engine_is_refused_by_another_or_unsupported_tensorrt(fake_trt, tmp_path
 
 def test_dagl_export_builds_the_fp16_engine_from_the_fp16_onnx(fake_trt, tmp_path, monkeypatch):
     """The whole command on the fake: ``--fp16`` builds from ``dagl-jpeg-fp16.onnx``, strongly typed."""
-    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC))
     out = tmp_path / "out"
     result = CliRunner().invoke(dagl.export.cli.main, [
         "--task", "jpeg", "--weights", "random", "--fp16", "--engine-required", "--output-dir", str(out),
@@ -236,7 +225,7 @@ def test_engine_on_a_torch_without_cuda_is_one_line(fake_trt, tmp_path, monkeypa
 
 def test_export_library_call_returns_the_engine_and_its_sidecar(fake_trt, tmp_path, monkeypatch):
     """``dagl.export.export`` on the fake: the float32 engine is built from the float32 graph and returned."""
-    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU("Fake H100", "9.0"))
+    monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC))
     out = tmp_path / "out"
     result = dagl.export.export("jpeg", "random", output_dir=out, engine_required=True, min_tile=(16, 16),
                                 opt_tile=(32, 32), max_tile=(64, 64), batch=1)

@@ -9,23 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import dagl
-from dagl.gfam import BatchedGFAM, PlainGFAM, pad_same
-
-
-def make_heads(seed: int = 0) -> tuple[PlainGFAM, BatchedGFAM]:
-    """Random heads whose dynamic threshold disconnects a real share of the keys.
-
-    With default initialisation almost every key stays connected, which would leave the masking
-    quirks untested; a threshold scale near 1 cuts roughly the keys below the row mean.
-    """
-    torch.manual_seed(seed)
-    plain = PlainGFAM()
-    with torch.no_grad():
-        plain.thr_conv.bias.fill_(1.0)
-        plain.bias_conv.bias.fill_(0.0)
-    batched = BatchedGFAM()
-    batched.load_state_dict(plain.state_dict())
-    return plain.eval(), batched.eval()
+from dagl.gfam import PlainGFAM, pad_same
+from gfam_heads import make_heads, masked_share
 
 
 def naive_gfam(head: PlainGFAM, x: torch.Tensor) -> np.ndarray:
@@ -100,24 +85,6 @@ def float64_head(plain: PlainGFAM) -> PlainGFAM:
     head = PlainGFAM()
     head.load_state_dict(plain.state_dict())
     return head.double().eval()
-
-
-def masked_share(plain: PlainGFAM, x: torch.Tensor) -> float:
-    """Share of (query, key) pairs the dynamic threshold keeps, so a test knows the mask is exercised."""
-    shares = []
-    original = plain.attention
-
-    def spy(scores, thr, b):
-        shares.append((torch.relu(scores - scores.mean(-1, keepdim=True) * thr + b) > 0).double().mean().item())
-        return original(scores, thr, b)
-
-    plain.attention = spy
-    try:
-        with torch.no_grad():
-            plain(x)
-    finally:
-        del plain.attention
-    return float(np.mean(shares))
 
 
 def borderline_bound(plain: PlainGFAM, x: torch.Tensor) -> tuple[torch.Tensor, int]:

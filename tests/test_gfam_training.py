@@ -12,7 +12,7 @@ import torch
 
 import dagl
 from dagl.gfam import PlainGFAM, UnfoldGFAM
-from test_gfam import make_heads, masked_share  # tests/ is on the path: one definition of the test heads
+from gfam_heads import make_heads, masked_share
 
 SIZES = [(9, 11), (16, 16), (21, 14), (32, 32)]
 

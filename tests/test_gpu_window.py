@@ -20,7 +20,7 @@ import pytest
 from safetensors import safe_open
 
 import dagl
-from test_remote_train import CROP, independent_psnr
+from scoring import CROP, independent_psnr
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "gpu_window.py"

@@ -10,8 +10,7 @@ from dagl.colour import rgb_to_ycbcr
 from dagl.degradations import mosaic_grbg
 from dagl.io import read_image
 from dagl.runtime.channels import ChannelError, to_network
-
-RNG = np.random.default_rng(0)
+from colour_images import RNG, colour_jpeg, jfif_ycbcr
 
 
 def test_gray_tasks_take_gray_as_is_and_identical_channels_silently():
@@ -20,23 +19,6 @@ def test_gray_tasks_take_gray_as_is_and_identical_channels_silently():
     assert image.array is gray and image.note is None and image.to_file(gray) is gray
     image = to_network(np.repeat(gray[..., None], 3, axis=2), "denoise")
     assert image.note is None and np.array_equal(image.array, gray) and image.to_file(gray).shape == (10, 12)
-
-
-def colour_jpeg(path, height=48, width=64, quality=30):
-    """A smooth colour photo stand-in saved as a 4:2:0 JPEG (chroma subsampled, as cameras write it)."""
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    rgb = np.dstack([0.2 + 0.6 * x, 0.3 + 0.4 * np.sin(6 * y) ** 2, 0.7 - 0.5 * x * y])
-    rgb += 0.05 * RNG.standard_normal(rgb.shape)
-    Image.fromarray(np.uint8(np.clip(rgb, 0, 1) * 255 + 0.5)).save(path, quality=quality, subsampling=2)
-    return path
-
-
-def jfif_ycbcr(rgb):
-    """T.871's printed formulas on the 0-255 scale: the independent reference for dagl.colour."""
-    r, g, b = (255 * rgb[..., i].astype(np.float64) for i in range(3))
-    return np.dstack([0.299 * r + 0.587 * g + 0.114 * b,
-                      128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
-                      128 + 0.5 * r - 0.418688 * g - 0.081312 * b]) / 255
 
 
 def test_ycbcr_is_jfif_and_what_pillow_decodes_to(tmp_path):

@@ -13,15 +13,14 @@ from dagl.io import read_image, write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main
 from crafted import png_bomb, tiff_bomb, tiny_onnx
-from test_infer_channels import colour_jpeg, jfif_ycbcr
-from test_runtime_support import jpeg_onnx
+from colour_images import colour_jpeg, jfif_ycbcr
 
 FAST = ["--tile", "16", "--overlap", "4", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
-def onnx_path(tmp_path_factory, official_checkpoint):
-    return jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+def onnx_path(jpeg_onnx):
+    return jpeg_onnx
 
 
 @pytest.fixture

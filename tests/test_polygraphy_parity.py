@@ -22,7 +22,6 @@ from dagl.runtime.compare import ENGINE_VS_ONNX_FP16, ENGINE_VS_ONNX_FP32, ONNX_
 from dagl.runtime.parity_data import load_data
 from dagl.runtime.pyt import TorchRunner
 from polygraphy_runners import PolygraphyRunner, compare_runners, onnxruntime_runner
-from test_runtime_support import jpeg_onnx
 
 CROP = 48
 #: Crops per comparison: three of classic5's five images keep the check near 30 s on two cores.
@@ -35,11 +34,11 @@ def crops(datasets_dir):
 
 
 @pytest.fixture(scope="module")
-def onnx_paths(tmp_path_factory, official_checkpoint):
+def onnx_paths(jpeg_onnx, tmp_path_factory):
     """The float32 export and its FP16 conversion (attention path float32), as dagl-export makes them."""
-    fp32 = jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+    fp32 = jpeg_onnx
     graph = onnx.load(str(fp32))
-    fp16 = fp32.with_name("dagl-jpeg-fp16.onnx")
+    fp16 = tmp_path_factory.mktemp("fp16") / "dagl-jpeg-fp16.onnx"
     onnx.save(to_fp16(graph, fp32_nodes(graph.graph, "jpeg")), str(fp16))
     return fp32, fp16
 

@@ -15,15 +15,15 @@ from dagl.io import read_image
 from dagl.metrics import psnr
 from dagl.runtime import Restorer, RuntimeLoadError, create_runner
 from dagl.runtime.trt import EngineTarget, engine_mismatch
-from test_runtime_support import add_metadata, jpeg_onnx
-from test_tiling import release_chop
+from onnx_models import add_metadata
+from release_network import release_chop
 
 HERE = EngineTarget("10.3.0.26", "NVIDIA H100 80GB HBM3", "9.0")
 
 
 @pytest.fixture(scope="module")
-def onnx_path(tmp_path_factory, official_checkpoint):
-    return jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+def onnx_path(jpeg_onnx):
+    return jpeg_onnx
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import torch
 
 from dagl.runtime.tiling import TILINGS, PeakTile, TileOptions, TilingPolicy, register_tiling
 from dagl.runtime.tiling.grid import blend_ramp, grid_positions, run_grid, tile_starts
-from dagl.runtime.tiling.reference import REFERENCE_MIN_SIZE, reference_leaves, run_reference
+from dagl.runtime.tiling.reference import reference_leaves, run_reference
+from release_network import release_chop
 
 
 def context_sensitive(batch: np.ndarray) -> np.ndarray:
@@ -18,25 +19,6 @@ def context_sensitive(batch: np.ndarray) -> np.ndarray:
     """
     h, w = batch.shape[-2:]
     return batch * 0.5 + batch.mean(axis=(1, 2, 3), keepdims=True) + 0.001 * h - 0.002 * w
-
-
-def release_chop(forward, x: torch.Tensor, min_size: int = REFERENCE_MIN_SIZE) -> torch.Tensor:
-    """The release's forward_chop written out independently (torch, (B, C, H, W), one tile at a time)."""
-    b, c, h, w = x.size()
-    h_half, w_half = h // 2, w // 2
-    h_size, w_size = (h_half // 4) * 4 + 24, (w_half // 4) * 4 + 24
-    lr_list = [x[:, :, 0:h_size, 0:w_size], x[:, :, 0:h_size, (w - w_size):w],
-               x[:, :, (h - h_size):h, 0:w_size], x[:, :, (h - h_size):h, (w - w_size):w]]
-    if w_size * h_size < min_size:
-        sr_list = [forward(patch) for patch in lr_list]
-    else:
-        sr_list = [release_chop(forward, patch, min_size) for patch in lr_list]
-    output = x.new(b, c, h, w)
-    output[:, :, 0:h_half, 0:w_half] = sr_list[0][:, :, 0:h_half, 0:w_half]
-    output[:, :, 0:h_half, w_half:w] = sr_list[1][:, :, 0:h_half, (w_size - w + w_half):w_size]
-    output[:, :, h_half:h, 0:w_half] = sr_list[2][:, :, (h_size - h + h_half):h_size, 0:w_half]
-    output[:, :, h_half:h, w_half:w] = sr_list[3][:, :, (h_size - h + h_half):h_size, (w_size - w + w_half):w_size]
-    return output
 
 
 def torch_context_sensitive(x: torch.Tensor) -> torch.Tensor:

@@ -14,23 +14,15 @@ from PIL import Image
 import dagl
 from dagl.configs import get_config
 from dagl.degradations import grbg_mask, jpeg_pil
-from dagl.train import TrainConfig, Trainer, TrainingError, distributed
+from dagl.train import Trainer, TrainingError, distributed
 from dagl.train.cli import main
 from dagl.train.data import EpochKeySampler, TrainingPairs, augment, load_images
+from tiny_training import tiny
 
 
 @pytest.fixture(scope="module")
 def bsd400(datasets_dir: Path) -> Path:
     return datasets_dir / "train" / "bsd400"
-
-
-def tiny(out: Path, data: Path, **overrides) -> TrainConfig:
-    """The smallest run that still uses the real network: 2 crops of 16x16 per step, validated at the end on
-    one 16x16 crop of the default held-out split."""
-    options = dict(task="denoise", sigma=25, data=[data], iterations=2, out=out, batch_size=2, patch=16,
-                   workers=0, n_images=4, val_every=0, val_crop=16, val_limit=1, log_every=1)
-    options.update(overrides)
-    return TrainConfig(**options)
 
 
 def write_png(path: Path, array: np.ndarray) -> None:

@@ -14,7 +14,7 @@ import dagl
 from dagl.train import Trainer, TrainingError, distributed
 from dagl.train.budget import RATE_MIN_ITERATIONS, WARMUP_ITERATIONS, TimeBudget
 from dagl.train.schedule import LrSchedule
-from test_train import tiny
+from tiny_training import tiny
 
 BUDGET = 25.0
 

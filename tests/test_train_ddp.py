@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +13,7 @@ import torch
 import torch.multiprocessing as mp
 
 from dagl.train import TrainConfig, Trainer, distributed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tiny_training import free_port
 
 
 def config(out: Path, data: Path, **overrides) -> TrainConfig:

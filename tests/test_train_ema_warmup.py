@@ -17,8 +17,8 @@ import dagl
 from dagl.train import Trainer, TrainingError, distributed
 from dagl.train.cli import main
 from dagl.train.schedule import LrSchedule
-from test_train import tiny
-from test_train_ddp import free_port
+from tiny_training import tiny
+from tiny_training import free_port
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from safetensors import safe_open
 
 from dagl.train import Trainer, distributed
 from dagl.artefact.naming import is_random_label
-from test_train import tiny
+from tiny_training import tiny
 
 
 @pytest.fixture(scope="module")
