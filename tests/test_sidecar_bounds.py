@@ -94,7 +94,7 @@ def test_json_depth_follows_escapes_inside_strings():
 ])
 def test_a_sidecar_shape_that_is_not_an_integer_is_one_line(tmp_path, value, message):
     """``Infinity`` in a shape reached ``int()`` as a float: OverflowError's traceback."""
-    from test_artefact import SIDECAR
+    from sidecars import SIDECAR
 
     engine = tmp_path / "x.plan"
     SIDECAR.write(engine)
