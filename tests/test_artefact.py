@@ -12,7 +12,6 @@ from dagl.errors import UserInputError
 from sidecars import SIDECAR
 
 
-
 def test_sidecar_round_trips_through_json(tmp_path):
     engine = tmp_path / "dagl-denoise-fp16.plan"
     written = SIDECAR.write(engine)
