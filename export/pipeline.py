@@ -22,7 +22,7 @@ from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DE
                            sidecar_path)
 from dagl.artefact.naming import engine_name, manifest_name, onnx_name
 from dagl.artefact.precision import REFERENCE
-from dagl.artefact.precision import get_precision
+from dagl.artefact.precision import get_graph_precision
 from dagl.atomic import write_atomic
 from dagl.chosen_weights import WeightsInfo, load_chosen_weights
 from dagl.configs import TaskConfig, get_config
@@ -174,7 +174,7 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     load, a graph that fails a check before any graph is saved. A TensorRT build that fails (an
     :class:`~dagl.artefact.engine_build.EngineBuildError`) leaves the saved graphs, without a manifest.
     """
-    entry = get_precision(precision)
+    entry = get_graph_precision(precision)
     config = get_config(task)
     output_dir = Path(output_dir)
     _validate(config, sigma, engine, engine_required, (min_tile, opt_tile, max_tile))

@@ -6,13 +6,14 @@ The file's suffix names its kind (engine, ONNX graph, weights); ``--backend`` na
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
 from dagl.artefact.naming import ENGINE_SUFFIXES, ONNX_SUFFIXES, WEIGHTS_SUFFIXES
 from dagl.device import is_auto, resolve_device
 
-from .backends import REGISTRY, auto_backend, backends_for
+from .backends import REGISTRY, auto_backend, backends_for, check_runs, run_precision
 from .base import BaseRunner, ModelInputError, RunnerRequest, default_cache_dir
 
 BACKENDS = ("auto", *REGISTRY)
@@ -33,7 +34,7 @@ def artefact_kind(path: Path) -> str:
 
 def create_runner(model_path: str | Path, backend: str = "auto", device: str = "cpu",
                   task: str | None = None, sigma: int | None = None, threads: int | None = None,
-                  engine_cache: Path | None = None) -> BaseRunner:
+                  engine_cache: Path | None = None, precision: str | None = None) -> BaseRunner:
     """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
 
     ``model_path`` may also be a task name (``"jpeg"``): the weights shipped for it, on PyTorch.
@@ -42,6 +43,9 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     always runs on a GPU: ``cuda:N`` picks which). ``threads`` caps CPU threads (ONNX Runtime intra-op,
     torch); ``None`` keeps each library's default. ``engine_cache`` is where the TensorRT backends keep
     the engines they build from an ONNX file (default: :func:`dagl.runtime.base.default_cache_dir`).
+    ``precision`` is the one to run at (a name of ``dagl/artefact/precision.py``; ``None``: the artefact's
+    own), checked against the artefact and the backend's entry (:func:`~dagl.runtime.backends.run_precision`);
+    the runner's ``info.precision`` says what it runs at.
     """
     device_is_auto = is_auto(device)
     device = resolve_device(device)
@@ -63,5 +67,9 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     if kind not in chosen.kinds:
         raise ModelInputError(f"{path.name} is a {auto_backend(kind).name} artefact; it cannot run with --backend "
                               f"{backend} (backends for it: {', '.join(backends_for(kind))})")
-    return chosen.factory(RunnerRequest(path, kind, device, device_is_auto, task, sigma, threads,
-                                        engine_cache or default_cache_dir()))
+    if precision is not None:  # before the factory reads (and torch loads) anything
+        check_runs(chosen.name, precision)
+    runner = chosen.factory(RunnerRequest(path, kind, device, device_is_auto, task, sigma, threads,
+                                          engine_cache or default_cache_dir()))
+    runner.info = replace(runner.info, precision=run_precision(chosen.name, runner.info.precision, precision, path.name))
+    return runner
