@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from dagl.artefact.precision import BF16, GRAPH_PRECISIONS, PRECISIONS, REFERENCE, get_precision
+from dagl.artefact.precision import BF16, FP16, GRAPH_PRECISIONS, INT8, PRECISIONS, REFERENCE, get_precision
 from dagl.registry import by_name
 
 from .base import BaseRunner, ModelInputError, RunnerRequest
@@ -67,10 +67,11 @@ REGISTRY: Mapping[str, Backend] = by_name((
     Backend("onnxruntime", ("onnx",), lazy(".onnxrt.loader"), bounds("ONNX", GRAPH_PRECISIONS),
             auto_for=("onnx",), summary="ONNX Runtime on its CPU or CUDA execution provider, as --device says"),
     Backend("onnxruntime-tensorrt", ("onnx",), lazy(".onnxrt.loader", "create_tensorrt_ep"),
-            bounds("TensorRT engine", GRAPH_PRECISIONS),
+            bounds("TensorRT engine", (REFERENCE.name, FP16.name)),  # INT8 would need its int8 flag set
             summary="ONNX Runtime's TensorRT execution provider (engine and timing cache kept in the engine cache)"),
-    # OpenVINO also computes the float32 graph in bfloat16 when asked (its inference precision hint).
-    Backend("openvino", ("onnx",), lazy(".openvino.loader"), bounds("OpenVINO", (REFERENCE.name, BF16.name)),
+    # OpenVINO also computes the float32 graph in bfloat16 when asked (its inference precision hint), and runs
+    # the INT8 (Q/DQ) graph with int8 kernels.
+    Backend("openvino", ("onnx",), lazy(".openvino.loader"), bounds("OpenVINO", (REFERENCE.name, BF16.name, INT8.name)),
             summary="OpenVINO on the CPU (pip install 'dagl[openvino]'); --precision bf16 computes the float32 "
                     "graph in bfloat16"),
     # PyTorch runs weights, which are float32.

@@ -70,8 +70,8 @@ def test_every_command_offers_auto_and_every_registered_backend():
 def test_parity_bounds_come_from_the_registry():
     # What each backend runs: every graph dagl-export writes; OpenVINO also bfloat16; PyTorch float32 weights.
     assert {name: tuple(backend.tolerances) for name, backend in REGISTRY.items()} == {
-        "tensorrt": ("fp32", "fp16"), "onnxruntime": ("fp32", "fp16"), "onnxruntime-tensorrt": ("fp32", "fp16"),
-        "openvino": ("fp32", "bf16"), "torch": ("fp32",)}
+        "tensorrt": ("fp32", "fp16", "int8"), "onnxruntime": ("fp32", "fp16", "int8"),
+        "onnxruntime-tensorrt": ("fp32", "fp16"), "openvino": ("fp32", "bf16", "int8"), "torch": ("fp32",)}
     for name, backend in REGISTRY.items():
         assert all(tolerance_for(name, p) is backend.tolerances[p] for p in backend.tolerances)
     assert tolerance_for("onnxruntime", "fp32") is ONNX_FP32
@@ -301,9 +301,9 @@ def test_precision_defaults_to_the_graphs_own_and_is_checked_against_graph_and_b
                                                r"float32 graph"):
         create_runner(fp16, "openvino", precision="bf16")
     with pytest.raises(RuntimeLoadError, match=r"^--backend onnxruntime does not run bfloat16 \(--precision "
-                                               r"fp32\|fp16\); backends that do: openvino$"):
+                                               r"fp32\|fp16\|int8\); backends that do: openvino$"):
         create_runner(fp32, "onnxruntime", precision="bf16")
-    with pytest.raises(RuntimeLoadError, match=r"^--backend openvino does not run FP16 \(--precision fp32\|bf16\); "
+    with pytest.raises(RuntimeLoadError, match=r"^--backend openvino does not run FP16 \(--precision fp32\|bf16\|int8\); "
                                                r"backends that do: tensorrt, onnxruntime, onnxruntime-tensorrt$"):
         create_runner(fp16, "openvino")
     with pytest.raises(PrecisionError, match="unknown precision 'int4'"):

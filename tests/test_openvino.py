@@ -196,5 +196,5 @@ def test_threads_sharing_one_runner_take_turns(tmp_path):
 def test_registry_entry():
     backend = REGISTRY["openvino"]
     assert backend.kinds == ("onnx",) and backend.auto_for == ()
-    assert set(backend.tolerances) == {"fp32", "bf16"}
+    assert set(backend.tolerances) == {"fp32", "bf16", "int8"}
     assert backend.tolerances["bf16"].min_psnr == BF16.min_psnr and backend.tolerances["fp32"].max_abs == FP32.max_abs

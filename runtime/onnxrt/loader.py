@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME, declared_metadata
-from dagl.artefact.operators import operator_refusal
+from dagl.artefact.operators import SUPPORTED_TYPES, operator_refusal
+from dagl.artefact.precision import get_precision
 from dagl.device import is_cuda
 
 from ..base import ModelInfo, ModelInputError, RunnerRequest
@@ -27,7 +29,7 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
     declared = declared_metadata({p.key: p.value for p in model.metadata_props}, path)
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)
-    check_operators(model.graph, path)
+    check_operators(model.graph, path, get_precision(info.precision).operators)
     return info
 
 
@@ -64,14 +66,15 @@ def check_interface(graph, path: Path, channels: int) -> None:
                                   f"must be dynamic (export it with dagl-export)")
 
 
-def check_operators(graph, path: Path) -> None:
+def check_operators(graph, path: Path, operators: Mapping[str, tuple[str, ...]] = SUPPORTED_TYPES) -> None:
     """Refuse a graph with a node outside the operator table dagl-export checks its graphs against.
 
     A foreign graph may hold a ``Loop`` that never ends (a hang, not an error), a custom operator
-    or a data-dependent shape; dagl's own graphs never do, so one table decides both at export and here.
+    or a data-dependent shape; dagl's own graphs never do, so one table decides both at export and here:
+    ``operators``, the declared precision's (an INT8 graph's holds its Q/DQ nodes).
     """
     for node in graph.node:
-        refusal = operator_refusal(node.op_type, node.domain)
+        refusal = operator_refusal(node.op_type, node.domain, operators)
         if refusal:
             raise ModelInputError(f"{path.name}: node {node.name or node.output[0]!r} ({node.op_type}): {refusal}; "
                                   f"dagl runs only graphs made of the operators dagl-export writes")
