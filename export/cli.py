@@ -71,8 +71,8 @@ def _warn_if_random(info: WeightsInfo) -> None:
 @click.option("--triton-max-batch", type=click.IntRange(min=1), default=None,
               help="max_batch_size of the Triton models. Default: the engine's --batch.")
 def main(task: str, weights: str | None, sigma: int | None, precision: str, fp16: bool, output_dir: Path,
-         onnx_only: bool, min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,
-         engine_required: bool, triton_repo: Path | None, triton_tile: int | None,
+         onnx_only: bool, min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int],
+         batch: int, engine_required: bool, triton_repo: Path | None, triton_tile: int | None,
          triton_max_batch: int | None) -> None:
     """Export a DAGL task to ONNX and build a strongly typed TensorRT engine (10.12+ or 11.x).
 

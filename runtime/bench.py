@@ -199,7 +199,8 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
     runners = [("artefact", runner)]
     if plain:
         weights = model if runner.name == "torch" else None
-        runners.append(("plain", plain_runner(replace(runner.info, precision=REFERENCE.name), device, threads, weights)))
+        reference = replace(runner.info, precision=REFERENCE.name)  # the plain path is float32 PyTorch
+        runners.append(("plain", plain_runner(reference, device, threads, weights)))
     results = []
     with progress(Console(stderr=True)) as bars:  # lines off a terminal: a CI log sees each measurement
         steps = bars.add_task("measuring", total=len(runners) * len(tiles), unit="measurement")

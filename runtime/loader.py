@@ -71,5 +71,6 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
         check_runs(chosen.name, precision)
     runner = chosen.factory(RunnerRequest(path, kind, device, device_is_auto, task, sigma, threads,
                                           engine_cache or default_cache_dir()))
-    runner.info = replace(runner.info, precision=run_precision(chosen.name, runner.info.precision, precision, path.name))
+    running = run_precision(chosen.name, runner.info.precision, precision, path.name)
+    runner.info = replace(runner.info, precision=running)
     return runner

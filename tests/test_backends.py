@@ -303,8 +303,8 @@ def test_precision_defaults_to_the_graphs_own_and_is_checked_against_graph_and_b
     with pytest.raises(RuntimeLoadError, match=r"^--backend onnxruntime does not run bfloat16 \(--precision "
                                                r"fp32\|fp16\|int8\); backends that do: openvino$"):
         create_runner(fp32, "onnxruntime", precision="bf16")
-    with pytest.raises(RuntimeLoadError, match=r"^--backend openvino does not run FP16 \(--precision fp32\|bf16\|int8\); "
-                                               r"backends that do: tensorrt, onnxruntime, onnxruntime-tensorrt$"):
+    with pytest.raises(RuntimeLoadError, match=r"^--backend openvino does not run FP16 \(--precision fp32\|bf16\|"
+                                               r"int8\); backends that do: tensorrt, onnxruntime, onnxruntime-tensorrt$"):
         create_runner(fp16, "openvino")
     with pytest.raises(PrecisionError, match="unknown precision 'int4'"):
         create_runner(fp32, "onnxruntime", precision="int4")

@@ -75,8 +75,8 @@ def test_infer_runs_bfloat16_on_openvino_and_refuses_it_on_onnx_runtime(tmp_path
                                                  "--precision", "bf16"])
     assert result.exit_code == 2 and not (tmp_path / "o2.npy").exists()
     assert result.stderr.strip().splitlines() == [
-        "dagl-infer: error: --backend onnxruntime does not run bfloat16 (--precision fp32|fp16|int8); backends that do: "
-        "openvino"]
+        "dagl-infer: error: --backend onnxruntime does not run bfloat16 (--precision fp32|fp16|int8); backends that "
+        "do: openvino"]
 
 
 def test_infer_precision_is_the_servers_setting_with_server(image):
