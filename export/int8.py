@@ -22,16 +22,24 @@ class CalibrationDataError(UserInputError):
     """No held-out training images to calibrate INT8 on."""
 
 
+def _batches(task: str, sigma: int | None) -> list:
+    try:
+        return calibration_batches(task, sigma)[0]
+    except DaglError as exc:
+        raise CalibrationDataError(f"INT8 calibration reads the held-out training images ($DAGL_DATASETS/train/"
+                                   f"bsd400): {exc}") from None
+
+
+def check_calibration_data(task: str, sigma: int | None) -> None:
+    """The INT8 entry's ``check``: the calibration crops can be read (a second or less), before any export work."""
+    _batches(task, sigma)
+
+
 def to_qdq(model: onnx.ModelProto, keep_fp32: set[str]) -> onnx.ModelProto:
     """``model`` (labelled with its ``dagl.task``/``dagl.sigma``) as an INT8 Q/DQ graph, ``keep_fp32`` unquantized."""
     props = {p.key: p.value for p in model.metadata_props}
     task, sigma = props[METADATA_PREFIX + "task"], props.get(METADATA_PREFIX + "sigma")
-    try:
-        batches, _ = calibration_batches(task, int(sigma) if sigma not in (None, "", "null") else None)
-    except DaglError as exc:
-        raise CalibrationDataError(f"INT8 calibration reads the held-out training images ($DAGL_DATASETS/train/"
-                                   f"bsd400): {exc}") from None
-    return quantize(model, keep_fp32, batches)
+    return quantize(model, keep_fp32, _batches(task, int(sigma) if sigma not in (None, "", "null") else None))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

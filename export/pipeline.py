@@ -88,10 +88,15 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def _maker(entry: Precision) -> Callable[[onnx.ModelProto, set[str]], onnx.ModelProto]:
-    """The function ``entry.make`` names (``"module:function"``): the registry cannot import it itself."""
-    module, _, function = str(entry.make).partition(":")
+def _named(reference: str) -> Callable:
+    """The function a registry entry names as ``"module:function"``: the registry cannot import it itself."""
+    module, _, function = reference.partition(":")
     return getattr(import_module(module), function)
+
+
+def _maker(entry: Precision) -> Callable[[onnx.ModelProto, set[str]], onnx.ModelProto]:
+    """The function ``entry.make`` names."""
+    return _named(str(entry.make))
 
 
 def _check(model: onnx.ModelProto, entry: Precision) -> None:
@@ -183,6 +188,8 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     if triton_repo is not None and engine:  # a tile model the engine would refuse: before the minutes
         check_repo_options(shapes, config.channels, triton_tile, triton_max_batch)
     check_output_folder(output_dir)  # before the export's minutes, not after
+    if entry.check is not None:  # what the precision's maker needs (INT8: its calibration images)
+        _named(entry.check)(task, sigma)
     model, info = load_chosen_weights(task, weights, sigma)
     if on_weights is not None:
         on_weights(info)

@@ -80,3 +80,17 @@ def test_exported_int8_graph_runs_on_onnx_runtime_and_openvino_within_its_bound(
         assert verdict, verdict.summary
         assert verdict.max_abs > 1e-3  # really quantized
     assert INT8.min_psnr == 25.0
+
+
+def test_export_without_calibration_images_is_one_line_before_the_weights_load(tmp_path, monkeypatch):
+    import dagl.export.pipeline
+    from dagl.export.int8 import CalibrationDataError
+
+    monkeypatch.setenv("DAGL_DATASETS", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(dagl.export.pipeline, "load_chosen_weights",
+                        lambda *args: pytest.fail("weights loaded before the refusal"))
+    out = tmp_path / "out"
+    with pytest.raises(CalibrationDataError, match=r"^INT8 calibration reads the held-out training images "
+                                                   r"\(\$DAGL_DATASETS/train/bsd400\): data folder not found: ") as err:
+        dagl.export.pipeline.export("jpeg", "random", precision="int8", output_dir=out, engine=False)
+    assert err.value.exit_code == 2 and not out.exists()

@@ -59,6 +59,9 @@ class Precision:
     #: The precision whose graph this one runs, if not its own: bfloat16 runs the float32 graph and asks the
     #: runtime to compute in bfloat16. ``None``: a graph of its own, written by ``dagl-export``.
     runs_graph: str | None = None
+    #: ``"module:function"`` taking (task, sigma) that ``dagl-export`` calls before the weights load: refuses, in
+    #: one line, what would make ``make`` fail minutes later (INT8: no held-out training images to calibrate on).
+    check: str | None = None
     #: The float type the runtime computes in where the graph does not say (OpenVINO's names: ``f32``,
     #: ``f16``, ``bf16``): ``f16`` also lets TensorRT inside ONNX Runtime pick FP16 kernels.
     compute: str = "f32"
@@ -95,7 +98,8 @@ BF16 = Precision("bf16", "bfloat16", "", make=None, making="", max_abs=None, min
 INT8 = Precision("int8", "INT8", "-int8", make="dagl.export.int8:to_qdq",
                  making="quantizing to INT8 (Q/DQ, attention kept float32), calibrating on held-out training crops",
                  max_abs=None, min_psnr=25.0, engine_vs_onnx_psnr=25.0,
-                 extra_operators={"QuantizeLinear": ("FLOAT",), "DequantizeLinear": ("INT8",)})
+                 extra_operators={"QuantizeLinear": ("FLOAT",), "DequantizeLinear": ("INT8",)},
+                 check="dagl.export.int8:check_calibration_data")
 
 #: Every precision, by name; the first is the reference every other one is made from and compared with.
 PRECISIONS: Mapping[str, Precision] = by_name((FP32, FP16, BF16, INT8), "precision")
