@@ -3,7 +3,6 @@ the FP16 policy's float32 nodes left unquantized, run by ONNX Runtime and OpenVI
 
 from __future__ import annotations
 
-
 import numpy as np
 import onnx
 import pytest
