@@ -1,4 +1,4 @@
-"""Precision decisions for FP16: activation ranges on real crops and which nodes stay float32.
-
-INT8 calibration is deliberately absent (not needed for the FP16 engines shipped now).
+"""Precision decisions: FP16 activation ranges on real crops and which nodes stay float32 (``policy.py``,
+``ranges.py``), and INT8 post-training quantization calibrated on held-out training crops (``int8.py``,
+recorded in ``int8_calibration.json``).
 """

@@ -9,7 +9,8 @@ below it imports this module. It holds:
   is an ``OSError`` of a name too long to look up (``ENAMETOOLONG``: only the user names paths). Nothing
   else is caught: any other exception is a bug and keeps its traceback.
 * option decorators for the options several commands take with the same meaning: ``--task``,
-  ``--sigma``, ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``--threads``, ``--max-pixels``.
+  ``--sigma``, ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), ``--threads``, ``--max-pixels``,
+  ``--precision``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 
 from . import io
+from .artefact.precision import PRECISIONS
 from .configs import TASKS
 from .device import AUTO, DeviceError, is_auto, resolve_device
 from .errors import DaglError, UserInputError, path_error
@@ -177,8 +179,17 @@ MAX_THREADS = min(256, 4 * (os.cpu_count() or 1))
 def threads_option() -> Callable[[F], F]:
     """``--threads N``: CPU threads of the backends (torch, ONNX Runtime intra-op), 1 to :data:`MAX_THREADS`."""
     return click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
-                        help=f"CPU threads for PyTorch and ONNX Runtime, 1 to {MAX_THREADS} (4 per core; "
+                        help=f"CPU threads for PyTorch, ONNX Runtime and OpenVINO, 1 to {MAX_THREADS} (4 per core; "
                              f"default: the library's own choice).")
+
+
+def precision_option(default: str | None = None,
+                     help: str = "Precision to compute at (default: the model's own). bf16 runs the float32 graph "
+                                 "in bfloat16 (--backend openvino).") -> Callable[[F], F]:
+    """``--precision NAME``: every entry of ``dagl/artefact/precision.py``, so a new precision is offered
+    everywhere at once; what each backend runs is checked by the library, in one line."""
+    return click.option("--precision", type=click.Choice(list(PRECISIONS)), default=default,
+                        show_default=default is not None, help=help)
 
 
 def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> None:

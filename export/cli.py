@@ -9,7 +9,8 @@ from rich.console import Console
 
 from dagl.artefact import DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE
 from dagl.chosen_weights import RANDOM, RANDOM_SEED, WeightsInfo
-from dagl.cli_common import Command, sigma_option, task_option
+from dagl.artefact.precision import FP16, REFERENCE
+from dagl.cli_common import Command, precision_option, sigma_option, task_option
 from dagl.errors import WeightsError
 
 from .pipeline import export
@@ -48,8 +49,10 @@ def _warn_if_random(info: WeightsInfo) -> None:
                    "--model jpeg / MODEL jpeg in the other commands; jpeg ships). "
                    f"'{RANDOM}' = seeded random weights, for smoke-testing a deployment pipeline only.")
 @sigma_option(help="Noise level of the denoise model: 15, 25 or 50 (required for --task denoise).")
-@click.option("--fp16", is_flag=True, help="Also write the FP16 ONNX and build an FP16 engine "
-              "(the GFAM attention stays float32, see docs/fp16-ranges.md).")
+@precision_option(default=REFERENCE.name, help="Precision of the engine, and of a second ONNX graph beside the "
+                  "float32 one: fp16 keeps the GFAM attention float32 (docs/fp16-ranges.md). bf16 has no graph "
+                  "of its own (it runs the float32 graph).")
+@click.option("--fp16", is_flag=True, hidden=True, help="Old spelling of --precision fp16.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder for the .onnx/.plan/.json files (created if missing).")
 @click.option("--onnx-only", is_flag=True, help="Stop after the ONNX files; no TensorRT engine.")
@@ -71,18 +74,18 @@ def _warn_if_random(info: WeightsInfo) -> None:
 @click.option("--fp16-ranges", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Activation ranges of these weights from dagl-calibrate: modules it finds near FP16's limit stay "
                    "float32 too. Default: the package's record, measured for the shipped weights.")
-def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_dir: Path, onnx_only: bool,
-         min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int], batch: int,
-         engine_required: bool, triton_repo: Path | None, triton_tile: int | None,
+def main(task: str, weights: str | None, sigma: int | None, precision: str, fp16: bool, output_dir: Path,
+         onnx_only: bool, min_shape: tuple[int, int], opt_shape: tuple[int, int], max_shape: tuple[int, int],
+         batch: int, engine_required: bool, triton_repo: Path | None, triton_tile: int | None,
          triton_max_batch: int | None, fp16_ranges: Path | None) -> None:
     """Export a DAGL task to ONNX and build a strongly typed TensorRT engine (10.12+ or 11.x).
 
     \b
     Writes into --output-dir (STEM: dagl-<task>, dagl-denoise-s<sigma> for denoise):
       STEM.onnx                 float32, dynamic N/H/W, checked for TensorRT 11
-      STEM-fp16.onnx            with --fp16 (float32 I/O, attention kept float32)
+      STEM-fp16.onnx            with --precision fp16 (float32 I/O, attention kept float32)
       STEM-fp16.plan            the engine from the FP16 ONNX (-fp32.plan from the float32
-                                ONNX without --fp16) + .plan.json
+                                ONNX at --precision fp32) + .plan.json
       STEM.json                 what was exported, from which weights, with which tools
     Without tensorrt or a GPU the ONNX files are kept and the command still succeeds
     (unless --engine-required).
@@ -91,8 +94,13 @@ def main(task: str, weights: str | None, sigma: int | None, fp16: bool, output_d
     Example (no trained weights needed):
       dagl-export --task jpeg --weights random --onnx-only
     """
+    if fp16:
+        if precision not in (REFERENCE.name, FP16.name):
+            raise click.UsageError(f"--fp16 is the old spelling of --precision {FP16.name}; it contradicts "
+                                   f"--precision {precision}")
+        precision = FP16.name
     try:
-        result = export(task, weights, sigma=sigma, precision="fp16" if fp16 else "fp32", output_dir=output_dir,
+        result = export(task, weights, sigma=sigma, precision=precision, output_dir=output_dir,
                         engine=not onnx_only, engine_required=engine_required, min_tile=min_shape,
                         opt_tile=opt_shape, max_tile=max_shape, batch=batch, triton_repo=triton_repo,
                         triton_tile=triton_tile, triton_max_batch=triton_max_batch, fp16_ranges=fp16_ranges,

@@ -22,7 +22,7 @@ from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DE
                            sidecar_path)
 from dagl.artefact.naming import engine_name, manifest_name, onnx_name
 from dagl.artefact.precision import REFERENCE
-from dagl.artefact.precision import get_precision
+from dagl.artefact.precision import get_graph_precision
 from dagl.atomic import write_atomic
 from dagl.chosen_weights import WeightsInfo, load_chosen_weights
 from dagl.configs import TaskConfig, get_config
@@ -88,10 +88,15 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def _maker(entry: Precision) -> Callable[[onnx.ModelProto, set[str]], onnx.ModelProto]:
-    """The function ``entry.make`` names (``"module:function"``): the registry cannot import it itself."""
-    module, _, function = str(entry.make).partition(":")
+def _named(reference: str) -> Callable:
+    """The function a registry entry names as ``"module:function"``: the registry cannot import it itself."""
+    module, _, function = reference.partition(":")
     return getattr(import_module(module), function)
+
+
+def _maker(entry: Precision) -> Callable[[onnx.ModelProto, set[str]], onnx.ModelProto]:
+    """The function ``entry.make`` names."""
+    return _named(str(entry.make))
 
 
 def _check(model: onnx.ModelProto, entry: Precision) -> None:
@@ -177,7 +182,7 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     load, a graph that fails a check before any graph is saved. A TensorRT build that fails (an
     :class:`~dagl.artefact.engine_build.EngineBuildError`) leaves the saved graphs, without a manifest.
     """
-    entry = get_precision(precision)
+    entry = get_graph_precision(precision)
     config = get_config(task)
     output_dir = Path(output_dir)
     _validate(config, sigma, engine, engine_required, (min_tile, opt_tile, max_tile))
@@ -192,6 +197,8 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     ranges = load_ranges(ranges_file)
     if fp16_ranges is not None and task not in ranges["tasks"]:
         raise RangesError(f"{ranges_file}: has no record for task {task!r}; make one with dagl-calibrate --task {task}")
+    if entry.check is not None:  # what the precision's maker needs (INT8: its calibration images)
+        _named(entry.check)(task, sigma)
     model, info = load_chosen_weights(task, weights, sigma)
     if on_weights is not None:
         on_weights(info)

@@ -2,8 +2,9 @@
 
 An entry says which artefact kinds the backend takes (``engine``, ``onnx``, ``weights``: the kind
 a file's suffix names, :func:`dagl.runtime.loader.artefact_kind`), which kinds ``--backend auto``
-gives it, the factory that makes its runner, and the parity bound its output is held to against
-float32 PyTorch (:mod:`dagl.runtime.compare`). ``--backend`` of every command, ``create_runner``,
+gives it, the factory that makes its runner, and the precisions it runs with the parity bound its
+output is held to at each against float32 PyTorch (:mod:`dagl.runtime.compare`); :func:`run_precision`
+checks a ``--precision`` against it. ``--backend`` of every command, ``create_runner``,
 ``Restorer`` and ``dagl-eval --compare`` read this table; none of them names a backend.
 
 Factories import their backend when called, so ``import dagl.runtime`` needs neither torch, ONNX
@@ -13,10 +14,14 @@ Runtime nor TensorRT.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from .base import BaseRunner, RunnerRequest
+from dagl.artefact.precision import BF16, FP16, GRAPH_PRECISIONS, INT8, PRECISIONS, REFERENCE, get_precision
+from dagl.registry import by_name
+
+from .base import BaseRunner, ModelInputError, RunnerRequest
 from .compare import Tolerance, bounds_for
 
 Factory = Callable[[RunnerRequest], BaseRunner]
@@ -30,7 +35,8 @@ class Backend:
     #: Artefact kinds it runs.
     kinds: tuple[str, ...]
     factory: Factory
-    #: Parity bound per precision of the artefact (every entry of ``dagl/artefact/precision.py``).
+    #: Parity bound per precision it runs (names of ``dagl/artefact/precision.py``): its keys are the
+    #: precisions it supports, which ``--precision`` is checked against.
     tolerances: Mapping[str, Tolerance]
     #: Kinds ``--backend auto`` runs on this backend (each kind has exactly one).
     auto_for: tuple[str, ...] = ()
@@ -47,32 +53,31 @@ def lazy(module: str, function: str = "create") -> Factory:
     return factory
 
 
-#: name -> backend, in registration order (the order ``--backend`` lists them).
-REGISTRY: dict[str, Backend] = {}
+def bounds(candidate: str, precisions: Iterable[str]) -> Mapping[str, Tolerance]:
+    """The parity bounds of ``candidate`` (its name in verdicts) at each of ``precisions``: what it supports."""
+    every = bounds_for(candidate)
+    return MappingProxyType({name: every[name] for name in precisions})
 
 
-def register_backend(backend: Backend) -> Backend:
-    """Add ``backend`` to :data:`REGISTRY`; a second entry under a taken name is refused, not silently swapped
-    in, since every command resolves ``--backend`` through this table."""
-    if backend.name in REGISTRY:
-        raise ValueError(f"backend {backend.name!r} is registered twice")
-    REGISTRY[backend.name] = backend
-    return backend
-
-
-for _backend in (
-    Backend("tensorrt", ("engine", "onnx"), lazy(".trt.backend"), bounds_for("TensorRT engine"),
+REGISTRY: Mapping[str, Backend] = by_name((
+    # The graph runners run every graph dagl-export writes, at the graph's own precision.
+    Backend("tensorrt", ("engine", "onnx"), lazy(".trt.backend"), bounds("TensorRT engine", GRAPH_PRECISIONS),
             auto_for=("engine",), summary="a TensorRT engine, or an .onnx file built into one (kept in the engine "
                                           "cache)"),
-    Backend("onnxruntime", ("onnx",), lazy(".onnxrt.loader"), bounds_for("ONNX"),
+    Backend("onnxruntime", ("onnx",), lazy(".onnxrt.loader"), bounds("ONNX", GRAPH_PRECISIONS),
             auto_for=("onnx",), summary="ONNX Runtime on its CPU or CUDA execution provider, as --device says"),
     Backend("onnxruntime-tensorrt", ("onnx",), lazy(".onnxrt.loader", "create_tensorrt_ep"),
-            bounds_for("TensorRT engine"),
+            bounds("TensorRT engine", (REFERENCE.name, FP16.name)),  # INT8 would need its int8 flag set
             summary="ONNX Runtime's TensorRT execution provider (engine and timing cache kept in the engine cache)"),
-    Backend("torch", ("weights",), lazy(".pyt.loader"), bounds_for("PyTorch"),
+    # OpenVINO also computes the float32 graph in bfloat16 when asked (its inference precision hint), and runs
+    # the INT8 (Q/DQ) graph with int8 kernels.
+    Backend("openvino", ("onnx",), lazy(".openvino.loader"), bounds("OpenVINO", (REFERENCE.name, BF16.name, INT8.name)),
+            summary="OpenVINO on the CPU (pip install 'dagl[openvino]'); --precision bf16 computes the float32 "
+                    "graph in bfloat16"),
+    # PyTorch runs weights, which are float32.
+    Backend("torch", ("weights",), lazy(".pyt.loader"), bounds("PyTorch", (REFERENCE.name,)),
             auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)"),
-):
-    register_backend(_backend)
+), "backend")
 
 
 def auto_backend(kind: str) -> Backend:
@@ -92,3 +97,29 @@ def tolerance_for(backend: str, precision: str) -> Tolerance:
         return REGISTRY[backend].tolerances[precision]
     except KeyError:
         raise ValueError(f"no parity tolerance for backend {backend!r} at precision {precision!r}") from None
+
+
+def check_runs(backend: str, precision: str) -> None:
+    """Refuse, in one line naming the backends that do, a precision ``backend``'s entry does not list."""
+    entry = get_precision(precision)
+    supported = REGISTRY[backend].tolerances
+    if entry.name not in supported:
+        others = [name for name, b in REGISTRY.items() if entry.name in b.tolerances]
+        hint = f"; backends that do: {', '.join(others)}" if others else ""
+        raise ModelInputError(f"--backend {backend} does not run {entry.title} (--precision "
+                              f"{'|'.join(supported)}){hint}")
+
+
+def run_precision(backend: str, graph: str, requested: str | None, artefact: str) -> str:
+    """The precision ``backend`` runs ``artefact`` (a graph of precision ``graph``) at, asked for ``requested``.
+
+    ``None`` asks for the graph's own precision. Another one is refused in one line unless its entry
+    runs this graph (bfloat16 runs the float32 graph) and the backend's entry lists it.
+    """
+    entry = get_precision(requested or graph)
+    if entry.graph != graph:
+        have, need = PRECISIONS[graph], PRECISIONS[entry.graph]
+        raise ModelInputError(f"{artefact} holds the {have.title} graph; --precision {entry.name} runs the "
+                              f"{need.title} graph (dagl-export --precision {need.name} writes it)")
+    check_runs(backend, entry.name)
+    return entry.name

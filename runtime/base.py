@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dagl.artefact.precision import REFERENCE
 from dagl.errors import DaglError, UserInputError
 
 
@@ -36,7 +37,8 @@ class ModelInfo:
     task: str
     channels: int
     sigma: int | None = None
-    precision: str = "fp32"
+    #: The artefact's precision (``dagl.precision``); once a runner is made, the precision it runs at.
+    precision: str = REFERENCE.name
     #: The artefact declares seeded random, untrained weights (``dagl-export --weights random``): reports say so.
     random_weights: bool = False
     #: SHA-256 of the weights file it was made from (export metadata, engine sidecar, or the file itself).

@@ -7,7 +7,7 @@ Timing excludes the first (warm-up) call of each shape, where ONNX Runtime and T
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from dagl.atomic import atomic_path, write_atomic
-from dagl.cli_common import Command, device_option, task_option, threads_option
+from dagl.artefact.precision import REFERENCE
+from dagl.cli_common import Command, device_option, precision_option, task_option, threads_option
 from dagl.cli_progress import print_table, progress
 from dagl.device import is_cuda, resolve_device
 from dagl.errors import output_error
@@ -169,6 +170,7 @@ def plot(results: list[Measurement], title: str, path: Path) -> None:
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed calls per tile size (the median is reported).")
 @threads_option()
+@precision_option()
 @click.option("--plain/--no-plain", default=True, show_default=True,
               help="Also measure the plain PyTorch reference path.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=Path("dagl-bench.png"),
@@ -176,7 +178,8 @@ def plot(results: list[Measurement], title: str, path: Path) -> None:
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path),
               help="Also write the table as markdown here.")
 def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[int, ...], batch: int,
-         repeats: int, threads: int | None, plain: bool, plot_path: Path, markdown_path: Path | None) -> None:
+         repeats: int, threads: int | None, precision: str | None, plain: bool, plot_path: Path,
+         markdown_path: Path | None) -> None:
     """Latency per tile, throughput (MP/s) and peak memory of MODEL for several tile sizes,
     side by side with the plain PyTorch reference (dagl.create(task, gfam="plain")).
 
@@ -193,12 +196,14 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
         check_output_file(markdown_path)
     for tile in tiles:
         check_memory(tile, tile, batch)  # the estimate and budget dagl-infer applies
-    runner = create_runner(model, backend, device, task, threads=threads)  # device unresolved: auto may fall back
+    # device unresolved: auto may fall back
+    runner = create_runner(model, backend, device, task, threads=threads, precision=precision)
     device = resolve_device(device)
     runners = [("artefact", runner)]
     if plain:
         weights = model if runner.name == "torch" else None
-        runners.append(("plain", plain_runner(runner.info, device, threads, weights)))
+        reference = replace(runner.info, precision=REFERENCE.name)  # the plain path is float32 PyTorch
+        runners.append(("plain", plain_runner(reference, device, threads, weights)))
     results = []
     with progress(Console(stderr=True)) as bars:  # lines off a terminal: a CI log sees each measurement
         steps = bars.add_task("measuring", total=len(runners) * len(tiles), unit="measurement")
@@ -208,7 +213,8 @@ def main(model: Path, task: str | None, backend: str, device: str, tiles: tuple[
                     bars.update(steps, description=f"{name} ({each.name}): tile {tile}")
                     results.append(measure(each, name, tile, batch, repeats))
                     bars.update(steps, advance=1, outcome=f"done ({name}, {each.name}, tile {tile})")
-    title = f"dagl-bench {model.name} ({runner.info.task}, {device}, batch {batch}, threads {threads or 'default'})"
+    title = (f"dagl-bench {model.name} ({runner.info.task}, {runner.info.precision}, {device}, batch {batch}, "
+             f"threads {threads or 'default'})")
     print_table(console, table(results, title))
     try:
         for path in (plot_path, markdown_path):

@@ -44,7 +44,7 @@ Examples:
   dagl-infer jpeg photo.jpg -o clean.png --server http://127.0.0.1:8000
 """
 #: What a dagl-serve server decides for every request: refused beside --server rather than ignored.
-SERVER_SIDE = ("backend", "device", "tiling", "tile", "overlap", "batch", "ensemble", "threads")
+SERVER_SIDE = ("backend", "device", "tiling", "tile", "overlap", "batch", "ensemble", "threads", "precision")
 
 
 @dataclass
@@ -287,7 +287,8 @@ def where_written(written: list[Path]) -> str:
               "(http://HOST:PORT); MODEL is then the task it serves, and the server's options apply.")
 def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | None, sigma: int | None,
          backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
-         bit_depth: str, threads: int | None, side_by_side_dir: Path | None, reference: Path | None,
+         bit_depth: str, threads: int | None, precision: str | None, side_by_side_dir: Path | None,
+         reference: Path | None,
          overwrite: bool, server: str | None) -> None:
     """Restore images with a DAGL MODEL (.plan/.engine, .onnx or a weights file).
 
@@ -338,7 +339,8 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
         restorer = _remote(server, known_task, sigma)
     else:
         restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
-                            tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+                            tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads,
+                            precision=precision)
         restorer.runner.activate()
     for job in jobs:  # now the output's channels are known: a 16-bit colour PNG is refused before inference
         if job.target is not None and not job.error:

@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from dagl.artefact.precision import PRECISIONS
+from dagl.artefact.precision import FP16, FP32, PRECISIONS
 from dagl.errors import DaglError
 from dagl.metrics import psnr
 
@@ -54,13 +54,14 @@ def bounds_for(candidate: str) -> Mapping[str, Tolerance]:
 
 
 #: ONNX Runtime, a TensorRT engine and PyTorch (on another device, or under autocast) against float32 PyTorch.
-ONNX_FP32, ONNX_FP16 = bounds_for("ONNX")["fp32"], bounds_for("ONNX")["fp16"]
-TENSORRT_FP32, TENSORRT_FP16 = bounds_for("TensorRT engine")["fp32"], bounds_for("TensorRT engine")["fp16"]
-TORCH_FP32, TORCH_FP16 = bounds_for("PyTorch")["fp32"], bounds_for("PyTorch")["fp16"]
+ONNX_FP32, ONNX_FP16 = bounds_for("ONNX")[FP32.name], bounds_for("ONNX")[FP16.name]
+TENSORRT_FP32, TENSORRT_FP16 = bounds_for("TensorRT engine")[FP32.name], bounds_for("TensorRT engine")[FP16.name]
+TORCH_FP32, TORCH_FP16 = bounds_for("PyTorch")[FP32.name], bounds_for("PyTorch")[FP16.name]
 #: A TensorRT engine against ONNX Runtime running the very same graph (float32, or the FP16 graph).
 ENGINE_VS_ONNX = {entry.name: Tolerance(f"{entry.title} TensorRT engine vs ONNX Runtime, same graph",
-                                        min_psnr=entry.engine_vs_onnx_psnr) for entry in PRECISIONS.values()}
-ENGINE_VS_ONNX_FP32, ENGINE_VS_ONNX_FP16 = ENGINE_VS_ONNX["fp32"], ENGINE_VS_ONNX["fp16"]
+                                        min_psnr=entry.engine_vs_onnx_psnr)
+                  for entry in PRECISIONS.values() if entry.engine_vs_onnx_psnr is not None}
+ENGINE_VS_ONNX_FP32, ENGINE_VS_ONNX_FP16 = ENGINE_VS_ONNX[FP32.name], ENGINE_VS_ONNX[FP16.name]
 
 
 @dataclass(frozen=True)

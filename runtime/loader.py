@@ -6,7 +6,7 @@ The file's suffix names its kind (engine, ONNX graph, weights); ``--backend`` na
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dagl import TASKS, WeightsError, shipped_weights
@@ -14,7 +14,7 @@ from dagl.artefact.naming import ENGINE_SUFFIXES, ONNX_SUFFIXES, WEIGHTS_SUFFIXE
 from dagl.device import is_auto, resolve_device
 from dagl.suggest import did_you_mean
 
-from .backends import REGISTRY, Backend, auto_backend, backends_for
+from .backends import REGISTRY, Backend, auto_backend, backends_for, check_runs, run_precision
 from .base import BaseRunner, ModelInputError, RunnerRequest, default_cache_dir
 
 BACKENDS = ("auto", *REGISTRY)
@@ -79,7 +79,7 @@ def choose_model(model_path: str | Path, backend: str = "auto", task: str | None
 
 def create_runner(model_path: str | Path, backend: str = "auto", device: str = "cpu",
                   task: str | None = None, sigma: int | None = None, threads: int | None = None,
-                  engine_cache: Path | None = None) -> BaseRunner:
+                  engine_cache: Path | None = None, precision: str | None = None) -> BaseRunner:
     """A runner for ``model_path``; reads metadata now (so the task is known) but loads nothing heavy.
 
     ``model_path`` may also be a task name (``"jpeg"``): the weights shipped for it, on PyTorch
@@ -88,10 +88,18 @@ def create_runner(model_path: str | Path, backend: str = "auto", device: str = "
     (:func:`dagl.device.resolve_device`; an engine always runs on a GPU: ``cuda:N`` picks which).
     ``threads`` caps CPU threads (ONNX Runtime intra-op, torch); ``None`` keeps each library's default.
     ``engine_cache`` is where the TensorRT backends keep the engines they build from an ONNX file
-    (default: :func:`dagl.runtime.base.default_cache_dir`).
+    (default: :func:`dagl.runtime.base.default_cache_dir`). ``precision`` is the one to run at (a name of
+    ``dagl/artefact/precision.py``; ``None``: the artefact's own), checked against the artefact and the
+    backend's entry (:func:`~dagl.runtime.backends.run_precision`); the runner's ``info.precision`` says what
+    it runs at.
     """
     choice = choose_model(model_path, backend, task, sigma)
+    if precision is not None:  # before the factory reads (and torch loads) anything
+        check_runs(choice.backend.name, precision)
     device_is_auto = is_auto(device)
     device = resolve_device(device)
-    return choice.backend.factory(RunnerRequest(choice.path, choice.kind, device, device_is_auto, choice.task,
-                                                sigma, threads, engine_cache or default_cache_dir()))
+    runner = choice.backend.factory(RunnerRequest(choice.path, choice.kind, device, device_is_auto, choice.task,
+                                                  sigma, threads, engine_cache or default_cache_dir()))
+    running = run_precision(choice.backend.name, runner.info.precision, precision, choice.path.name)
+    runner.info = replace(runner.info, precision=running)
+    return runner

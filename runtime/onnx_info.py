@@ -6,11 +6,13 @@ network from the same ``dagl.*`` metadata and refuse the same foreign graphs, he
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME
 from dagl.artefact.onnx_graph import ONNX_FLOAT, OnnxFileError, graph_inputs, graph_outputs, load_onnx
-from dagl.artefact.operators import operator_refusal
+from dagl.artefact.operators import SUPPORTED_TYPES, operator_refusal
+from dagl.artefact.precision import get_precision
 
 from .base import ModelInfo, ModelInputError
 from .metadata import resolve_info
@@ -24,7 +26,7 @@ def read_info(path: Path, task: str | None = None, sigma: int | None = None) -> 
         raise ModelInputError(str(exc)) from None
     info = resolve_info(declared, path, task, sigma)
     check_interface(model.graph, path, info.channels)
-    check_operators(model.graph, path)
+    check_operators(model.graph, path, get_precision(info.precision).operators)
     return info
 
 
@@ -55,14 +57,15 @@ def check_interface(graph, path: Path, channels: int) -> None:
                                   f"must be dynamic (export it with dagl-export)")
 
 
-def check_operators(graph, path: Path) -> None:
+def check_operators(graph, path: Path, operators: Mapping[str, tuple[str, ...]] = SUPPORTED_TYPES) -> None:
     """Refuse a graph with a node outside the operator table dagl-export checks its graphs against.
 
     A foreign graph may hold a ``Loop`` that never ends (a hang, not an error), a custom operator
-    or a data-dependent shape; dagl's own graphs never do, so one table decides both at export and here.
+    or a data-dependent shape; dagl's own graphs never do, so one table decides both at export and here:
+    ``operators``, the declared precision's (an INT8 graph's holds its Q/DQ nodes).
     """
     for node in graph.node:
-        refusal = operator_refusal(node.op_type, node.domain)
+        refusal = operator_refusal(node.op_type, node.domain, operators)
         if refusal:
             raise ModelInputError(f"{path.name}: node {node.name or node.output[0]!r} ({node.op_type}): {refusal}; "
                                   f"dagl runs only graphs made of the operators dagl-export writes")

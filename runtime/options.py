@@ -12,7 +12,7 @@ from typing import TypeVar
 import click
 
 from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
-from dagl.cli_common import device_option, threads_option
+from dagl.cli_common import device_option, precision_option, threads_option
 
 from .loader import BACKEND_HELP, BACKENDS
 from .tiling import TILINGS, tilings_help
@@ -21,7 +21,7 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def restoration_options(ensemble_help: str) -> Callable[[F], F]:
-    """``--backend --device --tiling --tile --overlap --batch --ensemble --threads``, in that order."""
+    """``--backend --device --tiling --tile --overlap --batch --ensemble --threads --precision``, in that order."""
     options = [
         click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP),
         device_option(),
@@ -35,6 +35,7 @@ def restoration_options(ensemble_help: str) -> Callable[[F], F]:
                      help="Tiles per network call."),
         click.option("--ensemble", is_flag=True, help=ensemble_help),
         threads_option(),
+        precision_option(),
     ]
 
     def apply(command: F) -> F:

@@ -71,6 +71,8 @@ class Restorer:
 
     Works without ``with`` too (the backend activates on first use; call :meth:`close`).
     ``threads`` (beyond the shared interface) caps CPU threads, for benchmarks on shared machines.
+    ``precision`` is the one to compute at (``None``: the artefact's own; ``bf16`` runs a float32 graph in
+    bfloat16 on ``backend="openvino"``: see :func:`~dagl.runtime.loader.create_runner`).
     ``memory_budget`` (bytes) bounds the estimated peak of one batch of tiles (default: see
     :func:`~dagl.memory.memory_budget`); settings over it are refused before anything loads.
     """
@@ -78,7 +80,7 @@ class Restorer:
     def __init__(self, model_path: str | Path, task: str | None = None, sigma: int | None = None,
                  backend: str = "auto", device: str = "cpu", tiling: str = "grid", tile: int | None = None,
                  overlap: int | None = None, batch: int | None = None, ensemble: bool = False,
-                 threads: int | None = None, memory_budget: int | None = None) -> None:
+                 threads: int | None = None, memory_budget: int | None = None, precision: str | None = None) -> None:
         self.policy: TilingPolicy = get_tiling(tiling)
         self.tiling = tiling
         self.tile = DEFAULT_TILE if tile is None else int(tile)
@@ -94,7 +96,7 @@ class Restorer:
         self.ensemble = ensemble
         self._calls = 0
         self._calls_lock = threading.Lock()
-        self.runner: BaseRunner = create_runner(model_path, backend, device, task, sigma, threads)
+        self.runner: BaseRunner = create_runner(model_path, backend, device, task, sigma, threads, precision=precision)
         if batch is None and self.runner.max_batch:  # an engine built for fewer tiles per call
             self.batch = min(self.batch, self.runner.max_batch)
         self.task = self.runner.info.task

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,12 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 import fake_tensorrt
-from dagl.artefact import DEFAULT_BATCH, GPU, EngineSidecar, Profile, engine_build
+from dagl.artefact import DEFAULT_BATCH, GPU, EngineSidecar, PrecisionError, Profile, engine_build
 from dagl.files import file_digest
 from dagl.io import write_image
 from dagl.runtime import ModelInfo, RuntimeLoadError, create_runner
 from dagl.runtime import cli as infer_cli
-from dagl.runtime.backends import REGISTRY, auto_backend, backends_for, register_backend
+from dagl.runtime.backends import REGISTRY, auto_backend, backends_for
 from dagl.runtime.base import CACHE_ENV, default_cache_dir
 from dagl.runtime.backends import tolerance_for
 from dagl.runtime.compare import ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32
@@ -58,33 +57,29 @@ def small_onnx(folder: Path, precision: str = "fp32", name: str | None = None) -
 # --- the registry ------------------------------------------------------------------------------
 
 def test_every_command_offers_auto_and_every_registered_backend():
-    assert BACKENDS == ("auto", "tensorrt", "onnxruntime", "onnxruntime-tensorrt", "torch")
+    assert BACKENDS == ("auto", "tensorrt", "onnxruntime", "onnxruntime-tensorrt", "openvino", "torch")
     assert [auto_backend(kind).name for kind in ("engine", "onnx", "weights")] == ["tensorrt", "onnxruntime", "torch"]
     for kind in ("engine", "onnx", "weights"):  # exactly one auto backend per kind, and it takes the kind
         assert sum(kind in b.auto_for for b in REGISTRY.values()) == 1 and kind in auto_backend(kind).kinds
-    assert backends_for("onnx") == ["tensorrt", "onnxruntime", "onnxruntime-tensorrt"]
+    assert backends_for("onnx") == ["tensorrt", "onnxruntime", "onnxruntime-tensorrt", "openvino"]
     assert "onnxruntime-tensorrt: ONNX Runtime's TensorRT execution provider" in BACKEND_HELP
     squeezed = "".join(CliRunner().invoke(infer_cli.main, ["--help"]).output.split())  # click wraps at hyphens
     assert "".join(BACKEND_HELP.split()) in squeezed
 
 
-def test_the_registry_refuses_a_second_backend_under_a_taken_name():
-    before = dict(REGISTRY)
-    with pytest.raises(ValueError, match="backend 'onnxruntime' is registered twice"):
-        register_backend(replace(REGISTRY["torch"], name="onnxruntime"))
-    assert REGISTRY == before and REGISTRY["onnxruntime"] is before["onnxruntime"]
-
-
 def test_parity_bounds_come_from_the_registry():
+    # What each backend runs: every graph dagl-export writes; OpenVINO also bfloat16; PyTorch float32 weights.
+    assert {name: tuple(backend.tolerances) for name, backend in REGISTRY.items()} == {
+        "tensorrt": ("fp32", "fp16", "int8"), "onnxruntime": ("fp32", "fp16", "int8"),
+        "onnxruntime-tensorrt": ("fp32", "fp16"), "openvino": ("fp32", "bf16", "int8"), "torch": ("fp32",)}
     for name, backend in REGISTRY.items():
-        assert set(backend.tolerances) == {"fp32", "fp16"}
-        assert all(tolerance_for(name, p) is backend.tolerances[p] for p in ("fp32", "fp16"))
+        assert all(tolerance_for(name, p) is backend.tolerances[p] for p in backend.tolerances)
     assert tolerance_for("onnxruntime", "fp32") is ONNX_FP32
     # TensorRT inside ONNX Runtime builds a TensorRT engine: held to the engine's bounds.
     assert (tolerance_for("onnxruntime-tensorrt", "fp32"), tolerance_for("onnxruntime-tensorrt", "fp16")) == \
         (TENSORRT_FP32, TENSORRT_FP16)
-    with pytest.raises(ValueError, match="no parity tolerance for backend 'openvino'"):
-        tolerance_for("openvino", "fp32")
+    with pytest.raises(ValueError, match="no parity tolerance for backend 'openvino' at precision 'fp16'"):
+        tolerance_for("openvino", "fp16")
 
 
 def test_a_backend_that_does_not_take_the_kind_names_those_that_do(tmp_path):
@@ -96,7 +91,7 @@ def test_a_backend_that_does_not_take_the_kind_names_those_that_do(tmp_path):
                                   "(backends for it: tensorrt)")
     onnx_path = small_onnx(tmp_path)
     with pytest.raises(RuntimeLoadError, match=r"cannot run with --backend torch \(backends for it: tensorrt, "
-                                               r"onnxruntime, onnxruntime-tensorrt\)$"):
+                                               r"onnxruntime, onnxruntime-tensorrt, openvino\)$"):
         create_runner(onnx_path, backend="torch")
 
 
@@ -280,3 +275,44 @@ def test_onnx_on_tensorrt_without_tensorrt_is_one_line(tmp_path, monkeypatch):
         runner.activate()
     assert str(excinfo.value).startswith("the TensorRT backend is unavailable: tensorrt is not installed")
     assert "\n" not in str(excinfo.value) and not (tmp_path / "cache").exists()
+
+
+# --- --precision: the artefact's graph and the backend's entry decide -----------------------------
+
+def test_precision_defaults_to_the_graphs_own_and_is_checked_against_graph_and_backend(tmp_path):
+    fp32, fp16 = small_onnx(tmp_path), small_onnx(tmp_path, "fp16")
+    assert create_runner(fp32, "onnxruntime").info.precision == "fp32"
+    assert create_runner(fp16, "onnxruntime", precision="fp16").info.precision == "fp16"
+    assert create_runner(fp32, "openvino", precision="bf16").info.precision == "bf16"  # runs the float32 graph
+    with pytest.raises(RuntimeLoadError, match=r"^dagl-jpeg.onnx holds the float32 graph; --precision fp16 runs the "
+                                               r"FP16 graph \(dagl-export --precision fp16 writes it\)$"):
+        create_runner(fp32, "onnxruntime", precision="fp16")
+    with pytest.raises(RuntimeLoadError, match=r"^dagl-jpeg-fp16.onnx holds the FP16 graph; --precision bf16 runs the "
+                                               r"float32 graph"):
+        create_runner(fp16, "openvino", precision="bf16")
+    with pytest.raises(RuntimeLoadError, match=r"^--backend onnxruntime does not run bfloat16 \(--precision "
+                                               r"fp32\|fp16\|int8\); backends that do: openvino$"):
+        create_runner(fp32, "onnxruntime", precision="bf16")
+    with pytest.raises(RuntimeLoadError, match=r"^--backend openvino does not run FP16 \(--precision fp32\|bf16\|"
+                                               r"int8\); backends that do: tensorrt, onnxruntime, onnxruntime-tensorrt$"):
+        create_runner(fp16, "openvino")
+    with pytest.raises(PrecisionError, match="unknown precision 'int4'"):
+        create_runner(fp32, "onnxruntime", precision="int4")
+
+
+def test_an_unsupported_precision_is_refused_before_the_weights_load(tmp_path, monkeypatch):
+    from dagl.runtime.pyt import loader as torch_loader
+
+    monkeypatch.setattr(torch_loader, "create", lambda request: pytest.fail("weights loaded before the refusal"))
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"never read")
+    with pytest.raises(RuntimeLoadError, match=r"^--backend torch does not run bfloat16 \(--precision fp32\); "
+                                               r"backends that do: openvino$"):
+        create_runner(weights, precision="bf16", task="jpeg")
+
+
+def test_a_backend_registry_refuses_a_second_entry_of_one_name():
+    from dagl.registry import by_name
+
+    with pytest.raises(ValueError, match="^backend 'onnxruntime' is registered twice$"):
+        by_name((*REGISTRY.values(), REGISTRY["onnxruntime"]), "backend")

@@ -50,10 +50,10 @@ def _export(task: str, checkpoint: Path, out: Path, *extra: str):
 
 @pytest.fixture(scope="session")
 def jpeg_export(official_checkpoint, tmp_path_factory):
-    """``dagl-export --task jpeg --weights CKPT --onnx-only --fp16`` once per session."""
+    """``dagl-export --task jpeg --weights CKPT --onnx-only --precision fp16`` once per session."""
     checkpoint = official_checkpoint("jpeg")
     out = tmp_path_factory.mktemp("export-jpeg")
-    _export("jpeg", checkpoint, out, "--onnx-only", "--fp16")
+    _export("jpeg", checkpoint, out, "--onnx-only", "--precision", "fp16")
     return out, dagl.load("jpeg", weights=checkpoint)
 
 

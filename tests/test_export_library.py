@@ -10,12 +10,13 @@ import torch
 from onnx import TensorProto, helper
 
 import dagl.export.pipeline
-from dagl.artefact import PRECISIONS, Precision, PrecisionError
-from dagl.artefact.precision import FP16, FP32
+from dagl.artefact import GRAPH_PRECISIONS, PRECISIONS, MetadataError, Precision, PrecisionError
+from dagl.artefact.precision import BF16, FP16, FP32, INT8
 from dagl.chosen_weights import WeightsInfo
 from dagl.export import ExportResult, export
 from dagl.export.pipeline import ExportOptionError, GraphRefusedError
 from dagl.export.trt_check import check_tensorrt_compatible
+from dagl.registry import by_name
 from dagl.runtime.backends import tolerance_for
 from dagl.runtime.compare import ENGINE_VS_ONNX
 
@@ -52,7 +53,10 @@ def test_a_refused_graph_writes_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("options, error, message", [
-    ({"precision": "int4"}, PrecisionError, "unknown precision 'int4'; choose one of: fp32, fp16"),
+    ({"precision": "int4"}, PrecisionError, "unknown precision 'int4'; choose one of: fp32, fp16, bf16, int8"),
+    ({"precision": "bf16"}, PrecisionError, r"^bf16 is not a graph of its own: it runs the float32 graph \(export "
+                                            r"--precision fp32\) on a backend that computes in bfloat16 \(dagl-infer "
+                                            r"--precision bf16\)$"),
     ({"engine": False, "engine_required": True}, ExportOptionError, "contradict each other"),
     ({"min_tile": (64, 64), "opt_tile": (32, 32)}, ExportOptionError, "min <= opt <= max"),
     ({"weights": "missing.pt"}, dagl.WeightsError, "weights file not found"),
@@ -79,23 +83,43 @@ def _qdq_graph() -> onnx.ModelProto:
 
 def test_qdq_nodes_pass_only_for_a_precision_whose_entry_allows_them():
     model = _qdq_graph()
-    for entry in PRECISIONS.values():  # float32 and FP16 graphs hold no Q/DQ node
-        assert [p.reason for p in check_tensorrt_compatible(model, entry.operators)] == [
-            "operator not in the TensorRT 11 support list"] * 2
-    int8 = Precision("int8", "INT8", "-int8", make=None, making="", max_abs=None, min_psnr=40.0,
-                     engine_vs_onnx_psnr=40.0,
-                     extra_operators={"QuantizeLinear": ("FLOAT", "FLOAT16"), "DequantizeLinear": ("INT8",)})
-    assert check_tensorrt_compatible(model, int8.operators) == []
+    for entry in PRECISIONS.values():  # float32, FP16 and bfloat16 graphs hold no Q/DQ node
+        if entry is not INT8:
+            assert [p.reason for p in check_tensorrt_compatible(model, entry.operators)] == [
+                "operator not in the TensorRT 11 support list"] * 2
+    assert check_tensorrt_compatible(model, INT8.operators) == []
     assert "QuantizeLinear" not in FP32.operators  # the entry adds to its own table only
 
 
-def test_every_precision_has_a_tolerance_on_every_backend():
-    for entry in PRECISIONS.values():
-        for backend in ("onnxruntime", "tensorrt", "torch"):
+def test_every_graph_precision_has_a_tolerance_on_every_graph_backend():
+    for entry in GRAPH_PRECISIONS.values():
+        for backend in ("onnxruntime", "tensorrt"):
             tolerance = tolerance_for(backend, entry.name)
             assert (tolerance.max_abs, tolerance.min_psnr) == (entry.max_abs, entry.min_psnr)
         assert ENGINE_VS_ONNX[entry.name].min_psnr == entry.engine_vs_onnx_psnr
+    assert set(ENGINE_VS_ONNX) == set(GRAPH_PRECISIONS) == {"fp32", "fp16", "int8"}  # no bfloat16 engine
     assert (FP32.max_abs, FP16.min_psnr, ENGINE_VS_ONNX["fp32"].min_psnr) == (1e-4, 50.0, 60.0)
+
+
+def test_a_precision_registry_refuses_a_second_entry_of_one_name():
+    copy = Precision("fp16", "FP16 again", "-fp16b", make=None, making="", max_abs=None, min_psnr=40.0,
+                     engine_vs_onnx_psnr=None)
+    with pytest.raises(ValueError, match="^precision 'fp16' is registered twice$"):
+        by_name((FP32, FP16, copy), "precision")
+    assert list(by_name((FP32, FP16), "precision")) == ["fp32", "fp16"]
+
+
+def test_a_run_time_precision_has_no_file_and_no_metadata_value(tmp_path):
+    from dagl.artefact import check_declared, engine_name, onnx_name
+
+    assert (BF16.graph, BF16.compute, FP16.graph) == ("fp32", "bf16", "fp16")
+    assert set(PRECISIONS) - set(GRAPH_PRECISIONS) == {"bf16"}
+    with pytest.raises(PrecisionError, match="bf16 is not a graph of its own"):
+        onnx_name("jpeg", None, "bf16")
+    with pytest.raises(PrecisionError, match="bf16 is not a graph of its own"):
+        engine_name("jpeg", None, "bf16")
+    with pytest.raises(MetadataError, match=r"precision = 'bf16' is not one of fp32, fp16, int8"):
+        check_declared({"task": "jpeg", "channels": "1", "precision": "bf16"}, "m.onnx")
 
 
 # --- a ranges file from dagl-calibrate --------------------------------------------------------------

@@ -171,11 +171,11 @@ def test_engine_is_refused_by_another_or_unsupported_tensorrt(fake_trt, tmp_path
 
 
 def test_dagl_export_builds_the_fp16_engine_from_the_fp16_onnx(fake_trt, tmp_path, monkeypatch):
-    """The whole command on the fake: ``--fp16`` builds from ``dagl-jpeg-fp16.onnx``, strongly typed."""
+    """The whole command on the fake: ``--precision fp16`` builds from ``dagl-jpeg-fp16.onnx``, strongly typed."""
     monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC))
     out = tmp_path / "out"
     result = CliRunner().invoke(dagl.export.cli.main, [
-        "--task", "jpeg", "--weights", "random", "--fp16", "--engine-required", "--output-dir", str(out),
+        "--task", "jpeg", "--weights", "random", "--precision", "fp16", "--engine-required", "--output-dir", str(out),
         "--min-shape", "16x16", "--opt-shape", "48x48", "--max-shape", "64x64", "--batch", "1"])
     assert result.exit_code == 0, result.output
     built = fake_tensorrt.read_plan((out / "dagl-jpeg-fp16.plan").read_bytes())

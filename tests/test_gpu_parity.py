@@ -108,7 +108,7 @@ def test_torch_cuda_fp16_autocast(checkpoint, crops, request):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_onnxruntime_cuda(checkpoint, crops, request, tmp_path_factory, precision):
     require_ort_cuda()
-    folder = export(tmp_path_factory, checkpoint, "--fp16", "--onnx-only")
+    folder = export(tmp_path_factory, checkpoint, "--precision", "fp16", "--onnx-only")
     name = "dagl-jpeg.onnx" if precision == "fp32" else "dagl-jpeg-fp16.onnx"
     outputs, restorer = restore_all(folder / name, crops, device="cuda")
     assert restorer.runner.device == "cuda", "ONNX Runtime fell back to the CPU"
@@ -118,7 +118,7 @@ def test_onnxruntime_cuda(checkpoint, crops, request, tmp_path_factory, precisio
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_engine(checkpoint, crops, request, tmp_path_factory, precision):
     require_tensorrt()
-    folder = export(tmp_path_factory, checkpoint, "--engine-required", *(["--fp16"] if precision == "fp16" else []))
+    folder = export(tmp_path_factory, checkpoint, "--engine-required", "--precision", precision)
     # dagl-export's default engine takes one tile per call.
     outputs, restorer = restore_all(folder / f"dagl-jpeg-{precision}.plan", crops, batch=1)
     assert restorer.backend == "tensorrt"
@@ -137,7 +137,7 @@ def require_ort_tensorrt() -> None:
 def test_onnx_on_tensorrt_builds_its_engine_once(checkpoint, crops, request, tmp_path_factory, monkeypatch, precision):
     """``--backend tensorrt`` on an .onnx file: the engine is built into the cache, then found there."""
     require_tensorrt()
-    folder = export(tmp_path_factory, checkpoint, "--fp16", "--onnx-only")
+    folder = export(tmp_path_factory, checkpoint, "--precision", "fp16", "--onnx-only")
     cache_dir = tmp_path_factory.mktemp("engines")
     monkeypatch.setenv("DAGL_ENGINE_CACHE", str(cache_dir))
     model = folder / onnx_name("jpeg", None, precision)
@@ -155,7 +155,7 @@ def test_onnx_on_tensorrt_builds_its_engine_once(checkpoint, crops, request, tmp
 def test_onnxruntime_tensorrt_provider(checkpoint, crops, request, tmp_path_factory, monkeypatch, precision):
     """ONNX Runtime's TensorRT execution provider, with its engine and timing caches in the engine cache."""
     require_ort_tensorrt()
-    folder = export(tmp_path_factory, checkpoint, "--fp16", "--onnx-only")
+    folder = export(tmp_path_factory, checkpoint, "--precision", "fp16", "--onnx-only")
     cache_dir = tmp_path_factory.mktemp("engines")
     monkeypatch.setenv("DAGL_ENGINE_CACHE", str(cache_dir))
     model = folder / onnx_name("jpeg", None, precision)

@@ -132,11 +132,11 @@ def _sidecar(max_batch: int) -> EngineSidecar:
 
 def test_engine_compatibility_is_a_pure_comparison():
     built = EngineTarget("10.3.0", HERE.gpu_name, "9.0")
-    hint = "dagl-export --task jpeg --fp16"
+    hint = "dagl-export --task jpeg --precision fp16"
     assert engine_mismatch(built, HERE, hint) is None  # build number ignored
     message = engine_mismatch(replace(built, tensorrt_version="10.7.0"), HERE, hint)
     assert message == ("engine was built for TensorRT 10.7.0 (running 10.3.0.26); dagl supports TensorRT "
-                       ">=10.12,<12; rebuild it here with: dagl-export --task jpeg --fp16")
+                       ">=10.12,<12; rebuild it here with: dagl-export --task jpeg --precision fp16")
     message = engine_mismatch(replace(built, gpu_name="NVIDIA A100-SXM4-80GB", compute_capability="8.0"),
                               HERE, hint)
     assert "compute capability 8.0 (this GPU has 9.0)" in message and "'NVIDIA A100-SXM4-80GB'" in message

@@ -12,16 +12,18 @@ from .format import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_
                      onnx_metadata)
 from .naming import (artefact_stem, engine_name, is_random_label, manifest_name, onnx_name, random_label,
                      sidecar_path, weights_name)
-from .precision import PRECISIONS, Precision, PrecisionError, get_precision
+from .precision import (GRAPH_PRECISIONS, PRECISIONS, Precision, PrecisionError, get_graph_precision,
+                        get_precision)
 from .probe import (GPU, SUPPORTED_TENSORRT, EngineUnavailable, current_gpu, import_tensorrt,
                     tensorrt_supported)
 from .sidecar import EngineSidecar, EngineTask, SidecarError
 
 __all__ = [
     "DEFAULT_BATCH", "DEFAULT_MAX_TILE", "DEFAULT_MIN_TILE", "DEFAULT_OVERLAP", "DEFAULT_TILE", "GPU", "INPUT_NAME",
-    "METADATA_PREFIX", "MetadataError", "OUTPUT_NAME", "PRECISIONS", "SUPPORTED_TENSORRT", "EngineSidecar",
-    "EngineTask", "EngineUnavailable", "Precision", "PrecisionError", "Profile", "SidecarError",
-    "artefact_stem", "check_declared", "current_gpu", "declared_metadata", "engine_name", "get_precision",
+    "GRAPH_PRECISIONS", "METADATA_PREFIX", "MetadataError", "OUTPUT_NAME", "PRECISIONS", "SUPPORTED_TENSORRT",
+    "EngineSidecar", "EngineTask", "EngineUnavailable", "Precision", "PrecisionError", "Profile", "SidecarError",
+    "artefact_stem", "check_declared", "current_gpu", "declared_metadata", "engine_name", "get_graph_precision",
+    "get_precision",
     "import_tensorrt", "is_random_label", "manifest_name", "onnx_metadata", "onnx_name", "random_label", "sidecar_path",
     "tensorrt_supported", "weights_name",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import UserInputError
-from .precision import PRECISIONS
+from .precision import GRAPH_PRECISIONS
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -72,7 +72,7 @@ def check_declared(declared: Mapping[str, object], source: object, prefix: str =
     metadata and an engine sidecar's task facts all pass here before anything uses them.
 
     ``task`` and other texts are strings of at most :data:`MAX_TEXT` characters, ``precision`` one
-    of :data:`PRECISIONS`, ``channels`` an integer in :data:`CHANNEL_RANGE`, ``sigma`` an integer
+    of :data:`GRAPH_PRECISIONS`, ``channels`` an integer in :data:`CHANNEL_RANGE`, ``sigma`` an integer
     in :data:`SIGMA_RANGE` or absent (``None``, ``""`` or ``"null"``). Returns the typed values; a
     bad field is one :class:`MetadataError` line naming ``source`` and the field (``prefix`` + name).
     """
@@ -91,8 +91,8 @@ def check_declared(declared: Mapping[str, object], source: object, prefix: str =
             if checked[name] is None and value not in (None, "", "null"):
                 raise refuse(name, value, "an integer noise level from {} to {}".format(*SIGMA_RANGE))
         elif name == "precision":
-            if not isinstance(value, str) or value not in PRECISIONS:
-                raise refuse(name, value, f"one of {', '.join(PRECISIONS)}")
+            if not isinstance(value, str) or value not in GRAPH_PRECISIONS:
+                raise refuse(name, value, f"one of {', '.join(GRAPH_PRECISIONS)}")
             checked[name] = value
         elif isinstance(value, Mapping) and name == "weights":  # a sidecar's weights record
             checked[name] = value

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..configs import get_config
-from .precision import PRECISIONS, REFERENCE, get_precision
+from .precision import GRAPH_PRECISIONS, REFERENCE, get_graph_precision
 
 PREFIX = "dagl"
 #: Weights files: ``.safetensors`` is what dagl writes; the official checkpoints are ``.pt``/``.pth``.
@@ -53,12 +53,12 @@ def weights_name(task: str, sigma: int | None = None) -> str:
 
 def onnx_name(task: str, sigma: int | None = None, precision_name: str = REFERENCE.name) -> str:
     """``dagl-<stem>.onnx`` for the float32 graph, ``dagl-<stem>-fp16.onnx`` etc. for the others."""
-    return artefact_stem(task, sigma) + get_precision(precision_name).onnx_suffix + ONNX_SUFFIX
+    return artefact_stem(task, sigma) + get_graph_precision(precision_name).onnx_suffix + ONNX_SUFFIX
 
 
 def engine_name(task: str, sigma: int | None = None, precision_name: str = REFERENCE.name) -> str:
     """``dagl-<stem>-<precision>.plan``: the engine always says its precision, float32 included."""
-    return f"{artefact_stem(task, sigma)}-{get_precision(precision_name).name}{ENGINE_SUFFIX}"
+    return f"{artefact_stem(task, sigma)}-{get_graph_precision(precision_name).name}{ENGINE_SUFFIX}"
 
 
 def manifest_name(task: str, sigma: int | None = None) -> str:
@@ -78,7 +78,7 @@ def lookup_names(task: str, sigma: int | None, suffix: str) -> tuple[str, ...]:
     suffix also the engines ``dagl-export`` writes, float32 first (``dagl-<stem>-fp32.plan``, ...).
     """
     stem = artefact_stem(task, sigma)
-    engines = tuple(engine_name(task, sigma, name) for name in PRECISIONS) if suffix == ENGINE_SUFFIX else ()
+    engines = tuple(engine_name(task, sigma, name) for name in GRAPH_PRECISIONS) if suffix == ENGINE_SUFFIX else ()
     return (stem + suffix, *engines)
 
 

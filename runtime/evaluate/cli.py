@@ -11,8 +11,10 @@ import click
 from click.core import ParameterSource
 from rich.console import Console
 
+from dagl.artefact.precision import REFERENCE
 from dagl.atomic import write_atomic
-from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option, threads_option
+from dagl.cli_common import (Group, device_option, max_pixels_option, precision_option, sigma_option, task_option,
+                             threads_option)
 from dagl.cli_progress import print_table, progress
 from dagl.datasets import DATASETS, EvalSet, named_set, open_set
 from dagl.device import resolve_device
@@ -78,7 +80,7 @@ def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
     two were made from different weights (their metadata's SHA-256 differs): then no bound can hold.
     """
     base = restorers[0]
-    if base.backend != "torch" or base.runner.info.precision != "fp32" or not result.images:
+    if base.backend != "torch" or base.runner.info.precision != REFERENCE.name or not result.images:
         return []
     verdicts = []
     for index, candidate in enumerate(restorers[1:]):
@@ -222,12 +224,14 @@ The default --tiling reference is the release's chop, i.e. the paper's numbers; 
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @device_option()
 @threads_option()
+@precision_option(help="Precision to run every model at (default: each model's own); bf16 runs a float32 graph in "
+                       "bfloat16 (--backend openvino).")
 @max_pixels_option()
 @click.pass_context
 def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int | None, quality: int | None,
          model: Path | None, compare: tuple[Path, ...], ensemble: bool, tiling: str, tile: int | None,
          overlap: int | None, batch: int | None, limit: int | None, images: tuple[str, ...], crop: int | None,
-         report: Path | None, backend: str, device: str, threads: int | None) -> None:
+         report: Path | None, backend: str, device: str, threads: int | None, precision: str | None) -> None:
     if ctx.invoked_subcommand is not None:
         if dataset or model or compare:
             raise click.UsageError(f"options for `{ctx.invoked_subcommand}` go after it, not before")
@@ -245,7 +249,8 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
     if early_task is not None:
         open_set(dataset, early_task, **set_options).check()
     restorers = [Restorer(p, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
-                          overlap=overlap, batch=batch, ensemble=ensemble, threads=threads) for p in paths]
+                          overlap=overlap, batch=batch, ensemble=ensemble, threads=threads, precision=precision)
+                 for p in paths]
     _one_task({r.task for r in restorers})
     evalset = open_set(dataset, restorers[0].task, **set_options)
     if early_task is None:  # a folder scored with an artefact that names its own task: read now

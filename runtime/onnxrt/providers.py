@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagl.artefact import INPUT_NAME, Profile
+from dagl.artefact import INPUT_NAME, Profile, get_precision
 from dagl.device import cuda_index, is_cuda
 
 CPU = "CPUExecutionProvider"
@@ -48,10 +48,11 @@ def _shapes(shape: tuple[int, ...]) -> str:
 
 def tensorrt_options(precision: str, device: str, cache_dir: Path, profile: Profile,
                      workspace_bytes: int) -> dict[str, object]:
-    """TensorRT execution provider options for a dagl graph of ``precision`` (``fp32``/``fp16``).
+    """TensorRT execution provider options for a dagl graph of ``precision`` (a name of ``PRECISIONS``).
 
-    * FP16 follows the graph: the FP16 graph from ``dagl-export --fp16`` (attention kept float32
-      through explicit Casts) enables FP16 kernels, the float32 graph does not;
+    * FP16 follows the graph: a graph whose entry computes in ``f16`` (the FP16 graph from
+      ``dagl-export --precision fp16``, attention kept float32 through explicit Casts) enables FP16
+      kernels, the float32 graph does not;
     * the engine and the timing cache are kept in ``cache_dir`` and found again by the next session;
     * one explicit profile (the one ``dagl-export`` builds with by default), so the engine is built
       once for every tile and batch dagl-infer sends, not rebuilt for each new shape;
@@ -62,7 +63,7 @@ def tensorrt_options(precision: str, device: str, cache_dir: Path, profile: Prof
     the GPU tests hold its output to the FP16 engine's bound (``compare.TENSORRT_FP16``).
     """
     options: dict[str, object] = {
-        "trt_fp16_enable": precision == "fp16",
+        "trt_fp16_enable": get_precision(precision).compute == "f16",
         "trt_max_workspace_size": workspace_bytes,
         "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir),
         "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache_dir),

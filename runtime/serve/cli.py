@@ -36,8 +36,8 @@ Examples:
 @click.option("--max-queue", type=click.IntRange(min=1), default=DEFAULT_MAX_QUEUE, show_default=True,
               help="Requests queued before new ones are refused (the client reports the server busy).")
 def main(model: Path, task: str | None, sigma: int | None, backend: str, device: str, tiling: str, tile: int,
-         overlap: int, batch: int, ensemble: bool, threads: int | None, host: str, port: int, max_batch: int,
-         queue_delay_us: int, max_queue: int) -> None:
+         overlap: int, batch: int, ensemble: bool, threads: int | None, precision: str | None, host: str, port: int,
+         max_batch: int, queue_delay_us: int, max_queue: int) -> None:
     """Serve a DAGL MODEL (.plan/.engine, .onnx, weights, or a task name for the shipped weights) with
     NVIDIA Triton Inference Server, through nvidia-pytriton (pip install 'dagl[serve]').
 
@@ -52,7 +52,7 @@ def main(model: Path, task: str | None, sigma: int | None, backend: str, device:
     require_pytriton()  # the missing extra and a taken port in one line, before seconds of model loading
     check_port_free(host, port)
     restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
-                        overlap=overlap, batch=batch, ensemble=ensemble, threads=threads)
+                        overlap=overlap, batch=batch, ensemble=ensemble, threads=threads, precision=precision)
     options = ServeOptions(host=host, port=port, max_batch=max_batch, queue_delay_us=queue_delay_us,
                            max_queue=max_queue)
 

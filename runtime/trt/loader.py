@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt
+from dagl.artefact.precision import REFERENCE
 from dagl.device import cuda_index
 
 from ..base import ModelInfo, ModelInputError, RuntimeLoadError
@@ -32,7 +33,7 @@ def current_target(trt: Any) -> EngineTarget:
 
 
 def rebuild_hint(info: ModelInfo, sidecar: EngineSidecar) -> str:
-    precision = " --fp16" if sidecar.precision == "fp16" else ""
+    precision = f" --precision {sidecar.precision}" if sidecar.precision != REFERENCE.name else ""
     sigma = f" --sigma {info.sigma}" if info.sigma is not None else ""
     return f"dagl-export --task {info.task}{sigma}{precision} --weights WEIGHTS"
 

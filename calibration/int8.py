@@ -1,0 +1,111 @@
+"""INT8 post-training quantization of an exported float32 graph to an explicitly quantized (Q/DQ) graph.
+
+Static quantization by ``onnxruntime.quantization`` (a maintained quantizer, not a hand-written one) in
+the QDQ format, the form a strongly typed TensorRT network builds as it is: weights int8 per output
+channel, activations int8 per tensor, both symmetric (zero point 0, as TensorRT requires). The ranges
+are calibrated (MinMax) on centred crops of the held-out training images (``dagl/train/heldout.py``:
+training files never trained on, degraded as validation degrades them), never on a paper test set.
+GFAM's similarity, mask and softmax stay float32: the nodes the FP16 policy keeps
+(:func:`dagl.calibration.policy.fp32_nodes`) are excluded from quantization.
+
+``python -m dagl.export.int8 --task jpeg`` quantizes the shipped weights' graph and records the calibration
+(data, method, ranges) in ``int8_calibration.json`` beside this module (:data:`RECORD_FILE`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from dagl.artefact import INPUT_NAME
+from dagl.configs import get_config
+from dagl.datasets import datasets_root
+
+RECORD_FILE = Path(__file__).with_name("int8_calibration.json")
+#: The training folder whose held-out files calibrate (``$DAGL_DATASETS/train/bsd400``), as dagl-train's examples.
+DEFAULT_DATA = Path("train") / "bsd400"
+#: Side of the centred calibration crops, and how many held-out images give them (every CAR quality each).
+CROP, IMAGES = 48, 8
+#: Operators whose inputs and weights are quantized; everything else (GFAM's attention path included) runs float.
+QUANTIZED_OPS = ("Conv", "MatMul", "ConvTranspose")
+METHOD = "MinMax"
+
+
+def calibration_batches(task: str, sigma: int | None, data: Path | None = None, crop: int = CROP,
+                        images: int = IMAGES) -> tuple[list[np.ndarray], list[str]]:
+    """(1, C, crop, crop) degraded crops of the held-out training images of ``data``, and what they are.
+
+    Only the held-out split is read (:func:`dagl.train.data.load_images` with ``held_out=True``): a
+    calibration run touches no file of a paper test set.
+    """
+    from dagl.train.heldout import HELD_OUT
+    from dagl.train.validation import load_validation_set
+
+    folder = data if data is not None else datasets_root() / DEFAULT_DATA
+    items = load_validation_set(HELD_OUT, get_config(task), sigma, crop, limit=images, data=[folder])
+    batches = [np.ascontiguousarray(item.degraded.transpose(2, 0, 1)[None], dtype=np.float32) for item in items]
+    return batches, [f"{folder.name}: {images} held-out images, centred {crop}x{crop}" +
+                     (f", {', '.join(sorted({i.label for i in items}))}" if items[0].label else "")]
+
+
+def _reader(batches: Sequence[np.ndarray]):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches: Iterator[np.ndarray] = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    return Reader()
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime.quantization advises pre-processing on the root logger at WARNING: not the user's business."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize(model: onnx.ModelProto, keep_float: set[str], batches: Sequence[np.ndarray]) -> onnx.ModelProto:
+    """The Q/DQ graph of ``model`` calibrated on ``batches``, the ``keep_float`` nodes left unquantized."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    with tempfile.TemporaryDirectory(prefix="dagl-int8-") as tmp, _quiet_root_logger():
+        # A path, not the proto: given a ModelProto, quantize_static moves its weights to external data files
+        # in its own temporary folder, leaving the caller's graph pointing at files that are gone.
+        source, out = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(source))
+        quantize_static(source, out, _reader(batches), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=sorted(keep_float), calibrate_method=getattr(CalibrationMethod, METHOD),
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+        quantized = onnx.load(str(out))
+    del quantized.metadata_props[:]  # the exporter labels the graph it returns
+    return quantized
+
+
+def activation_ranges(model: onnx.ModelProto) -> dict[str, float]:
+    """Tensor -> the largest magnitude its int8 scale represents (127 x scale), for each quantized activation."""
+    initial = {t.name: t for t in model.graph.initializer}
+    ranges = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[1] in initial and node.input[0] not in initial:
+            scale = onnx.numpy_helper.to_array(initial[node.input[1]])
+            if scale.size == 1:
+                ranges[node.input[0]] = float(127 * scale.reshape(()))
+    return ranges

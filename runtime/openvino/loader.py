@@ -1,0 +1,22 @@
+"""The ``openvino`` backend's factory: the ONNX file's metadata and interface checked as ONNX Runtime checks them."""
+
+from __future__ import annotations
+
+from dagl.device import is_cuda
+
+from ..base import ModelInputError, RunnerRequest
+from ..onnx_info import read_info
+from .runner import OpenVINORunner
+
+
+def create(request: RunnerRequest) -> OpenVINORunner:
+    """An OpenVINO runner on the CPU; an explicit GPU device is refused (``--device auto`` means the CPU here).
+
+    OpenVINO's own GPU plugin drives Intel GPUs, not the CUDA device ``--device cuda`` names, so this
+    backend runs where ``cpu`` says or nowhere.
+    """
+    if is_cuda(request.device) and not request.device_is_auto:
+        raise ModelInputError(f"--backend openvino runs on the CPU only, not --device {request.device}; use "
+                              f"--device cpu (or --backend onnxruntime or tensorrt on a GPU)")
+    info = read_info(request.path, request.task, request.sigma)
+    return OpenVINORunner(request.path, info, request.threads, request.engine_cache / "openvino")

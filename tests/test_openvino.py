@@ -1,0 +1,200 @@
+"""The OpenVINO backend: parity with ONNX Runtime and PyTorch on the exported jpeg network, the precision
+it is asked for (float32 really float32, bfloat16 really bfloat16), its options, and the guards every runner has.
+
+The exported network (random official-format weights, and the shipped ones) runs on one 32x32 tile, batch 2:
+seconds. The guards run on one-node graphs (tests/crafted.py).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dagl
+from crafted import tiny_onnx
+from dagl.artefact.precision import BF16, FP32
+from dagl.runtime import Restorer, RuntimeLoadError, create_runner
+from dagl.runtime.backends import REGISTRY, tolerance_for
+from dagl.runtime.base import InferenceError, ModelInputError, RunnerRequest
+from dagl.runtime.compare import compare, measure
+from dagl.runtime.openvino import compile_config, create
+from test_runtime_support import add_metadata, jpeg_onnx
+
+ov = pytest.importorskip("openvino", reason="pip install 'dagl[openvino]'")
+
+FAST = {"tile": 16, "overlap": 4, "threads": 1, "backend": "openvino"}
+IMAGE = np.full((20, 24), 0.5, np.float32)
+BATCH = np.random.default_rng(7).random((2, 1, 32, 32), dtype=np.float32)
+HAS_BF16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@pytest.fixture(scope="module")
+def random_onnx(tmp_path_factory, official_checkpoint):
+    return jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+
+
+@pytest.fixture(scope="module")
+def shipped_onnx(tmp_path_factory):
+    from dagl.export.onnx import export_onnx
+
+    path = export_onnx(dagl.load("jpeg"), tmp_path_factory.mktemp("shipped") / "dagl-jpeg.onnx", channels=1)
+    return add_metadata(path, {"task": "jpeg", "channels": "1", "precision": "fp32"})
+
+
+def run(path, backend: str, tmp_path, precision: str | None = None) -> tuple[np.ndarray, str]:
+    with create_runner(path, backend, threads=1, precision=precision, engine_cache=tmp_path / "cache") as runner:
+        return runner.infer(BATCH), runner.info.precision
+
+
+def torch_output(weights) -> np.ndarray:
+    with torch.inference_mode():
+        return dagl.load("jpeg", weights=weights)(torch.from_numpy(BATCH)).numpy()
+
+
+@pytest.mark.parametrize("weights", ["random", "shipped"])
+def test_float32_matches_onnx_runtime_and_pytorch(weights, random_onnx, shipped_onnx, official_checkpoint, tmp_path):
+    path = random_onnx if weights == "random" else shipped_onnx
+    reference = torch_output(official_checkpoint("jpeg") if weights == "random" else None)
+    openvino, precision = run(path, "openvino", tmp_path)
+    onnxruntime, _ = run(path, "onnxruntime", tmp_path)
+    assert precision == "fp32"
+    max_abs, _ = measure(onnxruntime, openvino)
+    assert max_abs < 2e-5  # measured 2.2e-6 (random) and 2.3e-6 (shipped) on a 64x64 tile
+    verdict = compare(reference, openvino, tolerance_for("openvino", "fp32"))
+    assert verdict, verdict.summary
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX)")
+@pytest.mark.parametrize("weights", ["random", "shipped"])
+def test_bfloat16_is_computed_in_bfloat16_within_its_bound(weights, random_onnx, shipped_onnx, official_checkpoint,
+                                                           tmp_path):
+    path = random_onnx if weights == "random" else shipped_onnx
+    reference = torch_output(official_checkpoint("jpeg") if weights == "random" else None)
+    bf16, precision = run(path, "openvino", tmp_path, precision="bf16")
+    assert precision == "bf16"
+    verdict = compare(reference, bf16, tolerance_for("openvino", "bf16"))
+    assert verdict, verdict.summary
+    # Really bfloat16: 8 mantissa bits put it far outside float32's bound (1e-4); measured 50.7 dB (random
+    # weights) and 63.7 dB (shipped) against float32 on a 64x64 tile.
+    assert verdict.max_abs > 1e-3 and verdict.psnr < 80
+
+
+def test_options_thread_count_precision_hint_and_cache():
+    assert compile_config("f32", None, None) == {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    assert compile_config("bf16", 2, Path("/c")) == {
+        "INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": "2",
+        "CACHE_DIR": "/c"}
+    assert (FP32.compute, BF16.compute, BF16.graph) == ("f32", "bf16", "fp32")
+
+
+def test_compiled_model_is_cached_and_found_again(tmp_path):
+    path = tiny_onnx(tmp_path / "id.onnx")
+    cache = tmp_path / "cache"
+    with create_runner(path, "openvino", engine_cache=cache) as runner:
+        assert np.array_equal(runner.infer(BATCH[:, :, :8, :8]), BATCH[:, :, :8, :8])
+    blobs = sorted((cache / "openvino").iterdir())
+    assert blobs  # the compiled model, kept for the next process
+    with create_runner(path, "openvino", engine_cache=cache) as runner:
+        runner.infer(BATCH[:, :, :8, :8])
+    assert sorted((cache / "openvino").iterdir()) == blobs  # found again, not compiled into a second entry
+
+
+def test_threads_and_precision_reach_the_compiled_model(tmp_path, monkeypatch):
+    seen = {}
+    real = ov.Core.compile_model
+
+    def spy(self, model, device, config):
+        seen.update(device=device, **config)
+        return real(self, model, device, config)
+
+    monkeypatch.setattr(ov.Core, "compile_model", spy)
+    with create_runner(tiny_onnx(tmp_path / "id.onnx"), "openvino", threads=1, engine_cache=tmp_path / "c"):
+        pass
+    assert seen == {"device": "CPU", "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                    "INFERENCE_NUM_THREADS": "1", "CACHE_DIR": str(tmp_path / "c" / "openvino")}
+
+
+# --- guards: the same as ONNX Runtime's -----------------------------------------------------------
+
+@pytest.mark.parametrize("options,message", [
+    ({"input_name": "x"}, "graph inputs are ['x'], expected one named 'input'"),
+    ({"elem_type": 11}, "input 'input' has ONNX element type 11, expected float32"),
+    ({"metadata": {"dagl.channels": "3"}}, "takes 3 channels but task 'jpeg' needs 1"),
+])
+def test_interface_mismatch_is_refused_in_one_line_before_any_work(tmp_path, options, message):
+    with pytest.raises(RuntimeLoadError) as excinfo:
+        Restorer(tiny_onnx(tmp_path / "m.onnx", **options), **FAST)
+    assert message in str(excinfo.value) and "\n" not in str(excinfo.value)
+
+
+def test_output_shape_and_nan_are_checked_on_every_batch(tmp_path):
+    with pytest.raises(InferenceError, match=r"returned shape \(4, 1, 1, 1\) for a batch of shape \(4, 1, 16, 16\)"):
+        Restorer(tiny_onnx(tmp_path / "pool.onnx", "hidden-pool"), **FAST)(IMAGE)
+    restore = Restorer(tiny_onnx(tmp_path / "div.onnx", "divide"), **FAST)
+    assert np.array_equal(restore(IMAGE), np.ones_like(IMAGE))
+    with_zero = IMAGE.copy()
+    with_zero[3, 3] = 0.0
+    with pytest.raises(InferenceError, match="produced 1 NaN or infinite value"):
+        restore(with_zero)
+
+
+def test_unreadable_file_is_the_users_error_in_one_line(tmp_path):
+    path = tmp_path / "dagl-jpeg.onnx"
+    path.write_bytes(b"\x08\x07not a protobuf at all")
+    with pytest.raises(ModelInputError, match="not a readable ONNX file") as excinfo:
+        create_runner(path, "openvino")
+    assert excinfo.value.exit_code == 2
+
+
+def test_missing_openvino_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    runner = create_runner(tiny_onnx(tmp_path / "id.onnx"), "openvino")
+    with pytest.raises(RuntimeLoadError, match=r"^--backend openvino needs OpenVINO: pip install 'dagl\[openvino\]'$"):
+        runner.activate()
+
+
+def test_a_cpu_that_quietly_computes_in_float32_is_refused(tmp_path, monkeypatch):
+    """OpenVINO ignores a bfloat16 hint on a CPU without bfloat16: refused, as ONNX Runtime's silent fallback."""
+    f32 = types.SimpleNamespace(get_type_name=lambda: "f32")
+    compiled = types.SimpleNamespace(get_property=lambda name: f32)
+    fake = types.SimpleNamespace(Core=lambda: types.SimpleNamespace(compile_model=lambda *args: compiled),
+                                 Type=types.SimpleNamespace(f32=f32, bf16=object()))
+    monkeypatch.setitem(sys.modules, "openvino", fake)
+    runner = create_runner(tiny_onnx(tmp_path / "id.onnx"), "openvino", precision="bf16", engine_cache=tmp_path)
+    with pytest.raises(RuntimeLoadError, match=r"OpenVINO computes in f32 on this CPU, not bf16 as --precision bf16 "
+                                               r"asks \(bfloat16 needs AVX512-BF16 or AMX\); use --precision fp32$"):
+        runner.activate()
+    assert not runner.is_active
+
+
+def test_an_explicit_gpu_is_refused_and_auto_means_the_cpu(tmp_path):
+    path = tiny_onnx(tmp_path / "id.onnx")
+    with pytest.raises(ModelInputError, match=r"^--backend openvino runs on the CPU only, not --device cuda"):
+        create(RunnerRequest(path, "onnx", "cuda"))
+    assert create(RunnerRequest(path, "onnx", "cuda", device_is_auto=True)).device == "cpu"
+
+
+def test_threads_sharing_one_runner_take_turns(tmp_path):
+    restore = Restorer(tiny_onnx(tmp_path / "id.onnx"), **FAST)
+    images = [np.full((20, 24), v, np.float32) for v in (0.1, 0.3, 0.6, 0.9)]
+    results: dict[int, np.ndarray] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, restore(images[i]))) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    # Each its own image back (the grid's blending rounds in the last bit; another thread's image is >= 0.2 off).
+    assert all(np.allclose(results[i], images[i], rtol=0, atol=1e-6) for i in range(4))
+
+
+def test_registry_entry():
+    backend = REGISTRY["openvino"]
+    assert backend.kinds == ("onnx",) and backend.auto_for == ()
+    assert set(backend.tolerances) == {"fp32", "bf16", "int8"}
+    assert backend.tolerances["bf16"].min_psnr == BF16.min_psnr and backend.tolerances["fp32"].max_abs == FP32.max_abs
