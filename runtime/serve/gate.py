@@ -5,11 +5,14 @@ server exits, and the bundled Triton (2.51) has no setting that bounds a body's 
 ``dagl-serve`` starts Triton on a loopback port of its own, open only with a token the gate holds, and
 the gate checks every request before a byte of it reaches Triton's parser:
 
-* only the routes a client of one model needs (health, metadata, the model's config and ``infer``);
-* a ``Content-Length`` at most ``max_body`` (one image at the pixel limit, plus its JSON header);
-  chunked or compressed bodies (a zip bomb inflates past any length) are refused;
-* the JSON part of an ``infer`` body at most :data:`MAX_JSON_BYTES` and nested at most
-  :data:`MAX_JSON_DEPTH` deep (counted in one linear pass, no parsing);
+* only the routes a client of the served model needs (health, metadata, its config and ``infer``);
+* a ``Content-Length`` at most ``max_body``: ``max_values`` float32 values (one image at the pixel
+  limit) plus :data:`MAX_JSON_BYTES`; chunked or compressed bodies (a zip bomb inflates past any
+  length) are refused;
+* the JSON part of an ``infer`` body at most :data:`MAX_JSON_BYTES`, nested at most
+  :data:`MAX_JSON_DEPTH` deep (counted in one linear pass before it is parsed), and every input's
+  declared shape at most ``max_values`` values: Triton allocates what a shape declares, so a
+  100000x100000 shape with one value of data would end it;
 * at most ``max_connections`` connections at once, each dropped after :data:`IDLE_TIMEOUT_S` of silence,
   and at most :data:`BODIES_IN_FLIGHT` largest bodies' worth of bytes held at once (beyond: "busy").
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,11 +43,16 @@ BODIES_IN_FLIGHT = 4
 #: Prefix of the line an image the Restorer refused carries (inside PyTriton's traceback).
 REFUSED = "dagl-serve refused the image: "
 
-_NAME = r"[A-Za-z0-9_.-]{1,128}"
-_ROUTES = {
-    "GET": re.compile(rf"/v2(/health/(live|ready))?|/v2/models/{_NAME}(/versions/\d{{1,9}})?(/ready|/config)?"),
-    "POST": re.compile(rf"/v2/models/{_NAME}(/versions/\d{{1,9}})?/infer"),
-}
+
+
+def routes(model: str) -> dict[str, re.Pattern[str]]:
+    """The paths a client of ``model`` uses, by method: health, server and model metadata, model config, infer.
+
+    Only the served model's name: Triton's own APIs share the ``/v2/models/`` prefix (``/v2/models/stats``)."""
+    name = re.escape(model)
+    return {"GET": re.compile(rf"/v2(/health/(live|ready))?|/v2/models/{name}(/versions/\d{{1,9}})?(/ready|/config)?"),
+            "POST": re.compile(rf"/v2/models/{name}(/versions/\d{{1,9}})?/infer")}
+
 #: Request headers Triton needs; everything else (a client's own token, encodings) stays at the gate.
 _FORWARDED = ("Content-Type", "Inference-Header-Content-Length")
 _RETURNED = ("Content-Type", "Inference-Header-Content-Length")
@@ -83,6 +92,25 @@ class _Refused(Exception):
         self.status = status
 
 
+def check_inputs(header: bytes, max_values: int) -> None:
+    """Refuse an infer request's JSON unless it parses and every input declares a shape of at most
+    8 non-negative integers holding at most ``max_values`` values (``header`` is already depth-checked)."""
+    try:
+        request = json.loads(header)
+    except ValueError:
+        raise _Refused(400, "the request's JSON does not parse") from None
+    inputs = request.get("inputs") if isinstance(request, dict) else None
+    if not isinstance(inputs, list) or not inputs:
+        raise _Refused(400, "the request has no 'inputs' list")
+    for tensor in inputs:
+        shape = tensor.get("shape") if isinstance(tensor, dict) else None
+        if not (isinstance(shape, list) and len(shape) <= 8 and all(type(n) is int and n >= 0 for n in shape)):
+            raise _Refused(400, "every input needs a 'shape' of at most 8 non-negative integers")
+        if math.prod(shape) > max_values:
+            raise _Refused(413, f"an input of shape {shape} holds {math.prod(shape):,} values, over the "
+                                f"{max_values:,} of one image at dagl-serve's pixel limit (see --max-pixels)")
+
+
 class Gate(ThreadingHTTPServer):
     """A threaded HTTP server that checks requests and passes them to Triton at ``upstream``."""
 
@@ -90,10 +118,12 @@ class Gate(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, address: tuple[str, int], upstream: tuple[str, int], token_header: tuple[str, str],
-                 max_body: int, max_connections: int = 64) -> None:
+                 model: str, max_values: int, max_connections: int = 64) -> None:
+        self.routes = routes(model)
         self.upstream = upstream
         self.token_header = token_header
-        self.max_body = max_body
+        self.max_values = max_values
+        self.max_body = max_values * np.dtype(np.float32).itemsize + MAX_JSON_BYTES
         self._slots = threading.BoundedSemaphore(max_connections)
         self._held = 0
         self._held_lock = threading.Lock()
@@ -177,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
                                 f"{self.server.max_body:,} (one image at the pixel limit; see --max-pixels)")
         return length
 
-    def _read_body(self, length: int) -> bytes:
+    def _read_body(self, method: str, length: int) -> bytes:
         """The request's body, its JSON part checked for size and nesting before Triton parses it."""
         header = self.headers.get("Inference-Header-Content-Length")
         try:
@@ -194,12 +224,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(400, "request body ended early")
         if json_depth(body[:json_length]) > MAX_JSON_DEPTH:
             raise _Refused(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if method == "POST":  # the only POST routed is infer
+            check_inputs(body[:json_length], self.server.max_values)
         return body
 
     def _pass(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         try:
-            if not _ROUTES[method].fullmatch(path):
+            if not self.server.routes[method].fullmatch(path):
                 raise _Refused(404, f"dagl-serve does not serve {method} {path[:200]}")
             length = self._check_length(method)
         except _Refused as refused:
@@ -215,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_and_pass(self, method: str, path: str, length: int) -> None:
         try:
-            body = self._read_body(length)
+            body = self._read_body(method, length)
         except _Refused as refused:
             self._refuse(refused.status, str(refused))
             return

@@ -10,10 +10,10 @@ answers only requests carrying the gate's token.
 
 Triton's dynamic batcher only puts requests of one shape into a batch; the batch's images are then
 restored one after another by the one ``Restorer`` (its tiles already go ``batch`` at a time through
-the network). A request that fails the input guards (the pixel limit of files included) fails its
-batch: every request in it gets the one-line reason as its error, none gets a wrong image. A full
-queue refuses requests at once (Triton's ``max_queue_size``), so an overloaded server answers every
-request and stays up. On stop, a running restoration ends at its next tile pass, so a signal ends
+the network). The gate bounds a request to one image at the pixel limit of files. A request that
+fails the input guards fails its batch: every request in it gets the one-line reason as its error,
+none gets a wrong image. A full queue refuses requests at once (Triton's ``max_queue_size``), so an
+overloaded server answers every request and stays up. On stop, a running restoration ends at its next tile pass, so a signal ends
 the server within seconds.
 """
 
@@ -38,7 +38,7 @@ from dagl.artefact import artefact_stem
 from dagl.errors import DaglError
 
 from ..restorer import Restorer
-from .gate import MAX_JSON_BYTES, REFUSED, Gate, start_gate
+from .gate import REFUSED, Gate, start_gate
 
 #: The tensors of the served model: an image in the network's layout, (H, W) or (H, W, C) float32.
 INPUT = "image"
@@ -79,14 +79,6 @@ def model_name(task: str, sigma: int | None = None) -> str:
     return artefact_stem(task, sigma)
 
 
-def check_pixels(image: np.ndarray) -> None:
-    """Refuse a served image over the pixel limit of files (:func:`dagl.io.max_pixels`), as a reader would."""
-    height, width = image.shape[:2]
-    if height * width > io.max_pixels():
-        raise io.ImageTooLargeError(f"is {width}x{height} = {height * width:,} pixels, over the server's limit of "
-                                    f"{io.max_pixels():,} pixels (dagl-serve --max-pixels)")
-
-
 def infer_function(restorer: Restorer, stopping: threading.Event) -> Callable[..., dict[str, np.ndarray]]:
     """PyTriton's batched callable: (N, H, W[, C]) images in, the N restorations out, in order.
 
@@ -100,8 +92,6 @@ def infer_function(restorer: Restorer, stopping: threading.Event) -> Callable[..
     @batch
     def infer(image: np.ndarray) -> dict[str, np.ndarray]:
         try:
-            for one in image:
-                check_pixels(one)
             return {OUTPUT: np.stack([restorer(one, unless_stopping) for one in image])}
         except DaglError as exc:  # a user's array or an unusable output: the line, without our traceback
             raise ValueError(f"{REFUSED}{exc}") from None
@@ -204,11 +194,11 @@ def serve(restorer: Restorer, options: ServeOptions = ServeOptions(),
     config = TritonConfig(http_address="127.0.0.1", http_port=triton_port, allow_grpc=False, allow_metrics=False,
                           log_verbose=0, exit_timeout_secs=5)
     token = secrets.token_urlsafe(32)  # health stays open: PyTriton's start-up wait asks without a token
-    security = TritonSecurityConfig(access_token=token, restricted_endpoints=sorted(VALID_TRITON_ENDPOINTS - {"health"}))
+    security = TritonSecurityConfig(access_token=token,
+                                    restricted_endpoints=sorted(VALID_TRITON_ENDPOINTS - {"health"}))
     batcher = DynamicBatcher(max_queue_delay_microseconds=options.queue_delay_us,
                              default_queue_policy=QueuePolicy(max_queue_size=options.max_queue))
     name = model_name(restorer.task, restorer.sigma)
-    max_body = io.max_pixels() * restorer.channels * np.dtype(np.float32).itemsize + MAX_JSON_BYTES
     check_port_free(options.host, options.port)
     stopping = threading.Event()
     with restorer, ExitStack() as stack:
@@ -229,8 +219,9 @@ def serve(restorer: Restorer, options: ServeOptions = ServeOptions(),
             raise ServeError(f"Triton did not start on 127.0.0.1:{triton_port}: "
                              f"{lines[-1] if lines else type(exc).__name__}") from None
         try:
-            gate = Gate((options.host, options.port), ("127.0.0.1", triton_port), (TRITON_ACCESS_HEADER, token),
-                        max_body=max_body, max_connections=options.max_queue + options.max_batch + 16)
+            gate = Gate((options.host, options.port), ("127.0.0.1", triton_port), (TRITON_ACCESS_HEADER, token), name,
+                        max_values=io.max_pixels() * restorer.channels,
+                        max_connections=options.max_queue + options.max_batch + 16)
         except OSError as exc:
             raise ServeError(f"cannot listen on {options.host}:{options.port} ({exc.strerror or exc})",
                              exit_code=2) from None
