@@ -177,3 +177,27 @@ def test_a_traceback_from_triton_comes_back_as_one_line(gate):
     versioned = "/v2/models/dagl-jpeg/versions/1/infer"  # the stand-in fails these
     status, answer = send(gate, "POST", versioned, b'{"inputs":[{"name":"image","shape":[1]}]}')
     assert (status, answer) == (400, {"error": f"{REFUSED}too small"})
+
+
+def test_connections_beyond_the_cap_are_closed_and_the_gate_serves_after(gate):
+    """8 idle connections (a slowloris) fill the gate's 8 slots: the 9th is closed at once, unanswered;
+    once they go, requests are answered again."""
+    import socket
+    import time
+
+    idle = [socket.create_connection(gate.server_address, timeout=30) for _ in range(8)]
+    try:
+        time.sleep(0.5)  # the gate has accepted them all
+        with pytest.raises((OSError, http.client.HTTPException)):
+            send(gate, "GET", "/v2/health/ready")
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 30
+    while True:  # their handler threads see the close and give the slots back
+        try:
+            assert send(gate, "GET", "/v2/health/ready") == (200, {"ok": True})
+            break
+        except (OSError, http.client.HTTPException):
+            assert time.monotonic() < deadline, "the gate never served again"
+            time.sleep(0.2)
