@@ -94,7 +94,7 @@ class _Refused(Exception):
 
 def check_inputs(header: bytes, max_values: int) -> None:
     """Refuse an infer request's JSON unless it parses and every input declares a shape of at most
-    8 non-negative integers holding at most ``max_values`` values (``header`` is already depth-checked)."""
+    8 integers in [0, max_values] holding at most ``max_values`` values (``header`` is depth-checked)."""
     try:
         request = json.loads(header)
     except ValueError:
@@ -104,8 +104,9 @@ def check_inputs(header: bytes, max_values: int) -> None:
         raise _Refused(400, "the request has no 'inputs' list")
     for tensor in inputs:
         shape = tensor.get("shape") if isinstance(tensor, dict) else None
-        if not (isinstance(shape, list) and len(shape) <= 8 and all(type(n) is int and n >= 0 for n in shape)):
-            raise _Refused(400, "every input needs a 'shape' of at most 8 non-negative integers")
+        if not (isinstance(shape, list) and len(shape) <= 8
+                and all(type(n) is int and 0 <= n <= max_values for n in shape)):  # no int64 overflow past a 0
+            raise _Refused(400, f"every input needs a 'shape' of at most 8 integers in [0, {max_values:,}]")
         if math.prod(shape) > max_values:
             raise _Refused(413, f"an input of shape {shape} holds {math.prod(shape):,} values, over the "
                                 f"{max_values:,} of one image at dagl-serve's pixel limit (see --max-pixels)")
