@@ -124,8 +124,10 @@ NESTED = b'{"inputs":[{"name":"image","shape":[1,8,8],"datatype":"FP32","data":'
 @pytest.mark.parametrize(("method", "path", "body", "headers", "status", "words"), [
     ("POST", INFER, b"[" * 1000 + b"]" * 1000, {}, 400, "nested deeper"),
     ("POST", INFER, b"{}", {"Content-Length": str(10**9)}, 413, "exceeds dagl-serve's limit"),
+    ("POST", INFER, b'{"inputs":[{"name":"image","shape":[1,1000,1000],"datatype":"FP32","data":[0]}]}', {},
+     413, "holds 1,000,000 values"),
     ("POST", INFER, b'{"inputs":[{"name":"image","shape":[1,100000,100000],"datatype":"FP32","data":[0]}]}', {},
-     413, "holds 10,000,000,000 values"),
+     400, "at most 8 integers"),
     ("POST", INFER, b'{"inputs":[{"name":"image","shape":[1,33,32],"datatype":"FP32","data":[0]}]}', {},
      413, "holds 1,056 values, over the 1,024"),
     ("POST", INFER, b'{"inputs":[{"name":"image","shape":[-1,8],"datatype":"FP32","data":[0]}]}', {},
