@@ -7,17 +7,13 @@
 
 from __future__ import annotations
 
-from .interrupt import install_early as _install_early
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-_install_early()  # first, before anything else loads: Ctrl-C while modules import is one line, not a traceback
-
-from importlib import import_module  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
-from .configs import TASKS, TaskConfig, get_config  # noqa: E402
-from .errors import WeightsError  # noqa: E402
-from .pretrained import shipped_weights  # noqa: E402
+from .configs import TASKS, TaskConfig, get_config
+from .errors import WeightsError
+from .pretrained import shipped_weights
 
 if TYPE_CHECKING:
     from .model import DAGL, create

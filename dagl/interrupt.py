@@ -1,23 +1,21 @@
 """Ctrl-C and SIGTERM at any moment of a ``dagl-*`` command: one line, exit 128 + the signal, no traceback.
 
 Two phases. While a command is still importing (torch and ONNX take seconds) nothing has been
-written, so :func:`install_early` makes either signal print the one line and leave at once. Once
-the command runs, :func:`signals_interrupt` makes them raise :class:`Interrupted` in the main thread:
+written, so :func:`install_early` (called by each console script, :mod:`dagl.console`, before its
+command imports) makes either signal print the one line and leave at once. Once the command runs, :func:`signals_interrupt` makes them raise :class:`Interrupted` in the main thread:
 a ``BaseException`` (so no ``except Exception`` swallows it, and click does not turn it into its
 own abort), which unwinds through every ``finally``, so atomic writes and temporary folders are
 removed before the command prints its line (:mod:`dagl.cli_common`).
-Library users are never affected: the early handlers are installed only in a ``dagl-*`` process.
+Library users are never affected: importing ``dagl`` installs nothing.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: The process that installed the running handlers; forked children inherit them but are not it.
@@ -31,19 +29,6 @@ class Interrupted(BaseException):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.exit_code = 128 + signum
-
-
-def command_name() -> str | None:
-    """``dagl-X`` when this process is a dagl command (its script, or ``python -m dagl...``), else ``None``."""
-    name = Path(sys.argv[0]).name if sys.argv else ""
-    if name.startswith("dagl-"):
-        return name
-    return "dagl" if name == "-m" else None  # python -m dagl.x.cli: argv[0] is "-m" while it imports
-
-
-def _leave_now(signum: int, frame: object) -> None:
-    os.write(2, f"{command_name() or 'dagl'}: error: interrupted\n".encode())
-    os._exit(128 + signum)
 
 
 def _raise(signum: int, frame: object) -> None:
@@ -62,10 +47,15 @@ def _install(handler) -> dict[int, object]:
     return {signum: signal.signal(signum, handler) for signum in SIGNALS}
 
 
-def install_early() -> None:
-    """In a dagl command, leave at once with one line on SIGINT/SIGTERM while modules import."""
-    if command_name():
-        _install(_leave_now)
+def install_early(prog: str) -> None:
+    """Make SIGINT/SIGTERM print ``PROG: error: interrupted`` and leave at once (while a command imports)."""
+    line = f"{prog}: error: interrupted\n".encode()
+
+    def leave_now(signum: int, frame: object) -> None:
+        os.write(2, line)
+        os._exit(128 + signum)
+
+    _install(leave_now)
 
 
 @contextmanager

@@ -54,14 +54,10 @@ def test_ci_makes_a_fresh_venv_and_runs_the_readme_test_command():
     assert 'python3 -m venv "$venv"' in steps and '. "$venv/bin/activate"' in steps
     install = [step for step in steps if step.startswith("python3 -m pip install")]
     assert install == ["python3 -m pip install -q torch==2.13.0", "python3 -m pip install -q -e '.[test]'"]
-    serving = steps.index('serve_venv="$(dirname "$venv")/serve-venv"')
-    assert steps[serving - 1] == _readme_commands()[1]  # the README's test command ends the main environment's run
-    # then the serving tests, again in a fresh environment with the serve extra (nvidia-pytriton pins numpy < 2)
-    assert steps[serving + 1:] == ['python3 -m venv "$serve_venv"',
-                                   '"$serve_venv/bin/python3" -m pip install -q torch==2.13.0',
-                                   '"$serve_venv/bin/python3" -m pip install -q -e \'.[test,serve]\'',
-                                   'PYTHON="$serve_venv/bin/python3" tools/test.sh tests/test_serve.py '
-                                   'tests/test_triton_repo.py']
+    # the serving environment, made the documented way, then the README's test command, which runs the serving
+    # tests in it too (nvidia-pytriton pins numpy < 2)
+    assert steps[-2:] == ['SERVE_VENV="$(dirname "$venv")/serve-venv" tools/serve-env.sh',
+                          'SERVE_PYTHON="$(dirname "$venv")/serve-venv/bin/python3" ' + _readme_commands()[1]]
 
 
 def test_test_command_fails_when_pytest_collects_nothing():
@@ -73,23 +69,62 @@ def test_test_command_fails_when_pytest_collects_nothing():
     assert "tools/test.sh: error: pytest collected no tests (exit 5); nothing was tested" in result.stderr
 
 
+def fake_python(folder: Path, label: str) -> Path:
+    """A ``python3`` that prints its label and arguments instead of running anything."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fake = folder / "python3"
+    fake.write_text(f"#!/bin/sh\necho {label} python \"$@\"\n")
+    fake.chmod(0o755)
+    return fake
+
+
+SERVE_RUN = "serve python -m pytest -q -x tests/test_serve.py tests/test_serve_gate.py tests/test_triton_repo.py"
+
+
 def test_test_command_uses_the_checkouts_venv_in_a_new_shell(tmp_path):
-    """No activated environment: .venv/bin/python3 (the README's install); an activated one wins; $PYTHON over both."""
+    """No activated environment: .venv/bin/python3 (the README's install); an activated one wins; $PYTHON over both.
+    The whole suite then runs the serving tests in the serving environment; a run of given paths does not."""
     checkout = tmp_path / "checkout"
     (checkout / "tools").mkdir(parents=True)
     (checkout / "tools" / "test.sh").write_text((ROOT / "tools" / "test.sh").read_text())
-    for folder, label in ((checkout / ".venv" / "bin", "venv"), (tmp_path / "bin", "path")):
-        folder.mkdir(parents=True)
-        fake = folder / "python3"
-        fake.write_text(f"#!/bin/sh\necho {label} python \"$@\"\n")
-        fake.chmod(0o755)
+    (checkout / "tests").mkdir()
+    (checkout / "tests" / "test_x.py").write_text("")
+    fake_python(checkout / ".venv" / "bin", "venv")
+    fake_python(tmp_path / "bin", "path")
+    fake_python(checkout / ".venv-serve" / "bin", "serve")
     base = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
 
-    def run(**env: str) -> str:
-        done = subprocess.run(["bash", str(checkout / "tools" / "test.sh"), "-x"], capture_output=True, text=True,
+    def run(*args: str, **env: str) -> list[str]:
+        done = subprocess.run(["bash", str(checkout / "tools" / "test.sh"), *args], capture_output=True, text=True,
                               env=base | env, cwd=tmp_path, check=True)
-        return done.stdout.strip()
+        return done.stdout.strip().splitlines()
 
-    assert run() == "venv python -m pytest -q -x"
-    assert run(VIRTUAL_ENV=str(tmp_path / "other")) == "path python -m pytest -q -x"
-    assert run(PYTHON=str(tmp_path / "bin" / "python3")) == "path python -m pytest -q -x"
+    assert run("-x") == ["venv python -m pytest -q -x", SERVE_RUN]
+    assert run("-x", VIRTUAL_ENV=str(tmp_path / "other")) == ["path python -m pytest -q -x", SERVE_RUN]
+    assert run("-x", PYTHON=str(tmp_path / "bin" / "python3")) == ["path python -m pytest -q -x", SERVE_RUN]
+    assert run("tests/test_x.py", "-x") == ["venv python -m pytest -q tests/test_x.py -x"]
+    other = fake_python(tmp_path / "ci-serve" / "bin", "ci")
+    assert run("-x", SERVE_PYTHON=str(other))[1] == SERVE_RUN.replace("serve python", "ci python")
+
+
+def test_test_command_makes_the_serving_environment_when_missing(tmp_path):
+    """No .venv-serve/: the test command makes it with tools/serve-env.sh (here a stand-in), then uses it."""
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    (checkout / "tools" / "test.sh").write_text((ROOT / "tools" / "test.sh").read_text())
+    maker = checkout / "tools" / "serve-env.sh"
+    maker.write_text(f"#!/bin/sh\nmkdir -p .venv-serve/bin && printf '#!/bin/sh\\necho serve python \"$@\"\\n' "
+                     f"> .venv-serve/bin/python3 && chmod +x .venv-serve/bin/python3\n")
+    maker.chmod(0o755)
+    fake_python(checkout / ".venv" / "bin", "venv")
+    done = subprocess.run(["bash", str(checkout / "tools" / "test.sh"), "-x"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=tmp_path, check=True)
+    assert done.stdout.strip().splitlines() == ["venv python -m pytest -q -x", SERVE_RUN]
+    assert "making the serving environment .venv-serve/ (tools/serve-env.sh)" in done.stderr
+
+
+def test_serve_env_script_installs_the_serve_extra_beside_the_main_environment():
+    script = (ROOT / "tools" / "serve-env.sh").read_text()
+    assert 'venv="${SERVE_VENV:-.venv-serve}"' in script
+    assert "\"$venv/bin/python3\" -m pip install -q -e '.[test,serve]'" in script
+    assert "/.venv-serve/" in (ROOT / ".gitignore").read_text().splitlines()

@@ -22,7 +22,8 @@ def test_every_command_of_pyproject_is_benchmarked():
     section = (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[1].split("\n[")[0]
     declared = dict(re.findall(r'^(dagl-[a-z]+) = "([^"]+)"', section, re.M))
     labels = [label for label, *_ in help_cases()]
-    assert commands() == declared and len(declared) == 7
+    assert set(commands()) == set(declared) and len(declared) == 7
+    assert all(target.startswith("dagl.console:") for target in declared.values())
     assert {label.split()[0] for label in labels} == set(declared) and "dagl-eval paper --help" in labels
 
 

@@ -28,7 +28,7 @@ BIN = Path(sys.executable).parent
 
 #: (pattern, reason) for examples that cannot run on this machine; the first match decides.
 CANNOT_RUN = [
-    (r"pip install", "installs packages: the environment under test is that install"),
+    (r"pip install|tools/serve-env\.sh", "installs packages: the environment under test is that install"),
     (r"^tools/test\.sh", "the test command itself"),
     (r"\.plan\b|--engine-required|polygraphy", "needs TensorRT and an NVIDIA GPU"),
     (r"dagl-train|torchrun", "trains for 400,000 iterations (hours on a GPU)"),

@@ -17,18 +17,47 @@ SIGNALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143)]
 
 
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
-def test_a_signal_while_the_command_still_imports_is_one_line(signum, code):
-    """As soon as ``dagl`` is imported in a dagl-* process, a signal is one line and an exit, never a traceback."""
-    script = (f"import os, sys, time; sys.argv[0] = 'dagl-infer'; import dagl; os.kill(os.getpid(), {int(signum)}); "
-              "time.sleep(60); print('not interrupted')")
+def test_a_signal_while_the_command_still_imports_is_one_line(tmp_path, signum, code):
+    """From a console script's first line, a signal is one line and an exit, never a traceback, even while
+    the command's module still imports (a stand-in module that signals itself as it imports)."""
+    (tmp_path / "importing_cli.py").write_text(f"import os, time\nos.kill(os.getpid(), {int(signum)})\n"
+                                               "time.sleep(60)\nprint('not interrupted')\n")
+    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from dagl import console; "
+              "console.COMMANDS['dagl-infer'] = 'importing_cli'; console.infer()")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr, result.stdout) == (code, "dagl-infer: error: interrupted\n", "")
 
 
+def test_every_console_script_starts_through_the_signal_handling(monkeypatch):
+    """[project.scripts] names a dagl.console function per command, and each runs its command's module."""
+    import tomllib
+
+    import click
+    from importlib import import_module
+    from pathlib import Path
+
+    from dagl import console
+
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == set(console.COMMANDS)
+    for prog, target in scripts.items():
+        module, function = target.split(":")
+        started: list[str] = []
+        monkeypatch.setattr(console, "run", started.append)
+        getattr(console, function)()
+        assert (module, started) == ("dagl.console", [prog])
+        command = import_module(console.COMMANDS[prog])
+        assert callable(command.main)
+        assert any(isinstance(value, click.Command) and value.name == prog for value in vars(command).values())
+
+
 def test_library_users_keep_their_signal_handlers():
-    script = "import signal, dagl; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    """Importing dagl installs nothing, even in a process named like a command."""
+    script = ("import signal, sys; sys.argv[0] = 'dagl-infer'; import dagl, dagl.runtime; "
+              "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, "
+              "signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip() == "True", result.stderr
+    assert result.stdout.strip() == "True True", result.stderr
 
 
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)

@@ -3,12 +3,14 @@
 The server runs as a user starts it (``dagl-serve jpeg ...`` in its own process group), serving the
 shipped jpeg weights with small tiles so CI stays fast. What is asserted: a restoration through it
 is the very array the local Restorer (and so dagl-infer) gives; a refused or overflowing request is
-one line and the server keeps serving; a client killed mid-request leaves it serving. The client
-and URL rules are tested without a server. Every wait is bounded; the server is killed at the end.
+one line and the server keeps serving; a client killed mid-request, or a load of hostile requests,
+leaves it serving; SIGTERM during a request stops it within seconds with one line. The client and
+URL rules are tested without a server. Every wait is bounded; the server is killed at the end.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -26,12 +28,16 @@ from dagl.io import write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main as infer_main
 from dagl.runtime.serve.client import ServerError, error_line, server_address
-from dagl.runtime.serve.server import REFUSED, python_library_env
+from dagl.runtime.serve.gate import REFUSED
+from dagl.runtime.serve.server import python_library_env
 
 #: The server's restoration settings; the local reference uses the same.
 SETTINGS = {"tile": 16, "overlap": 4, "threads": 1}
 START_TIMEOUT_S = 240
 REQUEST_TIMEOUT_S = 300
+#: The test server's pixel limit (--max-pixels): small, so an image over it is cheap to send.
+MAX_PIXELS = 10_000
+READY = b"dagl-serve: serving dagl-jpeg"
 
 
 def free_port() -> int:
@@ -124,32 +130,44 @@ def test_no_server_is_one_line(tmp_path):
 
 # --- the real server ----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``dagl-serve jpeg`` on a free loopback port (batch 2, queue 2), its URL; killed afterwards."""
+def start_server(log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """``dagl-serve jpeg`` on a free loopback port, its output in ``log``; returns once it says it serves."""
     pytest.importorskip("pytriton")
     pytest.importorskip("tritonclient.http")
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
     port = free_port()
-    command = [sys.executable, "-m", "dagl.runtime.serve.cli", "jpeg", "--port", str(port), "--max-batch", "2",
-               "--max-queue", "2", "--tile", "16", "--overlap", "4", "--threads", "1"]
+    command = [sys.executable, "-c", "from dagl.console import serve; serve()", "jpeg", "--port", str(port),
+               "--tile", "16", "--overlap", "4", "--threads", "1", *extra]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while b"dagl-serve: serving dagl-jpeg" not in log.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dagl-serve did not start (exit {process.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while READY not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_server(process)
+            pytest.fail(f"dagl-serve did not start (exit {process.poll()}):\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
         os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``dagl-serve jpeg`` on a free loopback port (batch 2, queue 2, a small pixel limit), its URL; stopped after."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    process, url = start_server(log, "--max-batch", "2", "--max-queue", "2", "--max-pixels", str(MAX_PIXELS))
+    try:
+        yield url
+        assert process.poll() is None, log.read_text()[-3000:]  # no test brought it down
+    finally:
+        stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -192,10 +210,91 @@ def test_a_refused_array_is_one_line_and_the_server_stays_up(server, local):
     tiny.set_data_from_numpy(np.zeros((1, 3, 3), np.float32))  # past the client's own guard
     with pytest.raises(Exception) as refused:
         client.infer("dagl-jpeg", [tiny])
+    assert refused.value.message() == f"{REFUSED}is 3x3 px; images need at least 8 px on each side"  # one line
     assert error_line(refused.value) == "is 3x3 px; images need at least 8 px on each side"
     image = np.random.default_rng(2).random((24, 24), dtype=np.float32)
     with remote(server) as again:
         assert np.array_equal(again(image), local(image))
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_triton_reads_it(server):
+    import tritonclient.http as http
+
+    client = http.InferenceServerClient(server_address(server), network_timeout=REQUEST_TIMEOUT_S)
+    wide = http.InferInput("image", [1, 50, 201], "FP32")  # 10,050 px, over the server's 10,000
+    wide.set_data_from_numpy(np.zeros((1, 50, 201), np.float32))
+    with pytest.raises(Exception) as refused:
+        client.infer("dagl-jpeg", [wide])
+    assert refused.value.message() == ("an input of shape [1, 50, 201] holds 10,050 values, over the 10,000 of one "
+                                       "image at dagl-serve's pixel limit (see --max-pixels)")
+
+
+def hostile_requests(model_path: str) -> list[tuple[str, str, bytes | None, dict[str, str]]]:
+    """Requests a client of the served model never sends: each must be answered (or dropped) in one line."""
+    infer = f"{model_path}/infer"
+    header = json.dumps({"inputs": [{"name": "image", "shape": [1, 40, 40], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": 6400}}]}).encode()
+    nan = np.full((40, 40), np.nan, np.float32).tobytes()
+    nested = (b'{"inputs":[{"name":"image","shape":[1,8,8],"datatype":"FP32","data":' + b"[" * 100_000 +
+              b"]" * 100_000 + b"}]}")
+    return [
+        ("POST", infer, nested, {"Content-Type": "application/json"}),  # the issue's 100,000 levels
+        ("POST", infer, b'{"a":' * 50_000 + b"1" + b"}" * 50_000, {}),
+        ("POST", infer, b"[" * 1000, {}),
+        ("POST", infer, b"\xff\xfe garbage", {}),
+        ("POST", infer, header + nan, {"Inference-Header-Content-Length": str(len(header))}),
+        ("POST", infer, header + b"\x00" * 10, {"Inference-Header-Content-Length": str(len(header))}),
+        ("POST", infer, header + b"\x00" * 6400, {"Inference-Header-Content-Length": "999999"}),
+        ("POST", infer, b"{}", {"Content-Length": str(1 << 40)}),
+        ("POST", infer, b"{}", {"Content-Encoding": "gzip"}),
+        ("POST", infer, b'{"inputs":[{"name":"image","shape":[1,100000,100000],"datatype":"FP32","data":[0]}]}', {}),
+        ("POST", infer, b'{"inputs":[{"name":"image","shape":[-1,8],"datatype":"BYTES","data":["x"]}]}', {}),
+        ("POST", "/v2/repository/models/dagl-jpeg/unload", b"{}", {}),
+        ("POST", "/v2/systemsharedmemory/region/x/register", b'{"key":"/x","offset":0,"byte_size":64}', {}),
+        ("GET", "/v2/models/stats", None, {}),
+        ("GET", "/" + "a" * 60_000, None, {}),
+        ("PUT", infer, b"{}", {}),
+    ]
+
+
+def test_a_load_of_hostile_requests_leaves_the_server_serving(server, local):
+    """Every hostile request, 3 times from 4 threads at once (48 in all, bounded in time): each gets an
+    answer of one line (or its connection closed), and the server still restores exactly afterwards."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server)
+    requests = hostile_requests("/v2/models/dagl-jpeg") * 3
+    answers: list[object] = [None] * len(requests)
+
+    def send(i: int) -> None:
+        method, path, body, headers = requests[i]
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=REQUEST_TIMEOUT_S)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            answers[i] = (response.status, response.read())
+        except (OSError, http.client.HTTPException) as exc:  # dropped at once: fine, if the server lives on
+            answers[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=lambda k=k: [send(i) for i in range(k, len(requests), 4)]) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=REQUEST_TIMEOUT_S)
+    assert not any(thread.is_alive() for thread in threads)
+    for (method, path, _, _), answer in zip(requests, answers):
+        assert answer is not None
+        if isinstance(answer, tuple):
+            status, body = answer
+            assert status >= 400, (method, path[:80], answer)
+            error = json.loads(body)["error"]
+            assert "\n" not in error and "Traceback" not in error, (path[:80], error)
+    image = np.random.default_rng(5).random((24, 24), dtype=np.float32)
+    with remote(server) as after:
+        assert np.array_equal(after(image), local(image))
 
 
 def test_overload_refuses_with_a_clear_error_and_loses_nothing(server, local):
@@ -265,3 +364,35 @@ def test_load_test_tool_runs_end_to_end(datasets_dir, tmp_path):
     assert overload["answered"] + overload["busy"] == 4 and overload["other_errors"] == overload["unanswered"] == 0
     assert overload["max_abs_diff"] == 0.0 and overload["served_after"] and overload["served_after_kill"]
     assert (tmp_path / "serving.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sigterm_during_a_request_stops_the_server_in_seconds_with_one_line(tmp_path):
+    """Quiet by default (one line when ready, Triton's log in a file); SIGTERM while a restoration runs
+    ends it: the client gets a one-line error, the server says it stopped and exits 0."""
+    log = tmp_path / "serve.log"
+    triton_log = tmp_path / "triton.log"
+    process, url = start_server(log, "--log-file", str(triton_log))
+    errors: list[str] = []
+
+    def send() -> None:
+        try:
+            with remote(url) as client:
+                client(np.random.default_rng(6).random((256, 256), dtype=np.float32))  # minutes at tile 16
+        except ServerError as exc:
+            errors.append(str(exc))
+
+    try:
+        client = threading.Thread(target=send)
+        client.start()
+        time.sleep(5)  # the restoration is running: about 1,000 tile passes
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)  # generous hang guard; 5-10 s measured
+        client.join(timeout=60)
+    finally:
+        stop_server(process)
+    lines = log.read_text().splitlines()
+    assert process.returncode == 0 and len(lines) == 2, lines
+    assert lines[0].startswith("dagl-serve: serving dagl-jpeg") and lines[0].endswith(f"Triton's log: {triton_log}")
+    assert lines[1] == "dagl-serve: stopped (SIGTERM)"
+    assert errors == [f"{url}: dagl-serve failed the request: StoppingError: dagl-serve is stopping"]
+    assert "Started HTTPService" in triton_log.read_text()

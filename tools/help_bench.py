@@ -31,9 +31,13 @@ sys.exit(rc)
 
 
 def commands() -> dict[str, str]:
-    """The installed ``dagl`` distribution's console scripts (pyproject's ``[project.scripts]``): name -> ``module:function``."""
+    """The installed ``dagl`` distribution's console scripts (pyproject's ``[project.scripts]``), each as the
+    command it runs (``dagl.console.COMMANDS``): name -> ``module:main``."""
+    from dagl.console import COMMANDS
+
     scripts = entry_points(group="console_scripts")
-    return {ep.name: ep.value for ep in sorted(scripts, key=lambda ep: ep.name) if ep.dist and ep.dist.name == "dagl"}
+    return {ep.name: f"{COMMANDS[ep.name]}:main" for ep in sorted(scripts, key=lambda ep: ep.name)
+            if ep.dist and ep.dist.name == "dagl"}
 
 
 def help_cases() -> list[tuple[str, str, list[str]]]:

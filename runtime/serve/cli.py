@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import tempfile
 from pathlib import Path
 
 import click
 
-from dagl.cli_common import Command, sigma_option, task_option
+from dagl.cli_common import Command, max_pixels_option, sigma_option, task_option
+from dagl.interrupt import Interrupted
 
 from ..options import restoration_options
 from .server import DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DEFAULT_QUEUE_DELAY_US, ServeOptions
@@ -35,16 +38,22 @@ Examples:
               help="Microseconds a request waits for batch-mates of its shape.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=DEFAULT_MAX_QUEUE, show_default=True,
               help="Requests queued before new ones are refused (the client reports the server busy).")
+@max_pixels_option()
+@click.option("--log-file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="Where Triton's log goes (default: a new dagl-serve-*.log in the temporary folder).")
+@click.option("--verbose", is_flag=True, help="Show Triton's and PyTriton's log here instead of writing it to a file.")
 def main(model: Path, task: str | None, sigma: int | None, backend: str, device: str, tiling: str, tile: int,
          overlap: int, batch: int, ensemble: bool, threads: int | None, precision: str | None, host: str, port: int,
-         max_batch: int, queue_delay_us: int, max_queue: int) -> None:
+         max_batch: int, queue_delay_us: int, max_queue: int, log_file: Path | None, verbose: bool) -> None:
     """Serve a DAGL MODEL (.plan/.engine, .onnx, weights, or a task name for the shipped weights) with
     NVIDIA Triton Inference Server, through nvidia-pytriton (pip install 'dagl[serve]').
 
     The served model is named like the artefacts (dagl-jpeg, dagl-denoise-s25): it takes an (H, W)
     float32 image in [0, 1] (gray tasks; (H, W, C) otherwise) named "image", restores it exactly as
     dagl-infer does with the same options, and returns it as "restored". Same-shaped requests are
-    batched (--max-batch, --queue-delay-us); beyond --max-queue waiting requests new ones are refused. Ctrl-C stops the server.
+    batched (--max-batch, --queue-delay-us); beyond --max-queue waiting requests new ones are refused.
+    Requests are bounded before Triton reads them (size, JSON nesting) and images by --max-pixels, as
+    files are. It prints one line when ready and one when stopped (Ctrl-C or SIGTERM, exit 0).
     """
     from ..restorer import Restorer
     from .server import check_port_free, require_pytriton, serve
@@ -53,14 +62,21 @@ def main(model: Path, task: str | None, sigma: int | None, backend: str, device:
     check_port_free(host, port)
     restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
                         overlap=overlap, batch=batch, ensemble=ensemble, threads=threads, precision=precision)
+    if not verbose and log_file is None:
+        with tempfile.NamedTemporaryFile(prefix="dagl-serve-", suffix=".log", delete=False) as new:
+            log_file = Path(new.name)
     options = ServeOptions(host=host, port=port, max_batch=max_batch, queue_delay_us=queue_delay_us,
-                           max_queue=max_queue)
+                           max_queue=max_queue, log_file=None if verbose else log_file)
 
     def ready(url: str, name: str) -> None:
+        log = "" if verbose else f"; Triton's log: {log_file}"
         click.echo(f"{PROG}: serving {name} ({restorer.backend}, {restorer.runner.device}, {tiling} tiling) at "
-                   f"{url}; send images with: dagl-infer {restorer.task} IMAGE --server {url}", err=True)
+                   f"{url}; send images with: dagl-infer {restorer.task} IMAGE --server {url}{log}", err=True)
 
-    serve(restorer, options, ready)
+    try:
+        serve(restorer, options, ready)
+    except Interrupted as stop:  # Ctrl-C or SIGTERM: how a server is meant to end
+        click.echo(f"{PROG}: stopped ({signal.Signals(stop.signum).name})", err=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from dagl import get_config
 from dagl.errors import DaglError
 
 from ..restorer import check_input
-from .server import INPUT, OUTPUT, REFUSED, model_name
+from .gate import REFUSED
+from .server import INPUT, OUTPUT, model_name
 
 #: Seconds a request may take, queueing included: on a CPU a 256x256 image takes tens of seconds,
 #: and a queue of them minutes.
@@ -114,7 +115,7 @@ class RemoteRestorer:
             result = self._server.infer(self.model, [request], outputs=wanted)
         except Exception as exc:  # tritonclient's InferenceServerException, socket errors, timeouts
             line = error_line(exc)
-            if "queue size" in line.lower():
+            if "queue size" in line.lower() or "is busy" in line:
                 raise ServerBusyError(f"{self.url} refused the image, its queue is full ({line}); send it again "
                                       f"later") from None
             raise ServerError(f"{self.url}: {line}") from None
