@@ -24,7 +24,7 @@ from dagl.runtime.backends import REGISTRY, tolerance_for
 from dagl.runtime.base import InferenceError, ModelInputError, RunnerRequest
 from dagl.runtime.compare import compare, measure
 from dagl.runtime.openvino import compile_config, create
-from test_runtime_support import add_metadata, jpeg_onnx
+from onnx_models import add_metadata
 
 ov = pytest.importorskip("openvino", reason="pip install 'dagl[openvino]'")
 
@@ -35,8 +35,8 @@ HAS_BF16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 @pytest.fixture(scope="module")
-def random_onnx(tmp_path_factory, official_checkpoint):
-    return jpeg_onnx(official_checkpoint("jpeg"), tmp_path_factory.mktemp("onnx"))
+def random_onnx(jpeg_onnx):
+    return jpeg_onnx
 
 
 @pytest.fixture(scope="module")
