@@ -15,7 +15,7 @@ here, ahead of time, so that it runs at once and first time:
 2. scores the weights it wrote on the full Classic5 and LIVE1 q10 images with ``dagl-eval``'s default
    protocol (release chop, no ensemble), on the GPU;
 3. times one 512x512 image through PyTorch on the GPU in float32, fp16 and bf16 autocast;
-4. runs the GPU parity tests (``pytest -m gpu tests/test_gpu_parity.py``);
+4. runs the GPU parity tests (``pytest -m gpu tests/runtime/test_gpu_parity.py``);
 5. scores both sets again with the x8 ensemble, while the deadline allows;
 
 and puts into ``--out`` at most four files: the weights and their card, ``gpu-window.json`` (every step's
@@ -217,7 +217,7 @@ def run(data_root: Path, out: Path, budget: float, init: Path, score_options: tu
             summary["timing"] = json.loads(timing.read_text()) if timing.is_file() else None
         else:
             argv = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
-                    str(REPO / "tests" / "test_gpu_parity.py")]
+                    str(REPO / "tests" / "runtime" / "test_gpu_parity.py")]
             summary["steps"].append(_step(name, argv, env, guard, log))
     summary["seconds"] = round(time.monotonic() - began, 1)
     _deliver(work, out, weights, summary)

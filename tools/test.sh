@@ -2,14 +2,14 @@
 # The project's test command: the README's second command, and exactly what CI (.ci/run) runs.
 # It uses the activated environment's python3, else the checkout's .venv (the README's install), so
 # a new shell needs no `activate` first; $PYTHON overrides both. Extra arguments go to pytest, e.g.
-#   tools/test.sh tests/test_io.py -x
+#   tools/test.sh tests/core/test_io.py -x
 # Without test paths (the whole suite, options allowed: tools/test.sh -m "not slow"), the serving tests
 # then run again in the serving environment, where nvidia-pytriton is installed (it pins numpy below 2,
 # so it has an environment of its own): $SERVE_PYTHON, else .venv-serve/, made by tools/serve-env.sh on
-# first use. To run only the serving tests: PYTHON=.venv-serve/bin/python3 tools/test.sh tests/test_serve.py
+# first use. To run only the serving tests: PYTHON=.venv-serve/bin/python3 tools/test.sh tests/runtime/test_serve.py
 set -uo pipefail
 cd "$(dirname "$0")/.."
-SERVE_TESTS=(tests/test_serve.py tests/test_serve_gate.py tests/test_triton_repo.py)
+SERVE_TESTS=(tests/runtime/test_serve.py tests/runtime/test_serve_gate.py tests/export/test_triton_repo.py)
 python="python3"
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python3 ]; then
     python=".venv/bin/python3"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: folder -> the dotted package it installs as
 PACKAGES = {"export": "dagl.export", "runtime": "dagl.runtime", "calibration": "dagl.calibration"}
 #: (importing folder, imported package) pairs that must not exist. The core folder (training in dagl/train

@@ -198,7 +198,7 @@ def test_unsupported_tensorrt_is_refused_naming_the_supported_range(fake_trt, tm
 def test_supported_range_is_the_tensorrt_extra():
     """pyproject's ``tensorrt`` extra and the range the code enforces are one statement."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    extra = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    extra = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert f"tensorrt{SUPPORTED_TENSORRT}" in extra["project"]["optional-dependencies"]["tensorrt"]
     assert [tensorrt_supported(v) for v in ("10.11.1", "10.12.0.36", "10.16.1", "11.0.0", "11.4.0.106", "12.0")] \
         == [False, True, True, True, True, False]

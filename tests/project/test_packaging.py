@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: The user's top-level folders and the dotted names they install under.
 FOLDERS = {"dagl": "dagl", "export": "dagl.export", "runtime": "dagl.runtime", "calibration": "dagl.calibration"}
 

@@ -23,7 +23,7 @@ from dagl.io import write_image
 from help_bench import commands
 from colour_images import colour_jpeg
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 #: (pattern, reason) for examples that cannot run on this machine; the first match decides.
@@ -34,7 +34,7 @@ CANNOT_RUN = [
     (r"dagl-train|torchrun", "trains for 400,000 iterations (hours on a GPU)"),
     (r"dagl-eval (?!paper).*--dataset classic5.*--images", "a classic5 image with the release's chop: minutes on a CPU"),
     (r"dagl-eval (?!paper).*--dataset classic5", "the full classic5 set with the release's chop: hours on a CPU"),
-    (r"^dagl-serve|--server ", "a server runs until stopped, its clients need one: tests/test_serve.py runs both"),
+    (r"^dagl-serve|--server ", "a server runs until stopped, its clients need one: tests/runtime/test_serve.py runs both"),
 ]
 
 

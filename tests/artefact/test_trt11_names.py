@@ -14,7 +14,7 @@ from pathlib import Path
 import fake_tensorrt
 from fake_tensorrt import ABSENT, PRESENT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(p for folder in ("dagl", "export", "runtime", "calibration") for p in (ROOT / folder).rglob("*.py"))
 #: ``trt.Name`` or ``tensorrt.Name.member``, not preceded by a dot (``dagl.runtime.trt.loader``
 #: is a module path, not the bindings).

@@ -13,7 +13,7 @@ import pytest
 
 from help_bench import HEAVY, commands, help_cases, run_help
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: dagl/train/cli.py imports dagl.gfam (torch) at module import; that module is outside this change.
 SLOW_HELP: dict[str, str] = {}  # label -> why its --help still imports a heavy library
 

@@ -55,7 +55,7 @@ def test_link_at_the_target_is_replaced_not_written_through(tmp_path):
 def test_signal_during_a_write_removes_the_temp_file(tmp_path, signum, codes):
     target = tmp_path / "out.png"
     child = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parents[1])
+                             cwd=Path(__file__).resolve().parents[2])
     temp = Path(child.stdout.readline().strip())
     assert temp.parent == tmp_path and temp.name.startswith(".out.png.") and temp.read_bytes() == b"half"
     child.send_signal(signum)

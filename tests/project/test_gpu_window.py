@@ -22,7 +22,7 @@ from safetensors import safe_open
 import dagl
 from scoring import CROP, independent_psnr
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "gpu_window.py"
 INIT = REPO / "dagl" / "weights" / "dagl-jpeg.safetensors"
 INIT_IN_CHECKOUT = "dagl/weights/dagl-jpeg.safetensors"  # as the card records it

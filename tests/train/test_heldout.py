@@ -28,7 +28,7 @@ from dagl.train.data import load_images
 from dagl.train.heldout import HELD_OUT_FILES
 from dagl.train.validation import load_validation_set
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CROP = 96  # --val-crop's default
 QUALITIES = (10, 20, 30, 40)  # the CAR qualities of the jpeg task
 REFUSAL = ("--init chooses between the starting and the trained weights on --val, and {name} is one of the "

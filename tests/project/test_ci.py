@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _readme_commands() -> list[str]:
@@ -62,7 +62,7 @@ def test_ci_makes_a_fresh_venv_and_runs_the_readme_test_command():
 
 def test_test_command_fails_when_pytest_collects_nothing():
     env = os.environ | {"PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(ROOT / "tools" / "test.sh"), "tests/test_configs.py", "-k",
+    result = subprocess.run(["bash", str(ROOT / "tools" / "test.sh"), "tests/core/test_configs.py", "-k",
                              "no_test_has_this_name", "-p", "no:cacheprovider"], capture_output=True, text=True,
                             env=env, cwd=ROOT, check=False)
     assert result.returncode == 1
@@ -78,7 +78,7 @@ def fake_python(folder: Path, label: str) -> Path:
     return fake
 
 
-SERVE_RUN = "serve python -m pytest -q -x tests/test_serve.py tests/test_serve_gate.py tests/test_triton_repo.py"
+SERVE_RUN = "serve python -m pytest -q -x tests/runtime/test_serve.py tests/runtime/test_serve_gate.py tests/export/test_triton_repo.py"
 
 
 def test_test_command_uses_the_checkouts_venv_in_a_new_shell(tmp_path):

@@ -38,7 +38,7 @@ def test_every_console_script_starts_through_the_signal_handling(monkeypatch):
 
     from dagl import console
 
-    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
     assert set(scripts) == set(console.COMMANDS)
     for prog, target in scripts.items():
         module, function = target.split(":")
