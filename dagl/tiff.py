@@ -24,6 +24,10 @@ from .io import ImageReadError, check_header, decode_budget
 
 #: tifffile's axes of a one-image page: contiguous samples (YXS) or one plane per sample (SYX).
 _TIFF_AXES = {"YX", "YXS", "SYX"}
+#: Strips or tiles a page may have: every one is a step of the count and of tifffile's decode, so a tall
+#: one-pixel-wide page cut into one-row strips would loop for minutes. 40 MP cut into 16x16 tiles (TIFF's
+#: smallest) is 156,250; one-row strips of a 40,000-row image are 40,000.
+MAX_SEGMENTS = 1 << 18
 #: Bytes inflated per step while counting (the memory the count needs).
 _STEP = 1 << 20
 #: Colour samples each honoured photometric interpretation has (one extra sample may follow: alpha).
@@ -153,6 +157,9 @@ def read_tiff(path: Path) -> np.ndarray:
             raise ImageReadError(f"{path}: a TIFF of axes {page.axes} and shape {page.shape} is not one 2-D image")
         check_header(path, int(page.imagelength), int(page.imagewidth), int(page.samplesperpixel), page.dtype)
         _check_photometric(path, page)
+        if len(page.dataoffsets) > MAX_SEGMENTS:
+            raise ImageReadError(f"{path}: a TIFF cut into {len(page.dataoffsets):,} strips or tiles (at most "
+                                 f"{MAX_SEGMENTS:,}); a hostile or corrupt file")
         _check_inflation(path, tif, page)
         array = page.asarray()
         array = np.moveaxis(array, 0, -1) if page.axes == "SYX" else array

@@ -263,3 +263,20 @@ def test_scans_are_counted_past_markers_inside_the_entropy_data(tmp_path):
     assert count_scans(scan_bomb(tmp_path / "one.jpg", 1, (300, 200))) == 10
     Image.new("L", (40, 30), 128).save(tmp_path / "base.jpg", format="JPEG")
     assert count_scans(tmp_path / "base.jpg") == 1
+
+
+def test_a_tiff_cut_into_too_many_strips_is_refused_before_any_is_read(tmp_path):
+    """One-row strips of a tall, one-pixel-wide page: each strip is a step of the count and of the decode."""
+    import tifffile
+
+    from dagl.tiff import MAX_SEGMENTS
+
+    path = tmp_path / "strips.tif"
+    tifffile.imwrite(path, np.zeros((MAX_SEGMENTS + 1, 1), np.uint8), rowsperstrip=1)
+    with tifffile.TiffFile(path) as tif:
+        assert len(tif.pages[0].dataoffsets) == MAX_SEGMENTS + 1  # the file is what the test says it is
+    with pytest.raises(ImageReadError, match=f"cut into {MAX_SEGMENTS + 1:,} strips or tiles"):
+        read_image(path)
+    ok = tmp_path / "ok.tif"
+    tifffile.imwrite(ok, np.full((300, 1), 7, np.uint8), rowsperstrip=1)
+    assert read_image(ok).shape == (300, 1)
