@@ -7,6 +7,7 @@ files or channel conversions; it takes arrays already in the network's layout.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from .base import BaseRunner
 from .ensemble import TRANSFORMS
 from .ensemble import ensemble as x8
 from .loader import create_runner
-from .tiling import Progress, TileOptions, TilingError, TilingPolicy, get_tiling
+from .tiling import Progress, TileOptions, TilingPolicy, get_tiling
 
 #: How far outside [0, 1] an input may reach. The protocol's noisy inputs are not clipped: at sigma
 #: 50 a white pixel passes 2.0 once in ~6 million draws, which Urban100 alone exceeds, and dagl-eval
@@ -83,12 +84,10 @@ class Restorer:
                  threads: int | None = None, memory_budget: int | None = None, precision: str | None = None) -> None:
         self.policy: TilingPolicy = get_tiling(tiling)
         self.tiling = tiling
-        self.tile = DEFAULT_TILE if tile is None else int(tile)
-        self.overlap = DEFAULT_OVERLAP if overlap is None else int(overlap)
-        self.batch = int(batch) if batch is not None else DEFAULT_BATCH
-        if self.tile < 8 or not 0 <= self.overlap < self.tile or self.batch < 1:
-            raise TilingError(f"need tile >= 8, 0 <= overlap < tile and batch >= 1; got tile={self.tile}, "
-                             f"overlap={self.overlap}, batch={self.batch}")
+        #: The tiling settings in force (``batch`` may shrink to what an engine takes, below).
+        self.options = TileOptions(DEFAULT_TILE if tile is None else int(tile),
+                                   DEFAULT_OVERLAP if overlap is None else int(overlap),
+                                   DEFAULT_BATCH if batch is None else int(batch))
         self.memory_budget = memory_budget
         # What the smallest image needs: all a grid or reference run needs (their tiles do not grow with
         # the image), so over-budget settings are refused before anything loads; calls check their image.
@@ -98,7 +97,7 @@ class Restorer:
         self._calls_lock = threading.Lock()
         self.runner: BaseRunner = create_runner(model_path, backend, device, task, sigma, threads, precision=precision)
         if batch is None and self.runner.max_batch:  # an engine built for fewer tiles per call
-            self.batch = min(self.batch, self.runner.max_batch)
+            self.options = replace(self.options, batch=min(self.options.batch, self.runner.max_batch))
         self.task = self.runner.info.task
         self.channels = self.runner.info.channels
         self.sigma = self.runner.info.sigma
@@ -118,11 +117,6 @@ class Restorer:
                 raise RestorerClosedError(f"close() called while {self._calls} restoration(s) are running; "
                                           f"close the Restorer after they return")
             self.runner.deactivate()
-
-    @property
-    def options(self) -> TileOptions:
-        """The tiling settings in force (``batch`` may have shrunk to what an engine takes)."""
-        return TileOptions(self.tile, self.overlap, self.batch)
 
     def _check_memory(self, height: int, width: int) -> None:
         """Refuse the policy's largest call on an (H, W) image if its estimated peak exceeds the budget."""

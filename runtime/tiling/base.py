@@ -31,12 +31,20 @@ class TilingError(UserInputError, ValueError):
 
 @dataclass(frozen=True)
 class TileOptions:
-    """The user's tiling settings; each policy reads the ones it uses (``none`` reads none)."""
+    """The user's tiling settings; each policy reads the ones it uses (``none`` reads none).
+
+    Checked once, here, so every policy and every caller (``Restorer``, ``run_grid``) can rely on them.
+    """
 
     tile: int = DEFAULT_TILE
     overlap: int = DEFAULT_OVERLAP
     #: Tiles per network call.
     batch: int = DEFAULT_BATCH
+
+    def __post_init__(self) -> None:
+        if self.tile < 8 or not 0 <= self.overlap < self.tile or self.batch < 1:
+            raise TilingError(f"need tile >= 8, 0 <= overlap < tile and batch >= 1; got tile={self.tile}, "
+                              f"overlap={self.overlap}, batch={self.batch}")
 
 
 @dataclass(frozen=True)

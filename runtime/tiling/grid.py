@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
-
 from .base import PeakTile, Progress, TileFn, TileOptions, TilingPolicy, pad_to, register_tiling
 
 
@@ -41,11 +39,10 @@ def grid_positions(height: int, width: int, tile: int, overlap: int) -> list[tup
             for left in tile_starts(max(width, tile), tile, overlap)]
 
 
-def run_grid(image: np.ndarray, infer: TileFn, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
-             batch: int = DEFAULT_BATCH, progress: Progress | None = None) -> np.ndarray:
+def run_grid(image: np.ndarray, infer: TileFn, options: TileOptions,
+             progress: Progress | None = None) -> np.ndarray:
     """Restore (C, H, W) tile by tile; images smaller than a tile are padded by reflection."""
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={tile}")
+    tile, overlap, batch = options.tile, options.overlap, options.batch
     channels, height, width = image.shape
     padded = pad_to(image, tile, tile)
     weight_2d = np.outer(blend_ramp(tile, overlap), blend_ramp(tile, overlap))
@@ -70,7 +67,7 @@ class GridTiling(TilingPolicy):
 
     def run(self, image: np.ndarray, infer: TileFn, options: TileOptions,
             progress: Progress | None = None) -> np.ndarray:
-        return run_grid(image, infer, options.tile, options.overlap, options.batch, progress)
+        return run_grid(image, infer, options, progress)
 
     def count_tiles(self, height: int, width: int, options: TileOptions) -> int:
         return len(grid_positions(height, width, options.tile, options.overlap))

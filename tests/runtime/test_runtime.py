@@ -166,8 +166,8 @@ def test_restorer_batches_no_more_tiles_than_the_engine_takes(tmp_path):
     engine = tmp_path / "dagl-jpeg-fp16.plan"
     engine.write_bytes(b"not loaded before the first tile")
     _sidecar(max_batch=2).write(engine)
-    assert Restorer(engine).batch == 2
-    assert Restorer(engine, batch=1).batch == 1
+    assert Restorer(engine).options.batch == 2
+    assert Restorer(engine, batch=1).options.batch == 1
 
 
 def test_engine_without_sidecar_is_refused(tmp_path):

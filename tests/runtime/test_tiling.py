@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dagl.runtime.tiling import TILINGS, PeakTile, TileOptions, TilingPolicy, register_tiling
+from dagl.runtime.tiling import TILINGS, PeakTile, TileOptions, TilingError, TilingPolicy, register_tiling
 from dagl.runtime.tiling.grid import blend_ramp, grid_positions, run_grid, tile_starts
 from dagl.runtime.tiling.reference import reference_leaves, run_reference
 from release_network import release_chop
@@ -68,7 +68,7 @@ def test_blend_ramp_is_positive_and_flat_inside():
 def test_grid_of_a_pixelwise_function_is_exact(shape, tile, overlap):
     """Blending must be a partition of unity: a pixelwise network gives the untiled result."""
     image = np.random.default_rng(2).random(shape, dtype=np.float32)
-    out = run_grid(image, lambda b: np.sqrt(b) + 1, tile=tile, overlap=overlap, batch=3)
+    out = run_grid(image, lambda b: np.sqrt(b) + 1, TileOptions(tile, overlap, 3))
     np.testing.assert_allclose(out, np.sqrt(image) + 1, rtol=1e-6)
 
 
@@ -77,7 +77,7 @@ def test_grid_blends_overlaps_with_the_ramp():
     def tagged(batch):  # the i-th tile of the batch outputs the constant i
         return np.stack([np.full(batch.shape[1:], float(i), np.float32) for i in range(len(batch))])
 
-    out = run_grid(np.zeros((1, 16, 24), np.float32), tagged, tile=16, overlap=8, batch=2)
+    out = run_grid(np.zeros((1, 16, 24), np.float32), tagged, TileOptions(16, 8, 2))
     ramp = blend_ramp(16, 8)
     # Tile 0 covers columns 0..15 and tile 1 columns 8..23: column 8 + j is tile 0's 8 + j, tile 1's j.
     np.testing.assert_allclose(out[0, 5, 8:16], ramp[:8] / (ramp[8:16] + ramp[:8]), rtol=1e-6)
@@ -93,7 +93,7 @@ def test_grid_memory_is_bounded_by_the_batch_on_a_large_image():
         return batch
 
     image = np.random.default_rng(3).random((1, 2100, 3000), dtype=np.float32)
-    out = run_grid(image, identity, tile=256, overlap=32, batch=4)
+    out = run_grid(image, identity, TileOptions(256, 32, 4))
     assert max(seen) == 4 and sum(seen) == len(grid_positions(2100, 3000, 256, 32))
     np.testing.assert_allclose(out, image, rtol=1e-6)
 
@@ -189,3 +189,10 @@ def test_the_tiling_options_list_the_registry():
     for command in (infer, evaluate):
         (option,) = [p for p in command.params if p.name == "tiling"]
         assert list(option.type.choices) == list(TILINGS) == ["grid", "reference", "none"]
+
+
+@pytest.mark.parametrize("tile,overlap,batch", [(7, 0, 1), (16, 16, 1), (16, -1, 1), (16, 4, 0)])
+def test_tile_options_refuse_what_cannot_tile(tile, overlap, batch):
+    """TileOptions checks itself once: every policy and Restorer get settings that work together."""
+    with pytest.raises(TilingError, match="need tile >= 8, 0 <= overlap < tile and batch >= 1"):
+        TileOptions(tile, overlap, batch)
