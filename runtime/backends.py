@@ -42,6 +42,9 @@ class Backend:
     auto_for: tuple[str, ...] = ()
     #: One line for ``--help`` and error messages.
     summary: str = ""
+    #: It runs weights in the float32 network itself (PyTorch): the base an exported artefact's parity is
+    #: judged against (``dagl-eval --compare``), and a file ``dagl-bench``'s plain path can load too.
+    reference: bool = False
 
 
 def lazy(module: str, function: str = "create") -> Factory:
@@ -76,7 +79,7 @@ REGISTRY: Mapping[str, Backend] = by_name((
                     "graph in bfloat16"),
     # PyTorch runs weights, which are float32.
     Backend("torch", ("weights",), lazy(".pyt.loader"), bounds("PyTorch", (REFERENCE.name,)),
-            auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)"),
+            auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)", reference=True),
 ), "backend")
 
 

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from dagl.runtime.base import BaseRunner, ModelInfo
-from dagl.runtime.bench import main, measure
+from dagl.runtime.bench import main
+from dagl.runtime.benchmark import measure
 
 
 class SleepyRunner(BaseRunner):
