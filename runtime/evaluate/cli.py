@@ -11,7 +11,6 @@ import click
 from click.core import ParameterSource
 from rich.console import Console
 
-from dagl.artefact.precision import REFERENCE
 from dagl.atomic import write_atomic
 from dagl.cli_common import (Group, device_option, max_pixels_option, precision_option, sigma_option, task_option,
                              threads_option)
@@ -22,13 +21,12 @@ from dagl.errors import DaglError, OutputError, UserInputError, output_error
 from dagl.outputs import check_output_file, check_output_folder
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
-from dagl.runtime.backends import tolerance_for
-from dagl.runtime.compare import ParityError, Verdict, judge
 from dagl.runtime.loader import BACKEND_HELP, BACKENDS, choose_model
 from dagl.runtime.tiling import TILINGS, tilings_help
 
 from .paper import (ARTEFACT_SUFFIXES, PAPER_CELLS, PaperCell, PaperRow, expected_names, find_artefact, paper_markdown,
                     paper_terminal_table)
+from .parity import check_parity, parity_verdicts
 from .report import terminal_tables, write_report
 from .scoring import EvalResult, evaluate
 
@@ -60,38 +58,6 @@ def _run(restorers: Sequence[Restorer], names: Sequence[str], evalset: EvalSet, 
 
         return evaluate(restorers, names, evalset, settings, on_tiles=lambda n: bars.advance(tiles, n),
                         on_image=on_image)
-
-
-def different_weights(base: Restorer, candidate: Restorer) -> str | None:
-    """Why a parity check of these two cannot pass, when their metadata says they hold different weights."""
-    ours, theirs = base.runner.info.weights_identity, candidate.runner.info.weights_identity
-    if ours is None or theirs is None or ours == theirs:
-        return None
-    return f"made from different weights ({ours[:12]} vs {theirs[:12]}); compare artefacts of the same weights"
-
-
-def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
-                    names: Sequence[str]) -> list[tuple[str, Verdict, str | None]]:
-    """Per compared model, the worst numbers over the set judged by dagl.runtime.compare's tolerance.
-
-    The tolerances bound an exported artefact against float32 PyTorch, so a verdict is given only when
-    the base is a float32 PyTorch model and the compared one an ONNX graph or an engine; comparing two
-    weights files (e.g. two trainings) reports numbers but judges nothing. The third item says when the
-    two were made from different weights (their metadata's SHA-256 differs): then no bound can hold.
-    """
-    base = restorers[0]
-    if base.backend != "torch" or base.runner.info.precision != REFERENCE.name or not result.images:
-        return []
-    verdicts = []
-    for index, candidate in enumerate(restorers[1:]):
-        if candidate.backend == "torch":
-            continue
-        parity = [image.parity[index] for image in result.images]
-        verdicts.append((names[index + 1], judge(
-            max(p.max_abs for p in parity), min(p.psnr_vs_base for p in parity),
-            tolerance_for(candidate.backend, candidate.runner.info.precision), len(parity)),
-            different_weights(base, candidate)))
-    return verdicts
 
 
 def _written(write: Callable[[], list[Path]]) -> list[Path]:
@@ -270,10 +236,7 @@ def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int |
     if report:
         written = _written(lambda: write_report(result, report))
         console.print("wrote " + ", ".join(str(p) for p in written))
-    failed = [cause for _, verdict, cause in verdicts if not verdict.passed]
-    if failed:
-        why = "; every one made from different weights" if all(failed) else ""
-        raise ParityError(f"{len(failed)} of {len(verdicts)} compared model(s) out of parity bounds{why}")
+    check_parity(verdicts)
 
 
 def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], ensemble: bool, tiling: str,
