@@ -15,13 +15,13 @@ from dagl.cli_progress import print_table, progress
 from dagl.outputs import check_output_file
 
 from .benchmark import DEFAULT_TILES, PLOT_SUFFIXES, Benchmark, table, write_figures
-from .loader import BACKEND_HELP, BACKENDS
+from .options import backend_option
 
 
 @click.command("dagl-bench", cls=Command)
 @click.argument("model", type=click.Path(path_type=Path))
 @task_option(help="Task of a weights file (artefacts carry their own).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
+@backend_option()
 @device_option()
 @click.option("--tile", "tiles", type=click.IntRange(min=8), multiple=True, default=DEFAULT_TILES,
               show_default=True, help="Square tile sides to measure (repeatable).")

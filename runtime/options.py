@@ -1,7 +1,9 @@
-"""The restoration options every command that runs a ``Restorer`` takes (``dagl-infer``, ``dagl-serve``).
+"""The restoration options every command that runs a ``Restorer`` takes (``dagl-infer``, ``dagl-serve``, ``dagl-eval``).
 
-One decorator, so the two commands cannot drift apart in names, defaults, ranges or help: a server restores
-exactly as ``dagl-infer`` does with the same options.
+One decorator, so the commands cannot drift apart in names, ranges or help: a server restores exactly as
+``dagl-infer`` does with the same options, and ``dagl-eval`` scores what they restore. Where a command's
+defaults differ (``dagl-eval``: the paper's reference tiling, the engine's own batch cap), it says so in
+the decorator's parameters.
 """
 
 from __future__ import annotations
@@ -20,22 +22,37 @@ from .tiling import TILINGS, tilings_help
 F = TypeVar("F", bound=Callable[..., object])
 
 
-def restoration_options(ensemble_help: str) -> Callable[[F], F]:
-    """``--backend --device --tiling --tile --overlap --batch --ensemble --threads --precision``, in that order."""
+def backend_option() -> Callable[[F], F]:
+    """``--backend``: every entry of the backend registry, or ``auto`` (by the artefact's kind)."""
+    return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                        help=BACKEND_HELP)
+
+
+def tiling_option(default: str = "grid") -> Callable[[F], F]:
+    """``--tiling``: every registered policy, with their summaries as help."""
+    return click.option("--tiling", type=click.Choice(list(TILINGS)), default=default, show_default=True,
+                        help=tilings_help())
+
+
+def restoration_options(ensemble_help: str, tiling: str = "grid", batch: int | None = DEFAULT_BATCH,
+                        precision_help: str | None = None) -> Callable[[F], F]:
+    """``--backend --device --tiling --tile --overlap --batch --ensemble --threads --precision``, in that order.
+
+    ``batch=None`` leaves ``--batch`` unset unless given, so ``Restorer`` caps it at what an engine takes.
+    """
     options = [
-        click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP),
+        backend_option(),
         device_option(),
-        click.option("--tiling", type=click.Choice(list(TILINGS)), default="grid", show_default=True,
-                     help=tilings_help()),
+        tiling_option(tiling),
         click.option("--tile", type=click.IntRange(min=8), default=DEFAULT_TILE, show_default=True,
                      help="Grid tile side in pixels."),
         click.option("--overlap", type=click.IntRange(min=0), default=DEFAULT_OVERLAP, show_default=True,
                      help="Pixels shared by neighbouring grid tiles."),
-        click.option("--batch", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
+        click.option("--batch", type=click.IntRange(min=1), default=batch, show_default=batch is not None,
                      help="Tiles per network call."),
         click.option("--ensemble", is_flag=True, help=ensemble_help),
         threads_option(),
-        precision_option(),
+        precision_option() if precision_help is None else precision_option(help=precision_help),
     ]
 
     def apply(command: F) -> F:

@@ -12,8 +12,7 @@ from click.core import ParameterSource
 from rich.console import Console
 
 from dagl.atomic import write_atomic
-from dagl.cli_common import (Group, device_option, max_pixels_option, precision_option, sigma_option, task_option,
-                             threads_option)
+from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option
 from dagl.cli_progress import print_table, progress
 from dagl.datasets import DATASETS, EvalSet, named_set, open_set
 from dagl.device import resolve_device
@@ -21,8 +20,8 @@ from dagl.errors import DaglError, OutputError, UserInputError, output_error
 from dagl.outputs import check_output_file, check_output_folder
 from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
-from dagl.runtime.loader import BACKEND_HELP, BACKENDS, choose_model
-from dagl.runtime.tiling import TILINGS, tilings_help
+from dagl.runtime.loader import choose_model
+from dagl.runtime.options import backend_option, restoration_options, tiling_option
 
 from .paper import (ARTEFACT_SUFFIXES, PAPER_CELLS, PaperCell, PaperRow, expected_names, find_artefact, paper_markdown,
                     paper_terminal_table)
@@ -173,12 +172,6 @@ The default --tiling reference is the release's chop, i.e. the paper's numbers; 
               help="Another model to score and compare with the base; repeat for more. An ONNX graph or engine "
                    "compared with a float32 PyTorch base gets a parity verdict (dagl.runtime.compare: float32 "
                    "max |diff| <= 1e-4, FP16 PSNR >= 50 dB); the exit status is 1 when one is out of bounds.")
-@click.option("--ensemble", is_flag=True, help="x8 self-ensemble at each tile, as the paper's tables.")
-@click.option("--tiling", type=click.Choice(list(TILINGS)), default="reference", show_default=True,
-              help=tilings_help())
-@click.option("--tile", type=click.IntRange(8), help="Grid tile size (grid tiling only).")
-@click.option("--overlap", type=click.IntRange(0), help="Grid tile overlap (grid tiling only).")
-@click.option("--batch", type=click.IntRange(1), help="Tiles per network call.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N images (sorted by name).")
 @click.option("--images", metavar="NAME,...", callback=_image_names,
               help="Only these images, by file name without extension (e.g. barbara): a subset for a quick "
@@ -187,16 +180,14 @@ The default --tiling reference is the release's chop, i.e. the paper's numbers; 
               help="Score the centre SIZE x SIZE crop of each image (quick checks; not the paper's numbers).")
 @click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write the Markdown/CSV report and the PNGs into DIR.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
-@device_option()
-@threads_option()
-@precision_option(help="Precision to run every model at (default: each model's own); bf16 runs a float32 graph in "
-                       "bfloat16 (--backend openvino).")
+@restoration_options(ensemble_help="x8 self-ensemble at each tile, as the paper's tables.", tiling="reference",
+                     batch=None, precision_help="Precision to run every model at (default: each model's own); bf16 "
+                                                "runs a float32 graph in bfloat16 (--backend openvino).")
 @max_pixels_option()
 @click.pass_context
 def main(ctx: click.Context, task: str | None, dataset: str | None, sigma: int | None, quality: int | None,
-         model: Path | None, compare: tuple[Path, ...], ensemble: bool, tiling: str, tile: int | None,
-         overlap: int | None, batch: int | None, limit: int | None, images: tuple[str, ...], crop: int | None,
+         model: Path | None, compare: tuple[Path, ...], ensemble: bool, tiling: str, tile: int,
+         overlap: int, batch: int | None, limit: int | None, images: tuple[str, ...], crop: int | None,
          report: Path | None, backend: str, device: str, threads: int | None, precision: str | None) -> None:
     if ctx.invoked_subcommand is not None:
         if dataset or model or compare:
@@ -268,9 +259,9 @@ def _paper_row(cell: PaperCell, weights_dir: Path, suffixes: tuple[str, ...], en
                    + ", ".join(ARTEFACT_SUFFIXES) + ").")
 @click.option("--ensemble/--no-ensemble", default=True, show_default=True,
               help="x8 self-ensemble, as the paper's tables.")
-@click.option("--tiling", type=click.Choice(list(TILINGS)), default="reference", show_default=True)
+@tiling_option("reference")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N images of each set (partial numbers).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
+@backend_option()
 @device_option()
 @click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Also write each evaluated cell's full report into DIR.")
