@@ -14,9 +14,8 @@ from dagl.datasets import datasets_root
 
 
 @click.command("dagl-calibrate", cls=Command, epilog="""\b
-Examples:
-  dagl-calibrate --task jpeg --weights model_best.pt          # -> ./fp16_ranges.json
-  dagl-export --task jpeg --weights model_best.pt --fp16 --fp16-ranges fp16_ranges.json
+Example (measure your weights, then export with their ranges; --weights random for a smoke test):
+  dagl-calibrate --task jpeg --weights model_best.pt && dagl-export --task jpeg --weights model_best.pt --precision fp16 --fp16-ranges fp16_ranges.json --onnx-only
 """)
 @task_option(required=True)
 @click.option("--weights", default=None, metavar="PATH|random", help="Weights file, or 'random' (seeded; ranges then say little "
@@ -29,7 +28,7 @@ Examples:
 @click.option("--size", default=96, show_default=True, help="Crop side in pixels.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("fp16_ranges.json"),
               show_default=True, help="Ranges file to add the task's record to (other tasks' records are kept). "
-              "Give it to dagl-export --fp16-ranges.")
+              "The export reads it with --fp16-ranges FILE.")
 def main(task: str, weights: str | None, sigma: int | None, datasets_dir: Path, count: int, size: int,
          output: Path) -> None:
     """Measure activation ranges on test-set crops and record which layers FP16 must not touch.

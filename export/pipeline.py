@@ -194,9 +194,12 @@ def export(task: str, weights: str | Path | None = None, *, sigma: int | None = 
     from dagl.calibration.policy import RANGES_FILE, RangesError, load_ranges
 
     ranges_file = RANGES_FILE if fp16_ranges is None else Path(fp16_ranges)
+    if fp16_ranges is not None and not ranges_file.is_file():
+        raise RangesError(f"{ranges_file}: no such ranges file; make one with dagl-calibrate --task {task}")
     ranges = load_ranges(ranges_file)
     if fp16_ranges is not None and task not in ranges["tasks"]:
-        raise RangesError(f"{ranges_file}: has no record for task {task!r}; make one with dagl-calibrate --task {task}")
+        raise RangesError(f"{ranges_file}: has no record for task {task!r}; "
+                          f"make one with dagl-calibrate --task {task}")
     if entry.check is not None:  # what the precision's maker needs (INT8: its calibration images)
         _named(entry.check)(task, sigma)
     model, info = load_chosen_weights(task, weights, sigma)

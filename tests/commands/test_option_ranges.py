@@ -3,11 +3,22 @@ one line ``dagl-X: error: ...`` and exit 2, never a traceback, a crash or a hang
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from dagl.cli_common import MAX_THREADS
 
 TRAIN = ["--task", "jpeg", "--data", "nowhere", "--iterations", "1"]
+
+
+def _with_data(tmp_path):
+    """dagl-train's options with a data folder of one real image: the folder checks (which come first, before
+    torch imports) pass, so what is refused is the option under test, still before any data loads."""
+    from dagl.io import write_image
+
+    (tmp_path / "data").mkdir()
+    write_image(tmp_path / "data" / "one.png", np.full((64, 64), 0.5, np.float32), 8)
+    return ["--task", "jpeg", "--data", str(tmp_path / "data"), "--iterations", "1"]
 
 
 def _refused(command, args, capsys, expected):
@@ -79,13 +90,14 @@ def test_dagl_train_refuses_a_batch_over_the_memory_budget_before_loading_data(c
     from dagl.train.cli import command
 
     assert estimate_training_bytes(128, 32) > memory_budget("cpu")
-    _refused(command, [*TRAIN, "--device", "cpu", "--patch", "128", "--batch-size", "32", "--out", str(tmp_path)],
-             capsys, "training on 32 crop(s) of 128x128 px per process would need about 172.8 GiB")
-    assert not any(tmp_path.iterdir())
+    _refused(command, [*_with_data(tmp_path), "--device", "cpu", "--patch", "128", "--batch-size", "32", "--out",
+                       str(tmp_path / "run")], capsys,
+             "training on 32 crop(s) of 128x128 px per process would need about 172.8 GiB")
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
 def test_dagl_train_refuses_a_validation_crop_over_the_budget(capsys, tmp_path):
     from dagl.train.cli import command
 
-    _refused(command, [*TRAIN, "--device", "cpu", "--patch", "16", "--batch-size", "1", "--val", "set12",
-                       "--val-crop", "2000", "--out", str(tmp_path)], capsys, "use a smaller --val-crop")
+    _refused(command, [*_with_data(tmp_path), "--device", "cpu", "--patch", "16", "--batch-size", "1", "--val",
+                       "set12", "--val-crop", "2000", "--out", str(tmp_path / "run")], capsys, "use a smaller --val-crop")

@@ -142,12 +142,14 @@ def test_a_ranges_file_keeps_its_modules_float32_in_the_fp16_graph(tmp_path):
     ("{\"tasks\": {\"jpeg\": {\"keep_fp32_modules\": \"tail.0\"}}}", "not a ranges file"),
     ("[" * 100_000, "not a readable ranges file"),
     ("\xff", "not a readable ranges file"),
+    (None, "no such ranges file; make one with dagl-calibrate --task jpeg"),
 ])
 def test_a_bad_ranges_file_is_refused_before_any_file(tmp_path, content, message):
     from dagl.calibration.policy import RangesError
 
     ranges, out = tmp_path / "r.json", tmp_path / "out"
-    ranges.write_bytes(content.encode("latin-1"))
+    if content is not None:
+        ranges.write_bytes(content.encode("latin-1"))
     with pytest.raises(RangesError, match=message):
         export("jpeg", "random", precision="fp16", output_dir=out, engine=False, fp16_ranges=ranges)
     assert not out.exists()
