@@ -22,7 +22,8 @@ def test_names_carry_the_noise_level_for_denoise_only():
     assert manifest_name("denoise", 25) == "dagl-denoise-s25.json"
     assert weights_name("real-denoise") == "dagl-real-denoise.safetensors"
     assert sidecar_path(WEIGHTS_DIR / "x.plan").name == "x.plan.json"
-    assert lookup_names("jpeg", None, ".plan") == ("dagl-jpeg.plan", "dagl-jpeg-fp32.plan", "dagl-jpeg-fp16.plan")
+    assert lookup_names("jpeg", None, ".plan") == ("dagl-jpeg.plan", "dagl-jpeg-fp32.plan", "dagl-jpeg-fp16.plan",
+                                                   "dagl-jpeg-int8.plan")
     assert lookup_names("jpeg", None, ".onnx") == ("dagl-jpeg.onnx",)
 
 
@@ -37,6 +38,7 @@ def test_the_shipped_weights_are_found_by_their_name():
     assert shipped_weights("jpeg") == WEIGHTS_DIR / weights_name("jpeg") == WEIGHTS_DIR / "dagl-jpeg.safetensors"
 
 
+@pytest.mark.slow
 def test_what_dagl_export_writes_is_what_dagl_eval_paper_finds(tmp_path):
     """``dagl-export --task denoise --sigma 25 --weights random --onnx-only``, then the paper table's lookup."""
     result = CliRunner().invoke(export_main, ["--task", "denoise", "--sigma", "25", "--weights", "random",

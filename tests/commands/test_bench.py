@@ -38,6 +38,7 @@ def test_latency_is_per_tile_and_throughput_in_megapixels():
     assert runner.inference_count == 4  # one warm-up, three timed
 
 
+@pytest.mark.slow
 def test_bench_runs_both_paths_and_writes_table_and_plot(tmp_path, jpeg_onnx):
     model = jpeg_onnx
     plot, table = tmp_path / "bench.png", tmp_path / "bench.md"

@@ -27,6 +27,7 @@ def test_every_command_of_pyproject_is_benchmarked():
     assert {label.split()[0] for label in labels} == set(declared) and "dagl-eval paper --help" in labels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label,target,argv", [
     pytest.param(*case, marks=[pytest.mark.xfail(strict=True, reason=SLOW_HELP[case[0]])] if case[0] in SLOW_HELP else [],
                  id=case[0]) for case in help_cases()])

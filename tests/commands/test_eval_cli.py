@@ -45,6 +45,7 @@ def sk_psnr(test: np.ndarray, reference: np.ndarray) -> float:
     return peak_signal_noise_ratio(reference.astype(np.float64), test.astype(np.float64), data_range=1.0)
 
 
+@pytest.mark.slow
 def test_report_scores_and_parity_match_an_independent_computation(tmp_path, official_checkpoint, datasets_dir):
     base, other = official_checkpoint("jpeg", seed=0), official_checkpoint("jpeg", seed=1)
     result = invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", base, "--compare", other,
@@ -86,6 +87,7 @@ def test_report_scores_and_parity_match_an_independent_computation(tmp_path, off
     assert "--ensemble" not in markdown  # not given: not recorded (and no crash on click 8.5's flag defaults)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "message"), [
     (["--task", "jpeg", "--dataset", "nope"], "dagl-eval: error: 'nope' is neither a test set (set12, bsd68"),
     (["--task", "jpeg", "--dataset", "set12", "--sigma", 25], "dagl-eval: error: set12 is a denoise test set, but the model"),
@@ -127,6 +129,7 @@ def test_paper_mode_without_weights_names_every_missing_cell(tmp_path):
     assert len(cells) == 20 and cells[0] == "cell 1/20: set12 sigma 15" and cells[-1].startswith("cell 20/20: ")
 
 
+@pytest.mark.slow
 def test_paper_mode_runs_the_cells_it_has_weights_and_data_for(tmp_path, official_checkpoint, datasets_dir):
     """A datasets folder holding one classic5 crop at q10 and q20 only: those two cells run, the rest fail."""
     root, weights = tmp_path / "datasets", tmp_path / "weights"
@@ -158,6 +161,7 @@ def test_paper_mode_runs_the_cells_it_has_weights_and_data_for(tmp_path, officia
     assert "no weights: dagl-denoise-s15.* not in" in table
 
 
+@pytest.mark.slow
 def test_ensemble_is_the_x8_average(tmp_path, official_checkpoint, datasets_dir):
     checkpoint = official_checkpoint("jpeg")
     result = invoke(["--task", "jpeg", "--dataset", "classic5", "--quality", 10, "--model", checkpoint, "--ensemble",
@@ -219,6 +223,7 @@ def test_compare_out_of_bounds_exits_non_zero(official_checkpoint, datasets_dir,
     assert result.stderr.strip().splitlines()[-1] == "dagl-eval: error: 1 of 1 compared model(s) out of parity bounds"
 
 
+@pytest.mark.slow
 def test_compare_says_when_the_artefact_was_made_from_different_weights(official_checkpoint, datasets_dir,
                                                                         tmp_path_factory, jpeg_onnx):
     from dagl.files import file_digest

@@ -86,6 +86,7 @@ def check_reference(tmp_path: Path, checkpoint: Path, folder: Path, sensitivity:
             assert abs(authors_protocol(model, degraded, clean, chop=False)[0] - psnr) > 1e-3, name
 
 
+@pytest.mark.slow
 def test_reference_tiling_reproduces_the_authors_protocol(tmp_path, official_checkpoint, datasets_dir):
     classic5, live1 = datasets_dir / "classic5", datasets_dir / "live1"
     folder = crop_folder(tmp_path / "crops", [
@@ -104,6 +105,7 @@ def test_reference_tiling_reproduces_the_recursive_chop(tmp_path, official_check
     check_reference(tmp_path, official_checkpoint("jpeg"), folder, sensitivity=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("task", "dataset", "limit"), [("jpeg", ["--dataset", "classic5", "--quality", "10"], 2),
                                                         ("denoise", ["--dataset", "set12", "--sigma", "25"], 1)])
 def test_onnx_runtime_matches_pytorch(tmp_path, official_checkpoint, datasets_dir, task, dataset, limit):

@@ -43,6 +43,7 @@ def files(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.mark.slow
 def test_one_image_to_npy_is_the_restorer_output(onnx_path, gray_png, tmp_path):
     code, lines = infer(onnx_path, gray_png, "-o", tmp_path / "out.npy", *FAST)
     assert code == 0 and not errors(lines)
@@ -52,6 +53,7 @@ def test_one_image_to_npy_is_the_restorer_output(onnx_path, gray_png, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
 
 
+@pytest.mark.slow
 def test_several_inputs_go_to_a_folder_and_failures_do_not_stop_the_rest(onnx_path, gray_png, tmp_path):
     (tmp_path / "in" / "notes.png").write_text("not an image")
     write_image(tmp_path / "in" / "second.tif", np.full((16, 16), 0.5, np.float32), 16)
@@ -68,6 +70,7 @@ def test_glob_inputs(onnx_path, gray_png, tmp_path):
     assert code == 0 and files(tmp_path / "out") == ["gray.png"]
 
 
+@pytest.mark.slow
 def test_a_colour_jpeg_comes_out_in_colour_its_luma_restored_as_gray(onnx_path, tmp_path):
     source = colour_jpeg(tmp_path / "photo.jpg", 24, 32)
     code, lines = infer(onnx_path, source, "-o", tmp_path / "out.npy", *FAST)
@@ -99,6 +102,7 @@ def test_colour_into_a_sixteen_bit_png_is_refused_before_inference(tmp_path, mon
                                            f"supported; write a .tif instead"]
 
 
+@pytest.mark.slow
 def test_side_by_side_is_input_output_and_the_amplified_difference(onnx_path, tmp_path):
     from dagl.runtime.side_by_side import GAIN, GAP, LABEL_HEIGHT
 
@@ -127,6 +131,7 @@ def jfif_rgb(y, cb, cr):
     return np.dstack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb])
 
 
+@pytest.mark.slow
 def test_sixteen_bit_input_is_read_at_full_precision(onnx_path, tmp_path):
     fine = (np.arange(24 * 20, dtype=np.float32).reshape(24, 20) * 97 % 65536) / 65535
     source = write_image(tmp_path / "deep.png", fine, 16)
@@ -148,6 +153,7 @@ def truncated(path, source):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make,message", [
     (lambda d, g: d / "absent.png", "no such file"),
     (lambda d, g: (d / "fake.png").write_text("hello") and d / "fake.png", "not an image"),

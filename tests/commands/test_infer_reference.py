@@ -30,6 +30,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([INFER, *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_printed_gain_is_scikit_images_psnr_of_the_written_output(barbara_crop, official_checkpoint, tmp_path):
     degraded, clean = barbara_crop
     out = tmp_path / "out.npy"
@@ -46,6 +47,7 @@ def test_the_printed_gain_is_scikit_images_psnr_of_the_written_output(barbara_cr
     assert float(gain) == pytest.approx(expected_after - expected_before, abs=0.011)
 
 
+@pytest.mark.slow
 def test_the_shipped_jpeg_weights_remove_artifacts(barbara_crop, tmp_path):
     """MODEL ``jpeg`` takes the shipped weights: trained ones raise PSNR on a real MATLAB q10 JPEG
     (random weights would lose tens of dB)."""

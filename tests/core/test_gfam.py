@@ -143,6 +143,7 @@ def float32_agrees(report: dict[str, float], outputs: int) -> bool:
             and report["beyond_tol"] <= 0.005 * outputs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", GFAM_SIZES)
 def test_batched_gfam_matches_plain_in_float64(size):
     """Same function: in float64 the two summation orders agree to rounding (measured ~3e-17)."""
@@ -154,6 +155,7 @@ def test_batched_gfam_matches_plain_in_float64(size):
     assert diff <= 1e-10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", GFAM_SIZES)
 def test_batched_gfam_matches_plain_in_float32(size):
     """Float32 agreement that holds for every summation order, and still catches a real bug.
@@ -175,6 +177,7 @@ def test_batched_gfam_matches_plain_in_float32(size):
     assert 0 < pairs < 1e-4 * x.shape[0] * x.shape[-1] * x.shape[-2] * -(-size[0] // 4) * -(-size[1] // 4)
 
 
+@pytest.mark.slow
 def test_float32_plain_matches_float64_up_to_borderline_masks():
     """The rule also covers float32 against float64 truth, where a real flip is seen (4.9e-5 at 75x96)."""
     plain, _ = make_heads()
@@ -186,6 +189,7 @@ def test_float32_plain_matches_float64_up_to_borderline_masks():
     assert float32_agrees(report, ours.numel()), report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("perturbation", ["threshold bias +1e-3", "output x (1 + 1e-3)"])
 def test_float32_agreement_catches_a_perturbed_gfam(perturbation):
     """Negative check: the tolerance for borderline decisions does not hide a real deviation."""
@@ -202,6 +206,7 @@ def test_float32_agreement_catches_a_perturbed_gfam(perturbation):
     assert report["worst_clear"] > 5 * FLOAT32_TOL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task,size", [("jpeg", (37, 53)), ("jpeg", (64, 64)), ("demosaic", (75, 96))])
 def test_batched_model_matches_plain_model(task, size):
     torch.manual_seed(1)
@@ -223,6 +228,7 @@ def test_batch_samples_are_independent():
     assert (together - alone).abs().max().item() <= 1e-5
 
 
+@pytest.mark.slow
 def test_batched_model_matches_plain_model_in_float64():
     """The whole network, where float32 mask flips in any of its 12 heads could compound: exact in float64."""
     torch.manual_seed(1)

@@ -34,6 +34,7 @@ def outputs_and_gradients(head: torch.nn.Module, x: torch.Tensor, upstream: torc
     return out.detach(), x.grad.clone(), grads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 def test_unfold_gfam_equals_plain_in_float64_outputs_and_gradients(size):
     plain, unfold = heads_float64()
@@ -51,6 +52,7 @@ def test_unfold_gfam_equals_plain_in_float64_outputs_and_gradients(size):
         assert (grads_u[name] - grad).abs().max().item() <= 1e-10 * scale, name
 
 
+@pytest.mark.slow
 def test_unfold_network_equals_plain_network_in_float64():
     """The whole jpeg network and its gradients, where differences in any of the 12 heads would compound."""
     torch.manual_seed(2)

@@ -33,6 +33,7 @@ def pairs(datasets_dir):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["classic5 q10", "live1 q40", "mcmaster18 mosaic", "set12 sigma 50"])
 def test_psnr_and_ssim_match_scikit_image(pairs, name):
     degraded, clean = pairs[name]

@@ -207,6 +207,7 @@ def test_a_planar_tiff_reads_as_height_width_samples(tmp_path):
     np.testing.assert_array_equal(read_image(path), np.moveaxis(rgb, 0, -1) / np.float32(255))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tiled", [False, True], ids=["strip", "tile"])
 def test_a_tiff_segment_is_bounded_by_what_it_inflates_to(tmp_path, tiled):
     """A 48x48 TIFF (2,304 bytes declared) whose zlib segment inflates to 256 MiB: tifffile inflated it in

@@ -54,6 +54,7 @@ def test_the_transcription_keeps_the_last_copy_of_differing_slopes_which_is_why_
         dagl.create("jpeg").load_state_dict(state)
 
 
+@pytest.mark.slow
 def test_the_transcription_computes_what_dagl_computes_on_a_release_checkpoint(official_checkpoint):
     """The check below is only as good as the transcription: on a release-format checkpoint it must agree."""
     path = official_checkpoint("jpeg")
@@ -65,6 +66,7 @@ def test_the_transcription_computes_what_dagl_computes_on_a_release_checkpoint(o
     assert (theirs - ours).abs().max().item() <= 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["jpeg", "demosaic"])
 def test_every_file_we_write_loads_strictly_into_the_release_network(tmp_path, task):
     path = save_safetensors(dagl.create(task), tmp_path / "w.safetensors", fp16=True)
@@ -73,6 +75,7 @@ def test_every_file_we_write_loads_strictly_into_the_release_network(tmp_path, t
     dagl.load(task, weights=path)  # and still into ours, which skips add_mean
 
 
+@pytest.mark.slow
 def test_the_shipped_jpeg_weights_give_the_same_image_in_the_release_network(datasets_dir):
     path = dagl.shipped_weights("jpeg")
     crop = (slice(200, 262), slice(150, 228))  # 62x78: neither side a multiple of the query stride

@@ -9,6 +9,7 @@ from dagl.configs import TaskError
 from dagl.weights import WeightsError
 
 
+@pytest.mark.slow
 def test_official_checkpoint_loads_unchanged(official_checkpoint):
     path = official_checkpoint("jpeg")
     state = torch.load(path, weights_only=True)
@@ -29,6 +30,7 @@ def test_checkpoint_for_another_task_names_key_and_shapes(official_checkpoint):
         dagl.load("real-denoise", weights=official_checkpoint("jpeg"))
 
 
+@pytest.mark.slow
 def test_missing_and_unexpected_keys_are_refused(tmp_path, official_checkpoint):
     state = torch.load(official_checkpoint("jpeg"), weights_only=True)
     missing = dict(state)
@@ -54,6 +56,7 @@ def test_unreadable_weights_are_one_clear_error(tmp_path):
         dagl.load("jpeg", weights=tmp_path / "absent.pt")
 
 
+@pytest.mark.slow
 def test_safetensors_round_trip_fp16_storage(tmp_path, official_checkpoint):
     model = dagl.load("jpeg", weights=official_checkpoint("jpeg"))
     path = dagl.save_safetensors(model, tmp_path / "w.safetensors", fp16=True)
@@ -186,6 +189,7 @@ def test_dagl_infer_refuses_differing_copies_in_one_line(untied_files, tmp_path)
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow
 def test_dagl_train_refuses_differing_copies_for_init_and_resume(untied_files, tmp_path, datasets_dir, capsys):
     from dagl.train import TrainConfig, Trainer, distributed
     from dagl.train.cli import main

@@ -77,6 +77,7 @@ def _torch(model, x: np.ndarray) -> np.ndarray:
 
 # --- the graphs -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_written_files_and_summary(jpeg_export):
     out, _ = jpeg_export
     summary = json.loads((out / "dagl-jpeg.json").read_text())
@@ -132,6 +133,7 @@ def test_module_scope_names_real_nodes(jpeg_export):
 
 # --- parity -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", PARITY_SHAPES["jpeg"], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_jpeg_float32_parity(jpeg_export, datasets_dir, shape):
     out, model = jpeg_export
@@ -140,6 +142,7 @@ def test_jpeg_float32_parity(jpeg_export, datasets_dir, shape):
     assert verdict.passed, verdict.summary
 
 
+@pytest.mark.slow
 def test_jpeg_float32_parity_batch_of_two(jpeg_export, datasets_dir):
     """Dynamic N: two different crops in one call match PyTorch sample by sample."""
     out, model = jpeg_export
@@ -150,6 +153,7 @@ def test_jpeg_float32_parity_batch_of_two(jpeg_export, datasets_dir):
     assert np.abs(y[0] - y[1]).max() > 1e-3  # two different images, not one broadcast
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", PARITY_SHAPES["demosaic"], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_demosaic_float32_parity(demosaic_export, datasets_dir, shape):
     out, model, _ = demosaic_export
@@ -158,6 +162,7 @@ def test_demosaic_float32_parity(demosaic_export, datasets_dir, shape):
     assert verdict.passed, verdict.summary
 
 
+@pytest.mark.slow
 def test_jpeg_fp16_psnr_against_float32_torch(jpeg_export, datasets_dir, record_property, capsys):
     """FP16 weights and activations between nodes; ORT CPU upcasts inside some nodes (see docs)."""
     out, model = jpeg_export
@@ -214,6 +219,7 @@ def test_without_tensorrt_onnx_is_kept_one_line_exit_zero(demosaic_export):
     assert summary["engine"].startswith("not built") and summary["precision"] == "fp32"
 
 
+@pytest.mark.slow
 def test_random_weights_are_labelled_everywhere(tmp_path):
     """The README's first command: loud on stderr, marked in the ONNX and in the summary."""
     result = CliRunner().invoke(main, ["--task", "jpeg", "--weights", "random", "--onnx-only",

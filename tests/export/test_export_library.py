@@ -21,6 +21,7 @@ from dagl.runtime.backends import tolerance_for
 from dagl.runtime.compare import ENGINE_VS_ONNX
 
 
+@pytest.mark.slow
 def test_export_returns_the_paths_it_wrote(tmp_path):
     out = tmp_path / "out"
     seen: list[WeightsInfo] = []
@@ -124,6 +125,7 @@ def test_a_run_time_precision_has_no_file_and_no_metadata_value(tmp_path):
 
 # --- a ranges file from dagl-calibrate --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_ranges_file_keeps_its_modules_float32_in_the_fp16_graph(tmp_path):
     ranges = tmp_path / "mine.json"
     ranges.write_text(json.dumps({"tasks": {"jpeg": {"keep_fp32_modules": ["tail.0"]}}}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 import dagl.export.cli
@@ -15,6 +16,7 @@ from dagl.artefact import GPU
 PROFILE = ["--min-shape", "16x16", "--opt-shape", "48x48", "--max-shape", "64x64", "--batch", "2"]
 
 
+@pytest.mark.slow
 def test_export_writes_the_repository_of_what_it_built(fake_trt, tmp_path, monkeypatch):
     monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC))
     out, repo = tmp_path / "out", tmp_path / "repo"

@@ -170,6 +170,7 @@ def test_engine_is_refused_by_another_or_unsupported_tensorrt(fake_trt, tmp_path
         runner.activate()
 
 
+@pytest.mark.slow
 def test_dagl_export_builds_the_fp16_engine_from_the_fp16_onnx(fake_trt, tmp_path, monkeypatch):
     """The whole command on the fake: ``--precision fp16`` builds from ``dagl-jpeg-fp16.onnx``, strongly typed."""
     monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC))
@@ -223,6 +224,7 @@ def test_engine_on_a_torch_without_cuda_is_one_line(fake_trt, tmp_path, monkeypa
     assert "\n" not in str(excinfo.value) and not runner.is_active
 
 
+@pytest.mark.slow
 def test_export_library_call_returns_the_engine_and_its_sidecar(fake_trt, tmp_path, monkeypatch):
     """``dagl.export.export`` on the fake: the float32 engine is built from the float32 graph and returned."""
     monkeypatch.setattr(dagl.export.pipeline, "current_gpu", lambda: GPU(fake_tensorrt.GPU_NAME, fake_tensorrt.GPU_CC))

@@ -30,6 +30,7 @@ def test_readme_top_is_exactly_two_commands_install_and_test():
     assert test == "tools/test.sh"
 
 
+@pytest.mark.slow
 def test_the_readme_main_job_restores_barbara_with_the_shipped_weights(datasets_dir, tmp_path):
     """The first command's job, as written but into a scratch folder: the shipped jpeg weights on the CPU
     raise the PSNR of the stored MATLAB q10 barbara against its clean original."""
@@ -60,6 +61,7 @@ def test_ci_makes_a_fresh_venv_and_runs_the_readme_test_command():
                           'SERVE_PYTHON="$(dirname "$venv")/serve-venv/bin/python3" ' + _readme_commands()[1]]
 
 
+@pytest.mark.slow
 def test_test_command_fails_when_pytest_collects_nothing():
     env = os.environ | {"PYTHON": sys.executable}
     result = subprocess.run(["bash", str(ROOT / "tools" / "test.sh"), "tests/core/test_configs.py", "-k",

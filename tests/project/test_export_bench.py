@@ -10,6 +10,7 @@ from dagl.chosen_weights import WeightsInfo
 from export_bench import worker  # tools/ is on pytest's pythonpath
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch-batched", "onnxruntime"])
 def test_worker_reports_time_and_memory(backend, jpeg_onnx):
     onnx_path = jpeg_onnx

@@ -32,6 +32,7 @@ def _source_packages() -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_wheel_installs_only_the_dagl_namespace(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
@@ -41,6 +42,7 @@ def test_wheel_installs_only_the_dagl_namespace(wheel):
     assert "dagl/calibration/fp16_ranges.json" in names
 
 
+@pytest.mark.slow
 def test_installed_toolkit_and_a_foreign_runtime_module_coexist(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],

@@ -100,6 +100,7 @@ def test_a_better_run_ships_weights_card_and_one_curve_row(repo, monkeypatch):
     assert dagl.load("jpeg", weights=shipped) is not None
 
 
+@pytest.mark.slow
 def test_the_ship_decision_does_not_depend_on_classic5(repo, monkeypatch):
     """Classic5 is reported, never selected on: a run that won on the held-out split ships even when its
     Classic5 q10 is below the curve's last row (28.31 dB), and the lower figure is what the curve shows."""
@@ -141,6 +142,7 @@ def _window(repo, iterations: int):
     return folder
 
 
+@pytest.mark.slow
 def test_record_window_ships_the_windows_weights_with_the_scores_measured_there(repo):
     folder = _window(repo, iterations=1167)
     result = CliRunner().invoke(relay.main, ["record-window", str(folder)])
@@ -170,6 +172,7 @@ def test_record_window_ships_the_windows_weights_with_the_scores_measured_there(
     assert (repo / "docs" / "learning-curve.png").read_bytes()[:8] == PNG
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("iterations", [667, 500])
 def test_record_window_ships_nothing_unless_its_weights_continued_the_shipped_ones(repo, iterations):
     """Weights recording no more iterations than the shipped start's are the start written back (they

@@ -31,6 +31,7 @@ def _file(folder: Path, name: str, size: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_deliver_copies_in_order_what_fits_each_limit_and_says_why_the_rest_does_not(tmp_path):
     source, out = tmp_path / "run", tmp_path / "out"
     _file(out, "host.log", 1000)  # already in the output: it counts against the limits
@@ -105,6 +106,7 @@ def test_a_training_that_fails_while_working_still_returns_what_it_wrote_and_exi
     assert json.loads((out / SUMMARY_NAME).read_text())["returned"] == [{"name": "train.log", "bytes": 500}]
 
 
+@pytest.mark.slow
 def test_a_tiny_run_trains_from_init_scores_and_returns_only_what_fits(datasets_dir, tmp_path, capsys):
     torch.manual_seed(3)
     init = dagl.save_safetensors(dagl.create("jpeg"), tmp_path / "init.safetensors", fp16=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 import draw_architecture  # tools/ is on pytest's pythonpath
@@ -10,6 +11,7 @@ import tiling_study
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_tiling_study_runs_through_the_restorer_and_writes_its_plot(datasets_dir, tmp_path):
     image = datasets_dir / "classic5" / "jpeg_q10" / "lena.jpeg"
     plot = tmp_path / "tradeoff.png"

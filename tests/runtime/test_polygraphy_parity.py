@@ -64,6 +64,7 @@ def test_data_loader_yields_degraded_classic5_crops(crops, datasets_dir, monkeyp
     np.testing.assert_array_equal(bare[0]["input"], explicit["input"])
 
 
+@pytest.mark.slow
 def test_float32_onnx_matches_pytorch(pytorch, onnx_paths, crops):
     result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[0]), crops[:COMPARED], ONNX_FP32)
     print(result.summary)
@@ -71,6 +72,7 @@ def test_float32_onnx_matches_pytorch(pytorch, onnx_paths, crops):
     assert result.max_abs <= 1e-4
 
 
+@pytest.mark.slow
 def test_fp16_onnx_matches_pytorch_within_psnr(pytorch, onnx_paths, crops):
     result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:COMPARED], ONNX_FP16)
     print(result.summary)
@@ -78,12 +80,14 @@ def test_fp16_onnx_matches_pytorch_within_psnr(pytorch, onnx_paths, crops):
     assert result.max_abs > 0  # it really ran in FP16: not bit-identical to float32
 
 
+@pytest.mark.slow
 def test_comparator_verdict_fails_beyond_tolerance(pytorch, onnx_paths, crops):
     """The tolerance is enforced, not decorative: FP16 output is not within the float32 bound."""
     result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:1], Tolerance("too tight", max_abs=1e-7))
     assert not result.passed and result.max_abs > 1e-7
 
 
+@pytest.mark.slow
 def test_documented_polygraphy_command_accepts_the_data_loader(onnx_paths, datasets_dir):
     """The README's ``polygraphy run`` line, ONNX Runtime side only (TensorRT needs a GPU)."""
     script = subprocess.run([sys.executable, "-m", "dagl.runtime.parity_data"], capture_output=True, text=True,

@@ -38,6 +38,7 @@ def torch_forward(model):
     return forward
 
 
+@pytest.mark.slow
 def test_reference_tiling_through_onnxruntime_reproduces_the_release_chop(onnx_path, model, datasets_dir):
     """Acceptance: our chop on ONNX Runtime vs an independent chop running the PyTorch model."""
     image = read_image(datasets_dir / "classic5" / "jpeg_q10" / "barbara.jpeg")[..., 0]
@@ -54,6 +55,7 @@ def test_reference_tiling_through_onnxruntime_reproduces_the_release_chop(onnx_p
     assert psnr(ours, image) < 60.0  # the network did change the image
 
 
+@pytest.mark.slow
 def test_torch_and_onnxruntime_backends_agree_untiled(onnx_path, official_checkpoint, model):
     image = np.random.default_rng(0).random((36, 44), dtype=np.float32)
     expected = model(torch.from_numpy(image)[None, None]).detach().clamp(0, 1)[0, 0].numpy()
@@ -65,6 +67,7 @@ def test_torch_and_onnxruntime_backends_agree_untiled(onnx_path, official_checkp
     restore.close()
 
 
+@pytest.mark.slow
 def test_restorer_keeps_the_input_layout(onnx_path):
     image = np.random.default_rng(1).random((40, 40, 1), dtype=np.float32)
     with Restorer(onnx_path, tiling="grid", tile=32, overlap=8) as restore:
@@ -74,6 +77,7 @@ def test_restorer_keeps_the_input_layout(onnx_path):
             restore(np.zeros((40, 40, 3), np.float32))
 
 
+@pytest.mark.slow
 def test_ensemble_of_the_model_is_the_manual_average(onnx_path, model):
     image = np.random.default_rng(2).random((24, 20), dtype=np.float32)
     with Restorer(onnx_path, tiling="none", ensemble=True) as restore:
@@ -92,6 +96,7 @@ def test_ensemble_of_the_model_is_the_manual_average(onnx_path, model):
     assert np.abs(ours - single).max() > 1e-3  # the ensemble is not a no-op on this network
 
 
+@pytest.mark.slow
 def test_task_conflicts_and_missing_task_are_refused(onnx_path, official_checkpoint, tmp_path):
     with pytest.raises(RuntimeLoadError, match="exported for task 'jpeg', not 'denoise'"):
         create_runner(onnx_path, task="denoise")

@@ -55,6 +55,7 @@ def test_nan_output_fails_the_image(tmp_path):
         restore(with_zero)
 
 
+@pytest.mark.slow
 def test_nan_weights_are_refused_when_loaded(tmp_path):
     model = dagl.create("jpeg")
     with __import__("torch").no_grad():

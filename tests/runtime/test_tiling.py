@@ -85,6 +85,7 @@ def test_grid_blends_overlaps_with_the_ramp():
     np.testing.assert_array_equal(out[0, :, 16:], 1.0)
 
 
+@pytest.mark.slow
 def test_grid_memory_is_bounded_by_the_batch_on_a_large_image():
     seen: list[int] = []
 

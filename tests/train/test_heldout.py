@@ -145,6 +145,7 @@ def test_help_shows_held_out_as_the_default():
     assert "--val TEXT" in text and "[default: held-out]" in text
 
 
+@pytest.mark.slow
 def test_data_without_the_held_out_files_is_one_line(bsd400, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
@@ -159,6 +160,7 @@ def test_data_without_the_held_out_files_is_one_line(bsd400, tmp_path, capsys):
     assert not (out / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_run_validates_on_the_held_out_split_by_default_and_its_card_says_so(bsd400, tmp_path):
     out = tmp_path / "run"
     assert main(["--task", "jpeg", "--data", str(bsd400), "--iterations", "2", "--batch-size", "2", "--patch", "16",

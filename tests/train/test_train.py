@@ -112,6 +112,7 @@ def test_ranks_together_see_the_single_process_batches_and_resume_skips_exactly(
 
 
 # ---- learning and resume ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_loss_goes_down_on_a_fixed_batch(tmp_path, bsd400):
     trainer = Trainer(tiny(tmp_path, bsd400, iterations=20), distributed.setup("cpu"))
     noisy, clean = next(trainer.batches())
@@ -121,6 +122,7 @@ def test_loss_goes_down_on_a_fixed_batch(tmp_path, bsd400):
     assert losses[-1] < identity  # it denoises, not merely undoes its random initialisation
 
 
+@pytest.mark.slow
 def test_resume_continues_with_the_same_losses(tmp_path, bsd400):
     ctx = distributed.setup("cpu")
     # lr_step=1 makes the schedule change every step, so a lost scheduler state would show.
@@ -155,6 +157,7 @@ class _WritesMarker:
         return open, (str(self.marker), "w")
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_that_would_run_code_when_unpickled(tmp_path, bsd400, capsys):
     ctx = distributed.setup("cpu")
     Trainer(tiny(tmp_path, bsd400, iterations=1), ctx).fit()
@@ -201,6 +204,7 @@ def test_bad_arguments_give_one_line_and_a_nonzero_exit(args, message, bsd400, t
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_two_iteration_run_writes_what_ships(tmp_path, bsd400, capsys):
     out = tmp_path / "run"
     args = ["--task", "jpeg", "--data", str(bsd400), "--iterations", "2", "--batch-size", "2", "--patch", "16",

@@ -67,6 +67,7 @@ def test_the_cosine_schedule_waits_for_the_plan_then_ends_at_the_floor():
     assert [step(i) for i in range(7)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
 
 
+@pytest.mark.slow
 def test_time_budget_run_stops_within_the_budget_and_writes_loadable_weights(tmp_path, bsd400):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "dagl.train.cli", "--task", "jpeg", "--data", str(bsd400), "--n-images", "4",
@@ -95,6 +96,7 @@ def _scripted_validation(monkeypatch, means: list[float]) -> None:
     monkeypatch.setattr(Trainer, "validate", lambda self, model: {"q10": queue[0], "mean": queue.pop(0)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start, trained, kept", [(30.0, 20.0, "init"), (20.0, 30.0, "trained")])
 def test_init_weights_ship_unless_training_validates_better(tmp_path, bsd400, monkeypatch, start, trained, kept):
     torch.manual_seed(5)

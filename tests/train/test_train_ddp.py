@@ -53,6 +53,7 @@ def bsd400(datasets_dir: Path) -> Path:
     return datasets_dir / "train" / "bsd400"
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_give_the_gradients_of_one_process_on_the_whole_batch(tmp_path, bsd400):
     mp.spawn(rank_main, args=(2, free_port(), str(tmp_path), str(bsd400)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
@@ -85,6 +86,7 @@ def test_two_gloo_ranks_give_the_gradients_of_one_process_on_the_whole_batch(tmp
     assert "body.8.c1_1.W.weight" not in single["grads"]  # frozen: DDP needs every parameter to get a gradient
 
 
+@pytest.mark.slow
 def test_torchrun_runs_the_cli_on_two_cpu_processes(tmp_path, bsd400):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -85,6 +85,7 @@ def test_the_ema_is_the_moving_average_of_the_iterates(tmp_path, bsd400):
     assert len(slopes) > 1 and all(s is slopes[0] for s in slopes)
 
 
+@pytest.mark.slow
 def test_ema_resume_is_bit_identical_to_a_straight_run(tmp_path, bsd400):
     ctx = distributed.setup("cpu")
     options = dict(lr_step=1, lr=1e-4, ema=0.9, warmup=2, val="none")
@@ -106,6 +107,7 @@ def test_ema_resume_is_bit_identical_to_a_straight_run(tmp_path, bsd400):
     assert not all(torch.equal(shipped[0][k], last[k].half()) for k in last)
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_ema_or_warmup(tmp_path, bsd400):
     ctx = distributed.setup("cpu")
     Trainer(tiny(tmp_path, bsd400, iterations=1, val="none"), ctx).fit()
@@ -129,6 +131,7 @@ def test_a_decay_outside_0_1_is_refused(tmp_path, bsd400, decay):
                  "--out", str(tmp_path)]) != 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start, trained, kept", [(30.0, 20.0, "init"), (20.0, 30.0, "trained")])
 def test_init_is_compared_against_the_ema_and_the_ema_ships(tmp_path, bsd400, monkeypatch, start, trained, kept):
     torch.manual_seed(5)
@@ -160,6 +163,7 @@ def test_init_is_compared_against_the_ema_and_the_ema_ships(tmp_path, bsd400, mo
 
 
 # ---- under DDP -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_torchrun_trains_an_ema_with_warmup_on_two_cpu_processes(tmp_path, bsd400):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -50,6 +50,7 @@ def test_inference_from_them_warns(untrained, caplog):
     assert any("holds RANDOM, untrained weights (RANDOM (seed 7), not trained" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_the_onnx_exported_from_them_is_labelled_random(untrained, tmp_path):
     import dagl.export.cli
 
@@ -61,6 +62,7 @@ def test_the_onnx_exported_from_them_is_labelled_random(untrained, tmp_path):
     assert props["dagl.weights"].startswith("RANDOM (seed 7), not trained: dagl-train ran 0 iterations")
 
 
+@pytest.mark.slow
 def test_trained_weights_are_not_labelled(tmp_path, datasets_dir):
     config = tiny(tmp_path, datasets_dir / "train" / "bsd400", task="jpeg", sigma=None, iterations=1)
     weights = Trainer(config, distributed.setup("cpu")).fit()
@@ -69,6 +71,7 @@ def test_trained_weights_are_not_labelled(tmp_path, datasets_dir):
     assert "trained with `dagl-train`" in weights.with_suffix(".md").read_text()
 
 
+@pytest.mark.slow
 def test_evaluation_reports_name_them_random(untrained, tmp_path):
     import numpy as np
     from PIL import Image
