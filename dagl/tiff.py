@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import ImageReadError, check_header, decode_budget
+from .read_limits import ImageReadError, check_header, decode_budget
 
 #: tifffile's axes of a one-image page: contiguous samples (YXS) or one plane per sample (SYX).
 _TIFF_AXES = {"YX", "YXS", "SYX"}
