@@ -147,8 +147,7 @@ The README's headline, Classic5 q10 with the shipped jpeg weights (all 5 images,
 minutes on one CPU core, seconds on a GPU):
   dagl-eval --task jpeg --dataset classic5 --quality 10 --model jpeg
 A quick check of the same protocol on one image (a subset, not the headline's mean; about 6
-minutes of CPU time; barbara 25.79 -> 27.56 dB on a CPU, 27.64 dB in the H200 report, whose
-convolutions were TF32):
+minutes of CPU time; barbara 25.79 -> 27.56 dB, on a CPU as in the H200 report):
   dagl-eval --task jpeg --dataset classic5 --quality 10 --model jpeg --images barbara
 
 \b
