@@ -21,7 +21,7 @@ LAYERS = [
     ("dagl.calibration", "calibration/: FP16 ranges,\nprecision policy", 3.1, 3.0, 2.8),
     ("dagl.runtime", "runtime/: runners (one folder a backend),\ntiling, ensemble, Restorer, compare", 6.2, 3.0, 2.8),
     ("commands and tools", "dagl-export · dagl-infer · dagl-bench · dagl-eval · dagl-train\n"
-     "shared options and errors: dagl/cli_common.py · tools/: benchmarks, studies, the test command", 0.0, 4.5, 9.0),
+     "shared options and errors: dagl/cli/common.py · tools/: benchmarks, studies, the test command", 0.0, 4.5, 9.0),
 ]
 HEIGHT = 1.0
 #: (from label, to label, text): an allowed import direction that is not simply "downwards".
