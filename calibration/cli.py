@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from dagl.cli_common import Command, sigma_option, task_option
-from dagl.datasets import datasets_root
+from dagl.cli.common import Command, sigma_option, task_option
+from dagl.data.datasets import datasets_root
 
 
 @click.command("dagl-calibrate", cls=Command, epilog="""\b

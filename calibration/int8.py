@@ -24,8 +24,8 @@ import numpy as np
 import onnx
 
 from dagl.artefact import INPUT_NAME
-from dagl.configs import get_config
-from dagl.datasets import datasets_root
+from dagl.data.datasets import datasets_root
+from dagl.tasks.configs import get_config
 
 RECORD_FILE = Path(__file__).with_name("int8_calibration.json")
 #: The training folder whose held-out files calibrate (``$DAGL_DATASETS/train/bsd400``), as dagl-train's examples.

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from dagl.errors import UserInputError
 from dagl.files import loads_bounded, read_small
-from dagl.gfam import GFAMHead
+from dagl.network.gfam import GFAMHead
 
 #: The record shipped with the package (its weights' ranges; the tasks without weights: random ones).
 RANGES_FILE = Path(__file__).with_name("fp16_ranges.json")

@@ -21,10 +21,10 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from dagl.configs import get_config
-from dagl.gfam import GFAMHead
 from dagl.atomic import write_atomic
 from dagl.chosen_weights import load_chosen_weights
+from dagl.network.gfam import GFAMHead
+from dagl.tasks.configs import get_config
 
 from .policy import load_ranges
 from .samples import DEFAULT_SIGMA, task_crops

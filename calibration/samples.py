@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dagl.configs import TaskConfig, get_config
-from dagl.datasets import add_protocol_noise, centre_crop, to_channels
+from dagl.data.datasets import add_protocol_noise, centre_crop, to_channels
 from dagl.errors import UserInputError
-from dagl.io import read_image
+from dagl.images.io import read_image
+from dagl.tasks.configs import TaskConfig, get_config
 
 
 class SamplesError(UserInputError):

@@ -11,18 +11,18 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .configs import TASKS, TaskConfig, get_config
 from .errors import WeightsError
-from .pretrained import shipped_weights
+from .tasks.configs import TASKS, TaskConfig, get_config
+from .weights.pretrained import shipped_weights
 
 if TYPE_CHECKING:
-    from .model import DAGL, create
-    from .weights import load_into, read_state_dict, save_safetensors
+    from .network.model import DAGL, create
+    from .weights.checkpoints import load_into, read_state_dict, save_safetensors
 
-#: Names served from their modules on first use (PEP 562), so that ``import dagl.io`` or a command's
+#: Names served from their modules on first use (PEP 562), so that ``import dagl.images.io`` or a command's
 #: ``--help`` does not spend seconds importing torch; ``dagl.DAGL`` and ``dagl.load`` import it then.
-_LAZY = {"DAGL": "model", "create": "model", "load_into": "weights", "read_state_dict": "weights",
-         "save_safetensors": "weights"}
+_LAZY = {"DAGL": "network.model", "create": "network.model", "load_into": "weights.checkpoints",
+         "read_state_dict": "weights.checkpoints", "save_safetensors": "weights.checkpoints"}
 
 
 def __getattr__(name: str) -> Any:
@@ -43,8 +43,8 @@ def load(task: str, weights: str | Path | None = None, *, sigma: int | None = No
     ``.safetensors`` file. Without it, the weights shipped in the package for ``task`` (and
     ``sigma`` for denoising) are used; if none ship, :class:`WeightsError` says so.
     """
-    from .model import create
-    from .weights import load_into
+    from .network.model import create
+    from .weights.checkpoints import load_into
 
     if weights is None:
         weights = shipped_weights(task, sigma)

@@ -71,7 +71,7 @@ def load_chosen_weights(task: str, weights: str | Path | None, sigma: int | None
     path = chosen_path(task, weights, sigma)  # before torch imports: a wrong name costs a moment
     import torch  # here, not at import: the export command's --help names RANDOM without loading torch
 
-    from dagl.weights import weights_metadata
+    from dagl.weights.checkpoints import weights_metadata
 
     if path is None:
         torch.manual_seed(RANDOM_SEED)

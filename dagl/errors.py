@@ -11,7 +11,7 @@ The rule, written here once and followed by every command:
 * **1, a failure while working**: the disk or quota filling up, an I/O error, memory running out,
   a backend or GPU that is not there, an engine that will not build, a network output with NaN,
   parity out of bounds.
-* **128 + signal** (130 Ctrl-C, 143 SIGTERM): interrupted (:mod:`dagl.interrupt`).
+* **128 + signal** (130 Ctrl-C, 143 SIGTERM): interrupted (:mod:`dagl.cli.interrupt`).
 
 A failed write is classified by :func:`os_error_exit_code`, so every writer answers alike.
 """
@@ -49,7 +49,7 @@ class UserInputError(DaglError):
 class WeightsError(UserInputError):
     """A weights file that cannot be used for the requested model; the message says why.
 
-    Defined here, not in :mod:`dagl.weights` (which re-exports it), so that code naming it, such as
+    Defined here, not in :mod:`dagl.weights.checkpoints` (which re-exports it), so that code naming it, such as
     the shipped-weights lookup, does not import torch.
     """
 

@@ -8,9 +8,9 @@ import click
 from rich.console import Console
 
 from dagl.artefact import DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE
-from dagl.chosen_weights import RANDOM, RANDOM_SEED, WeightsInfo
 from dagl.artefact.precision import FP16, REFERENCE
-from dagl.cli_common import Command, precision_option, sigma_option, task_option
+from dagl.chosen_weights import RANDOM, RANDOM_SEED, WeightsInfo
+from dagl.cli.common import Command, precision_option, sigma_option, task_option
 from dagl.errors import WeightsError
 
 from .pipeline import export

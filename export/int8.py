@@ -14,8 +14,8 @@ import onnx
 
 from dagl.artefact import METADATA_PREFIX
 from dagl.calibration.int8 import METHOD, QUANTIZED_OPS, RECORD_FILE, activation_ranges, calibration_batches, quantize
-from dagl.configs import get_config
 from dagl.errors import DaglError, UserInputError
+from dagl.tasks.configs import get_config
 
 
 class CalibrationDataError(UserInputError):

@@ -1,6 +1,6 @@
 """Float32 ONNX export of a DAGL model with dynamic batch, height and width.
 
-The network's :class:`~dagl.gfam.BatchedGFAM` is already written with ONNX/TensorRT-friendly ops,
+The network's :class:`~dagl.network.gfam.BatchedGFAM` is already written with ONNX/TensorRT-friendly ops,
 so export is a trace of the model as is. The TorchScript-based exporter is used because it records
 the "same"-padding arithmetic on the input's shape as graph ops (Shape/Div/Sub/Pad), so one graph
 serves every H x W; ``torch.export`` (dynamo) refuses the modulo-4 shape arithmetic as a guard

@@ -25,9 +25,9 @@ from dagl.artefact.precision import REFERENCE
 from dagl.artefact.precision import get_graph_precision
 from dagl.atomic import write_atomic
 from dagl.chosen_weights import WeightsInfo, load_chosen_weights
-from dagl.configs import TaskConfig, get_config
 from dagl.errors import DaglError, UserInputError, output_error
 from dagl.outputs import check_output_folder
+from dagl.tasks.configs import TaskConfig, get_config
 
 from .triton import check_repo_options, write_triton_repo
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dagl.errors import DaglError, shown_path
-from dagl.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image
+from dagl.images.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image
 from dagl.outputs import check_output_folder, check_output_name
 
 from .channels import NetworkImage, to_network
@@ -128,7 +128,7 @@ def check_inputs(jobs: list[Job], task: str | None, bit_depth: int) -> None:
     """Read every input before the model loads, so an unfit file costs seconds, not a model load.
 
     Each file is decoded once here and again when its turn comes (only one image is held at a time):
-    its signature, size and pixels are checked by :func:`dagl.io.read_image`, and when the task is
+    its signature, size and pixels are checked by :func:`dagl.images.io.read_image`, and when the task is
     already known (MODEL is a task name, or ``--task``), its channels, output and reference too.
     """
     for job in jobs:

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from dagl.cli_common import Command, device_option, precision_option, task_option, threads_option
-from dagl.cli_progress import print_table, progress
+from dagl.cli.common import Command, device_option, precision_option, task_option, threads_option
+from dagl.cli.progress import print_table, progress
 from dagl.outputs import check_output_file
 
 from .benchmark import DEFAULT_TILES, PLOT_SUFFIXES, Benchmark, table, write_figures

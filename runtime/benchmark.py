@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rich.table import Table
 
-from dagl.atomic import atomic_path, write_atomic
 from dagl.artefact.precision import REFERENCE
+from dagl.atomic import atomic_path, write_atomic
 from dagl.device import is_cuda, resolve_device
 from dagl.errors import output_error
 from dagl.memory import check_memory
@@ -105,7 +105,7 @@ def measure(runner: BaseRunner, path: str, tile: int, batch: int, repeats: int) 
 def plain_runner(info: ModelInfo, device: str, threads: int | None, weights: Path | None) -> TorchRunner:
     """The reference's step-by-step network (``PlainGFAM``); weights only if given (timing does not depend on them)."""
     import dagl  # torch: imported by the command's body, not by its --help
-    from dagl.weights import load_into
+    from dagl.weights.checkpoints import load_into
 
     from .pyt import TorchRunner
 

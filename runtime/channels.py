@@ -3,7 +3,7 @@
 ``Restorer`` takes arrays already shaped for the network; files in the wild are gray, RGB, RGBA,
 raw Bayer... This module decides what is accepted silently, what is converted with a note, and
 what is refused (:class:`ChannelError`, one line for the user), from the task's
-:class:`~dagl.channels.ChannelPolicy` and the one alpha rule (:func:`dagl.channels.split_alpha`),
+:class:`~dagl.tasks.channels.ChannelPolicy` and the one alpha rule (:func:`dagl.tasks.channels.split_alpha`),
 and keeps what the network does not see (a colour photo's chroma, an opaque alpha) to put back
 into the output, so a colour photo comes out in colour.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dagl import get_config
-from dagl.channels import ChannelError, split_alpha
-from dagl.colour import rgb_to_ycbcr, ycbcr_to_rgb
-from dagl.io import has_gray_content
+from dagl.images.colour import rgb_to_ycbcr, ycbcr_to_rgb
+from dagl.images.io import has_gray_content
+from dagl.tasks.channels import ChannelError, split_alpha
 
 __all__ = ["ChannelError", "NetworkImage", "to_network"]
 

@@ -11,10 +11,10 @@ import click
 from rich.console import Console
 
 from dagl import TASKS
-from dagl.cli_common import Command, error_line, max_pixels_option, sigma_option, task_option
-from dagl.cli_progress import progress
+from dagl.cli.common import Command, error_line, max_pixels_option, sigma_option, task_option
+from dagl.cli.progress import progress
 from dagl.errors import DaglError, UserInputError, output_error
-from dagl.io import ImageWriteError, check_writable, write_image
+from dagl.images.io import ImageWriteError, check_writable, write_image
 from dagl.memory import MemoryBudgetError
 from dagl.suggest import did_you_mean
 
@@ -23,8 +23,8 @@ from .batch import Job, check_batch, plan_batch, prepare
 from .channels import ChannelError
 from .loader import choose_model
 from .options import restoration_options
-from .restorer import InputArrayError, Restorer
 from .reference import gain_line
+from .restorer import InputArrayError, Restorer
 from .side_by_side import GAIN, side_by_side
 
 PROG = "dagl-infer"

@@ -22,7 +22,7 @@ import numpy as np
 
 from dagl.artefact.precision import FP16, FP32, PRECISIONS
 from dagl.errors import DaglError
-from dagl.metrics import psnr
+from dagl.images.metrics import psnr
 
 
 class ParityError(DaglError):

@@ -14,7 +14,7 @@ from typing import TypeVar
 import click
 
 from dagl.artefact import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE
-from dagl.cli_common import device_option, precision_option, threads_option
+from dagl.cli.common import device_option, precision_option, threads_option
 
 from .loader import BACKEND_HELP, BACKENDS
 from .tiling import TILINGS, tilings_help

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dagl.artefact import INPUT_NAME
-from dagl.datasets import named_set
+from dagl.data.datasets import named_set
 
 DEFAULT_SET = "classic5"
 DEFAULT_QUALITY = 10

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from dagl.errors import UserInputError
-from dagl.io import IMAGE_SUFFIXES, read_image, to_luma
-from dagl.metrics import psnr
+from dagl.images.io import IMAGE_SUFFIXES, read_image, to_luma
+from dagl.images.metrics import psnr
 
 
 def find_reference(reference: Path, source: Path, inputs: int) -> Path | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dagl.gfam import BatchedGFAM, PlainGFAM
+from dagl.network.gfam import BatchedGFAM, PlainGFAM
 
 
 def make_heads(seed: int = 0) -> tuple[PlainGFAM, BatchedGFAM]:

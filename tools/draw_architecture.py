@@ -13,15 +13,15 @@ import click
 
 #: (label, folder/what it owns, x, y, width): rows from the bottom (y=0) to the top.
 LAYERS = [
-    ("dagl core", "dagl/: model, GFAM, task configs, weights, io, metrics,\ndatasets, degradations, errors, atomic "
-     "writes, training", 0.0, 0.0, 9.0),
+    ("dagl core", "dagl/: network/, tasks/, weights/, images/, data/, errors,\natomic "
+     "writes, train/", 0.0, 0.0, 9.0),
     ("dagl.artefact", "dagl/artefact/: ONNX I/O names, dagl.* metadata, engine sidecar,\ntile and profile defaults, "
      "GPU / TensorRT probes", 0.0, 1.5, 9.0),
     ("dagl.export", "export/: ONNX, FP16,\nTensorRT check and build", 0.0, 3.0, 2.8),
     ("dagl.calibration", "calibration/: FP16 ranges,\nprecision policy", 3.1, 3.0, 2.8),
     ("dagl.runtime", "runtime/: runners (one folder a backend),\ntiling, ensemble, Restorer, compare", 6.2, 3.0, 2.8),
     ("commands and tools", "dagl-export · dagl-infer · dagl-bench · dagl-eval · dagl-train\n"
-     "shared options and errors: dagl/cli_common.py · tools/: benchmarks, studies, the test command", 0.0, 4.5, 9.0),
+     "shared options, errors, progress, signals: dagl/cli/ · tools/: benchmarks, studies, the test command", 0.0, 4.5, 9.0),
 ]
 HEIGHT = 1.0
 #: (from label, to label, text): an allowed import direction that is not simply "downwards".

@@ -19,8 +19,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from dagl.configs import TASKS, get_config
 from dagl.runtime import BaseRunner, ModelInfo, create_runner
+from dagl.tasks.configs import TASKS, get_config
 
 BACKENDS = {
     "onnxruntime": "ONNX Runtime CPU, exported float32 graph",
@@ -40,8 +40,8 @@ def _runner(backend: str, task: str, onnx_path: str | None, threads: int) -> Bas
     import torch
 
     import dagl
-    from dagl.runtime.pyt import TorchRunner
     from dagl.chosen_weights import RANDOM_SEED
+    from dagl.runtime.pyt import TorchRunner
 
     torch.manual_seed(RANDOM_SEED)
     model = dagl.create(task, gfam=backend.removeprefix("torch-")).eval()
@@ -88,8 +88,8 @@ def main(task: str, tile: int, threads: int, repeats: int, onnx_path: Path | Non
         return
     with tempfile.TemporaryDirectory() as tmp:
         if onnx_path is None:
-            from dagl.export.onnx import export_onnx
             from dagl.chosen_weights import RANDOM, load_chosen_weights
+            from dagl.export.onnx import export_onnx
 
             model, _ = load_chosen_weights(task, RANDOM)
             onnx_path = export_onnx(model, Path(tmp) / f"dagl-{task}.onnx", channels=get_config(task).channels)

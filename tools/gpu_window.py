@@ -79,7 +79,7 @@ def main() -> None:
               help="Also download into .whl/ the pure-Python wheels the GPU machine lacks (from PyPI).")
 def pack(datasets: Path | None, into: Path, wheels: bool) -> None:
     """Copy the training and test files the call needs into INTO (replacing what was there)."""
-    from dagl.datasets import datasets_root
+    from dagl.data.datasets import datasets_root
 
     if wheels:
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",

@@ -32,8 +32,8 @@ sys.exit(rc)
 
 def commands() -> dict[str, str]:
     """The installed ``dagl`` distribution's console scripts (pyproject's ``[project.scripts]``), each as the
-    command it runs (``dagl.console.COMMANDS``): name -> ``module:main``."""
-    from dagl.console import COMMANDS
+    command it runs (``dagl.cli.console.COMMANDS``): name -> ``module:main``."""
+    from dagl.cli.console import COMMANDS
 
     scripts = entry_points(group="console_scripts")
     return {ep.name: f"{COMMANDS[ep.name]}:main" for ep in sorted(scripts, key=lambda ep: ep.name)

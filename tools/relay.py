@@ -186,7 +186,7 @@ class Run:
 def trained_won(trained: Path, init: Path) -> bool:
     """Whether ``trained`` holds a run's trained weights: ``dagl-train --init`` writes the starting weights
     back (with their iteration count) when they validate better on the held-out split."""
-    from dagl.weights import weights_metadata
+    from dagl.weights.checkpoints import weights_metadata
 
     done = int(weights_metadata(trained)["dagl.iterations"])
     return done > int(weights_metadata(init).get("dagl.iterations", 0))
@@ -216,7 +216,7 @@ def publish(trained: Path, card: str, init: Path, crops: int, train_seconds: flo
     """Replace the shipped weights by ``trained`` (FP16, cumulative totals in the metadata), write its card
     with the full-image ``scores`` (and ``x8`` ensemble scores, where measured), add the curve's row."""
     import dagl
-    from dagl.weights import save_safetensors, weights_metadata
+    from dagl.weights.checkpoints import save_safetensors, weights_metadata
 
     rows = read_curve()
     previous = rows[-1]
@@ -289,7 +289,7 @@ def main() -> None:
 def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, start: Path | None,
         ema: float | None) -> None:
     """Train, score, and ship if better: one session's leg of the relay."""
-    from dagl.datasets import datasets_root
+    from dagl.data.datasets import datasets_root
 
     began = time.monotonic()
     start = start or WEIGHTS_DIR / "dagl-jpeg.safetensors"

@@ -32,11 +32,11 @@ from pathlib import Path
 
 import click
 
+from dagl.artefact.naming import weights_name
 from dagl.atomic import atomic_path, write_atomic
-from dagl.cli_common import Command, device_option, sigma_option, task_option
+from dagl.cli.common import Command, device_option, sigma_option, task_option
 from dagl.device import is_auto
 from dagl.errors import DaglError, UserInputError
-from dagl.artefact.naming import weights_name
 
 SUMMARY_NAME = "remote_train.json"
 #: Room kept in OUTPUT's limits for the summary itself (one file, at most this many bytes).

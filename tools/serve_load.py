@@ -47,7 +47,7 @@ def free_port() -> int:
 
 def centre_crop(path: Path, size: int) -> np.ndarray:
     """The network's view (luma for jpeg) of ``path``, cropped to ``size`` x ``size`` at the centre."""
-    from dagl.io import read_image
+    from dagl.images.io import read_image
     from dagl.runtime.channels import to_network
 
     array = to_network(read_image(path), "jpeg").array

@@ -22,8 +22,8 @@ import torch
 
 import dagl
 from dagl.export.onnx import export_onnx
-from dagl.io import read_image
-from dagl.metrics import psnr
+from dagl.images.io import read_image
+from dagl.images.metrics import psnr
 from dagl.runtime import Restorer
 
 DATASETS = Path(os.environ.get("DAGL_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))

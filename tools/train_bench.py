@@ -58,7 +58,7 @@ def worker(setup: SetUp, task: str, batch: int, patch: int, steps: int) -> dict 
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from dagl.configs import get_config
+    from dagl.tasks.configs import get_config
     from dagl.train.trainer import build_network, l2_gradients
 
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

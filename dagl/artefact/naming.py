@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..configs import get_config
+from ..tasks.configs import get_config
 from .precision import GRAPH_PRECISIONS, REFERENCE, get_graph_precision
 
 PREFIX = "dagl"
@@ -39,8 +39,8 @@ RANDOM_LABEL = "RANDOM"
 def artefact_stem(task: str, sigma: int | None = None) -> str:
     """``dagl-<task>`` or ``dagl-<task>-s<sigma>``: the stem of every file of one model variant.
 
-    The task's sigma rule is applied first (:meth:`~dagl.configs.TaskConfig.check_sigma`), so no name
-    is made for a variant that does not exist: :class:`~dagl.configs.TaskError` says which do.
+    The task's sigma rule is applied first (:meth:`~dagl.tasks.configs.TaskConfig.check_sigma`), so no name
+    is made for a variant that does not exist: :class:`~dagl.tasks.configs.TaskError` says which do.
     """
     sigma = get_config(task).check_sigma(sigma)
     return f"{PREFIX}-{task}" + (f"-s{sigma}" if sigma is not None else "")

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from ..cli_common import SEED, Command, FiniteFloat, sigma_option, task_option
-from ..memory import check_memory, check_training_memory, memory_budget
 from ..artefact.naming import weights_name
+from ..cli.common import SEED, Command, FiniteFloat, sigma_option, task_option
+from ..memory import check_memory, check_training_memory, memory_budget
 from .config import GFAM_NAMES, HELD_OUT, LR_STEP_ITERATIONS, NO_VALIDATION, TrainConfig
 from .sources import check_sources
 

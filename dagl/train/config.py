@@ -30,7 +30,7 @@ HELD_OUT = "held-out"
 NO_VALIDATION = "none"
 
 
-#: The names of ``dagl.gfam.GFAM_IMPLEMENTATIONS``, spelled here so that ``dagl-train --help`` needs no
+#: The names of ``dagl.network.gfam.GFAM_IMPLEMENTATIONS``, spelled here so that ``dagl-train --help`` needs no
 #: torch (a test keeps the two equal); the first is the training default.
 GFAM_NAMES = ("unfold", "batched", "plain")
 
@@ -93,7 +93,7 @@ class TrainConfig:
         if self.init is not None and not self.val:
             raise TrainingError("--init needs --val: the run validates the starting weights and ships "
                                 "whichever of them and the trained ones validate better")
-        from ..datasets import DATASETS
+        from ..data.datasets import DATASETS
 
         if self.init is not None and self.val in DATASETS:
             raise TrainingError(f"--init chooses between the starting and the trained weights on --val, and "

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from ..channels import ChannelError, split_alpha
-from ..configs import TaskConfig
-from ..io import ImageReadError, read_image, to_luma
+from ..images.io import ImageReadError, read_image, to_luma
+from ..tasks.channels import ChannelError, split_alpha
+from ..tasks.configs import TaskConfig
 from .config import TrainingError
 from .heldout import is_held_out
 from .sources import pair_paths

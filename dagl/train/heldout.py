@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..configs import TaskConfig
-from ..datasets import centre_crop
-from ..degradations import jpeg_pil
+from ..data.datasets import centre_crop
+from ..tasks.configs import TaskConfig
+from ..tasks.degradations import jpeg_pil
 from .config import HELD_OUT
 
 __all__ = ["HELD_OUT", "HELD_OUT_FILES", "HELD_OUT_SEED", "held_out_pairs", "is_held_out"]

@@ -1,6 +1,6 @@
 """The two files a finished run ships: FP16 safetensors and the model card beside them.
 
-Their names are the ones :mod:`dagl.pretrained` looks for, so shipping trained weights is copying
+Their names are the ones :mod:`dagl.weights.pretrained` looks for, so shipping trained weights is copying
 ``dagl-<task>[-s<sigma>].safetensors`` and its ``.md`` into ``dagl/weights/``.
 """
 
@@ -17,7 +17,7 @@ from torch import nn
 from ..artefact.naming import WEIGHTS_KEY, WEIGHTS_SUFFIX, random_label, weights_name
 from ..atomic import write_atomic
 from ..files import file_digest
-from ..weights import save_safetensors
+from ..weights.checkpoints import save_safetensors
 from .config import HELD_OUT, LR_GAMMA, TrainConfig
 
 
@@ -164,7 +164,7 @@ def untrained_reason(config: TrainConfig, iterations: int) -> str | None:
 
 
 def write_weights(model: nn.Module, config: TrainConfig, iterations: int) -> Path:
-    """FP16 safetensors named as :mod:`dagl.pretrained` expects, with the run in its metadata.
+    """FP16 safetensors named as :mod:`dagl.weights.pretrained` expects, with the run in its metadata.
 
     Weights that were never trained carry the random label every command warns about (``dagl.weights``).
     """

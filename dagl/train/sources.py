@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..configs import TaskConfig, get_config
-from ..datasets import DATASETS
-from ..io import IMAGE_SUFFIXES
+from ..data.datasets import DATASETS
+from ..images.io import IMAGE_SUFFIXES
 from ..outputs import check_output_folder
 from ..suggest import did_you_mean
+from ..tasks.configs import TaskConfig, get_config
 from .config import HELD_OUT, NO_VALIDATION, TrainConfig, TrainingError
 
 #: Paired (real-noise) training folders hold clean/ and, with the same file names, noisy/ (or
-#: degraded/, the layout :func:`dagl.datasets.folder_set` evaluates).
+#: degraded/, the layout :func:`dagl.data.datasets.folder_set` evaluates).
 PAIRED_DEGRADED = ("noisy", "degraded")
 
 

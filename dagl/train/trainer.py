@@ -20,10 +20,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from .. import load as load_weights
-from ..configs import TaskConfig, get_config
-from ..gfam import GFAMHead
-from ..model import DAGL, create
-from ..weights import WeightsError, load_into
+from ..network.gfam import GFAMHead
+from ..network.model import DAGL, create
+from ..tasks.configs import TaskConfig, get_config
+from ..weights.checkpoints import WeightsError, load_into
 from . import checkpoint, release
 from .budget import TimeBudget
 from .config import LR_GAMMA, TrainConfig, TrainingError

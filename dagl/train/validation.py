@@ -1,6 +1,6 @@
 """Held-out PSNR during training: a quick, deterministic proxy to follow progress and pick weights.
 
-The sets and their degraded inputs are :mod:`dagl.datasets`' (protocol noise, the stored MATLAB
+The sets and their degraded inputs are :mod:`dagl.data.datasets`' (protocol noise, the stored MATLAB
 JPEGs at each CAR quality, the stored GRBG mosaics, or a clean/ + degraded/ folder). Full test
 images would need the release's tiled inference (the attention grows with the square of the
 area), so validation runs on a centred crop of each image; the paper-protocol numbers come from
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..configs import TaskConfig
-from ..datasets import DATASETS, DatasetError, open_set
-from ..metrics import psnr
+from ..data.datasets import DATASETS, DatasetError, open_set
+from ..images.metrics import psnr
+from ..tasks.configs import TaskConfig
 from .config import TrainingError
 from .data import load_images, stored_to_float
 from .heldout import HELD_OUT, held_out_pairs

@@ -12,16 +12,16 @@ from click.core import ParameterSource
 from rich.console import Console
 
 from dagl.atomic import write_atomic
-from dagl.cli_common import Group, device_option, max_pixels_option, sigma_option, task_option
-from dagl.cli_progress import print_table, progress
-from dagl.datasets import DATASETS, EvalSet, named_set, open_set
+from dagl.cli.common import Group, device_option, max_pixels_option, sigma_option, task_option
+from dagl.cli.progress import print_table, progress
+from dagl.data.datasets import DATASETS, EvalSet, named_set, open_set
 from dagl.device import resolve_device
 from dagl.errors import DaglError, OutputError, UserInputError, output_error
 from dagl.outputs import check_output_file, check_output_folder
-from dagl.pretrained import WEIGHTS_DIR
 from dagl.runtime import Restorer
 from dagl.runtime.loader import choose_model
 from dagl.runtime.options import backend_option, restoration_options, tiling_option
+from dagl.weights.pretrained import WEIGHTS_DIR
 
 from .paper import (ARTEFACT_SUFFIXES, PAPER_CELLS, PaperCell, PaperRow, expected_names, find_artefact, paper_markdown,
                     paper_terminal_table)

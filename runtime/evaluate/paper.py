@@ -1,6 +1,6 @@
 """The paper's table cells, their target numbers, and where their weights are expected.
 
-The targets are written once, on each task's record (``dagl/configs.py``, from the paper's Tables 1, 3
+The targets are written once, on each task's record (``dagl/tasks/configs.py``, from the paper's Tables 1, 3
 and 4, all with the x8 self-ensemble); ``dagl-eval paper`` runs every cell it finds weights for
 and prints our number beside the paper's.
 """
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from dagl.artefact.naming import (CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES, WEIGHTS_SUFFIX, artefact_stem,
                                   lookup_names)
-from dagl.configs import TASKS
+from dagl.tasks.configs import TASKS
 
 from .report import fmt_db, fmt_delta, fmt_ssim, markdown_table
 from .scoring import EvalResult
@@ -47,7 +47,7 @@ class PaperCell:
 
 
 def _cells() -> tuple[PaperCell, ...]:
-    """One cell per test set and variant of every task's record (:data:`dagl.configs.TASKS`), in task order."""
+    """One cell per test set and variant of every task's record (:data:`dagl.tasks.configs.TASKS`), in task order."""
     return tuple(PaperCell(test.table, cfg.name, test.name, psnr, sigma=variant if cfg.sigmas else None,
                            quality=variant if cfg.qualities else None, ssim=test.paper_ssim,
                            unavailable=test.unavailable)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dagl.datasets import EvalSet, centre_crop
-from dagl.metrics import psnr, ssim
+from dagl.data.datasets import EvalSet, centre_crop
+from dagl.images.metrics import psnr, ssim
 from dagl.runtime import Restorer
 from dagl.runtime.compare import measure
 

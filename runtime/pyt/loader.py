@@ -8,7 +8,7 @@ from pathlib import Path
 import dagl
 from dagl.artefact import declared_metadata
 from dagl.files import file_digest
-from dagl.weights import WeightsError, weights_metadata
+from dagl.weights.checkpoints import WeightsError, weights_metadata
 
 from ..base import ModelInfo, ModelInputError, RunnerRequest
 from ..metadata import resolve_info

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from dagl.cli_common import Command, max_pixels_option, sigma_option, task_option
-from dagl.interrupt import Interrupted
+from dagl.cli.common import Command, max_pixels_option, sigma_option, task_option
+from dagl.cli.interrupt import Interrupted
 
 from ..options import restoration_options
 from .server import DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DEFAULT_QUEUE_DELAY_US, ServeOptions

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dagl import io
 from dagl.artefact import artefact_stem
 from dagl.errors import DaglError
+from dagl.images import io
 
 from ..restorer import Restorer
 from .gate import REFUSED, Gate, start_gate

@@ -7,10 +7,10 @@ from click.testing import CliRunner
 
 from dagl.artefact.naming import (artefact_stem, engine_name, lookup_names, manifest_name, onnx_name, sidecar_path,
                                   weights_name)
-from dagl.configs import TaskError
 from dagl.export.cli import main as export_main
-from dagl.pretrained import WEIGHTS_DIR, shipped_weights
 from dagl.runtime.evaluate.paper import PAPER_CELLS, expected_names, find_artefact
+from dagl.tasks.configs import TaskError
+from dagl.weights.pretrained import WEIGHTS_DIR, shipped_weights
 
 
 def test_names_carry_the_noise_level_for_denoise_only():

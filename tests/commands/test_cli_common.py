@@ -1,4 +1,4 @@
-"""The commands' shared options and their one error path (dagl.cli_common)."""
+"""The commands' shared options and their one error path (dagl.cli.common)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from dagl.calibration.cli import main as calibrate_main
-from dagl.cli_common import Command, Device, device_option, sigma_option
+from dagl.cli.common import Command, Device, device_option, sigma_option
 from dagl.device import DeviceError, cuda_index, is_cuda, resolve_device
 from dagl.errors import DaglError, UserInputError
 from dagl.export.cli import main as export_main

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from dagl.cli_progress import LineProgress, format_eta, print_table
+from dagl.cli.progress import LineProgress, format_eta, print_table
 
 
 class Clock:

@@ -19,7 +19,7 @@ import click
 import numpy as np
 import pytest
 
-from dagl.io import write_image
+from dagl.images.io import write_image
 from help_bench import commands
 from colour_images import colour_jpeg
 

@@ -18,13 +18,13 @@ from click.testing import CliRunner
 
 import dagl
 import dagl.train.distributed
-from dagl.datasets import folder_set
+from dagl.data.datasets import folder_set
 from dagl.errors import OutputError, UserInputError
-from dagl.io import write_image
+from dagl.export.cli import main as export_main
+from dagl.images.io import write_image
 from dagl.outputs import check_output_folder
 from dagl.runtime import cli as infer_cli
 from dagl.runtime.evaluate import cli as eval_cli
-from dagl.export.cli import main as export_main
 from dagl.suggest import did_you_mean
 from dagl.train.cli import command as train_command
 

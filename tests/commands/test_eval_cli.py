@@ -15,7 +15,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 import dagl
-from dagl.io import read_image, write_image
+from dagl.images.io import read_image, write_image
 from dagl.runtime.evaluate.cli import main
 from dagl.runtime.evaluate.paper import PAPER_CELLS
 

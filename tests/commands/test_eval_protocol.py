@@ -18,8 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import dagl
 from dagl.artefact.naming import artefact_stem
-from dagl.io import read_image
 from dagl.export.cli import main as export_main
+from dagl.images.io import read_image
 from dagl.runtime.evaluate.cli import main
 from release_network import release_chop
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from crafted import tiny_onnx
 from dagl.errors import OutputError, os_error_exit_code, output_error
-from dagl.io import ImageWriteError, write_image
+from dagl.images.io import ImageWriteError, write_image
 
 
 @pytest.mark.parametrize(("code", "exit_code"), [(errno.ENOSPC, 1), (errno.EDQUOT, 1), (errno.EIO, 1),
@@ -42,7 +42,7 @@ def test_a_full_disk_while_writing_an_image_is_a_failure_while_working(tmp_path,
 _SHORT_WRITE = """
 import resource, signal, sys
 import numpy as np
-from dagl.io import ImageWriteError, write_image
+from dagl.images.io import ImageWriteError, write_image
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
 try:
@@ -168,7 +168,7 @@ def test_names_the_system_will_not_look_up_are_one_line_exit_2(tmp_path, capsys,
 
 
 def test_read_image_refuses_a_name_over_the_limit_as_the_users(tmp_path):
-    from dagl.io import ImageReadError, read_image
+    from dagl.images.io import ImageReadError, read_image
 
     with pytest.raises(ImageReadError, match=r"\.\.\.a+\.png: File name too long \([0-9]+ bytes\)") as excinfo:
         read_image(tmp_path / ("a" * 300 + ".png"))

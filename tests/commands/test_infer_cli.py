@@ -8,8 +8,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import dagl.io
-from dagl.io import read_image, write_image
+import dagl.images.io
+from dagl.images.io import read_image, write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main
 from crafted import png_bomb, tiff_bomb, tiny_onnx
@@ -296,12 +296,12 @@ def test_missing_inputs_is_a_usage_error_with_the_shared_prefix(onnx_path):
 
 
 def test_max_pixels_sets_the_library_limit(gray_png, tmp_path):
-    previous = dagl.io.max_pixels()
+    previous = dagl.images.io.max_pixels()
     try:
         infer(tmp_path / "absent.onnx", gray_png, "-o", tmp_path / "o.png", "--max-pixels", "1000")
-        assert dagl.io.max_pixels() == 1000
+        assert dagl.images.io.max_pixels() == 1000
     finally:
-        dagl.io.set_max_pixels(previous)
+        dagl.images.io.set_max_pixels(previous)
 
 
 def test_nan_output_fails_that_image_only_and_writes_nothing_for_it(gray_png, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
-from dagl.io import read_image, write_image
+from dagl.images.io import read_image, write_image
 
 INFER = str(Path(sys.executable).parent / "dagl-infer")
 LINE = re.compile(r"dagl-infer: (\S+): PSNR ([\d.]+) -> ([\d.]+) dB against (\S+) \(([+-][\d.]+) dB\)")

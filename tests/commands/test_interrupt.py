@@ -22,21 +22,21 @@ def test_a_signal_while_the_command_still_imports_is_one_line(tmp_path, signum, 
     the command's module still imports (a stand-in module that signals itself as it imports)."""
     (tmp_path / "importing_cli.py").write_text(f"import os, time\nos.kill(os.getpid(), {int(signum)})\n"
                                                "time.sleep(60)\nprint('not interrupted')\n")
-    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from dagl import console; "
+    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from dagl.cli import console; "
               "console.COMMANDS['dagl-infer'] = 'importing_cli'; console.infer()")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr, result.stdout) == (code, "dagl-infer: error: interrupted\n", "")
 
 
 def test_every_console_script_starts_through_the_signal_handling(monkeypatch):
-    """[project.scripts] names a dagl.console function per command, and each runs its command's module."""
+    """[project.scripts] names a dagl.cli.console function per command, and each runs its command's module."""
     import tomllib
 
     import click
     from importlib import import_module
     from pathlib import Path
 
-    from dagl import console
+    from dagl.cli import console
 
     scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
     assert set(scripts) == set(console.COMMANDS)
@@ -45,7 +45,7 @@ def test_every_console_script_starts_through_the_signal_handling(monkeypatch):
         started: list[str] = []
         monkeypatch.setattr(console, "run", started.append)
         getattr(console, function)()
-        assert (module, started) == ("dagl.console", [prog])
+        assert (module, started) == ("dagl.cli.console", [prog])
         command = import_module(console.COMMANDS[prog])
         assert callable(command.main)
         assert any(isinstance(value, click.Command) and value.name == prog for value in vars(command).values())
@@ -62,8 +62,8 @@ def test_library_users_keep_their_signal_handlers():
 
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
 def test_a_signal_during_inference_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, signum, code):
-    from dagl.runtime.onnxrt import OnnxRuntimeRunner
     from dagl.runtime.cli import main
+    from dagl.runtime.onnxrt import OnnxRuntimeRunner
 
     model = tiny_onnx(tmp_path / "m.onnx")
     Image.fromarray(np.full((40, 40), 90, np.uint8)).save(tmp_path / "in.png")
@@ -85,7 +85,7 @@ def test_a_signal_during_inference_is_one_line_and_writes_nothing(tmp_path, caps
 
 def test_a_forked_worker_keeps_pythons_default_behaviour():
     """DataLoader workers inherit the handlers: SIGTERM still ends them as SIG_DFL would (killed by signal 15)."""
-    from dagl.interrupt import signals_interrupt
+    from dagl.cli.interrupt import signals_interrupt
 
     ready, tell = os.pipe()
     with signals_interrupt():

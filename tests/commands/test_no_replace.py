@@ -11,7 +11,7 @@ from PIL import Image
 
 from crafted import tiny_onnx
 from dagl.atomic import write_atomic
-from dagl.io import ImageWriteError, write_image
+from dagl.images.io import ImageWriteError, write_image
 
 
 def _left(folder):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dagl.cli_common import MAX_THREADS
+from dagl.cli.common import MAX_THREADS
 
 TRAIN = ["--task", "jpeg", "--data", "nowhere", "--iterations", "1"]
 
@@ -14,7 +14,7 @@ TRAIN = ["--task", "jpeg", "--data", "nowhere", "--iterations", "1"]
 def _with_data(tmp_path):
     """dagl-train's options with a data folder of one real image: the folder checks (which come first, before
     torch imports) pass, so what is refused is the option under test, still before any data loads."""
-    from dagl.io import write_image
+    from dagl.images.io import write_image
 
     (tmp_path / "data").mkdir()
     write_image(tmp_path / "data" / "one.png", np.full((64, 64), 0.5, np.float32), 8)

@@ -13,7 +13,7 @@ import dagl.export.cli
 from crafted import tiny_onnx
 from dagl.artefact import PRECISIONS
 from dagl.export.pipeline import ExportResult
-from dagl.io import write_image
+from dagl.images.io import write_image
 from dagl.runtime import bench
 from dagl.runtime import cli as infer_cli
 from dagl.runtime.evaluate import cli as eval_cli

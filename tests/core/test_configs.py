@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import dagl
-from dagl.configs import TaskError
+from dagl.tasks.configs import TaskError
 
 
 def test_four_tasks_are_configurations_of_one_model():

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dagl.datasets import DatasetError, add_protocol_noise, centre_crop, datasets_root, folder_set, named_set, open_set
-from dagl.degradations import grbg_mask
-from dagl.io import read_image
+from dagl.data.datasets import DatasetError, add_protocol_noise, centre_crop, datasets_root, folder_set, named_set, open_set
+from dagl.images.io import read_image
+from dagl.tasks.degradations import grbg_mask
 
 
 def readme_noise(clean: np.ndarray, sigma: float) -> np.ndarray:

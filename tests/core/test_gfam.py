@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import dagl
-from dagl.gfam import PlainGFAM, pad_same
+from dagl.network.gfam import PlainGFAM, pad_same
 from gfam_heads import make_heads, masked_share
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import dagl
-from dagl.gfam import PlainGFAM, UnfoldGFAM
+from dagl.network.gfam import PlainGFAM, UnfoldGFAM
 from gfam_heads import make_heads, masked_share
 
 SIZES = [(9, 11), (16, 16), (21, 14), (32, 32)]

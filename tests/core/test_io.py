@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from dagl.io import ImageWriteError, read_image, write_image
+from dagl.images.io import ImageWriteError, read_image, write_image
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, gray, monkeypatch):
 
 
 def _refusal(path):
-    from dagl.io import ImageReadError
+    from dagl.images.io import ImageReadError
 
     with pytest.raises(ImageReadError) as excinfo:
         read_image(path)
@@ -129,7 +129,7 @@ def test_a_file_named_with_no_known_extension_is_read_by_its_content(tmp_path):
 def test_transparency_without_an_alpha_channel_becomes_alpha(tmp_path, mode):
     """A palette's (or a colour key's) transparent colour was dropped by the conversion to RGB; as alpha,
     the channel rules refuse it like RGBA's."""
-    from dagl.channels import ChannelError, split_alpha
+    from dagl.tasks.channels import ChannelError, split_alpha
 
     key = {"P": 1, "1": 1, "L": 7, "RGB": (7, 7, 7), "I;16": 300}[mode]
     img = Image.new(mode, (4, 2), 0)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from dagl.datasets import add_protocol_noise
-from dagl.io import read_image
-from dagl.metrics import psnr, ssim
+from dagl.data.datasets import add_protocol_noise
+from dagl.images.io import read_image
+from dagl.images.metrics import psnr, ssim
 
 
 def skimage_ssim(test: np.ndarray, reference: np.ndarray) -> float:

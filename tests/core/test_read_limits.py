@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from crafted import BOMBS, png_bomb
-from dagl import io
-from dagl.io import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, max_pixels, read_image, set_max_pixels
+from dagl.images import io
+from dagl.images.io import DEFAULT_MAX_PIXELS, ImageReadError, ImageTooLargeError, max_pixels, read_image, set_max_pixels
 
 
 @pytest.fixture
@@ -109,13 +109,13 @@ def test_npy_with_python_objects_is_refused_without_unpickling(tmp_path):
 
 
 def _through_eval_dataset(folder):
-    from dagl.datasets import folder_set
+    from dagl.data.datasets import folder_set
 
     list(folder_set(folder, "denoise", sigma=25))
 
 
 def _through_training_data(folder):
-    from dagl.configs import get_config
+    from dagl.tasks.configs import get_config
     from dagl.train.data import load_images
 
     load_images([folder / "clean"], get_config("denoise"), patch=8)
@@ -259,7 +259,7 @@ def test_a_jpeg_of_repeated_scans_is_refused_before_decoding(tmp_path):
 
 def test_scans_are_counted_past_markers_inside_the_entropy_data(tmp_path):
     from crafted import scan_bomb
-    from dagl.jpeg import count_scans
+    from dagl.images.jpeg import count_scans
 
     assert count_scans(scan_bomb(tmp_path / "one.jpg", 1, (300, 200))) == 10
     Image.new("L", (40, 30), 128).save(tmp_path / "base.jpg", format="JPEG")
@@ -270,7 +270,7 @@ def test_a_tiff_cut_into_too_many_strips_is_refused_before_any_is_read(tmp_path)
     """One-row strips of a tall, one-pixel-wide page: each strip is a step of the count and of the decode."""
     import tifffile
 
-    from dagl.tiff import MAX_SEGMENTS
+    from dagl.images.tiff import MAX_SEGMENTS
 
     path = tmp_path / "strips.tif"
     tifffile.imwrite(path, np.zeros((MAX_SEGMENTS + 1, 1), np.uint8), rowsperstrip=1)

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 import dagl
-from dagl.configs import get_config
-from dagl.weights import read_state_dict, save_safetensors
+from dagl.tasks.configs import get_config
+from dagl.weights.checkpoints import read_state_dict, save_safetensors
 from release_network import RR
 
 #: Main-body ResBlocks of a 16-ResBlock network: body.{n/2} = body.8 is the M-GFAM stack.

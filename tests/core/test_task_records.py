@@ -9,13 +9,13 @@ import pytest
 from PIL import Image
 
 from dagl.calibration.samples import task_crops
-from dagl.configs import TASKS, get_config
-from dagl.datasets import DATASETS, folder_set
-from dagl.degradations import TrainingJpeg, jpeg_pil
+from dagl.data.datasets import DATASETS, folder_set
 from dagl.errors import DaglError
-from dagl.io import read_image
+from dagl.images.io import read_image
 from dagl.runtime.channels import to_network
-from dagl.testsets import CalibrationCrops
+from dagl.tasks.configs import TASKS, get_config
+from dagl.tasks.degradations import TrainingJpeg, jpeg_pil
+from dagl.tasks.testsets import CalibrationCrops
 from dagl.train.data import TrainingPairs, describe_degradation, load_images
 
 SIDE = 20

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import dagl
-from dagl.configs import TaskError
-from dagl.weights import WeightsError
+from dagl.tasks.configs import TaskError
+from dagl.weights.checkpoints import WeightsError
 
 
 @pytest.mark.slow
@@ -122,7 +122,7 @@ def test_no_torch_load_in_the_tree_unpickles_arbitrary_objects():
     (lambda t: t.index_fill(0, torch.tensor([0]), float("inf")), "holds 1 NaN or infinite value"),
 ])
 def test_non_float_or_non_finite_tensors_are_refused_by_name(bad, message):
-    from dagl.weights import check_values
+    from dagl.weights.checkpoints import check_values
 
     state = {"head.0.weight": torch.ones(4, 1, 3, 3), "tail.0.bias": bad(torch.linspace(-1, 1, 4))}
     with pytest.raises(WeightsError, match=f"tensor 'tail.0.bias' {message}"):
@@ -178,7 +178,7 @@ def test_differing_copies_of_the_shared_slope_are_refused_in_one_line_and_nothin
 def test_dagl_infer_refuses_differing_copies_in_one_line(untied_files, tmp_path):
     from click.testing import CliRunner
 
-    from dagl.io import write_image
+    from dagl.images.io import write_image
     from dagl.runtime.cli import main
 
     image = write_image(tmp_path / "in.png", np.zeros((16, 16), np.float32), 8)

@@ -15,7 +15,7 @@ from dagl.calibration import ranges as calib
 from dagl.calibration.cli import main as calibrate_main
 from dagl.calibration.policy import RANGES_FILE, load_ranges
 from dagl.calibration.samples import task_crops
-from dagl.gfam import GFAMHead, pad_same
+from dagl.network.gfam import GFAMHead, pad_same
 
 
 @pytest.fixture(scope="module")

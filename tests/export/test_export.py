@@ -19,13 +19,13 @@ import torch
 from click.testing import CliRunner
 
 import dagl
-from dagl.files import file_digest
 from dagl.calibration.policy import attention_path_nodes, float32_attention, fp32_nodes, module_scope
 from dagl.calibration.ranges import RangeTracker, track
 from dagl.calibration.samples import task_crops
-from dagl.gfam import BatchedGFAM
 from dagl.export.cli import main
 from dagl.export.trt_check import check_tensorrt_compatible
+from dagl.files import file_digest
+from dagl.network.gfam import BatchedGFAM
 from dagl.runtime.compare import ONNX_FP16, ONNX_FP32, compare, worst
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from dagl.artefact.precision import INT8
 from dagl.calibration.int8 import activation_ranges, calibration_batches, quantize
-from dagl.io import write_image
+from dagl.images.io import write_image
 from dagl.runtime import create_runner
 from dagl.runtime.backends import tolerance_for
 from dagl.runtime.compare import compare

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dagl.configs import get_config
 from dagl.artefact import onnx_metadata
 from dagl.chosen_weights import WeightsInfo
+from dagl.tasks.configs import get_config
 from export_bench import worker  # tools/ is on pytest's pythonpath
 
 

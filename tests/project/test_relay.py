@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 import dagl
 import relay  # tools/ is on pytest's pythonpath
 from dagl.files import file_digest
-from dagl.weights import save_safetensors, weights_metadata
+from dagl.weights.checkpoints import save_safetensors, weights_metadata
 
 PNG = b"\x89PNG\r\n\x1a\n"
 START_ROW = ("date,iterations,crops,train_hours,classic5_q10,live1_q10,note\n"

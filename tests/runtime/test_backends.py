@@ -22,12 +22,12 @@ from onnx import TensorProto, helper
 import fake_tensorrt
 from dagl.artefact import DEFAULT_BATCH, GPU, EngineSidecar, PrecisionError, Profile, engine_build
 from dagl.files import file_digest
-from dagl.io import write_image
+from dagl.images.io import write_image
 from dagl.runtime import ModelInfo, RuntimeLoadError, create_runner
 from dagl.runtime import cli as infer_cli
 from dagl.runtime.backends import REGISTRY, auto_backend, backends_for
-from dagl.runtime.base import CACHE_ENV, default_cache_dir
 from dagl.runtime.backends import tolerance_for
+from dagl.runtime.base import CACHE_ENV, default_cache_dir
 from dagl.runtime.compare import ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32
 from dagl.runtime.loader import BACKEND_HELP, BACKENDS
 from dagl.runtime.onnxrt import OnnxRuntimeRunner, OnnxRuntimeTensorRTRunner

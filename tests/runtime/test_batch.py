@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagl.io import write_image
+from dagl.images.io import write_image
 from dagl.runtime.batch import check_batch, plan_batch
 
 

@@ -17,9 +17,9 @@ import torch
 from click.testing import CliRunner
 
 from dagl.artefact.naming import onnx_name
-from dagl.datasets import centre_crop
-from dagl.io import read_image
+from dagl.data.datasets import centre_crop
 from dagl.export.cli import main as export_main
+from dagl.images.io import read_image
 from dagl.runtime import Restorer
 from dagl.runtime.backends import tolerance_for
 from dagl.runtime.compare import Tolerance, compare

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dagl.colour import rgb_to_ycbcr
-from dagl.degradations import mosaic_grbg
-from dagl.io import read_image
+from dagl.images.colour import rgb_to_ycbcr
+from dagl.images.io import read_image
 from dagl.runtime.channels import ChannelError, to_network
+from dagl.tasks.degradations import mosaic_grbg
 from colour_images import RNG, colour_jpeg, jfif_ycbcr
 
 

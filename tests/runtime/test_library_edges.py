@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from crafted import tiny_onnx
-from dagl.io import ImageWriteError, check_writable, write_image
+from dagl.images.io import ImageWriteError, check_writable, write_image
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif", ".npy"])

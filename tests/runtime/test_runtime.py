@@ -11,8 +11,8 @@ import torch
 
 import dagl
 from dagl.artefact import EngineSidecar, Profile
-from dagl.io import read_image
-from dagl.metrics import psnr
+from dagl.images.io import read_image
+from dagl.images.metrics import psnr
 from dagl.runtime import Restorer, RuntimeLoadError, create_runner
 from dagl.runtime.trt import EngineTarget, engine_mismatch
 from onnx_models import add_metadata
@@ -121,7 +121,7 @@ def test_task_conflicts_and_missing_task_are_refused(onnx_path, official_checkpo
 def test_a_task_name_runs_the_shipped_weights(tmp_path, monkeypatch, official_checkpoint):
     with pytest.raises(RuntimeLoadError, match="no trained weights ship for 'dagl-demosaic'"):
         create_runner("demosaic")  # no demosaic weights ship yet
-    monkeypatch.setattr(dagl.pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(dagl.weights.pretrained, "WEIGHTS_DIR", tmp_path)
     dagl.save_safetensors(dagl.load("jpeg", weights=official_checkpoint("jpeg")), tmp_path / "dagl-jpeg.safetensors")
     runner = create_runner("jpeg")
     assert (runner.name, runner.info.task) == ("torch", "jpeg")

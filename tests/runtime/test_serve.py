@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dagl.io import write_image
+from dagl.images.io import write_image
 from dagl.runtime import Restorer
 from dagl.runtime.cli import main as infer_main
 from dagl.runtime.serve.client import ServerError, error_line, server_address
@@ -135,7 +135,7 @@ def start_server(log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     pytest.importorskip("pytriton")
     pytest.importorskip("tritonclient.http")
     port = free_port()
-    command = [sys.executable, "-c", "from dagl.console import serve; serve()", "jpeg", "--port", str(port),
+    command = [sys.executable, "-c", "from dagl.cli.console import serve; serve()", "jpeg", "--port", str(port),
                "--tile", "16", "--overlap", "4", "--threads", "1", *extra]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -2,7 +2,7 @@
 --init and the relay choose weights; the paper's test sets are refused for that choice.
 
 The validation pairs are checked against an independent derivation: the PNG read with Pillow, the centred
-crop at even offsets cut here, and Pillow's own JPEG encoder called here (not dagl.degradations.jpeg_pil).
+crop at even offsets cut here, and Pillow's own JPEG encoder called here (not dagl.tasks.degradations.jpeg_pil).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import dagl
-from dagl.configs import get_config
-from dagl.datasets import DATASETS
+from dagl.data.datasets import DATASETS
+from dagl.tasks.configs import get_config
 from dagl.train import TrainConfig, TrainingError
 from dagl.train.cli import command, main
 from dagl.train.config import HELD_OUT
@@ -42,7 +42,7 @@ def bsd400(datasets_dir: Path) -> Path:
 
 
 def _centre(image: np.ndarray, size: int) -> np.ndarray:
-    """The centred window at even offsets, cut independently of dagl.datasets.centre_crop."""
+    """The centred window at even offsets, cut independently of dagl.data.datasets.centre_crop."""
     top, left = ((n - size) // 2 // 2 * 2 for n in image.shape[:2])
     return image[top:top + size, left:left + size]
 

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 import dagl
-from dagl.configs import get_config
-from dagl.degradations import grbg_mask, jpeg_pil
+from dagl.tasks.configs import get_config
+from dagl.tasks.degradations import grbg_mask, jpeg_pil
 from dagl.train import Trainer, TrainingError, distributed
 from dagl.train.cli import main
 from dagl.train.data import EpochKeySampler, TrainingPairs, augment, load_images
@@ -256,7 +256,7 @@ def test_the_cpu_training_default_is_the_unfold_gfam():
 
 
 def test_dagl_train_offers_every_gfam_implementation():
-    from dagl.gfam import GFAM_IMPLEMENTATIONS
+    from dagl.network.gfam import GFAM_IMPLEMENTATIONS
     from dagl.train.config import GFAM_NAMES
 
     assert sorted(GFAM_NAMES) == sorted(GFAM_IMPLEMENTATIONS)

@@ -25,13 +25,13 @@ from typing import Any, TypeVar
 import click
 from click.exceptions import NoArgsIsHelpError
 
-from . import io
-from .artefact.precision import PRECISIONS
-from .configs import TASKS
-from .device import AUTO, DeviceError, is_auto, resolve_device
-from .errors import DaglError, UserInputError, path_error
+from ..artefact.precision import PRECISIONS
+from ..device import AUTO, DeviceError, is_auto, resolve_device
+from ..errors import DaglError, UserInputError, path_error
+from ..images import io
+from ..suggest import did_you_mean
+from ..tasks.configs import TASKS
 from .interrupt import Interrupted, signals_interrupt
-from .suggest import did_you_mean
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,12 +121,12 @@ class NameChoice(click.Choice):
 
 
 def task_option(required: bool = False, help: str = "Which of the paper's networks.") -> Callable[[F], F]:
-    """``--task``: one of the registered tasks (dagl/configs.py)."""
+    """``--task``: one of the registered tasks (dagl/tasks/configs.py)."""
     return click.option("--task", required=required, type=NameChoice(list(TASKS)), help=help)
 
 
 #: The noise level on the 0-255 scale; which values a *model* exists for is the task's rule
-#: (:meth:`dagl.configs.TaskConfig.check_sigma`), applied where a model is picked.
+#: (:meth:`dagl.tasks.configs.TaskConfig.check_sigma`), applied where a model is picked.
 SIGMA = click.IntRange(1, 255)
 
 
@@ -198,7 +198,7 @@ def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | Non
 
 
 def max_pixels_option() -> Callable[[F], F]:
-    """``--max-pixels N``: the largest input image read (dagl.io's limit), set before any input is read."""
+    """``--max-pixels N``: the largest input image read (dagl.images.io's limit), set before any input is read."""
     return click.option("--max-pixels", type=click.IntRange(min=1), default=None, expose_value=False,
                         callback=_set_max_pixels, is_eager=True,
                         help=f"Refuse input images with more pixels than this (default: "

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .artefact.naming import WEIGHTS_SUFFIX
-from .atomic import atomic_path
-from .errors import WeightsError
+from ..artefact.naming import WEIGHTS_SUFFIX
+from ..atomic import atomic_path
+from ..errors import WeightsError
 
 #: Keys of the release's checkpoints that the forward pass never uses and our model does not carry.
 IGNORED_PREFIXES = ("add_mean.",)

@@ -3,7 +3,7 @@
 The test-time ones reproduce the paper's protocol (``docs/dagl-reference.md``) exactly (seeded torch noise, stored
 MATLAB JPEGs, stored GRBG mosaics), so that PSNRs compare with the paper's; the training ones
 draw from a caller-owned generator so that runs are reproducible and resumable. Each task's
-training degradation is a :class:`TrainingDegradation` on its :class:`~dagl.configs.TaskConfig`.
+training degradation is a :class:`TrainingDegradation` on its :class:`~dagl.tasks.configs.TaskConfig`.
 """
 
 from __future__ import annotations

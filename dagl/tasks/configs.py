@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .channels import ChannelPolicy, RawFrame
 from .degradations import (PairedNoise, TrainingDegradation, TrainingJpeg, TrainingMosaic, TrainingNoise,
                            raw_to_mosaic)
-from .errors import UserInputError
+from ..errors import UserInputError
 from .testsets import CalibrationCrops, PaperSet, ProtocolNoise, StoredInputs
 
 
@@ -33,7 +33,7 @@ class TaskConfig:
     name: str
     n_resblocks: int
     description: str
-    #: The network's planes and the image files its readers accept (:mod:`dagl.channels`).
+    #: The network's planes and the image files its readers accept (:mod:`dagl.tasks.channels`).
     channel_policy: ChannelPolicy
     #: How a clean training crop becomes the network's input.
     degradation: TrainingDegradation

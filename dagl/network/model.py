@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 import torch
 
-from .configs import TaskConfig, get_config
-from .errors import WeightsError
+from ..errors import WeightsError
+from ..tasks.configs import TaskConfig, get_config
 from .gfam import GFAM_IMPLEMENTATIONS, GFAMHead
 
 N_FEATS = 64

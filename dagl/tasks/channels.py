@@ -6,7 +6,7 @@ fully opaque (it then carries no information and is set aside; ``dagl-infer`` pu
 output), refused otherwise, because transparent pixels have no defined colour to restore and
 compositing onto some background would invent one.
 
-What then differs per task is on its :class:`~dagl.configs.TaskConfig`: a :class:`ChannelPolicy`
+What then differs per task is on its :class:`~dagl.tasks.configs.TaskConfig`: a :class:`ChannelPolicy`
 (the network's planes, and a one-plane raw frame it may also take). How a colour file reaches a
 gray network is the reader's choice, on purpose: ``dagl-infer`` restores the luma and keeps the
 chroma, training converts to luma, evaluation refuses (a silent conversion would change the numbers).
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 
 class ChannelError(UserInputError):

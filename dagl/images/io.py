@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .atomic import atomic_path
-from .errors import OutputError, output_error, path_error
+from ..atomic import atomic_path
+from ..errors import OutputError, output_error, path_error
 from .read_limits import (DEFAULT_MAX_PIXELS, MAX_BYTES_PER_PIXEL, MAX_SAMPLES, ImageReadError, ImageTooLargeError,
                           check_header, check_pixels, decode_budget, max_pixels, set_max_pixels, too_large)
 
@@ -41,8 +41,8 @@ def has_gray_content(image: np.ndarray) -> bool:
     return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]))
 
 
-#: The readers' limits (:mod:`dagl.read_limits`) are part of this module's interface: ``--max-pixels`` and
-#: programs set them here (``dagl.io.set_max_pixels``).
+#: The readers' limits (:mod:`dagl.images.read_limits`) are part of this module's interface: ``--max-pixels`` and
+#: programs set them here (``dagl.images.io.set_max_pixels``).
 __all__ = [
     "DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "LUMA", "MAX_BYTES_PER_PIXEL", "MAX_SAMPLES", "SUFFIX_FORMATS",
     "TIFF_SUFFIXES", "WRITE_BIT_DEPTHS", "ImageReadError", "ImageTooLargeError", "ImageWriteError",

@@ -1,6 +1,6 @@
 """The limits every image reader applies, from what a header declares, before a byte is decoded.
 
-Apart from :mod:`dagl.io` so that the format readers it calls (:mod:`dagl.tiff`, :mod:`dagl.jpeg`) can apply
+Apart from :mod:`dagl.images.io` so that the format readers it calls (:mod:`dagl.images.tiff`, :mod:`dagl.images.jpeg`) can apply
 the same limits without importing the module that imports them.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 
 class ImageReadError(UserInputError):
@@ -53,7 +53,7 @@ def max_pixels() -> int:
 def too_large(path: Path, pixels: int, size: str = "") -> ImageTooLargeError:
     return ImageTooLargeError(f"{path}: {size + ' = ' if size else ''}{pixels:,} pixels exceeds the limit of "
                               f"{_max_pixels:,} pixels; raise it with --max-pixels N "
-                              f"(dagl.io.set_max_pixels) if you trust this file")
+                              f"(dagl.images.io.set_max_pixels) if you trust this file")
 
 
 def check_pixels(path: Path, height: int, width: int) -> None:

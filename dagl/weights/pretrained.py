@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artefact.naming import weights_name
-from .errors import WeightsError
+from ..artefact.naming import weights_name
+from ..errors import WeightsError
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).parent
 
 
 def shipped_weights(task: str, sigma: int | None = None) -> Path:

@@ -2,8 +2,8 @@
 
 The evaluation protocol (``docs/dagl-reference.md``, "The paper's evaluation protocol") fixes the degraded inputs: CAR uses the
 stored MATLAB JPEGs (never a re-encoding), demosaicing the stored GRBG mosaics, denoising seeded
-Gaussian noise made at test time. Each task's record (:data:`dagl.configs.TASKS`) lists its test
-sets and how their inputs are obtained (:mod:`dagl.testsets`); this module reads them, so every
+Gaussian noise made at test time. Each task's record (:data:`dagl.tasks.configs.TASKS`) lists its test
+sets and how their inputs are obtained (:mod:`dagl.tasks.testsets`); this module reads them, so every
 caller stays on the protocol. Any other folder can be evaluated too, with the layout of :func:`folder_set`.
 """
 
@@ -16,19 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .channels import ChannelError, split_alpha
-from .configs import TASKS, get_config
-from .errors import UserInputError
-from .degradations import protocol_noise
-from .io import IMAGE_SUFFIXES, ImageReadError, has_gray_content, read_image
-from .metrics import SSIM_WINDOW
-from .suggest import did_you_mean
-from .testsets import SetInputs, StoredInputs
+from ..errors import UserInputError
+from ..images.io import IMAGE_SUFFIXES, ImageReadError, has_gray_content, read_image
+from ..images.metrics import SSIM_WINDOW
+from ..suggest import did_you_mean
+from ..tasks.channels import ChannelError, split_alpha
+from ..tasks.configs import TASKS, get_config
+from ..tasks.degradations import protocol_noise
+from ..tasks.testsets import SetInputs, StoredInputs
 
 #: Refusing an unknown ``--images`` name lists the set's images up to this many (LIVE1's 29 would not fit a line).
 MAX_NAMES_LISTED = 12
 #: Where the test sets live unless ``DAGL_DATASETS`` says otherwise: ``../shared/datasets`` beside the checkout.
-DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 class DatasetError(UserInputError):
@@ -69,7 +69,7 @@ def datasets_root() -> Path:
 def to_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
     """``image`` in the layout of a network with ``channels`` inputs, or a one-line DatasetError.
 
-    An opaque alpha is dropped (:func:`dagl.channels.split_alpha`, the rule of every reader). Colour
+    An opaque alpha is dropped (:func:`dagl.tasks.channels.split_alpha`, the rule of every reader). Colour
     files with three identical channels (the stored CAR JPEGs) become gray; anything else that does
     not fit is refused rather than converted, so that no silent colour conversion can change the numbers.
     """

@@ -1,11 +1,11 @@
 """Ctrl-C and SIGTERM at any moment of a ``dagl-*`` command: one line, exit 128 + the signal, no traceback.
 
 Two phases. While a command is still importing (torch and ONNX take seconds) nothing has been
-written, so :func:`install_early` (called by each console script, :mod:`dagl.console`, before its
+written, so :func:`install_early` (called by each console script, :mod:`dagl.cli.console`, before its
 command imports) makes either signal print the one line and leave at once. Once the command runs, :func:`signals_interrupt` makes them raise :class:`Interrupted` in the main thread:
 a ``BaseException`` (so no ``except Exception`` swallows it, and click does not turn it into its
 own abort), which unwinds through every ``finally``, so atomic writes and temporary folders are
-removed before the command prints its line (:mod:`dagl.cli_common`).
+removed before the command prints its line (:mod:`dagl.cli.common`).
 Library users are never affected: importing ``dagl`` installs nothing.
 """
 

@@ -1,8 +1,8 @@
-"""The paper's test sets of a task, as plain data on its :class:`~dagl.configs.TaskConfig`.
+"""The paper's test sets of a task, as plain data on its :class:`~dagl.tasks.configs.TaskConfig`.
 
 A test set says where its clean images are (``<datasets>/<name>/``), how its degraded inputs are
 obtained under the protocol (``docs/dagl-reference.md``, "The paper's evaluation protocol"), and
-the paper's numbers for it. :mod:`dagl.datasets` reads them; so do ``dagl-eval paper`` (the table)
+the paper's numbers for it. :mod:`dagl.data.datasets` reads them; so do ``dagl-eval paper`` (the table)
 and the FP16 calibration (:class:`CalibrationCrops`, which inputs it measures ranges on).
 """
 

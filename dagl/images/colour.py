@@ -4,7 +4,7 @@ A gray JPEG-artifact (or denoising) network is trained on luma. The convention f
 is to restore its luma Y and keep its chroma Cb, Cr as they are: JPEG codes exactly these planes
 (JFIF's full-range BT.601 matrix), so the chroma a decoder upsampled is the photo's colour, and only
 the luma goes through the network. Samples are floats in [0, 1], chroma centred on 128/255 (JFIF's
-128 on the 8-bit scale, so the planes are an 8-bit JPEG's divided by 255); Y is :data:`dagl.io.LUMA` applied to R, G, B, the same luma the gray tasks use.
+128 on the 8-bit scale, so the planes are an 8-bit JPEG's divided by 255); Y is :data:`dagl.images.io.LUMA` applied to R, G, B, the same luma the gray tasks use.
 """
 
 from __future__ import annotations

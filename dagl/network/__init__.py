@@ -1,0 +1,1 @@
+"""The DAGL network itself: the model (:mod:`.model`) and its graph-based feature aggregation (:mod:`.gfam`)."""
