@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from dagl.artefact.precision import FP16, FP32, PRECISIONS
+from dagl.artefact.precision import PRECISIONS
 from dagl.errors import DaglError
 from dagl.images.metrics import psnr
 
@@ -53,15 +53,10 @@ def bounds_for(candidate: str) -> Mapping[str, Tolerance]:
                                                    entry.min_psnr) for entry in PRECISIONS.values()})
 
 
-#: ONNX Runtime, a TensorRT engine and PyTorch (on another device, or under autocast) against float32 PyTorch.
-ONNX_FP32, ONNX_FP16 = bounds_for("ONNX")[FP32.name], bounds_for("ONNX")[FP16.name]
-TENSORRT_FP32, TENSORRT_FP16 = bounds_for("TensorRT engine")[FP32.name], bounds_for("TensorRT engine")[FP16.name]
-TORCH_FP32, TORCH_FP16 = bounds_for("PyTorch")[FP32.name], bounds_for("PyTorch")[FP16.name]
 #: A TensorRT engine against ONNX Runtime running the very same graph (float32, or the FP16 graph).
 ENGINE_VS_ONNX = {entry.name: Tolerance(f"{entry.title} TensorRT engine vs ONNX Runtime, same graph",
                                         min_psnr=entry.engine_vs_onnx_psnr)
                   for entry in PRECISIONS.values() if entry.engine_vs_onnx_psnr is not None}
-ENGINE_VS_ONNX_FP32, ENGINE_VS_ONNX_FP16 = ENGINE_VS_ONNX[FP32.name], ENGINE_VS_ONNX[FP16.name]
 
 
 @dataclass(frozen=True)

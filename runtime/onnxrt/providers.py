@@ -60,7 +60,7 @@ def tensorrt_options(precision: str, device: str, cache_dir: Path, profile: Prof
 
     Unlike dagl's own builder, ONNX Runtime's TensorRT provider builds a weakly typed network on
     TensorRT 10, so with FP16 enabled TensorRT may also choose FP16 for layers the graph keeps float32;
-    the GPU tests hold its output to the FP16 engine's bound (``compare.TENSORRT_FP16``).
+    the GPU tests hold its output to the FP16 engine's bound (its registry entry's ``fp16`` tolerance).
     """
     options: dict[str, object] = {
         "trt_fp16_enable": get_precision(precision).compute == "f16",

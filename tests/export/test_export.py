@@ -26,7 +26,8 @@ from dagl.export.cli import main
 from dagl.export.trt_check import check_tensorrt_compatible
 from dagl.files import file_digest
 from dagl.network.gfam import BatchedGFAM
-from dagl.runtime.compare import ONNX_FP16, ONNX_FP32, compare, worst
+from dagl.runtime.backends import tolerance_for
+from dagl.runtime.compare import compare, worst
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 #: Ops that would break the dynamic-shape, parser-only guarantee of the graph.
@@ -138,7 +139,7 @@ def test_module_scope_names_real_nodes(jpeg_export):
 def test_jpeg_float32_parity(jpeg_export, datasets_dir, shape):
     out, model = jpeg_export
     x = _crops("jpeg", datasets_dir, shape)
-    verdict = compare(_torch(model, x), _session(out / "dagl-jpeg.onnx").run(None, {"input": x})[0], ONNX_FP32)
+    verdict = compare(_torch(model, x), _session(out / "dagl-jpeg.onnx").run(None, {"input": x})[0], tolerance_for("onnxruntime", "fp32"))
     assert verdict.passed, verdict.summary
 
 
@@ -148,7 +149,7 @@ def test_jpeg_float32_parity_batch_of_two(jpeg_export, datasets_dir):
     out, model = jpeg_export
     x = _crops("jpeg", datasets_dir, (37, 53), count=2)
     y = _session(out / "dagl-jpeg.onnx").run(None, {"input": x})[0]
-    verdict = compare(_torch(model, x), y, ONNX_FP32)
+    verdict = compare(_torch(model, x), y, tolerance_for("onnxruntime", "fp32"))
     assert y.shape == x.shape and verdict.passed, verdict.summary
     assert np.abs(y[0] - y[1]).max() > 1e-3  # two different images, not one broadcast
 
@@ -158,7 +159,7 @@ def test_jpeg_float32_parity_batch_of_two(jpeg_export, datasets_dir):
 def test_demosaic_float32_parity(demosaic_export, datasets_dir, shape):
     out, model, _ = demosaic_export
     x = _crops("demosaic", datasets_dir, shape)
-    verdict = compare(_torch(model, x), _session(out / "dagl-demosaic.onnx").run(None, {"input": x})[0], ONNX_FP32)
+    verdict = compare(_torch(model, x), _session(out / "dagl-demosaic.onnx").run(None, {"input": x})[0], tolerance_for("onnxruntime", "fp32"))
     assert verdict.passed, verdict.summary
 
 
@@ -170,7 +171,7 @@ def test_jpeg_fp16_psnr_against_float32_torch(jpeg_export, datasets_dir, record_
     verdicts = []
     for shape in PARITY_SHAPES["jpeg"][:2]:
         x = _crops("jpeg", datasets_dir, shape)
-        verdicts.append(compare(np.clip(_torch(model, x), 0, 1), session.run(None, {"input": x})[0], ONNX_FP16))
+        verdicts.append(compare(np.clip(_torch(model, x), 0, 1), session.run(None, {"input": x})[0], tolerance_for("onnxruntime", "fp16")))
     record_property("fp16_psnr_db", [v.psnr for v in verdicts])
     with capsys.disabled():
         print(f"\nFP16 ONNX vs float32 PyTorch (jpeg, real crops): PSNR {', '.join(f'{v.psnr:.1f}' for v in verdicts)} dB")

@@ -28,7 +28,7 @@ from dagl.runtime import cli as infer_cli
 from dagl.runtime.backends import REGISTRY, auto_backend, backends_for
 from dagl.runtime.backends import tolerance_for
 from dagl.runtime.base import CACHE_ENV, default_cache_dir
-from dagl.runtime.compare import ONNX_FP32, TENSORRT_FP16, TENSORRT_FP32
+from dagl.runtime.compare import bounds_for
 from dagl.runtime.loader import BACKEND_HELP, BACKENDS
 from dagl.runtime.onnxrt import OnnxRuntimeRunner, OnnxRuntimeTensorRTRunner
 from dagl.runtime.onnxrt.providers import (missing_provider, session_providers, tensorrt_options,
@@ -74,10 +74,10 @@ def test_parity_bounds_come_from_the_registry():
         "onnxruntime-tensorrt": ("fp32", "fp16"), "openvino": ("fp32", "bf16", "int8"), "torch": ("fp32",)}
     for name, backend in REGISTRY.items():
         assert all(tolerance_for(name, p) is backend.tolerances[p] for p in backend.tolerances)
-    assert tolerance_for("onnxruntime", "fp32") is ONNX_FP32
+    assert tolerance_for("onnxruntime", "fp32") is bounds_for("ONNX")["fp32"]
     # TensorRT inside ONNX Runtime builds a TensorRT engine: held to the engine's bounds.
     assert (tolerance_for("onnxruntime-tensorrt", "fp32"), tolerance_for("onnxruntime-tensorrt", "fp16")) == \
-        (TENSORRT_FP32, TENSORRT_FP16)
+        (bounds_for("TensorRT engine")["fp32"], bounds_for("TensorRT engine")["fp16"])
     with pytest.raises(ValueError, match="no parity tolerance for backend 'openvino' at precision 'fp16'"):
         tolerance_for("openvino", "fp16")
 

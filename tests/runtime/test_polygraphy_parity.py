@@ -18,7 +18,8 @@ import dagl
 from dagl.calibration.policy import fp32_nodes
 from dagl.export.fp16 import to_fp16
 from dagl.runtime.base import ModelInfo
-from dagl.runtime.compare import ENGINE_VS_ONNX_FP16, ENGINE_VS_ONNX_FP32, ONNX_FP16, ONNX_FP32, Tolerance
+from dagl.runtime.backends import tolerance_for
+from dagl.runtime.compare import ENGINE_VS_ONNX, Tolerance
 from dagl.runtime.parity_data import load_data
 from dagl.runtime.pyt import TorchRunner
 from polygraphy_runners import PolygraphyRunner, compare_runners, onnxruntime_runner
@@ -66,7 +67,7 @@ def test_data_loader_yields_degraded_classic5_crops(crops, datasets_dir, monkeyp
 
 @pytest.mark.slow
 def test_float32_onnx_matches_pytorch(pytorch, onnx_paths, crops):
-    result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[0]), crops[:COMPARED], ONNX_FP32)
+    result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[0]), crops[:COMPARED], tolerance_for("onnxruntime", "fp32"))
     print(result.summary)
     assert result.passed and result.count == COMPARED
     assert result.max_abs <= 1e-4
@@ -74,7 +75,7 @@ def test_float32_onnx_matches_pytorch(pytorch, onnx_paths, crops):
 
 @pytest.mark.slow
 def test_fp16_onnx_matches_pytorch_within_psnr(pytorch, onnx_paths, crops):
-    result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:COMPARED], ONNX_FP16)
+    result = compare_runners(pytorch, onnxruntime_runner(onnx_paths[1]), crops[:COMPARED], tolerance_for("onnxruntime", "fp16"))
     print(result.summary)
     assert result.passed and result.psnr >= 50.0
     assert result.max_abs > 0  # it really ran in FP16: not bit-identical to float32
@@ -122,6 +123,6 @@ def test_tensorrt_engine_matches_onnxruntime_on_crops(onnx_paths, crops, tmp_pat
     engine = PolygraphyRunner(TensorRTRunner(plan, ModelInfo(task="jpeg", channels=1, precision=precision),
                                              EngineSidecar.read(plan)))
     result = compare_runners(onnxruntime_runner(graph), engine, crops[:COMPARED],
-                     ENGINE_VS_ONNX_FP32 if precision == "fp32" else ENGINE_VS_ONNX_FP16)
+                     ENGINE_VS_ONNX[precision])
     print(result.summary)
     assert result.passed
