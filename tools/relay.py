@@ -45,7 +45,7 @@ TABLE_START, TABLE_END = "<!-- learning-curve:start -->", "<!-- learning-curve:e
 TEST_SETS = {"classic5": (10, 27.82, 30.08), "live1": (10, 27.77, 29.70)}
 #: Tiles of the release's chop per image, in network calls of 76x76 (Classic5: 5 x 256; LIVE1: 29 images).
 CHOP_CALLS = {"classic5": 5 * 256, "live1": 29 * 256}
-TRAIN_ARGS = ["--patch", "32", "--batch-size", "8", "--lr", "2e-4", "--val", "held-out", "--val-every", "0",
+TRAIN_ARGS = ["--patch", "32", "--val", "held-out", "--val-every", "0",
               "--workers", "0", "--device", "cpu", "--log-every", "10", "--checkpoint-every", "50"]
 
 
@@ -286,8 +286,12 @@ def main() -> None:
               help="Weights to continue  [default: the shipped dagl/weights/dagl-jpeg.safetensors]")
 @click.option("--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="DECAY",
               help="Train with dagl-train's --ema DECAY and ship the average (docs/training.md, the ablation).")
+@click.option("--batch-size", "batch", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Crops (32x32) per iteration.")
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate of the budget's cosine.")
 def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, start: Path | None,
-        ema: float | None) -> None:
+        ema: float | None, batch: int, lr: float) -> None:
     """Train, score, and ship if better: one session's leg of the relay."""
     from dagl.data.datasets import datasets_root
 
@@ -311,7 +315,7 @@ def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, 
                         for path in (datasets_root() / "train" / "bsd400", start, out))
     subprocess.run(["dagl-train", "--task", "jpeg", "--data", str(data), "--init", str(start),
                     "--time-budget", f"{train_budget:.0f}", "--out", str(out), *TRAIN_ARGS,
-                    *(["--ema", str(ema)] if ema else [])], check=True, cwd=REPO)
+                    "--batch-size", str(batch), "--lr", str(lr), *(["--ema", str(ema)] if ema else [])], check=True, cwd=REPO)
     out = REPO / out
     ship(Run.read(out), live1)
 
