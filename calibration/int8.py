@@ -24,12 +24,10 @@ import numpy as np
 import onnx
 
 from dagl.artefact import INPUT_NAME
-from dagl.data.datasets import datasets_root
-from dagl.tasks.configs import get_config
+
+from .samples import held_out_crops
 
 RECORD_FILE = Path(__file__).with_name("int8_calibration.json")
-#: The training folder whose held-out files calibrate (``$DAGL_DATASETS/train/bsd400``), as dagl-train's examples.
-DEFAULT_DATA = Path("train") / "bsd400"
 #: Side of the centred calibration crops, and how many held-out images give them (every CAR quality each).
 CROP, IMAGES = 48, 8
 #: Operators whose inputs and weights are quantized; everything else (GFAM's attention path included) runs float.
@@ -39,19 +37,9 @@ METHOD = "MinMax"
 
 def calibration_batches(task: str, sigma: int | None, data: Path | None = None, crop: int = CROP,
                         images: int = IMAGES) -> tuple[list[np.ndarray], list[str]]:
-    """(1, C, crop, crop) degraded crops of the held-out training images of ``data``, and what they are.
-
-    Only the held-out split is read (:func:`dagl.train.data.load_images` with ``held_out=True``): a
-    calibration run touches no file of a paper test set.
-    """
-    from dagl.train.heldout import HELD_OUT
-    from dagl.train.validation import load_validation_set
-
-    folder = data if data is not None else datasets_root() / DEFAULT_DATA
-    items = load_validation_set(HELD_OUT, get_config(task), sigma, crop, limit=images, data=[folder])
-    batches = [np.ascontiguousarray(item.degraded.transpose(2, 0, 1)[None], dtype=np.float32) for item in items]
-    return batches, [f"{folder.name}: {images} held-out images, centred {crop}x{crop}" +
-                     (f", {', '.join(sorted({i.label for i in items}))}" if items[0].label else "")]
+    """(1, C, crop, crop) degraded crops of the held-out training images of ``data``, and what they are."""
+    batches, description = held_out_crops(task, sigma, data, crop, images)
+    return batches, [description]
 
 
 def _reader(batches: Sequence[np.ndarray]):

@@ -1,4 +1,4 @@
-"""Measure activation ranges of DAGL on real test-set crops and record the FP16 decision.
+"""Measure activation ranges of DAGL on held-out training crops and record the FP16 decision.
 
 Run ``dagl-calibrate --task jpeg --weights model.pt`` after training or receiving new weights: it writes
 that task's entry of a ranges file (``fp16_ranges.json`` in the current folder unless ``--output`` says
@@ -27,7 +27,7 @@ from dagl.network.gfam import GFAMHead
 from dagl.tasks.configs import get_config
 
 from .policy import load_ranges
-from .samples import DEFAULT_SIGMA, task_crops
+from .samples import held_out_crops
 
 FP16_MAX = 65504.0
 #: A module whose activations come within this factor of FP16_MAX is kept in float32: other
@@ -110,18 +110,22 @@ def decide(ranges: dict[str, dict[str, float]]) -> dict:
     }
 
 
-def calibrate(task: str, weights: str | None, datasets_dir: Path, *, sigma: int | None, count: int,
+#: The noise level of the crops of a denoising task calibrated without a --sigma (the paper's middle level).
+DEFAULT_SIGMA = 25
+
+
+def calibrate(task: str, weights: str | None, data: Path | None, *, sigma: int | None, images: int,
               size: int) -> dict:
-    """One task's record for ``fp16_ranges.json``."""
+    """One task's record for ``fp16_ranges.json``, measured on held-out training crops (never a test set)."""
     model, info = load_chosen_weights(task, weights, sigma)
-    noise = sigma or DEFAULT_SIGMA
-    crops = task_crops(task, datasets_dir, shape=(size, size), count=count, sigma=noise)
-    ranges = measure(model, [crop for _, crop in crops])
-    record = {"weights": info.as_dict(), "images": [name for name, _ in crops], "crop": [size, size]}
+    noise = (sigma or DEFAULT_SIGMA) if get_config(task).sigmas else None
+    crops, description = held_out_crops(task, noise, data, size, images)
+    ranges = measure(model, [crop[0] for crop in crops])
+    record = {"weights": info.as_dict(), "data": description, "crops": len(crops), "crop": [size, size]}
     if info.random:
         record["caveat"] = ("random weights: these ranges say little about trained weights; rerun "
                             "`dagl-calibrate` with the trained weights before trusting them")
-    if get_config(task).calibration.add_noise:
+    if noise is not None:
         record["sigma"] = noise
     return record | decide(ranges) | {"ranges": ranges}
 

@@ -1,8 +1,9 @@
-"""Network inputs cut from the paper's test sets, for range collection, parity tests and benchmarks.
+"""Network inputs calibration measures on: centred crops of the held-out training images, degraded.
 
-Each task gets what its network really sees (stored MATLAB JPEGs, stored GRBG mosaics, protocol
-noise, real noisy crops), because activation ranges and FP16 error depend on the input statistics:
-clean images or uniform noise would under- or over-state both.
+Every precision decision (the FP16 ranges, the INT8 scales) is taken on the held-out split of the training
+folder (:mod:`dagl.train.heldout`: training files never trained on, degraded reproducibly as validation
+degrades them), never on a paper test set. The crops carry what the network really sees (each CAR quality,
+the task's noise), because activation ranges depend on the input statistics.
 """
 
 from __future__ import annotations
@@ -11,42 +12,28 @@ from pathlib import Path
 
 import numpy as np
 
-from dagl.data.datasets import add_protocol_noise, centre_crop, to_channels
-from dagl.errors import UserInputError
-from dagl.images.io import read_image
-from dagl.tasks.configs import TaskConfig, get_config
+from dagl.data.datasets import datasets_root
+
+#: The training folder whose held-out files calibrate (``$DAGL_DATASETS/train/bsd400``), as dagl-train's examples.
+DEFAULT_DATA = Path("train") / "bsd400"
 
 
-class SamplesError(UserInputError):
-    """The test images calibration measures on are missing or too small."""
+def held_out_crops(task: str, sigma: int | None, data: Path | None = None, crop: int = 48,
+                   images: int = 8) -> tuple[list[np.ndarray], str]:
+    """(1, C, crop, crop) degraded centred crops of the first ``images`` held-out files (fewer where fewer are there) of ``data``, and a
+    line saying what they are.
 
-#: The noise level of the crops of tasks calibrated on noisy inputs (the task's record says which).
-DEFAULT_SIGMA = 25
-
-
-def _network_input(config: TaskConfig, path: Path, sigma: int, shape: tuple[int, int]) -> np.ndarray:
-    """(C, H, W) float32 input of the network for ``config``'s task: the central ``shape`` window of one file,
-    read as the test sets are (noise, where the task adds it, drawn over the whole image first)."""
-    image = to_channels(read_image(path), config.channels, path)  # the stored JPEGs: 3 identical channels -> gray
-    if config.calibration.add_noise:
-        image = add_protocol_noise(image, sigma)
-    if image.shape[0] < shape[0] or image.shape[1] < shape[1]:
-        raise SamplesError(f"image of {image.shape[0]}x{image.shape[1]} is smaller than {shape[0]}x{shape[1]}")
-    image = centre_crop(image, *shape)
-    return np.ascontiguousarray(image[None] if image.ndim == 2 else image.transpose(2, 0, 1))
-
-
-def task_crops(task: str, datasets_dir: str | Path, *, shape: tuple[int, int] = (96, 96), count: int = 3,
-               sigma: int = DEFAULT_SIGMA) -> list[tuple[str, np.ndarray]]:
-    """``count`` central crops of ``shape`` from the first images of ``task``'s test set.
-
-    Returns (file name, (C, H, W) float32 array) pairs; names go into recorded results so that a
-    figure can be traced back to its image.
+    Only the held-out split is read (:func:`dagl.train.data.load_images` with ``held_out=True``): a
+    calibration run touches no file of a paper test set. Raises the training loader's one-line errors
+    (a folder without the held-out files, an image too small for ``crop``).
     """
-    config = get_config(task)
-    folder = Path(datasets_dir) / config.calibration.folder
-    files = sorted(p for p in folder.iterdir() if p.is_file())[:count] if folder.is_dir() else []
-    if not files:
-        raise SamplesError(f"no images in {folder} (pass --datasets DIR or set DAGL_DATASETS)")
-    return [(f"{folder.name}/{path.name}", _network_input(config, path, sigma, shape))
-            for path in files]
+    from dagl.tasks.configs import get_config
+    from dagl.train.heldout import HELD_OUT
+    from dagl.train.validation import load_validation_set
+
+    folder = data if data is not None else datasets_root() / DEFAULT_DATA
+    items = load_validation_set(HELD_OUT, get_config(task), sigma, crop, limit=images, data=[folder])
+    crops = [np.ascontiguousarray(item.degraded.transpose(2, 0, 1)[None], dtype=np.float32) for item in items]
+    labels = sorted({item.label for item in items if item.label})
+    return crops, (f"{folder.name}: {len(items) // max(len(labels), 1)} held-out images, centred {crop}x{crop}"
+                   + (f", {', '.join(labels)}" if labels else "") + (f", noise sigma {sigma}" if sigma else ""))

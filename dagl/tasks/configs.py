@@ -2,8 +2,7 @@
 
 A task fixes what a checkpoint's tensors look like (image channels, ResBlock count); everything
 else about the network is shared. The record also carries the task's behaviour, as plain data and
-objects defined in ``dagl/``: its channel policy, its training degradation, its FP16 calibration
-crops and the paper's test sets. Code that needs to know "how many channels does jpeg take" or
+objects defined in ``dagl/``: its channel policy, its training degradation and the paper's test sets. Code that needs to know "how many channels does jpeg take" or
 "how is a demosaic training crop degraded" asks here instead of branching on the name, so a task
 variant is one entry below.
 """
@@ -16,7 +15,7 @@ from .channels import ChannelPolicy, RawFrame
 from .degradations import (PairedNoise, TrainingDegradation, TrainingJpeg, TrainingMosaic, TrainingNoise,
                            raw_to_mosaic)
 from ..errors import UserInputError
-from .testsets import CalibrationCrops, PaperSet, ProtocolNoise, StoredInputs
+from .testsets import PaperSet, ProtocolNoise, StoredInputs
 
 
 class TaskError(UserInputError, ValueError):
@@ -37,8 +36,6 @@ class TaskConfig:
     channel_policy: ChannelPolicy
     #: How a clean training crop becomes the network's input.
     degradation: TrainingDegradation
-    #: The test-set inputs FP16 calibration measures activation ranges on.
-    calibration: CalibrationCrops
     #: The paper's test sets, in the order of its tables.
     test_sets: tuple[PaperSet, ...] = field(default=())
     #: Noise levels the paper trains one model each for (gray denoising only).
@@ -87,7 +84,6 @@ TASKS: dict[str, TaskConfig] = {
             description="Gaussian denoising of gray images, one model per sigma (15, 25, 50).",
             channel_policy=ChannelPolicy(1),
             degradation=TrainingNoise(),
-            calibration=CalibrationCrops("set12", add_noise=True),
             test_sets=(
                 PaperSet("set12", "Set12, 12 gray images (Table 1)", "Table 1",
                          tuple(zip(DENOISE_SIGMAS, (33.28, 30.93, 27.81))), ProtocolNoise()),
@@ -104,7 +100,6 @@ TASKS: dict[str, TaskConfig] = {
             description="JPEG compression-artifact removal of gray images, one model for q 10-40.",
             channel_policy=ChannelPolicy(1),
             degradation=TrainingJpeg(CAR_QUALITIES),
-            calibration=CalibrationCrops("classic5/jpeg_q10"),
             test_sets=(
                 PaperSet("live1", "LIVE1, 29 gray images, MATLAB JPEGs (Table 3)", "Table 3",
                          tuple(zip(CAR_QUALITIES, (29.70, 32.12, 33.54, 34.53))),
@@ -121,7 +116,6 @@ TASKS: dict[str, TaskConfig] = {
             description="Demosaicing of GRBG Bayer mosaics into RGB.",
             channel_policy=ChannelPolicy(3, RawFrame(raw_to_mosaic, "read as a one-channel GRBG raw frame")),
             degradation=TrainingMosaic(),
-            calibration=CalibrationCrops("mcmaster18/mosaic"),
             test_sets=(
                 PaperSet("mcmaster18", "McMaster18, 18 RGB images, GRBG mosaics (Table 4)", "Table 4",
                          ((None, 39.84),), StoredInputs("mosaic", "stored GRBG mosaic"), paper_ssim=0.9735),
@@ -135,7 +129,6 @@ TASKS: dict[str, TaskConfig] = {
             description="Real-camera noise removal of sRGB images (trained on SIDD).",
             channel_policy=ChannelPolicy(3),
             degradation=PairedNoise(),
-            calibration=CalibrationCrops("dnd_patches"),
             test_sets=(
                 PaperSet("dnd", "DND, 50 real noisy sRGB images", "DND", ((None, 39.83),),
                          unavailable="DND is scored on the benchmark's server (no public ground truth)"),

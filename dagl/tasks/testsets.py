@@ -2,8 +2,7 @@
 
 A test set says where its clean images are (``<datasets>/<name>/``), how its degraded inputs are
 obtained under the protocol (``docs/dagl-reference.md``, "The paper's evaluation protocol"), and
-the paper's numbers for it. :mod:`dagl.data.datasets` reads them; so do ``dagl-eval paper`` (the table)
-and the FP16 calibration (:class:`CalibrationCrops`, which inputs it measures ranges on).
+the paper's numbers for it. :mod:`dagl.data.datasets` reads them; so does ``dagl-eval paper`` (the table).
 """
 
 from __future__ import annotations
@@ -69,12 +68,3 @@ class PaperSet:
     paper_ssim: float | None = None
     #: Why the set cannot be evaluated with the data here; None when it can.
     unavailable: str | None = None
-
-
-@dataclass(frozen=True)
-class CalibrationCrops:
-    """The network inputs FP16 calibration measures on: ``<datasets>/<folder>/``, noised if ``add_noise``."""
-
-    folder: str
-    #: Clean images given the protocol noise (of the calibration's sigma), as a denoiser sees them.
-    add_noise: bool = False

@@ -121,13 +121,7 @@ def _through_training_data(folder):
     load_images([folder / "clean"], get_config("denoise"), patch=8)
 
 
-def _through_calibration_samples(folder):
-    from dagl.calibration.samples import task_crops
-
-    task_crops("denoise", folder.parent, count=1)
-
-
-@pytest.mark.parametrize("reader", ["eval dataset", "training data", "calibration samples"])
+@pytest.mark.parametrize("reader", ["eval dataset", "training data"])
 @pytest.mark.parametrize("kind", ["png", "tif"])
 def test_every_reader_refuses_a_bomb_in_one_line(tmp_path, reader, kind):
     """The crafted 50000x50000 PNG and 40000x40000 zlib TIFF, through each way the toolkit reads images."""
@@ -136,10 +130,7 @@ def test_every_reader_refuses_a_bomb_in_one_line(tmp_path, reader, kind):
     folder = tmp_path / "set12"
     (folder / "clean").mkdir(parents=True)
     BOMBS[kind](folder / "clean" / f"bomb.{kind}")
-    if reader == "calibration samples":
-        BOMBS[kind](folder / f"bomb.{kind}")
-    run = {"eval dataset": _through_eval_dataset, "training data": _through_training_data,
-           "calibration samples": _through_calibration_samples}[reader]
+    run = {"eval dataset": _through_eval_dataset, "training data": _through_training_data}[reader]
     with pytest.raises(DaglError) as excinfo:
         run(folder)
     message = str(excinfo.value)

@@ -14,7 +14,12 @@ import dagl
 from dagl.calibration import ranges as calib
 from dagl.calibration.cli import main as calibrate_main
 from dagl.calibration.policy import RANGES_FILE, load_ranges
-from dagl.calibration.samples import task_crops
+from sample_crops import task_crops
+
+from dagl.calibration.samples import held_out_crops
+from dagl.chosen_weights import RANDOM_SEED
+from dagl.images.io import write_image
+from dagl.train.heldout import HELD_OUT_FILES
 from dagl.network.gfam import GFAMHead, pad_same
 
 
@@ -76,17 +81,49 @@ def test_decide_flags_modules_near_fp16_limit():
     assert decision["limit"] == calib.FP16_MAX / calib.HEADROOM
 
 
-def test_cli_rewrites_one_task_and_keeps_the_others(tmp_path, datasets_dir):
+def _held_out_folder(tmp_path, count: int = 2):
+    """A training folder holding ``count`` held-out files and one training file that must not be read."""
+    folder = tmp_path / "train"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in sorted(HELD_OUT_FILES)[:count]:
+        write_image(folder / name, rng.random((40, 40), dtype=np.float32), 8)
+    (folder / "test_002.png").write_bytes(b"not an image: reading it would fail")
+    return folder
+
+
+def test_cli_rewrites_one_task_and_keeps_the_others(tmp_path):
     output = tmp_path / "ranges.json"
     output.write_text(json.dumps({"tasks": {"demosaic": {"keep_fp32_modules": ["tail.0"]}}}))
-    result = CliRunner().invoke(calibrate_main, ["--task", "jpeg", "--weights", "random", "--crops", "1", "--size", "24",
-                                             "--datasets", str(datasets_dir), "--output", str(output)])
+    result = CliRunner().invoke(calibrate_main, ["--task", "jpeg", "--weights", "random", "--images", "1", "--size", "24",
+                                             "--data", str(_held_out_folder(tmp_path)), "--output", str(output)])
     assert result.exit_code == 0, result.output
     data = json.loads(output.read_text())
     assert data["tasks"]["demosaic"] == {"keep_fp32_modules": ["tail.0"]}
     jpeg = data["tasks"]["jpeg"]
-    assert jpeg["weights"]["random"] and "caveat" in jpeg and jpeg["images"] == ["jpeg_q10/baboon.jpeg"]
+    assert jpeg["weights"]["random"] and "caveat" in jpeg
+    assert jpeg["data"] == "train: 1 held-out images, centred 24x24, q10, q20, q30, q40" and jpeg["crops"] == 4
     assert jpeg["peak_scores_absmax"] == max(v["absmax"] for k, v in jpeg["ranges"].items() if k.endswith(".scores"))
+
+
+def test_calibration_measures_the_held_out_crops_and_nothing_else(tmp_path):
+    """The ranges of a run are exactly those of the held-out crops, measured independently here."""
+    folder = _held_out_folder(tmp_path)
+    record = calib.calibrate("denoise", "random", folder, sigma=15, images=2, size=24)
+    assert record["crops"] == 2 and record["sigma"] == 15
+    assert record["data"] == "train: 2 held-out images, centred 24x24, noise sigma 15"
+    crops, _ = held_out_crops("denoise", 15, folder, 24, 2)
+    torch.manual_seed(RANDOM_SEED)  # the seeded random weights of --weights random
+    expected = calib.measure(dagl.create("denoise").eval(), [c[0] for c in crops])
+    assert record["ranges"]["tail"] == expected["tail"]
+
+
+def test_cli_without_held_out_files_is_one_line(tmp_path):
+    (tmp_path / "train").mkdir()
+    result = CliRunner().invoke(calibrate_main, ["--task", "jpeg", "--weights", "random", "--data", str(tmp_path / "train"),
+                                             "--output", str(tmp_path / "r.json")])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_cli_bad_weights_is_one_line(tmp_path):
@@ -100,10 +137,10 @@ def test_cli_bad_weights_is_one_line(tmp_path):
 def test_committed_ranges_cover_the_exported_tasks():
     data = load_ranges(RANGES_FILE)
     assert data["fp16_max"] == 65504.0
-    for task in ("jpeg", "demosaic"):
+    for task in ("jpeg", "denoise"):
         record = data["tasks"][task]
         assert record["keep_fp32_attention"] is True
         assert record["peak_logits_absmax"] > 0 and record["peak_scores_absmax"] > 0
-        assert len(record["images"]) >= 3
+        assert record["data"].startswith("bsd400: 8 held-out images") and record["crops"] >= 8
         assert record["weights"]["random"] == ("caveat" in record)
         assert np.isfinite([r["absmax"] for r in record["ranges"].values()]).all()

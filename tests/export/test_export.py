@@ -21,7 +21,7 @@ from click.testing import CliRunner
 import dagl
 from dagl.calibration.policy import attention_path_nodes, float32_attention, fp32_nodes, module_scope
 from dagl.calibration.ranges import RangeTracker, track
-from dagl.calibration.samples import task_crops
+from sample_crops import task_crops
 from dagl.export.cli import main
 from dagl.export.trt_check import check_tensorrt_compatible
 from dagl.files import file_digest

@@ -57,7 +57,7 @@ def test_calibration_reads_only_the_held_out_training_files(tmp_path):
     (folder / "test_002.png").write_bytes(b"not an image: reading it would fail")  # a training file, not held out
     batches, data = calibration_batches("jpeg", None, folder, crop=32, images=8)
     assert len(batches) == 2 * 4 and batches[0].shape == (1, 1, 32, 32)  # every CAR quality of each
-    assert data == ["train: 8 held-out images, centred 32x32, q10, q20, q30, q40"]
+    assert data == ["train: 2 held-out images, centred 32x32, q10, q20, q30, q40"]
 
 
 @pytest.mark.slow
