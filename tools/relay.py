@@ -30,7 +30,7 @@ import datetime as dt
 import os
 import subprocess
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -47,79 +47,170 @@ TEST_SETS = {"classic5": (10, 27.82, 30.08), "live1": (10, 27.77, 29.70)}
 CHOP_CALLS = {"classic5": 5 * 256, "live1": 29 * 256}
 TRAIN_ARGS = ["--patch", "32", "--val", "held-out", "--val-every", "0",
               "--workers", "0", "--device", "cpu", "--log-every", "10", "--checkpoint-every", "50"]
+#: Where the runs to start from lie (../shared/weights beside the checkout, README.md there).
+SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
+#: Names in tables and plots.
+SET_NAMES = {"classic5": "Classic5", "live1": "LIVE1", "bsd68": "BSD68"}
+
+
+@dataclass(frozen=True)
+class Track:
+    """One shipped model and its record: its weights, the test sets it is scored on (dataset: (quality or
+    sigma, degraded input's PSNR, the paper's x8 PSNR)), its learning curve (a CSV under docs/, a table
+    between ``marker`` comments in docs/training.md, a plot), the published figures its scores must beat
+    before it ships (``bars``, per test set; none for jpeg) and the others its card and plot show, and the
+    start in ../shared/weights that a GPU window continues while none of its weights ship."""
+
+    task: str
+    sigma: int | None
+    sets: dict[str, tuple[int, float, float]]
+    curve_name: str
+    marker: str
+    degraded: str
+    bars: dict[str, tuple[str, float]] = field(default_factory=dict)
+    others: tuple[tuple[str, float], ...] = ()
+    start: str | None = None
+
+    @property
+    def variant(self) -> str:
+        """``q`` (a JPEG quality) or ``s`` (a noise sigma): the tag after a set's name (``classic5-q10``)."""
+        return "q" if self.sigma is None else "s"
+
+    @property
+    def weights_name(self) -> str:
+        from dagl.artefact.naming import weights_name
+
+        return weights_name(self.task, self.sigma)
+
+    def column(self, name: str) -> str:
+        """The curve's column for a set: ``classic5_q10``, ``bsd68_s25``."""
+        return f"{name}_{self.variant}{self.sets[name][0]}"
+
+    def score_key(self, name: str) -> str:
+        """How a GPU window's summary names a set's score: ``classic5 q10``, ``bsd68 s25``."""
+        return f"{name} {self.variant}{self.sets[name][0]}"
+
+    def eval_args(self, name: str) -> list[str]:
+        """``dagl-eval``'s options for a set under the paper's protocol."""
+        return ["--dataset", name, "--quality" if self.sigma is None else "--sigma", str(self.sets[name][0])]
+
+    def label(self, name: str) -> str:
+        value = self.sets[name][0]
+        return f"{SET_NAMES.get(name, name)} " + (f"q{value}" if self.sigma is None else f"σ{value}")
+
+    @property
+    def curve(self) -> Path:
+        return CURVE.with_name(self.curve_name)
+
+    @property
+    def plot(self) -> Path:
+        return CURVE_PLOT.with_name(Path(self.curve_name).with_suffix(".png").name)
+
+    @property
+    def markers(self) -> tuple[str, str]:
+        return (TABLE_START, TABLE_END) if self.marker == "learning-curve" else (
+            f"<!-- {self.marker}:start -->", f"<!-- {self.marker}:end -->")
+
+
+JPEG = Track("jpeg", None, TEST_SETS, "learning-curve.csv", "learning-curve", "JPEG input")
+#: Gaussian denoising, sigma 25 (issue 27): ships only above BM3D's BSD68 figure (paper Table 1); the noisy
+#: input's PSNR is 20 log10(255/25), that of unclipped noise of std 25/255.
+DENOISE_S25 = Track("denoise", 25, {"bsd68": (25, 20.17, 29.46)}, "learning-curve-denoise-s25.csv",
+                    "learning-curve-denoise-s25", "noisy input", bars={"bsd68": ("BM3D", 28.57)},
+                    others=(("BM3D", 28.57), ("DnCNN", 29.23)), start="dagl-denoise-s25-cpu-start.safetensors")
+TRACKS = {JPEG.weights_name: JPEG, DENOISE_S25.weights_name: DENOISE_S25}
+
+
+def track_for(task: str, sigma: int | None = None) -> Track:
+    from dagl.artefact.naming import weights_name
+
+    name = weights_name(task, sigma)
+    if name not in TRACKS:
+        raise click.ClickException(f"no relay track for {Path(name).stem}: one of {', '.join(TRACKS)}")
+    return TRACKS[name]
 
 
 @dataclass
 class CurveRow:
-    """One shipped model of the relay: cumulative training and its full-image PSNR."""
+    """One shipped model of the relay: cumulative training and its full-image PSNR per test set (``scores``,
+    by curve column; ``None``: not measured)."""
 
     date: str
     iterations: int
     crops: int
     train_hours: float
-    classic5_q10: float
-    live1_q10: float | None
+    scores: dict[str, float | None]
     note: str
 
     @classmethod
-    def from_csv(cls, row: dict[str, str]) -> CurveRow:
-        live1 = row["live1_q10"]
-        return cls(row["date"], int(row["iterations"]), int(row["crops"]), float(row["train_hours"]),
-                   float(row["classic5_q10"]), float(live1) if live1 else None, row["note"])
+    def from_csv(cls, row: dict[str, str], track: Track = JPEG) -> CurveRow:
+        scores = {track.column(n): float(row[track.column(n)]) if row[track.column(n)] else None for n in track.sets}
+        return cls(row["date"], int(row["iterations"]), int(row["crops"]), float(row["train_hours"]), scores,
+                   row["note"])
 
     def to_csv(self) -> dict[str, str]:
         return {"date": self.date, "iterations": str(self.iterations), "crops": str(self.crops),
-                "train_hours": f"{self.train_hours:.2f}", "classic5_q10": f"{self.classic5_q10:.2f}",
-                "live1_q10": "" if self.live1_q10 is None else f"{self.live1_q10:.2f}", "note": self.note}
+                "train_hours": f"{self.train_hours:.2f}", **{k: _csv(v) for k, v in self.scores.items()},
+                "note": self.note}
 
 
-def read_curve() -> list[CurveRow]:
-    with CURVE.open(newline="") as fh:
-        return [CurveRow.from_csv(row) for row in csv.DictReader(fh)]
+def _csv(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
-def write_curve(rows: list[CurveRow]) -> None:
-    with CURVE.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, [f.name for f in fields(CurveRow)], lineterminator="\n")
+def read_curve(track: Track = JPEG) -> list[CurveRow]:
+    with track.curve.open(newline="") as fh:
+        return [CurveRow.from_csv(row, track) for row in csv.DictReader(fh)]
+
+
+def write_curve(rows: list[CurveRow], track: Track = JPEG) -> None:
+    columns = ["date", "iterations", "crops", "train_hours", *(track.column(n) for n in track.sets), "note"]
+    with track.curve.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(row.to_csv() for row in rows)
-    _write_table(rows)
-    _write_plot(rows)
+    _write_table(rows, track)
+    _write_plot(rows, track)
 
 
-def _write_table(rows: list[CurveRow]) -> None:
-    lines = ["| date | iterations | crops seen | training (h) | Classic5 q10 (dB) | LIVE1 q10 (dB) | note |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+def _write_table(rows: list[CurveRow], track: Track) -> None:
+    heads = " | ".join(f"{track.label(n)} (dB)" for n in track.sets)
+    lines = [f"| date | iterations | crops seen | training (h) | {heads} | note |",
+             "|---|---:|---:|---:|" + "---:|" * len(track.sets) + "---|"]
     for r in rows:
-        live1 = "—" if r.live1_q10 is None else f"{r.live1_q10:.2f}"
-        lines.append(f"| {r.date} | {r.iterations:,} | {r.crops:,} | {r.train_hours:.2f} | "
-                     f"{r.classic5_q10:.2f} | {live1} | {r.note} |")
+        cells = " | ".join(_cell(r.scores[track.column(n)]) for n in track.sets)
+        lines.append(f"| {r.date} | {r.iterations:,} | {r.crops:,} | {r.train_hours:.2f} | {cells} | {r.note} |")
+    start_marker, end_marker = track.markers
     text = TRAINING_DOC.read_text()
-    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)
     TRAINING_DOC.write_text(text[:start] + "\n" + "\n".join(lines) + "\n" + text[end:])
 
 
-def _write_plot(rows: list[CurveRow]) -> None:
+def _write_plot(rows: list[CurveRow], track: Track) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for (name, (_, jpeg, paper)), colour in zip(TEST_SETS.items(), ("tab:blue", "tab:orange")):
-        points = [(r.crops, getattr(r, f"{name}_q10")) for r in rows if getattr(r, f"{name}_q10") is not None]
+    for (name, (_, degraded, paper)), colour in zip(track.sets.items(), ("tab:blue", "tab:orange")):
+        label = track.score_key(name)
+        points = [(r.crops, r.scores[track.column(name)]) for r in rows if r.scores[track.column(name)] is not None]
         if points:
-            ax.plot(*zip(*points), "o-", color=colour, label=f"{name} q10, shipped weights")
-        ax.axhline(jpeg, color=colour, ls=":", lw=1, label=f"{name} q10, JPEG input ({jpeg:.2f})")
-        ax.axhline(paper, color=colour, ls="--", lw=1, label=f"{name} q10, paper x8 ({paper:.2f})")
+            ax.plot(*zip(*points), "o-", color=colour, label=f"{label}, shipped weights")
+        ax.axhline(degraded, color=colour, ls=":", lw=1, label=f"{label}, {track.degraded} ({degraded:.2f})")
+        ax.axhline(paper, color=colour, ls="--", lw=1, label=f"{label}, paper x8 ({paper:.2f})")
+        for (other, value), style in zip(track.others, ("-.", (0, (1, 3)))):
+            ax.axhline(value, color="gray", ls=style, lw=1, label=f"{label}, {other} ({value:.2f}, paper)")
     ax.set_xscale("log")
     ax.set_xlabel("training crops seen (32x32 and up)")
     ax.set_ylabel("PSNR, full images, no ensemble (dB)")
-    ax.set_title("DAGL jpeg: the relay's learning curve (dagl-eval, release chop)")
+    ax.set_title(f"DAGL {Path(track.weights_name).stem.removeprefix('dagl-')}: the relay's learning curve "
+                 f"(dagl-eval, release chop)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(CURVE_PLOT, dpi=110)
+    fig.savefig(track.plot, dpi=110)
     plt.close(fig)
 
 
@@ -206,37 +297,38 @@ def ship(run: Run, live1: bool, threads: int = 1) -> None:
         quality, _, _ = TEST_SETS[name]
         scores[name], _ = dagl_eval(trained, name, quality, run.folder / f"eval-{name}", threads)
         click.echo(f"relay: {name} q{quality} {scores[name]:.3f} dB (shipped: "
-                   f"{getattr(previous, f'{name}_q10') or float('nan'):.3f} dB)", err=True)
+                   f"{previous.scores[JPEG.column(name)] or float('nan'):.3f} dB)", err=True)
     publish(trained, (run.folder / "dagl-jpeg.md").read_text(), run.init, run.iterations * run.batch,
             run.train_seconds, scores, f"+{run.iterations} it, batch {run.batch}")
 
 
 def publish(trained: Path, card: str, init: Path, crops: int, train_seconds: float, scores: dict[str, float],
-            note: str, x8: dict[str, float] | None = None) -> None:
+            note: str, x8: dict[str, float] | None = None, track: Track = JPEG) -> None:
     """Replace the shipped weights by ``trained`` (FP16, cumulative totals in the metadata), write its card
     with the full-image ``scores`` (and ``x8`` ensemble scores, where measured), add the curve's row."""
     import dagl
     from dagl.weights.checkpoints import save_safetensors, weights_metadata
 
-    rows = read_curve()
+    rows = read_curve(track)
     previous = rows[-1]
     meta = weights_metadata(init)
     crops += int(meta.get("dagl.crops", previous.crops))
     seconds = float(meta.get("dagl.train_seconds", previous.train_hours * 3600)) + train_seconds
     iterations = int(weights_metadata(trained)["dagl.iterations"])
-    row = CurveRow(dt.date.today().isoformat(), iterations, crops, seconds / 3600, scores["classic5"],
-                   scores.get("live1"), note)
+    row = CurveRow(dt.date.today().isoformat(), iterations, crops, seconds / 3600,
+                   {track.column(name): scores.get(name) for name in track.sets}, note)
     target = WEIGHTS_DIR / trained.name
-    save_safetensors(dagl.load("jpeg", weights=trained), target, fp16=True, metadata={
-        "dagl.task": "jpeg", "dagl.iterations": str(iterations), "dagl.crops": str(crops),
+    sigma = {} if track.sigma is None else {"dagl.sigma": str(track.sigma)}
+    save_safetensors(dagl.load(track.task, weights=trained, sigma=track.sigma), target, fp16=True, metadata={
+        "dagl.task": track.task, **sigma, "dagl.iterations": str(iterations), "dagl.crops": str(crops),
         "dagl.train_seconds": f"{seconds:.0f}", "dagl.trainer": "dagl-train"})
-    target.with_suffix(".md").write_text(card_with_protocol(card, row, target, x8 or {}))
-    write_curve([*rows, row])
+    target.with_suffix(".md").write_text(card_with_protocol(card, row, target, x8 or {}, track))
+    write_curve([*rows, row], track)
     click.echo(f"relay: shipped {target} and its card, and added the curve's row: commit "
-               f"dagl/weights/, docs/learning-curve.* and docs/training.md", err=True)
+               f"dagl/weights/, docs/{Path(track.curve_name).stem}.* and docs/training.md", err=True)
 
 
-def card_with_protocol(card: str, row: CurveRow, weights: Path, x8: dict[str, float]) -> str:
+def card_with_protocol(card: str, row: CurveRow, weights: Path, x8: dict[str, float], track: Track = JPEG) -> str:
     """The run's card, with the shipped file's digest and the full-image figures appended."""
     from dagl.files import file_digest
 
@@ -245,28 +337,57 @@ def card_with_protocol(card: str, row: CurveRow, weights: Path, x8: dict[str, fl
     while after < len(lines) and lines[after].startswith("  "):  # the File item's continuation lines
         after += 1
     lines.insert(after, f"- SHA-256: `{file_digest(weights)}`")
-    table = ["| test set (full images) | JPEG input | these weights | these weights, x8 | paper (x8 ensemble) |",
+    table = [f"| test set (full images) | {track.degraded} | these weights | these weights, x8 | paper (x8 ensemble) |",
              "|---|---:|---:|---:|---:|"]
-    for name, (quality, jpeg, paper) in TEST_SETS.items():
-        value, ensemble = getattr(row, f"{name}_q10"), x8.get(name)
-        table.append(f"| {name} q{quality} | {jpeg:.2f} | {_cell(value)} | {_cell(ensemble)} | {paper:.2f} |")
+    for name, (_, degraded, paper) in track.sets.items():
+        value, ensemble = row.scores[track.column(name)], x8.get(name)
+        table.append(f"| {track.score_key(name)} | {degraded:.2f} | {_cell(value)} | {_cell(ensemble)} | "
+                     f"{paper:.2f} |")
+    first = next(iter(track.sets))
+    model = track.task if track.sigma is None else f"dagl/weights/{track.weights_name}"
+    example = " ".join(["dagl-eval", "--task", track.task, *track.eval_args(first), "--model", model])
+    so_far = ("across the relay's CPU legs and GPU windows" if track is JPEG else
+              "the jpeg training it started from included, across CPU legs and GPU windows")
     return "\n".join(lines) + f"""
 
 ## The paper's protocol (`dagl-eval`)
 
-All training so far, across the relay's CPU legs and GPU windows: {row.iterations:,} iterations,
+All training so far, {so_far}: {row.iterations:,} iterations,
 {row.crops:,} crops, {row.train_hours:.2f} h of training (docs/training.md, the learning curve, says where each
 ran). PSNR of the float output clamped to [0, 1] on the full images with the release's chop
-(`dagl-eval --task jpeg --dataset classic5 --quality 10 --model jpeg`, and `--ensemble` for x8; `—`: not measured for
+(`{example}`, and `--ensemble` for x8; `—`: not measured for
 these weights). The weights were chosen on the held-out split of the training images (above), never on
 these test sets:
 
 {chr(10).join(table)}
-"""
+""" + "".join(f"\n{_standing(track, name, row.scores[track.column(name)])}\n" for name in track.bars)
+
+
+def _standing(track: Track, name: str, value: float | None) -> str:
+    """Where a score stands against the published figures (the shipping bar first, then the paper's)."""
+    figures = sorted([*track.others, ("DAGL (paper, x8)", track.sets[name][2])], key=lambda item: item[1])
+    above = [f"{who} {figure:.2f}" for who, figure in figures if value is not None and value > figure]
+    below = [f"{who} {figure:.2f}" for who, figure in figures if value is None or value <= figure]
+    who, bar = track.bars[name]
+    return (f"Against the paper's {track.label(name)} figures (Table 1, dB): {_cell(value)} dB is above "
+            f"{', '.join(above) or 'none of them'} and below {', '.join(below) or 'none of them'}. "
+            f"These weights ship only when they beat {who}'s {bar:.2f} dB (issue 27).")
 
 
 def _cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
+
+
+def window_start(track: Track) -> Path:
+    """The weights a GPU window of ``track`` continued: the shipped ones, or for a track that ships none
+    yet its start in ../shared/weights (whose metadata is all the held-out rule reads)."""
+    shipped = WEIGHTS_DIR / track.weights_name
+    if shipped.is_file() or track.start is None:
+        return shipped
+    start = SHARED_WEIGHTS / track.start
+    if not start.is_file():
+        raise click.ClickException(f"no {track.weights_name} ships and its start {start} is missing")
+    return start
 
 
 @click.group()
@@ -334,27 +455,36 @@ def record(folder: Path, live1: bool, threads: int) -> None:
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def record_window(folder: Path) -> None:
     """Ship what a GPU window returned (tools/gpu_window.py run: gpu-window.json, the weights and card),
-    with the scores it measured there, if its weights beat the shipped ones on the held-out split."""
+    with the scores it measured there, if its weights beat the shipped ones on the held-out split (for
+    denoise sigma 25, also only if its BSD68 score beats BM3D's 28.57 dB)."""
     import json
 
     summary = json.loads((folder / "gpu-window.json").read_text())
-    trained, start = folder / "dagl-jpeg.safetensors", WEIGHTS_DIR / "dagl-jpeg.safetensors"
+    track = track_for(summary.get("task", "jpeg"), summary.get("sigma"))
+    trained, start = folder / track.weights_name, window_start(track)
     facts = summary.get("training")
     if facts is None or not trained.is_file() or not trained_won(trained, start):
         click.echo("relay: the window shipped no trained weights that beat the shipped ones on the held-out "
                    "split; nothing shipped", err=True)
         return
-    scores = {name: summary["scores"].get(f"{name} q{q}") for name, (q, _, _) in TEST_SETS.items()}
-    if scores["classic5"] is None:
-        raise click.ClickException(f"{folder / 'gpu-window.json'} has no Classic5 q10 score: score the weights "
-                                   f"with dagl-eval and record them with `relay.py record`")
-    x8 = {name: summary["scores"].get(f"{name} q{q} x8") for name, (q, _, _) in TEST_SETS.items()}
+    scores = {name: summary["scores"].get(track.score_key(name)) for name in track.sets}
+    first = next(iter(track.sets))
+    if scores[first] is None:
+        raise click.ClickException(f"{folder / 'gpu-window.json'} has no {track.label(first)} score: score the "
+                                   f"weights with dagl-eval" + (" and record them with `relay.py record`"
+                                                                if track is JPEG else ""))
+    for name, (who, bar) in track.bars.items():
+        if scores[name] is None or scores[name] <= bar:
+            click.echo(f"relay: {track.label(name)} {_cell(scores[name])} dB does not beat {who}'s {bar:.2f} dB, "
+                       f"the bar to ship; nothing shipped", err=True)
+            return
+    x8 = {name: summary["scores"].get(f"{track.score_key(name)} x8") for name in track.sets}
     gpu = summary["device"].get("gpu", "GPU")
     note = (f"+{facts['iterations']} it on 1 x {gpu} ({facts['train_seconds'] / 60:.1f} min, GPU window), "
             f"batch {facts['batch_size']} of {facts['patch']}x{facts['patch']}")
-    publish(trained, (folder / "dagl-jpeg.md").read_text(), start, facts["iterations"] * facts["batch_size"],
+    publish(trained, trained.with_suffix(".md").read_text(), start, facts["iterations"] * facts["batch_size"],
             facts["train_seconds"], {k: v for k, v in scores.items() if v is not None}, note,
-            {k: v for k, v in x8.items() if v is not None})
+            {k: v for k, v in x8.items() if v is not None}, track)
 
 
 if __name__ == "__main__":

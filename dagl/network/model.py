@@ -124,6 +124,24 @@ def check_tied_slopes(state: Mapping[str, Tensor], keys: list[str]) -> None:
             f"authors' network holds one slope for these blocks, so it cannot hold this file")
 
 
+def tie_slopes_at_mean(state: Mapping[str, Tensor], keys: list[str]) -> tuple[dict[str, Tensor], list[float]]:
+    """``state`` with its copies of the main body's PReLU slope (under ``keys``) all set to their mean, and
+    the slopes as they were: what makes weights trained with the slopes apart (dagl's model before they were
+    shared) loadable into the release's network (the shipped jpeg weights were tied so, at no measured cost).
+
+    The mean is taken in float32 and stored in each copy's own dtype, so an FP16 file stays FP16.
+    """
+    present = [key for key in keys if key in state]
+    if not present:
+        raise WeightsError(f"no main-body PReLU slopes ({keys[0]}, ...) in these weights")
+    before = [float(state[key].float().mean()) for key in present]
+    mean = torch.stack([state[key].float() for key in present]).mean(dim=0)
+    tied = dict(state)
+    for key in present:
+        tied[key] = mean.to(state[key].dtype).clone()
+    return tied, before
+
+
 def _describe(tensor: Tensor) -> str:
     return f"{float(tensor.flatten()[0]):.4g}" if tensor.numel() == 1 else f"shape {tuple(tensor.shape)}"
 

@@ -185,3 +185,116 @@ def test_record_window_ships_nothing_unless_its_weights_continued_the_shipped_on
     assert (repo / "weights" / "dagl-jpeg.safetensors").read_bytes() == before
     assert sorted(p.name for p in (repo / "weights").iterdir()) == ["dagl-jpeg.safetensors"]
     assert (repo / "docs" / "learning-curve.csv").read_text() == START_ROW
+
+
+# ---- record-window for denoise sigma 25: the held-out rule, then BM3D's BSD68 figure as the bar ------------
+DENOISE_START_ROW = ("date,iterations,crops,train_hours,bsd68_s25,note\n"
+                     "2026-12-04,11244,89952,7.04,,the CPU start\n")
+
+
+def write_denoise_weights(path, iterations: int, seed: int = 0):
+    torch.manual_seed(seed)
+    return save_safetensors(dagl.create("denoise"), path, fp16=True,
+                            metadata={"dagl.task": "denoise", "dagl.sigma": "25", "dagl.iterations": str(iterations),
+                                      "dagl.trainer": "dagl-train"})
+
+
+@pytest.fixture
+def denoise_window(repo, monkeypatch):
+    """The jpeg scratch files plus the denoise curve and its table, the sigma-25 start in a scratch
+    ../shared/weights (11,244 iterations, no totals recorded: the curve's first row has them) and a window's
+    folder as tools/gpu_window.py run --task denoise writes it; ``make(iterations, bsd68)`` fills it."""
+    (repo / "docs" / "learning-curve-denoise-s25.csv").write_text(DENOISE_START_ROW)
+    doc = repo / "docs" / "training.md"
+    start_marker, end_marker = relay.DENOISE_S25.markers
+    doc.write_text(doc.read_text() + f"denoise\n{start_marker}\nold denoise\n{end_marker}\nend\n")
+    shared = repo / "shared"
+    shared.mkdir()
+    write_denoise_weights(shared / relay.DENOISE_S25.start, 11244)
+    monkeypatch.setattr(relay, "SHARED_WEIGHTS", shared)
+    folder = repo / "window-denoise"
+    folder.mkdir()
+
+    def make(iterations: int, bsd68: float | None):
+        write_denoise_weights(folder / "dagl-denoise-s25.safetensors", iterations, seed=3)
+        (folder / "dagl-denoise-s25.md").write_text(
+            "# dagl-denoise-s25\n\n- File: `dagl-denoise-s25.safetensors` (safetensors,\n  stored as FP16)\n"
+            "- SHA-256: `old`\n- Data: x\n")
+        summary = {"task": "denoise", "sigma": 25, "budget_seconds": 540.0,
+                   "device": {"torch": "2.11.0", "cuda": True, "gpu": "NVIDIA H200"},
+                   "steps": [{"step": "train", "returncode": 0}],
+                   "scores": {"bsd68 s25": bsd68, "bsd68 s25 x8": None}, "timing": None,
+                   "training": {"iterations": 500, "train_seconds": 216.0, "batch_size": 32, "patch": 64,
+                                "init": ".gpu-data/start/dagl-denoise-s25-cpu-start.safetensors"}}
+        (folder / "gpu-window.json").write_text(json.dumps(summary))
+        return folder
+    return make
+
+
+def _nothing_shipped(repo, output: str, why: str) -> None:
+    assert why in output and "nothing shipped" in output
+    assert not list((repo / "weights").iterdir())
+    assert (repo / "docs" / "learning-curve-denoise-s25.csv").read_text() == DENOISE_START_ROW
+    assert (repo / "docs" / "learning-curve.csv").read_text() == START_ROW
+    assert "old denoise" in (repo / "docs" / "training.md").read_text()
+    assert not list((repo / "docs").glob("*.png"))
+
+
+def test_record_window_denoise_ships_nothing_when_its_weights_lost_on_the_held_out_split(repo, denoise_window):
+    # dagl-train --init wrote the start back (its 11,244 iterations): the BSD68 score does not matter then.
+    folder = denoise_window(11244, bsd68=29.0)
+    result = CliRunner().invoke(relay.main, ["record-window", str(folder)])
+    assert result.exit_code == 0, result.output
+    _nothing_shipped(repo, result.output, "beat the shipped ones on the held-out split")
+
+
+@pytest.mark.parametrize("bsd68", [28.40, 28.57, None])
+def test_record_window_denoise_ships_nothing_unless_bsd68_beats_bm3d(repo, denoise_window, bsd68):
+    """Won on the held-out split, but BSD68 sigma 25 at or below BM3D's 28.57 dB (or not measured): no ship."""
+    folder = denoise_window(11744, bsd68=bsd68)
+    result = CliRunner().invoke(relay.main, ["record-window", str(folder)])
+    if bsd68 is None:  # the window's score step failed: nothing to decide on
+        assert result.exit_code != 0 and "has no BSD68 σ25 score" in result.output
+        assert not list((repo / "weights").iterdir())
+        return
+    assert result.exit_code == 0, result.output
+    _nothing_shipped(repo, result.output, f"BSD68 σ25 {bsd68:.2f} dB does not beat BM3D's 28.57 dB")
+
+
+@pytest.mark.slow
+def test_record_window_denoise_ships_weights_card_and_its_own_curve_row(repo, denoise_window):
+    folder = denoise_window(11744, bsd68=28.912)
+    jpeg_table = (repo / "docs" / "training.md").read_text().split("denoise\n")[0]
+    result = CliRunner().invoke(relay.main, ["record-window", str(folder)])
+    assert result.exit_code == 0, result.output
+    shipped = repo / "weights" / "dagl-denoise-s25.safetensors"
+    assert sorted(p.name for p in (repo / "weights").iterdir()) == ["dagl-denoise-s25.md",
+                                                                    "dagl-denoise-s25.safetensors"]
+    meta = weights_metadata(shipped)
+    # Totals: the curve's first row (the start records none: 89,952 crops, 7.04 h) plus 500 x 32 crops and 216 s.
+    assert (meta["dagl.task"], meta["dagl.sigma"], meta["dagl.iterations"], meta["dagl.crops"],
+            meta["dagl.train_seconds"]) == ("denoise", "25", "11744", "105952", "25560")
+    _assert_same_weights(shipped, folder / "dagl-denoise-s25.safetensors")
+    assert dagl.load("denoise", weights=shipped, sigma=25) is not None
+    card = (repo / "weights" / "dagl-denoise-s25.md").read_text()
+    assert f"- SHA-256: `{file_digest(shipped)}`" in card and "`old`" not in card
+    assert "| test set (full images) | noisy input | these weights | these weights, x8 | paper (x8 ensemble) |" in card
+    assert "| bsd68 s25 | 20.17 | 28.91 | — | 29.46 |" in card
+    assert "`dagl-eval --task denoise --dataset bsd68 --sigma 25 --model dagl/weights/dagl-denoise-s25.safetensors`" \
+        in card
+    assert ("28.91 dB is above BM3D 28.57 and below DnCNN 29.23, DAGL (paper, x8) 29.46. These weights ship only "
+            "when they beat BM3D's 28.57 dB") in card
+    with (repo / "docs" / "learning-curve-denoise-s25.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["bsd68_s25"] for r in rows] == ["", "28.91"]
+    assert {k: rows[1][k] for k in ("iterations", "crops", "train_hours", "note")} == {
+        "iterations": "11744", "crops": "105952", "train_hours": "7.10",
+        "note": "+500 it on 1 x NVIDIA H200 (3.6 min, GPU window), batch 32 of 64x64"}
+    doc = (repo / "docs" / "training.md").read_text()
+    assert doc.startswith(jpeg_table) and "old denoise" not in doc and doc.endswith("end\n")
+    assert "| date | iterations | crops seen | training (h) | BSD68 σ25 (dB) | note |" in doc
+    assert f"| {rows[1]['date']} | 11,744 | 105,952 | 7.10 | 28.91 | {rows[1]['note']} |" in doc
+    assert (repo / "docs" / "learning-curve-denoise-s25.png").read_bytes()[:8] == PNG
+    # The jpeg curve is not disturbed.
+    assert (repo / "docs" / "learning-curve.csv").read_text() == START_ROW
+    assert not (repo / "docs" / "learning-curve.png").exists()
