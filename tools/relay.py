@@ -20,6 +20,9 @@ what this one shipped. One run:
 
 ``record RUN`` does steps 4-5 alone for a finished ``dagl-train`` run folder; ``record-window FOLDER`` ships
 what a GPU window returned (tools/gpu_window.py) by the same rule. Commit the three files afterwards.
+A window's task is read from its summary: a denoise sigma-25 window ships ``dagl-denoise-s25`` by the same
+held-out rule and only when its BSD68 score beats BM3D's 28.57 dB, with a learning curve of its own
+(``docs/learning-curve-denoise-s25.*``, :data:`DENOISE_S25`).
 See docs/training.md ("The relay").
 """
 
@@ -392,7 +395,8 @@ def window_start(track: Track) -> Path:
 
 @click.group()
 def main() -> None:
-    """The CPU relay that continues the shipped jpeg weights (see docs/training.md)."""
+    """The CPU relay that continues the shipped jpeg weights, and the shipping of GPU windows (jpeg, denoise
+    sigma 25; see docs/training.md)."""
 
 
 @main.command()

@@ -45,6 +45,27 @@ def test_the_main_body_resblocks_share_one_prelu_as_in_the_release(task, n_resbl
     assert all(torch.equal(state[key], shared.detach()) for key in model.tied_slope_keys())
 
 
+def test_slopes_trained_apart_tie_at_their_mean_into_a_file_the_model_loads():
+    """A state whose main-body slopes differ (weights trained before they were shared) is refused on load;
+    tied at their mean, in the copies' own dtype, it loads, and nothing else changed."""
+    from dagl.network.model import tie_slopes_at_mean
+    from dagl.errors import WeightsError
+
+    model = dagl.create("denoise")
+    keys = model.tied_slope_keys()
+    state = {k: v.clone().half() for k, v in model.state_dict().items()}
+    for i, key in enumerate(keys):
+        state[key] = torch.tensor([0.05 + 0.01 * i], dtype=torch.float16)
+    with pytest.raises(WeightsError, match="PReLU slopes differ"):
+        dagl.create("denoise").load_state_dict({k: v.float() for k, v in state.items()})
+    tied, before = tie_slopes_at_mean(state, keys)
+    assert before == pytest.approx([0.05 + 0.01 * i for i in range(len(keys))], abs=1e-3)
+    mean = torch.stack([state[k].float() for k in keys]).mean(0).half()
+    assert all(torch.equal(tied[k], mean) and tied[k].dtype == torch.float16 for k in keys)
+    assert all(tied[k] is state[k] for k in state if k not in keys)
+    dagl.create("denoise").load_state_dict({k: v.float() for k, v in tied.items()})
+
+
 def test_state_dict_keys_are_the_release_layout():
     keys = set(dagl.create("jpeg").state_dict())
     assert "body.8.c2_3.fc1.0.weight" in keys and "body.8.RBS2.3.body.1.weight" in keys
