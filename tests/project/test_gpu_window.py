@@ -40,7 +40,8 @@ def _iterations(weights: Path) -> int:
 
 
 def _rehearse(root: Path, datasets_dir: Path, pack: list[str], run: list[str]) -> Path:
-    """pack, then run with a deadline of an hour, the tiny training and scores on one crop: the --out folder's parent."""
+    """pack, then run with a deadline of an hour, the tiny training and scores on one crop; returns the folder
+    that holds data/ (what pack wrote) and out/ (what the call returns)."""
     # The run's own work folder (the checkpoint, ~66 MiB) goes under the test's temporary folder.
     env = dict(os.environ, TMPDIR=str(root))
     packed = subprocess.run([sys.executable, str(TOOL), "pack", "--no-wheels", "--datasets", str(datasets_dir),
@@ -151,7 +152,8 @@ def test_denoise_pack_holds_the_training_images_bsd68_and_the_start_with_its_slo
     assert tied.keys() == original.keys() and all(
         torch.equal(tied[k], original[k]) and tied[k].dtype == torch.float16 for k in original if k not in slopes)
     meta = weights_metadata(tied_path)
-    assert meta["dagl.iterations"] == "11244" and meta["dagl.sigma"] == "25" and "tied to their mean" in meta["dagl.tied"]
+    assert (meta["dagl.iterations"], meta["dagl.sigma"]) == ("11244", "25")
+    assert "tied to their mean" in meta["dagl.tied"]
 
 
 @pytest.mark.slow
