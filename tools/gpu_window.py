@@ -29,7 +29,7 @@ above BM3D's BSD68 figure).
 Either puts into ``--out`` at most four files: the weights and their card, ``gpu-window.json`` (every step's
 command, exit status and time, the scores, the timings, what the run trained) and ``gpu-window.tar.gz``
 (logs and reports). Every step has a hang guard and the deadline; a failed step is recorded, never fatal.
-See docs/training.md ("The GPU window").
+See docs/gpu-window.md.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _log(message: str) -> None:
 
 @click.group()
 def main() -> None:
-    """The GPU window: pack the data here, run the one call there (docs/training.md)."""
+    """The GPU window: pack the data here, run the one call there (docs/gpu-window.md)."""
 
 
 @main.command()
