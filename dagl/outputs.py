@@ -66,10 +66,10 @@ def check_output_folder(folder: str | Path) -> None:
         raise OutputError(f"cannot create output folder {folder} ({existing} is not a folder)")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {existing} is not writable")
-    _probe(existing)
+    _try_write(existing)
 
 
-def _probe(folder: Path) -> None:
+def _try_write(folder: Path) -> None:
     """Create a nameless file in ``folder`` and drop it: permission bits say nothing for root, nor for a
     read-only mount or ``/proc``, where only a write says whether writes work (the file is gone on
     close: ``O_TMPFILE``, or a name unlinked at once)."""

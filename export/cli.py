@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from dagl.artefact import DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_TILE
-from dagl.artefact.precision import FP16, REFERENCE
+from dagl.artefact.precision import FP16, FP32
 from dagl.chosen_weights import RANDOM, RANDOM_SEED, WeightsInfo
 from dagl.cli.common import Command, precision_option, sigma_option, task_option
 from dagl.errors import WeightsError
@@ -49,7 +49,7 @@ def _warn_if_random(info: WeightsInfo) -> None:
                    "--model jpeg / MODEL jpeg in the other commands; jpeg ships). "
                    f"'{RANDOM}' = seeded random weights, for smoke-testing a deployment pipeline only.")
 @sigma_option(help="Noise level of the denoise model: 15, 25 or 50 (required for --task denoise).")
-@precision_option(default=REFERENCE.name, help="Precision of the engine, and of a second ONNX graph beside the "
+@precision_option(default=FP32.name, help="Precision of the engine, and of a second ONNX graph beside the "
                   "float32 one: fp16 keeps the GFAM attention float32 (docs/fp16-ranges.md). bf16 has no graph "
                   "of its own (it runs the float32 graph).")
 @click.option("--fp16", is_flag=True, hidden=True, help="Old spelling of --precision fp16.")
@@ -95,7 +95,7 @@ def main(task: str, weights: str | None, sigma: int | None, precision: str, fp16
       dagl-export --task jpeg --weights random --onnx-only
     """
     if fp16:
-        if precision not in (REFERENCE.name, FP16.name):
+        if precision not in (FP32.name, FP16.name):
             raise click.UsageError(f"--fp16 is the old spelling of --precision {FP16.name}; it contradicts "
                                    f"--precision {precision}")
         precision = FP16.name

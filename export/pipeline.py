@@ -21,8 +21,7 @@ from dagl.artefact import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DE
                            EngineUnavailable, Precision, Profile, current_gpu, import_tensorrt, onnx_metadata,
                            sidecar_path)
 from dagl.artefact.naming import engine_name, manifest_name, onnx_name
-from dagl.artefact.precision import REFERENCE
-from dagl.artefact.precision import get_graph_precision
+from dagl.artefact.precision import FP32, get_graph_precision
 from dagl.atomic import write_atomic
 from dagl.chosen_weights import WeightsInfo, load_chosen_weights
 from dagl.errors import DaglError, UserInputError, output_error
@@ -88,9 +87,9 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def _named(reference: str) -> Callable:
+def _named(target: str) -> Callable:
     """The function a registry entry names as ``"module:function"``: the registry cannot import it itself."""
-    module, _, function = reference.partition(":")
+    module, _, function = target.partition(":")
     return getattr(import_module(module), function)
 
 
@@ -141,23 +140,23 @@ def _export_graphs(model: nn.Module, task: str, sigma: int | None, info: Weights
 
     channels = get_config(task).channels
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".dagl-export-") as tmp:
-        with status(f"exporting {task} to {REFERENCE.title} ONNX (opset {DEFAULT_OPSET})"):
-            reference = onnx.load(str(export_onnx(model, Path(tmp) / "reference.onnx", channels=channels)))
-    set_metadata(reference, onnx_metadata(task, channels, REFERENCE.name, sigma, info.label))
-    _check(reference, REFERENCE)
-    graphs = {REFERENCE.name: reference}
-    keep = fp32_nodes(reference.graph, task, ranges)
-    if entry is not REFERENCE:
+        with status(f"exporting {task} to {FP32.title} ONNX (opset {DEFAULT_OPSET})"):
+            fp32_graph = onnx.load(str(export_onnx(model, Path(tmp) / "fp32.onnx", channels=channels)))
+    set_metadata(fp32_graph, onnx_metadata(task, channels, FP32.name, sigma, info.label))
+    _check(fp32_graph, FP32)
+    graphs = {FP32.name: fp32_graph}
+    keep = fp32_nodes(fp32_graph.graph, task, ranges)
+    if entry is not FP32:
         with status(entry.making):
-            graph = set_metadata(_maker(entry)(reference, keep), onnx_metadata(task, channels, entry.name, sigma,
-                                                                               info.label))
+            graph = set_metadata(_maker(entry)(fp32_graph, keep),
+                                 onnx_metadata(task, channels, entry.name, sigma, info.label))
         _check(graph, entry)
         graphs[entry.name] = graph
     return graphs, keep
 
 
 def export(task: str, weights: str | Path | None = None, *, sigma: int | None = None,
-           precision: str = REFERENCE.name, output_dir: str | Path = ".", engine: bool = True,
+           precision: str = FP32.name, output_dir: str | Path = ".", engine: bool = True,
            engine_required: bool = False, min_tile: Tile = (DEFAULT_MIN_TILE, DEFAULT_MIN_TILE),
            opt_tile: Tile = (DEFAULT_TILE, DEFAULT_TILE), max_tile: Tile = (DEFAULT_MAX_TILE, DEFAULT_MAX_TILE),
            batch: int = DEFAULT_BATCH, triton_repo: str | Path | None = None, triton_tile: int | None = None,
@@ -240,13 +239,13 @@ def _write(task: str, sigma: int | None, config: TaskConfig, info: WeightsInfo, 
     models: tuple[Path, ...] = ()
     if triton is not None:
         repo, tile, max_batch = triton
-        models = tuple(write_triton_repo(repo, paths[REFERENCE.name], plan, tile=tile, max_batch=max_batch))
+        models = tuple(write_triton_repo(repo, paths[FP32.name], plan, tile=tile, max_batch=max_batch))
     result = ExportResult(output_dir, paths, plan, sidecar, output_dir / manifest_name(task, sigma), info, unavailable,
                           models)
     summary = {
         "task": task, "channels": config.channels, "sigma": sigma, "opset": DEFAULT_OPSET, "precision": entry.name,
         "shapes": {"min": list(shapes.min), "opt": list(shapes.opt), "max": list(shapes.max)},
-        "weights": info.as_dict(), "fp32_nodes_in_fp16": len(keep) if entry is not REFERENCE else 0,
+        "weights": info.as_dict(), "fp32_nodes_in_fp16": len(keep) if entry is not FP32 else 0,
         "fp16_policy": ranges_file.name, "engine": engine_note, "versions": _versions(),
         "files": [path.name for path in result.files], "triton_models": [model.name for model in models],
     }

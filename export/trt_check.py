@@ -29,7 +29,7 @@ from onnx import TensorProto
 from dagl.artefact.onnx_graph import graph_inputs, graph_outputs
 from dagl.artefact.operators import (CONSTANT_INPUTS, OPSET_RANGE, OUTPUT_TYPED, PROJECT_REFUSED, SUPPORTED_TYPES,
                                     operator_refusal)
-from dagl.artefact.precision import REFERENCE
+from dagl.artefact.precision import FP32
 from dagl.errors import DaglError
 
 __all__ = ["CONSTANT_INPUTS", "OPSET_RANGE", "PROJECT_REFUSED", "SUPPORTED_TYPES", "Problem",
@@ -90,7 +90,7 @@ def _check_io(model: onnx.ModelProto) -> list[Problem]:
 
 
 def check_tensorrt_compatible(model: onnx.ModelProto,
-                              operators: Mapping[str, tuple[str, ...]] = REFERENCE.operators) -> list[Problem]:
+                              operators: Mapping[str, tuple[str, ...]] = FP32.operators) -> list[Problem]:
     """Every rule above applied to ``model``; an empty list means it should parse on TensorRT 11.
 
     ``operators`` is the table of the graph's precision (:attr:`dagl.artefact.Precision.operators`):
@@ -129,7 +129,7 @@ def check_tensorrt_compatible(model: onnx.ModelProto,
 
 
 def assert_tensorrt_compatible(model: onnx.ModelProto,
-                               operators: Mapping[str, tuple[str, ...]] = REFERENCE.operators) -> None:
+                               operators: Mapping[str, tuple[str, ...]] = FP32.operators) -> None:
     """Raise :class:`TensorRTCompatibilityError` unless ``model`` passes every rule (``operators``: as above)."""
     problems = check_tensorrt_compatible(model, operators)
     if problems:

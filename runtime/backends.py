@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from dagl.artefact.precision import BF16, FP16, GRAPH_PRECISIONS, INT8, PRECISIONS, REFERENCE, get_precision
+from dagl.artefact.precision import BF16, FP16, FP32, GRAPH_PRECISIONS, INT8, PRECISIONS, get_precision
 from dagl.registry import by_name
 
 from .base import BaseRunner, ModelInputError, RunnerRequest
@@ -42,9 +42,10 @@ class Backend:
     auto_for: tuple[str, ...] = ()
     #: One line for ``--help`` and error messages.
     summary: str = ""
-    #: It runs weights in the float32 network itself (PyTorch): the base an exported artefact's parity is
-    #: judged against (``dagl-eval --compare``), and a file ``dagl-bench``'s plain path can load too.
-    reference: bool = False
+    #: It runs weights in the float32 network itself (PyTorch): the baseline, i.e. what an exported artefact's
+    #: parity is judged against (``dagl-eval --compare``; the bounds of ``runtime/compare.py`` are "vs float32
+    #: PyTorch"), and a file ``dagl-bench``'s plain path can load too.
+    baseline: bool = False
 
 
 def lazy(module: str, function: str = "create") -> Factory:
@@ -70,16 +71,16 @@ REGISTRY: Mapping[str, Backend] = by_name((
     Backend("onnxruntime", ("onnx",), lazy(".onnxrt.loader"), bounds("ONNX", GRAPH_PRECISIONS),
             auto_for=("onnx",), summary="ONNX Runtime on its CPU or CUDA execution provider, as --device says"),
     Backend("onnxruntime-tensorrt", ("onnx",), lazy(".onnxrt.loader", "create_tensorrt_ep"),
-            bounds("TensorRT engine", (REFERENCE.name, FP16.name)),  # INT8 would need its int8 flag set
+            bounds("TensorRT engine", (FP32.name, FP16.name)),  # INT8 would need its int8 flag set
             summary="ONNX Runtime's TensorRT execution provider (engine and timing cache kept in the engine cache)"),
     # OpenVINO also computes the float32 graph in bfloat16 when asked (its inference precision hint), and runs
     # the INT8 (Q/DQ) graph with int8 kernels.
-    Backend("openvino", ("onnx",), lazy(".openvino.loader"), bounds("OpenVINO", (REFERENCE.name, BF16.name, INT8.name)),
+    Backend("openvino", ("onnx",), lazy(".openvino.loader"), bounds("OpenVINO", (FP32.name, BF16.name, INT8.name)),
             summary="OpenVINO on the CPU (pip install 'dagl[openvino]'); --precision bf16 computes the float32 "
                     "graph in bfloat16"),
     # PyTorch runs weights, which are float32.
-    Backend("torch", ("weights",), lazy(".pyt.loader"), bounds("PyTorch", (REFERENCE.name,)),
-            auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)", reference=True),
+    Backend("torch", ("weights",), lazy(".pyt.loader"), bounds("PyTorch", (FP32.name,)),
+            auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)", baseline=True),
 ), "backend")
 
 

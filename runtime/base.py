@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dagl.artefact.precision import REFERENCE
+from dagl.artefact.precision import FP32
 from dagl.errors import DaglError, UserInputError
 
 
@@ -38,7 +38,7 @@ class ModelInfo:
     channels: int
     sigma: int | None = None
     #: The artefact's precision (``dagl.precision``); once a runner is made, the precision it runs at.
-    precision: str = REFERENCE.name
+    precision: str = FP32.name
     #: The artefact declares seeded random, untrained weights (``dagl-export --weights random``): reports say so.
     random_weights: bool = False
     #: SHA-256 of the weights file it was made from (export metadata, engine sidecar, or the file itself).

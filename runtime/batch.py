@@ -1,7 +1,7 @@
 """Which files a batch restores and where each output goes: ``dagl-infer``'s plan, callable by any program.
 
 Inputs are files, folders and globs; each becomes a :class:`Job` with its output, its side-by-side
-picture and clean reference if asked, or the reason it will be skipped (a missing input, an output
+picture and clean image if asked, or the reason it will be skipped (a missing input, an output
 that exists or would be written twice, an unfit file). Everything here is decided before the model loads.
 """
 
@@ -19,7 +19,7 @@ from dagl.images.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, ch
 from dagl.outputs import check_output_folder, check_output_name
 
 from .channels import NetworkImage, to_network
-from .reference import find_reference, load_reference
+from .clean import find_clean, load_clean
 
 DEFAULT_OUTPUT_DIR = Path("restored")
 
@@ -34,7 +34,7 @@ class Job:
     #: Where ``--side-by-side`` puts this image's before/after picture (``None``: not asked for).
     side_by_side: Path | None = None
     #: The clean image ``--reference`` gives for this input, to print the PSNR gain against.
-    reference: Path | None = None
+    clean: Path | None = None
 
 
 def expand_inputs(patterns: tuple[str, ...]) -> list[Job]:
@@ -108,7 +108,7 @@ def plan_side_by_side(jobs: list[Job], folder: Path, overwrite: bool) -> None:
 
 @dataclass
 class Prepared:
-    """One input read and split for the network, with its clean reference if ``--reference`` gave one."""
+    """One input read and split for the network, with its clean image if ``--reference`` gave one."""
 
     source: np.ndarray
     image: NetworkImage
@@ -116,11 +116,11 @@ class Prepared:
 
 
 def prepare(job: Job, task: str, bit_depth: int) -> Prepared:
-    """Read ``job``'s input (and reference) and check it against ``task`` and its output: all but the network."""
+    """Read ``job``'s input (and clean image) and check it against ``task`` and its output: all but the network."""
     source = read_image(job.source)
     image = to_network(source, task)
     check_writable(job.target, bit_depth, image.file_channels)
-    clean = load_reference(job.reference, image.to_file(image.array).shape) if job.reference else None
+    clean = load_clean(job.clean, image.to_file(image.array).shape) if job.clean else None
     return Prepared(source, image, clean)
 
 
@@ -129,7 +129,7 @@ def check_inputs(jobs: list[Job], task: str | None, bit_depth: int) -> None:
 
     Each file is decoded once here and again when its turn comes (only one image is held at a time):
     its signature, size and pixels are checked by :func:`dagl.images.io.read_image`, and when the task is
-    already known (MODEL is a task name, or ``--task``), its channels, output and reference too.
+    already known (MODEL is a task name, or ``--task``), its channels, output and clean image too.
     """
     for job in jobs:
         if job.error:
@@ -144,19 +144,19 @@ def check_inputs(jobs: list[Job], task: str | None, bit_depth: int) -> None:
 
 
 def plan_batch(inputs: tuple[str, ...], output: str | None, overwrite: bool, bit_depth: int = 8,
-               side_by_side: Path | None = None, reference: Path | None = None) -> list[Job]:
+               side_by_side: Path | None = None, clean: Path | None = None) -> list[Job]:
     """Every input's job: its output (``output`` as ``-o`` takes it: a trailing slash makes it a folder),
-    its ``side_by_side`` picture and clean image from ``reference`` when given (``None`` where none is
-    found), or why it will be skipped."""
+    its ``side_by_side`` picture and clean image from ``clean`` (``--reference``: a file, or a folder) when
+    given (``None`` where none is found), or why it will be skipped."""
     jobs = expand_inputs(inputs)
     as_folder = output is not None and output.endswith(("/", os.sep))  # Path() would drop the slash
     plan_outputs(jobs, Path(output) if output is not None else None, overwrite, bit_depth, as_folder)
     if side_by_side is not None:
         plan_side_by_side(jobs, side_by_side, overwrite)
-    if reference is not None:
+    if clean is not None:
         runnable = [job for job in jobs if not job.error]
         for job in runnable:
-            job.reference = find_reference(reference, job.source, len(runnable))
+            job.clean = find_clean(clean, job.source, len(runnable))
     return jobs
 
 

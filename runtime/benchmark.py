@@ -1,6 +1,6 @@
 """Per-tile latency, throughput and peak memory of an artefact vs the plain PyTorch path (``dagl-bench``'s library).
 
-The reference column is ``dagl.create(task, gfam="plain")``: docs/dagl-reference.md transcribed step by step,
+The plain column is ``dagl.create(task, gfam="plain")``: docs/dagl-reference.md transcribed step by step,
 run by PyTorch on the same device and tile sizes, so the table shows what the export bought.
 Timing excludes the first (warm-up) call of each shape, where ONNX Runtime and TensorRT allocate.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rich.table import Table
 
-from dagl.artefact.precision import REFERENCE
+from dagl.artefact.precision import FP32
 from dagl.atomic import atomic_path, write_atomic
 from dagl.device import is_cuda, resolve_device
 from dagl.errors import output_error
@@ -103,7 +103,8 @@ def measure(runner: BaseRunner, path: str, tile: int, batch: int, repeats: int) 
 
 
 def plain_runner(info: ModelInfo, device: str, threads: int | None, weights: Path | None) -> TorchRunner:
-    """The reference's step-by-step network (``PlainGFAM``); weights only if given (timing does not depend on them)."""
+    """The plain path's step-by-step network (``PlainGFAM``); weights only if given (timing does not depend on
+    them)."""
     import dagl  # torch: imported by the command's body, not by its --help
     from dagl.weights.checkpoints import load_into
 
@@ -161,7 +162,7 @@ Step = Callable[[str, str, int], None]
 
 
 class Benchmark:
-    """MODEL's runner, and the plain reference's, ready to measure at each of ``tiles``.
+    """MODEL's runner, and the plain path's, ready to measure at each of ``tiles``.
 
     Made before any measuring, so an unfit model or an over-budget tile is refused in a moment,
     not after minutes; ``device`` is resolved after the runner is made, since ``auto`` may fall back.
@@ -177,9 +178,9 @@ class Benchmark:
         self.tiles, self.batch, self.repeats = sorted(tiles), batch, repeats
         self.runners: list[tuple[str, BaseRunner]] = [("artefact", runner)]
         if plain:
-            weights = model if REGISTRY[runner.name].reference else None
-            reference = replace(runner.info, precision=REFERENCE.name)  # the plain path is float32 PyTorch
-            self.runners.append(("plain", plain_runner(reference, self.device, threads, weights)))
+            weights = model if REGISTRY[runner.name].baseline else None
+            plain_info = replace(runner.info, precision=FP32.name)  # the plain path is float32 PyTorch
+            self.runners.append(("plain", plain_runner(plain_info, self.device, threads, weights)))
         #: The table's and the plot's title.
         self.title = (f"dagl-bench {model.name} ({runner.info.task}, {runner.info.precision}, {self.device}, "
                       f"batch {batch}, threads {threads or 'default'})")

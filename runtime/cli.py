@@ -21,9 +21,9 @@ from dagl.suggest import did_you_mean
 from .base import InferenceError
 from .batch import Job, check_batch, plan_batch, prepare
 from .channels import ChannelError
+from .clean import gain_line
 from .loader import choose_model
 from .options import restoration_options
-from .reference import gain_line
 from .restorer import InputArrayError, Restorer
 from .side_by_side import GAIN, side_by_side
 
@@ -102,7 +102,7 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                         write_image(job.side_by_side, side_by_side(source, restored), 8, overwrite=overwrite)
                     if clean is not None:
                         reporter.result(gain_line(job.source.name, image.to_file(array), restored, clean,
-                                                  job.reference.name))
+                                                  job.clean.name))
                 except (ChannelError, InferenceError, InputArrayError, MemoryBudgetError) as exc:
                     reporter.error(f"{job.source}: {exc}", exc.exit_code)  # nothing was written for this image
                 except DaglError as exc:
@@ -155,7 +155,7 @@ def where_written(written: list[Path]) -> str:
 @click.option("--side-by-side", "side_by_side_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help=f"Also write DIR/<name>-side-by-side.png per image: input | output | |output - input| x{GAIN} "
                    f"(8-bit PNG), to see what the network changed.")
-@click.option("--reference", type=click.Path(path_type=Path), metavar="CLEAN",
+@click.option("--reference", "clean", type=click.Path(path_type=Path), metavar="CLEAN",
               help="The clean original (one input), or a folder of them named like the inputs: prints each "
                    "image's PSNR before and after against it, scored as dagl-eval scores.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (including an input given as output).")
@@ -164,7 +164,7 @@ def where_written(written: list[Path]) -> str:
 def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | None, sigma: int | None,
          backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
          bit_depth: str, threads: int | None, precision: str | None, side_by_side_dir: Path | None,
-         reference: Path | None,
+         clean: Path | None,
          overwrite: bool, server: str | None) -> None:
     """Restore images with a DAGL MODEL (.plan/.engine, .onnx or a weights file).
 
@@ -190,11 +190,11 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
     reporter = Reporter(console)
     depth = int(bit_depth)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
-    jobs = plan_batch(inputs, output, overwrite, depth, side_by_side_dir, reference)
-    if reference is not None:
+    jobs = plan_batch(inputs, output, overwrite, depth, side_by_side_dir, clean)
+    if clean is not None:
         for job in jobs:
-            if not job.error and job.reference is None:
-                reporter.note(f"{job.source}: no clean image named {job.source.stem}.* in {reference}; no PSNR")
+            if not job.error and job.clean is None:
+                reporter.note(f"{job.source}: no clean image named {job.source.stem}.* in {clean}; no PSNR")
     check_batch(jobs, known_task, depth)
     for job in jobs:  # every refusal so far, before the model loads
         if job.error:

@@ -1,4 +1,4 @@
-"""Parity verdicts (Polygraphy style): how close an artefact's output must be to its reference, in one place.
+"""Parity verdicts (Polygraphy style): how close an artefact's output must be to its baseline, in one place.
 
 Whether an ONNX graph or an engine may replace the PyTorch model is a number and a bound. The bounds
 used to live in the tests, twice; here they are named :class:`Tolerance` records, and :func:`compare`
@@ -26,17 +26,17 @@ from dagl.images.metrics import psnr
 
 
 class ParityError(DaglError):
-    """A candidate's output is outside its tolerance: it may not replace the reference."""
+    """A candidate's output is outside its tolerance: it may not replace its baseline."""
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """The bound one kind of candidate must meet against its reference; set ``max_abs``, ``min_psnr`` or both."""
+    """The bound one kind of candidate must meet against its baseline; set ``max_abs``, ``min_psnr`` or both."""
 
     name: str
-    #: Largest allowed |candidate - reference| over all samples.
+    #: Largest allowed |candidate - baseline| over all samples.
     max_abs: float | None = None
-    #: Smallest allowed PSNR (dB, peak 1) of the candidate, clamped to [0, 1], against the reference.
+    #: Smallest allowed PSNR (dB, peak 1) of the candidate, clamped to [0, 1], against the baseline.
     min_psnr: float | None = None
 
     def describe(self) -> str:
@@ -81,17 +81,17 @@ class Verdict:
         return self.passed
 
 
-def measure(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
-    """(max |candidate - reference| of the raw outputs, PSNR of the two clamped to [0, 1]); shapes must match.
+def measure(baseline: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
+    """(max |candidate - baseline| of the raw outputs, PSNR of the two clamped to [0, 1]); shapes must match.
 
     The PSNR is of what a user gets: the Restorer clamps every output, so values a (random-weight)
     network puts outside [0, 1] must not count as a difference on either side.
     """
-    reference, candidate = np.asarray(reference), np.asarray(candidate)
-    if reference.shape != candidate.shape:
-        raise ValueError(f"cannot compare shapes {candidate.shape} and {reference.shape}")
-    max_abs = float(np.max(np.abs(candidate.astype(np.float64) - reference.astype(np.float64))))
-    return max_abs, psnr(candidate, np.clip(reference, 0.0, 1.0))
+    baseline, candidate = np.asarray(baseline), np.asarray(candidate)
+    if baseline.shape != candidate.shape:
+        raise ValueError(f"cannot compare shapes {candidate.shape} and {baseline.shape}")
+    max_abs = float(np.max(np.abs(candidate.astype(np.float64) - baseline.astype(np.float64))))
+    return max_abs, psnr(candidate, np.clip(baseline, 0.0, 1.0))
 
 
 def judge(max_abs: float, psnr_db: float, tolerance: Tolerance, count: int = 1) -> Verdict:
@@ -101,9 +101,9 @@ def judge(max_abs: float, psnr_db: float, tolerance: Tolerance, count: int = 1) 
     return Verdict(passed, max_abs, psnr_db, tolerance, count)
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> Verdict:
-    """Measure ``candidate`` against ``reference`` and judge it by ``tolerance``; shapes must match."""
-    return judge(*measure(reference, candidate), tolerance)
+def compare(baseline: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> Verdict:
+    """Measure ``candidate`` against ``baseline`` and judge it by ``tolerance``; shapes must match."""
+    return judge(*measure(baseline, candidate), tolerance)
 
 
 def worst(verdicts: Iterable[Verdict]) -> Verdict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dagl import get_config
 from dagl.artefact.naming import is_random_label, shown_random_label
-from dagl.artefact.precision import REFERENCE
+from dagl.artefact.precision import FP32
 
 from .base import ModelInfo, ModelInputError
 
@@ -41,7 +41,7 @@ def resolve_info(declared: Mapping[str, object], path: Path, task: str | None = 
     if sigma is not None and declared_sigma is not None and sigma != declared_sigma:
         raise ModelInputError(f"{path.name} was exported for sigma {declared_sigma}, not {sigma}")
     return ModelInfo(task=str(task), channels=channels, sigma=sigma if sigma is not None else declared_sigma,
-                     precision=str(declared.get("precision") or REFERENCE.name), random_weights=warn_if_random(declared, path),
+                     precision=str(declared.get("precision") or FP32.name), random_weights=warn_if_random(declared, path),
                      weights_sha256=declared_sha256(declared.get("weights")))
 
 

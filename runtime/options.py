@@ -2,7 +2,7 @@
 
 One decorator, so the commands cannot drift apart in names, ranges or help: a server restores exactly as
 ``dagl-infer`` does with the same options, and ``dagl-eval`` scores what they restore. Where a command's
-defaults differ (``dagl-eval``: the paper's reference tiling, the engine's own batch cap), it says so in
+defaults differ (``dagl-eval``: the paper's chop, ``--tiling reference``; the engine's own batch cap), it says so in
 the decorator's parameters.
 """
 

@@ -89,7 +89,7 @@ class Restorer:
                                    DEFAULT_OVERLAP if overlap is None else int(overlap),
                                    DEFAULT_BATCH if batch is None else int(batch))
         self.memory_budget = memory_budget
-        # What the smallest image needs: all a grid or reference run needs (their tiles do not grow with
+        # What the smallest image needs: all a grid or chop run needs (their tiles do not grow with
         # the image), so over-budget settings are refused before anything loads; calls check their image.
         self._check_memory(MIN_SIDE, MIN_SIDE)
         self.ensemble = ensemble

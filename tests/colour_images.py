@@ -18,7 +18,7 @@ def colour_jpeg(path, height=48, width=64, quality=30):
 
 
 def jfif_ycbcr(rgb):
-    """T.871's printed formulas on the 0-255 scale: the independent reference for dagl.images.colour."""
+    """T.871's printed formulas on the 0-255 scale: the independent transcription for dagl.images.colour."""
     r, g, b = (255 * rgb[..., i].astype(np.float64) for i in range(3))
     return np.dstack([0.299 * r + 0.587 * g + 0.114 * b,
                       128 - 0.168736 * r - 0.331264 * g + 0.5 * b,

@@ -71,15 +71,15 @@ def _polygraphy_judges(tolerance: Tolerance) -> list:
     return judges
 
 
-def compare_runners(reference, candidate, feeds: Iterable[dict[str, np.ndarray]], tolerance: Tolerance) -> Verdict:
-    """Run both Polygraphy runners on ``feeds`` and judge ``candidate`` against ``reference``.
+def compare_runners(baseline, candidate, feeds: Iterable[dict[str, np.ndarray]], tolerance: Tolerance) -> Verdict:
+    """Run both Polygraphy runners on ``feeds`` and judge ``candidate`` against ``baseline``.
 
     Passes only if Polygraphy's Comparator and :func:`dagl.runtime.compare.compare` both pass (they
-    differ in one detail: Polygraphy's PSNR peak is the reference's maximum, ours is 1, what a user
+    differ in one detail: Polygraphy's PSNR peak is the baseline's maximum, ours is 1, what a user
     gets after clamping); the numbers are the worst over all feeds.
     """
     feeds = list(feeds)
-    results = Comparator.run([reference, candidate], data_loader=feeds)
+    results = Comparator.run([baseline, candidate], data_loader=feeds)
     polygraphy_passed = all(bool(Comparator.compare_accuracy(results, compare_func=judge))
                             for judge in _polygraphy_judges(tolerance))
     (_, expected), (_, actual) = results.items()

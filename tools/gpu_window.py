@@ -340,7 +340,7 @@ def time_command(weights: Path, size: int, repeats: int, out: Path) -> None:
 
     import dagl
     from dagl.runtime.pyt.runner import ieee_float32
-    from dagl.runtime.tiling.reference import run_reference
+    from dagl.runtime.tiling.recursive_chop import run_chop
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = dagl.load("jpeg", weights=weights).to(device).eval()
@@ -353,7 +353,7 @@ def time_command(weights: Path, size: int, repeats: int, out: Path) -> None:
                                                                         enabled=dtype is not None):
                 return net(torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
-        calls = (("whole", lambda: infer(image[None])), ("reference chop", lambda: run_reference(image, infer)))
+        calls = (("whole", lambda: infer(image[None])), ("reference chop", lambda: run_chop(image, infer)))
         for tiling, call in calls:
             call()  # warm-up: kernels chosen, memory allocated
             if device.type == "cuda":

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "onnx", "onnxruntime", "matplotlib", "tensorrt", "polygraphy")
 #: ``--help`` of subcommands, beside each command's own.
 SUBCOMMANDS = {"dagl-eval": (("paper",),)}
-PROBE = """import sys
+HELP_SCRIPT = """import sys
 from {module} import {name} as command
 rc = command.run({args!r}, {prog!r}) if hasattr(command, "run") else command({args!r})  # dagl-train: main(argv)
 print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
@@ -52,7 +52,7 @@ def help_cases() -> list[tuple[str, str, list[str]]]:
 def run_help(target: str, argv: list[str], prog: str) -> tuple[float, int, str, list[str]]:
     """(seconds, exit status, help text, heavy modules imported) of one fresh-process ``--help``."""
     module, name = target.split(":")
-    code = PROBE.format(module=module, name=name, args=argv, prog=prog, heavy=HEAVY)
+    code = HELP_SCRIPT.format(module=module, name=name, args=argv, prog=prog, heavy=HEAVY)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     seconds = time.perf_counter() - start

@@ -6,11 +6,11 @@ Bounded in requests and time: each concurrency level sends ``--requests`` images
 client) and gives up after ``--deadline`` seconds. The tool starts ``dagl-serve jpeg`` itself on a
 free loopback port (nothing else is ever addressed), then:
 
-1. the reference: each centre crop restored by ``dagl-infer jpeg CROP.npy -o REF.npy`` (exact float32);
+1. the baseline: each centre crop restored by ``dagl-infer jpeg CROP.npy -o REF.npy`` (exact float32);
 2. per concurrency level: clients send crops at once, each request timed from send to answer;
    throughput = answered requests / the level's wall time; the server's peak memory is the summed
    peak RSS (VmHWM) of its process tree (Python process, tritonserver, backend stub);
-   every answer is compared with the reference (max |diff| must be 0);
+   every answer is compared with the baseline (max |diff| must be 0);
 3. overload: a second server with a queue of 2 and batch 1 gets ``--overload-clients`` small crops at
    once: each is answered exactly or refused as busy, and the server answers afterwards;
 4. a client killed mid-request, then one more request, which must be answered exactly.
@@ -57,7 +57,8 @@ def centre_crop(path: Path, size: int) -> np.ndarray:
     return np.ascontiguousarray(array[top:top + size, left:left + size])
 
 
-def references(crops: dict[str, np.ndarray], folder: Path, server_args: list[str]) -> tuple[dict[str, np.ndarray], float]:
+def local_baselines(crops: dict[str, np.ndarray], folder: Path,
+                    server_args: list[str]) -> tuple[dict[str, np.ndarray], float]:
     """dagl-infer's output for each crop, with the server's options (``.npy``: exact float32), and its
     restoration seconds per image as it reports them (model loading excluded): the local baseline."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,8 +158,8 @@ def blast(url: str, images: list[tuple[str, np.ndarray]], clients: int, deadline
     return records
 
 
-def level(server: Server, crops: dict[str, np.ndarray], refs: dict[str, np.ndarray], clients: int, requests: int,
-          deadline: float) -> dict:
+def level(server: Server, crops: dict[str, np.ndarray], baselines: dict[str, np.ndarray], clients: int,
+          requests: int, deadline: float) -> dict:
     names = list(crops)
     images = [(names[i % len(names)], crops[names[i % len(names)]]) for i in range(max(requests, clients))]
     load_before = os.getloadavg()[0]
@@ -167,7 +168,7 @@ def level(server: Server, crops: dict[str, np.ndarray], refs: dict[str, np.ndarr
     wall = time.perf_counter() - start
     answered = [r for r in records if r["out"] is not None]
     latencies = np.array([r["seconds"] for r in answered])
-    diffs = [float(np.abs(r["out"] - refs[r["name"]]).max()) for r in answered]
+    diffs = [float(np.abs(r["out"] - baselines[r["name"]]).max()) for r in answered]
     return {"clients": clients, "requests": len(images), "answered": len(answered),
             "failed": [r["error"] for r in records if r["error"]], "unanswered": len(images) - len(records),
             "wall_s": wall, "throughput_per_s": len(answered) / wall,
@@ -250,18 +251,18 @@ def main(images: tuple[Path, ...], size: int, concurrency: tuple[int, ...], requ
 
     out.mkdir(parents=True, exist_ok=True)
     crops = {path.stem: centre_crop(path, size) for path in images}
-    refs, local_s = references(crops, out / "crops", [])
+    baselines, local_s = local_baselines(crops, out / "crops", [])
     server = Server(out / "serve.log", [])
     try:
         levels = []
         for clients in concurrency:
-            levels.append(level(server, crops, refs, clients, requests, deadline))
+            levels.append(level(server, crops, baselines, clients, requests, deadline))
             click.echo(json.dumps(levels[-1]), err=True)
     finally:
         server.stop()
 
     small = {f"{name}-small": centre_crop(path, overload_size) for name, path in zip(crops, images)}
-    small_refs, _ = references(small, out / "small", [])
+    small_baselines, _ = local_baselines(small, out / "small", [])
     busy_server = Server(out / "serve-overload.log", ["--max-queue", "2", "--max-batch", "1"])
     try:
         names = list(small)
@@ -271,14 +272,14 @@ def main(images: tuple[Path, ...], size: int, concurrency: tuple[int, ...], requ
         busy = [r["error"][1] for r in records if r["error"] and r["error"][0] == "busy"]
         first = names[0]
         with RemoteRestorer(busy_server.url, "jpeg") as after:
-            served_after = bool(np.array_equal(after(small[first]), small_refs[first]))
+            served_after = bool(np.array_equal(after(small[first]), small_baselines[first]))
         killed_client(busy_server.url, next(iter(crops.values())), out)
         with RemoteRestorer(busy_server.url, "jpeg") as after:
-            served_after_kill = bool(np.array_equal(after(small[first]), small_refs[first]))
+            served_after_kill = bool(np.array_equal(after(small[first]), small_baselines[first]))
         overload = {"clients": overload_clients, "max_queue": 2, "size": overload_size, "answered": len(answered),
                     "busy": len(busy), "other_errors": sum(1 for r in records if r["error"] and r["error"][0] != "busy"),
                     "unanswered": overload_clients - len(records),
-                    "max_abs_diff": max((float(np.abs(r["out"] - small_refs[r["name"]]).max()) for r in answered),
+                    "max_abs_diff": max((float(np.abs(r["out"] - small_baselines[r["name"]]).max()) for r in answered),
                                         default=0.0),
                     "busy_message": busy[0] if busy else "", "served_after": served_after,
                     "served_after_kill": served_after_kill, "alive": busy_server.alive()}

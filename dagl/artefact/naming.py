@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..tasks.configs import get_config
-from .precision import GRAPH_PRECISIONS, REFERENCE, get_graph_precision
+from .precision import FP32, GRAPH_PRECISIONS, get_graph_precision
 
 PREFIX = "dagl"
 #: Weights files: ``.safetensors`` is what dagl writes; the official checkpoints are ``.pt``/``.pth``.
@@ -51,12 +51,12 @@ def weights_name(task: str, sigma: int | None = None) -> str:
     return artefact_stem(task, sigma) + WEIGHTS_SUFFIX
 
 
-def onnx_name(task: str, sigma: int | None = None, precision_name: str = REFERENCE.name) -> str:
+def onnx_name(task: str, sigma: int | None = None, precision_name: str = FP32.name) -> str:
     """``dagl-<stem>.onnx`` for the float32 graph, ``dagl-<stem>-fp16.onnx`` etc. for the others."""
     return artefact_stem(task, sigma) + get_graph_precision(precision_name).onnx_suffix + ONNX_SUFFIX
 
 
-def engine_name(task: str, sigma: int | None = None, precision_name: str = REFERENCE.name) -> str:
+def engine_name(task: str, sigma: int | None = None, precision_name: str = FP32.name) -> str:
     """``dagl-<stem>-<precision>.plan``: the engine always says its precision, float32 included."""
     return f"{artefact_stem(task, sigma)}-{get_graph_precision(precision_name).name}{ENGINE_SUFFIX}"
 

@@ -101,9 +101,8 @@ INT8 = Precision("int8", "INT8", "-int8", make="dagl.export.int8:to_qdq",
                  extra_operators={"QuantizeLinear": ("FLOAT",), "DequantizeLinear": ("INT8",)},
                  check="dagl.export.int8:check_calibration_data")
 
-#: Every precision, by name; the first is the reference every other one is made from and compared with.
+#: Every precision, by name; the first, float32, is the one every other one is made from and compared with.
 PRECISIONS: Mapping[str, Precision] = by_name((FP32, FP16, BF16, INT8), "precision")
-REFERENCE = FP32
 #: The precisions that are graphs of their own: ``dagl.precision`` values, ONNX files and engines.
 GRAPH_PRECISIONS: Mapping[str, Precision] = MappingProxyType(
     {name: entry for name, entry in PRECISIONS.items() if entry.runs_graph is None})

@@ -19,7 +19,7 @@ from dagl.tasks.configs import TASKS
 from .report import fmt_db, fmt_delta, fmt_ssim, markdown_table
 from .scoring import EvalResult
 
-#: Artefact suffixes looked for, in this order: PyTorch weights (the reference), then ONNX, then engines.
+#: Artefact suffixes looked for, in this order: PyTorch weights (the float32 baseline), then ONNX, then engines.
 ARTEFACT_SUFFIXES = (WEIGHTS_SUFFIX, *CHECKPOINT_SUFFIXES, *ONNX_SUFFIXES, *ENGINE_SUFFIXES)
 
 

@@ -1,14 +1,15 @@
 """Parity verdicts of ``dagl-eval --compare``: each compared model judged against a float32 PyTorch base.
 
 The bounds are :mod:`dagl.runtime.compare`'s, per backend and precision as the backend registry lists
-them; which backend is the float32 reference is a fact of its registry entry, not of its name.
+them; which backend is the float32 baseline is a fact of its registry entry (``Backend.baseline``), not of
+its name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagl.artefact.precision import REFERENCE
+from dagl.artefact.precision import FP32
 
 from dagl.runtime import Restorer
 from dagl.runtime.backends import REGISTRY, tolerance_for
@@ -38,12 +39,12 @@ def parity_verdicts(result: EvalResult, restorers: Sequence[Restorer],
     two were made from different weights (their metadata's SHA-256 differs): then no bound can hold.
     """
     base = restorers[0]
-    if (not REGISTRY[base.backend].reference or base.runner.info.precision != REFERENCE.name
+    if (not REGISTRY[base.backend].baseline or base.runner.info.precision != FP32.name
             or not result.images):
         return []
     verdicts = []
     for index, candidate in enumerate(restorers[1:]):
-        if REGISTRY[candidate.backend].reference:
+        if REGISTRY[candidate.backend].baseline:
             continue
         parity = [image.parity[index] for image in result.images]
         verdicts.append((names[index + 1], judge(

@@ -33,7 +33,7 @@ class Parity:
     """One compared model against the base model on one image."""
 
     max_abs: float
-    #: PSNR of the compared output taking the base output as the reference.
+    #: PSNR of the compared output against the base output.
     psnr_vs_base: float
     #: Compared model's PSNR against ground truth minus the base model's.
     delta_psnr: float

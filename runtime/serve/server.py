@@ -120,9 +120,9 @@ def check_port_free(host: str, port: int) -> None:
     """Refuse a port something already listens on: PyTriton would wait a minute for that other
     program to answer as Triton, then fail with a timeout that does not name the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    with socket.socket(family, socket.SOCK_STREAM) as trial:
         try:
-            probe.bind((host, port))
+            trial.bind((host, port))
         except OSError as exc:
             raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port "
                              f"or --host", exit_code=2) from None
@@ -171,9 +171,9 @@ def output_to(log_file: Path) -> Iterator[None]:
 
 def free_loopback_port() -> int:
     """A TCP port nothing listens on at 127.0.0.1 now (for Triton, behind the gate)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    with socket.socket() as trial:
+        trial.bind(("127.0.0.1", 0))
+        return trial.getsockname()[1]
 
 
 def serve(restorer: Restorer, options: ServeOptions = ServeOptions(),

@@ -2,7 +2,7 @@
 
 GFAM attends from every query to every pixel of its input, so a tile's cost grows with the
 square of its area: a whole image is never run as one tile unless asked (``none``). Each policy
-is one module of this package (``grid.py``, ``reference.py``, ``whole.py``) holding one
+is one module of this package (``grid.py``, ``recursive_chop.py``, ``whole.py``) holding one
 :class:`TilingPolicy` registered with :func:`register_tiling`; every module here is imported
 below, so a new policy is one new file, and ``Restorer``, its memory bound and every ``--tiling``
 option see it.

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dagl.artefact import EngineSidecar, EngineUnavailable, current_gpu, import_tensorrt
-from dagl.artefact.precision import REFERENCE
+from dagl.artefact.precision import FP32
 from dagl.device import cuda_index
 
 from ..base import ModelInfo, ModelInputError, RuntimeLoadError
@@ -33,7 +33,7 @@ def current_target(trt: Any) -> EngineTarget:
 
 
 def rebuild_hint(info: ModelInfo, sidecar: EngineSidecar) -> str:
-    precision = f" --precision {sidecar.precision}" if sidecar.precision != REFERENCE.name else ""
+    precision = f" --precision {sidecar.precision}" if sidecar.precision != FP32.name else ""
     sigma = f" --sigma {info.sigma}" if info.sigma is not None else ""
     return f"dagl-export --task {info.task}{sigma}{precision} --weights WEIGHTS"
 

@@ -135,7 +135,7 @@ def test_infer_with_server_a_near_miss_task_is_refused_with_the_task_meant(gray_
     assert code == 2 and len(lines) == 1 and lines[0].endswith("got 'jpg'; did you mean 'jpeg'?")
 
 
-# ---- the output folder's write probe -----------------------------------------------------------------
+# ---- the output folder's trial write -----------------------------------------------------------------
 
 
 def test_an_output_folder_the_filesystem_refuses_is_refused_although_its_mode_allows(tmp_path, monkeypatch):
@@ -149,7 +149,7 @@ def test_an_output_folder_the_filesystem_refuses_is_refused_although_its_mode_al
     assert caught.value.exit_code == 2
 
 
-def test_a_full_disk_at_the_probe_is_a_failure_while_working(tmp_path, monkeypatch):
+def test_a_full_disk_at_the_trial_write_is_a_failure_while_working(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -159,7 +159,7 @@ def test_a_full_disk_at_the_probe_is_a_failure_while_working(tmp_path, monkeypat
     assert caught.value.exit_code == 1
 
 
-def test_the_probe_leaves_nothing_behind(tmp_path):
+def test_the_trial_write_leaves_nothing_behind(tmp_path):
     check_output_folder(tmp_path / "not" / "yet")
     assert list(tmp_path.iterdir()) == []
 

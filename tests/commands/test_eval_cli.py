@@ -41,8 +41,8 @@ def restore(checkpoint: Path, degraded: np.ndarray) -> np.ndarray:
     return out.clamp(0, 1)[0, 0].double().numpy()
 
 
-def sk_psnr(test: np.ndarray, reference: np.ndarray) -> float:
-    return peak_signal_noise_ratio(reference.astype(np.float64), test.astype(np.float64), data_range=1.0)
+def sk_psnr(test: np.ndarray, clean: np.ndarray) -> float:
+    return peak_signal_noise_ratio(clean.astype(np.float64), test.astype(np.float64), data_range=1.0)
 
 
 @pytest.mark.slow

@@ -66,9 +66,9 @@ def test_plain_gfam_follows_the_contract(size):
     x = 0.25 * torch.randn(1, 64, *size)  # moderate logits, see test_batched_gfam_matches_plain
     with torch.no_grad():
         ours = plain(x)[0].double().numpy()
-    reference = naive_gfam(plain, x)
-    assert ours.shape == reference.shape
-    np.testing.assert_allclose(ours, reference, atol=1e-6, rtol=0)
+    expected = naive_gfam(plain, x)
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=1e-6, rtol=0)
 
 
 GFAM_SIZES = [(37, 53), (64, 64), (75, 96)]

@@ -96,8 +96,8 @@ def test_unfold_gfam_keeps_the_attention_in_float32_under_bfloat16_autocast():
     assert decisions["dtype"] == torch.float32
     assert out.dtype == torch.float32  # the head hands float32 on, as the convolutions around it expect
     with torch.no_grad():
-        reference = plain(x.double())
+        expected = plain(x.double())
     assert torch.isfinite(out).all()
     # bfloat16 convolutions move the output by about their rounding (2^-8 relative), not more.
-    relative = ((out.double() - reference).abs().max() / reference.abs().max()).item()
+    relative = ((out.double() - expected).abs().max() / expected.abs().max()).item()
     assert relative < 0.05

@@ -11,11 +11,11 @@ from dagl.images.io import read_image
 from dagl.images.metrics import psnr, ssim
 
 
-def skimage_ssim(test: np.ndarray, reference: np.ndarray) -> float:
+def skimage_ssim(test: np.ndarray, clean: np.ndarray) -> float:
     """Wang et al. SSIM as scikit-image computes it, in float64 (float32 input would filter in float32)."""
-    return structural_similarity(reference.astype(np.float64), test.astype(np.float64), gaussian_weights=True,
+    return structural_similarity(clean.astype(np.float64), test.astype(np.float64), gaussian_weights=True,
                                  sigma=1.5, use_sample_covariance=False, data_range=1.0,
-                                 channel_axis=-1 if reference.ndim == 3 else None)
+                                 channel_axis=-1 if clean.ndim == 3 else None)
 
 
 @pytest.fixture(scope="module")

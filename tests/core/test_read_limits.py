@@ -202,7 +202,7 @@ def test_a_planar_tiff_reads_as_height_width_samples(tmp_path):
 @pytest.mark.parametrize("tiled", [False, True], ids=["strip", "tile"])
 def test_a_tiff_segment_is_bounded_by_what_it_inflates_to(tmp_path, tiled):
     """A 48x48 TIFF (2,304 bytes declared) whose zlib segment inflates to 256 MiB: tifffile inflated it in
-    full (3.3 GB and a MemoryError at the probe's size). Counted while inflating, it is refused after
+    full (3.3 GB, and a MemoryError at the size first tried). Counted while inflating, it is refused after
     about 1 MiB of output, which tracemalloc sees as the peak."""
     import tracemalloc
 
@@ -240,7 +240,7 @@ def test_a_tiff_compression_that_cannot_be_counted_is_refused_by_name(tmp_path):
 
 
 def test_a_jpeg_of_repeated_scans_is_refused_before_decoding(tmp_path):
-    """Its 10 progressive scans repeated 20 times: 200 passes over the image (the probe's 3 MB file
+    """Its 10 progressive scans repeated 20 times: 200 passes over the image (one of 3 MB
     decoded for minutes). Pillow decoded it and exited 0."""
     from crafted import scan_bomb
 

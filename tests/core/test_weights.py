@@ -18,10 +18,10 @@ def test_official_checkpoint_loads_unchanged(official_checkpoint):
     loaded = model.state_dict()
     assert all(torch.equal(loaded[k], state[k]) for k in loaded)
     x = torch.rand(1, 1, 24, 28)
-    reference = dagl.create("jpeg", gfam="plain")
-    reference.load_state_dict({k: v for k, v in state.items() if not k.startswith("add_mean")})
+    plain = dagl.create("jpeg", gfam="plain")
+    plain.load_state_dict({k: v for k, v in state.items() if not k.startswith("add_mean")})
     with torch.no_grad():
-        assert (model(x) - reference.eval()(x)).abs().max().item() <= 1e-5
+        assert (model(x) - plain.eval()(x)).abs().max().item() <= 1e-5
 
 
 def test_checkpoint_for_another_task_names_key_and_shapes(official_checkpoint):

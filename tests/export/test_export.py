@@ -196,7 +196,7 @@ def test_fp32_attention_survives_similarities_that_overflow_fp16():
     x = torch.rand(1, 64, 24, 20)
     tracker = RangeTracker()
     with torch.no_grad(), track(head, tracker):
-        reference = head(x)
+        float32_out = head(x)
     assert tracker.summary()[".logits"]["absmax"] > 65504  # the threat is real for these weights
     half = head.half()
     with torch.no_grad():
@@ -205,7 +205,7 @@ def test_fp32_attention_survives_similarities_that_overflow_fp16():
             guarded = half(x.half()).float()
     assert not torch.isfinite(naive).all()
     assert torch.isfinite(guarded).all()
-    assert (guarded - reference).abs().max() <= 1e-2 * reference.abs().max()
+    assert (guarded - float32_out).abs().max() <= 1e-2 * float32_out.abs().max()
 
 
 # --- no TensorRT here ---------------------------------------------------------------------------

@@ -70,11 +70,11 @@ def test_exported_int8_graph_runs_on_onnx_runtime_and_openvino_within_its_bound(
     assert sum(node.op_type == "QuantizeLinear" for node in graph.graph.node) > 100
     crop = calibration_batches("jpeg", None, images=1)[0][0]
     with create_runner(result.graphs["fp32"], "onnxruntime", threads=1) as runner:
-        reference = runner.infer(crop)
+        baseline = runner.infer(crop)
     for backend in ("onnxruntime", "openvino"):
         with create_runner(result.graphs["int8"], backend, threads=1, engine_cache=tmp_path / "c") as runner:
             assert runner.info.precision == "int8"
-            verdict = compare(reference, runner.infer(crop), tolerance_for(backend, "int8"))
+            verdict = compare(baseline, runner.infer(crop), tolerance_for(backend, "int8"))
         assert verdict, verdict.summary
         assert verdict.max_abs > 1e-3  # really quantized
     assert INT8.min_psnr == 25.0

@@ -82,11 +82,11 @@ def test_parity_bounds_come_from_the_registry():
         tolerance_for("openvino", "fp16")
 
 
-def test_the_float32_reference_is_a_fact_of_its_entry():
+def test_the_float32_baseline_is_a_fact_of_its_entry():
     """dagl-eval's verdicts and dagl-bench's plain path ask the entry, never the name: PyTorch on weights at fp32."""
-    reference = [backend for backend in REGISTRY.values() if backend.reference]
-    assert [b.name for b in reference] == ["torch"]
-    assert reference[0].kinds == ("weights",) and tuple(reference[0].tolerances) == ("fp32",)
+    baseline = [backend for backend in REGISTRY.values() if backend.baseline]
+    assert [b.name for b in baseline] == ["torch"]
+    assert baseline[0].kinds == ("weights",) and tuple(baseline[0].tolerances) == ("fp32",)
 
 
 def test_a_backend_that_does_not_take_the_kind_names_those_that_do(tmp_path):

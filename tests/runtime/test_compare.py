@@ -11,7 +11,7 @@ from dagl.runtime.compare import Tolerance, compare, judge, worst
 #: The bounds under test, as every verdict gets them: from the backend registry.
 ONNX_FP32, ONNX_FP16 = tolerance_for("onnxruntime", "fp32"), tolerance_for("onnxruntime", "fp16")
 
-REFERENCE = np.full((8, 8), 0.5, np.float32)
+BASELINE = np.full((8, 8), 0.5, np.float32)
 
 
 def test_tolerances_are_the_project_bounds():
@@ -25,18 +25,18 @@ def test_tolerances_are_the_project_bounds():
 
 def test_float32_verdict_within_and_beyond_the_absolute_bound():
     # Offsets that are powers of two are exact in float32 around 0.5, so the numbers are exact too.
-    inside = compare(REFERENCE, REFERENCE + np.float32(2**-16), ONNX_FP32)
+    inside = compare(BASELINE, BASELINE + np.float32(2**-16), ONNX_FP32)
     assert inside.passed and inside.max_abs == 2**-16
     assert inside.psnr == pytest.approx(96.3296, abs=1e-4)  # 10 log10(1 / 2^-32)
-    outside = compare(REFERENCE, REFERENCE + np.float32(2**-12), ONNX_FP32)
+    outside = compare(BASELINE, BASELINE + np.float32(2**-12), ONNX_FP32)
     assert not outside and outside.max_abs == 2**-12
     assert outside.summary.startswith("FAILED float32 ONNX vs float32 PyTorch: max |diff| 0.000244, PSNR 72.25 dB")
     assert outside.summary.endswith("(required: max |diff| <= 0.0001)")
 
 
 def test_fp16_verdict_is_by_psnr():
-    assert compare(REFERENCE, REFERENCE + np.float32(2**-10), ONNX_FP16).passed  # 60.21 dB
-    failed = compare(REFERENCE, REFERENCE + np.float32(2**-7), ONNX_FP16)
+    assert compare(BASELINE, BASELINE + np.float32(2**-10), ONNX_FP16).passed  # 60.21 dB
+    failed = compare(BASELINE, BASELINE + np.float32(2**-7), ONNX_FP16)
     assert not failed.passed and failed.psnr == pytest.approx(42.1442, abs=1e-4)
     assert "(required: PSNR >= 50 dB)" in failed.summary
 
@@ -57,4 +57,4 @@ def test_both_bounds_must_hold_when_a_tolerance_sets_both():
 
 def test_shapes_must_match():
     with pytest.raises(ValueError, match=r"cannot compare shapes \(8, 7\) and \(8, 8\)"):
-        compare(REFERENCE, REFERENCE[:, :7], ONNX_FP32)
+        compare(BASELINE, BASELINE[:, :7], ONNX_FP32)

@@ -56,7 +56,8 @@ def require_tensorrt() -> None:
 
 @pytest.fixture(scope="module")
 def crops(datasets_dir) -> list[np.ndarray]:
-    """Stored MATLAB JPEG q10 inputs (one channel): a 96x96 and an 80x112 crop, reference-chopped into 4 tiles."""
+    """Stored MATLAB JPEG q10 inputs (one channel): a 96x96 and an 80x112 crop, each cut into 4 tiles by the
+    release's chop (``--tiling reference``)."""
     classic5 = read_image(datasets_dir / "classic5" / "jpeg_q10" / "barbara.jpeg")[..., 0]
     live1 = read_image(datasets_dir / "live1" / "jpeg_q10" / "bikes.jpeg")[..., 0]
     return [np.ascontiguousarray(centre_crop(classic5, 96)), np.ascontiguousarray(live1[200:280, 300:412])]
@@ -85,10 +86,10 @@ def export(tmp_path_factory, checkpoint: Path, *args: str) -> Path:
     return folder
 
 
-def assert_parity(outputs: list[np.ndarray], reference: list[np.ndarray], tolerance: Tolerance) -> None:
-    for out, ref in zip(outputs, reference):
-        assert out.shape == ref.shape and out.dtype == np.float32
-        verdict = compare(ref, out, tolerance)
+def assert_parity(outputs: list[np.ndarray], baselines: list[np.ndarray], tolerance: Tolerance) -> None:
+    for out, baseline in zip(outputs, baselines):
+        assert out.shape == baseline.shape and out.dtype == np.float32
+        verdict = compare(baseline, out, tolerance)
         assert verdict.passed, verdict.summary
 
 

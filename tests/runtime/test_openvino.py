@@ -60,13 +60,13 @@ def torch_output(weights) -> np.ndarray:
 @pytest.mark.parametrize("weights", ["random", "shipped"])
 def test_float32_matches_onnx_runtime_and_pytorch(weights, random_onnx, shipped_onnx, official_checkpoint, tmp_path):
     path = random_onnx if weights == "random" else shipped_onnx
-    reference = torch_output(official_checkpoint("jpeg") if weights == "random" else None)
+    baseline = torch_output(official_checkpoint("jpeg") if weights == "random" else None)
     openvino, precision = run(path, "openvino", tmp_path)
     onnxruntime, _ = run(path, "onnxruntime", tmp_path)
     assert precision == "fp32"
     max_abs, _ = measure(onnxruntime, openvino)
     assert max_abs < 2e-5  # measured 2.2e-6 (random) and 2.3e-6 (shipped) on a 64x64 tile
-    verdict = compare(reference, openvino, tolerance_for("openvino", "fp32"))
+    verdict = compare(baseline, openvino, tolerance_for("openvino", "fp32"))
     assert verdict, verdict.summary
 
 
@@ -75,10 +75,10 @@ def test_float32_matches_onnx_runtime_and_pytorch(weights, random_onnx, shipped_
 def test_bfloat16_is_computed_in_bfloat16_within_its_bound(weights, random_onnx, shipped_onnx, official_checkpoint,
                                                            tmp_path):
     path = random_onnx if weights == "random" else shipped_onnx
-    reference = torch_output(official_checkpoint("jpeg") if weights == "random" else None)
+    baseline = torch_output(official_checkpoint("jpeg") if weights == "random" else None)
     bf16, precision = run(path, "openvino", tmp_path, precision="bf16")
     assert precision == "bf16"
-    verdict = compare(reference, bf16, tolerance_for("openvino", "bf16"))
+    verdict = compare(baseline, bf16, tolerance_for("openvino", "bf16"))
     assert verdict, verdict.summary
     # Really bfloat16: 8 mantissa bits put it far outside float32's bound (1e-4); measured 50.7 dB (random
     # weights) and 63.7 dB (shipped) against float32 on a 64x64 tile.

@@ -1,4 +1,4 @@
-"""Tiling policies against independent references, with cheap stand-in networks."""
+"""Tiling policies against independent transcriptions, with cheap stand-in networks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from dagl.runtime.tiling import TILINGS, PeakTile, TileOptions, TilingError, TilingPolicy, register_tiling
 from dagl.runtime.tiling.grid import blend_ramp, grid_positions, run_grid, tile_starts
-from dagl.runtime.tiling.reference import reference_leaves, run_reference
+from dagl.runtime.tiling.recursive_chop import chop_leaves, run_chop
 from release_network import release_chop
 
 
@@ -26,29 +26,29 @@ def torch_context_sensitive(x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("shape", [(512, 512), (321, 481), (150, 97), (100, 100)])
-def test_reference_chop_matches_independent_release_chop(shape):
+def test_chop_matches_independent_release_chop(shape):
     image = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
-    ours = run_reference(image, context_sensitive)
+    ours = run_chop(image, context_sensitive)
     theirs = release_chop(torch_context_sensitive, torch.from_numpy(image)[None])[0].numpy()
     np.testing.assert_array_equal(ours, theirs)
 
 
-def test_reference_chop_of_512_runs_256_tiles_of_76():
+def test_chop_of_512_runs_256_tiles_of_76():
     shapes: list[tuple[int, ...]] = []
 
     def record(batch):
         shapes.extend(tuple(t.shape[-2:]) for t in batch)
         return batch
 
-    run_reference(np.zeros((1, 512, 512), np.float32), record)
+    run_chop(np.zeros((1, 512, 512), np.float32), record)
     assert len(shapes) == 256 and set(shapes) == {(76, 76)}
-    assert list(reference_leaves(512, 512)) == shapes
+    assert list(chop_leaves(512, 512)) == shapes
     assert TILINGS["reference"].count_tiles(512, 512, TileOptions()) == 256
 
 
-def test_reference_chop_pads_images_the_release_cannot_chop():
+def test_chop_pads_images_the_release_cannot_chop():
     image = np.random.default_rng(1).random((1, 30, 50), dtype=np.float32)
-    np.testing.assert_allclose(run_reference(image, lambda b: b * 2), image * 2)
+    np.testing.assert_allclose(run_chop(image, lambda b: b * 2), image * 2)
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(512, 64, 16), (100, 64, 16), (64, 64, 8), (65, 64, 0), (40, 64, 8)])

@@ -80,8 +80,8 @@ def test_two_gloo_ranks_give_the_gradients_of_one_process_on_the_whole_batch(tmp
     for rank in ranks:
         got = torch.cat([rank["grads"][name].flatten() for name in single["grads"]]).double()
         assert float((got - expected).norm() / expected.norm()) < 1e-10
-        for name, reference in single["grads"].items():
-            error = float((rank["grads"][name] - reference).norm() / reference.norm())
+        for name, single_grad in single["grads"].items():
+            error = float((rank["grads"][name] - single_grad).norm() / single_grad.norm())
             assert error < 1e-10, name
     assert "body.8.c1_1.W.weight" not in single["grads"]  # frozen: DDP needs every parameter to get a gradient
 

@@ -1,5 +1,5 @@
 """--ema (the moving average of the weights validates, ships and resumes) and --warmup (linear lr
-ramp before the schedule), on CPU at a tiny size; the references are computed by hand here."""
+ramp before the schedule), on CPU at a tiny size; the expected values are computed by hand here."""
 
 from __future__ import annotations
 
@@ -156,8 +156,8 @@ def test_init_is_compared_against_the_ema_and_the_ema_ships(tmp_path, bsd400, mo
     assert not all(torch.equal(validated[1][k], last[k]) for k in last)
     assert trainer.kept == kept
     shipped = dagl.read_state_dict(weights)
-    reference = dagl.read_state_dict(init) if kept == "init" else {k: v.half() for k, v in average.items()}
-    assert all(torch.equal(shipped[k], reference[k]) for k in reference)
+    expected = dagl.read_state_dict(init) if kept == "init" else {k: v.half() for k, v in average.items()}
+    assert all(torch.equal(shipped[k], expected[k]) for k in expected)
     card = weights.with_suffix(".md").read_text()
     assert "decay 0.5 (EMA)" in card
 

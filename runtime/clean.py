@@ -16,30 +16,30 @@ from dagl.images.io import IMAGE_SUFFIXES, read_image, to_luma
 from dagl.images.metrics import psnr
 
 
-def find_reference(reference: Path, source: Path, inputs: int) -> Path | None:
-    """The clean image for ``source``: ``reference`` itself (one input), or the file of ``source``'s
-    stem in the folder ``reference`` (``None`` when the folder has none)."""
-    if reference.is_dir():
-        matches = sorted(p for p in reference.iterdir()
+def find_clean(clean: Path, source: Path, inputs: int) -> Path | None:
+    """The clean image for ``source``: ``clean`` itself (one input), or the file of ``source``'s
+    stem in the folder ``clean`` (``None`` when the folder has none)."""
+    if clean.is_dir():
+        matches = sorted(p for p in clean.iterdir()
                          if p.stem == source.stem and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         return matches[0] if matches else None
-    if not reference.is_file():
-        raise UserInputError(f"--reference {reference}: no such file or folder")
+    if not clean.is_file():
+        raise UserInputError(f"--reference {clean}: no such file or folder")
     if inputs != 1:
-        raise UserInputError(f"--reference {reference} is one file for {inputs} inputs: give a folder of "
+        raise UserInputError(f"--reference {clean} is one file for {inputs} inputs: give a folder of "
                              f"clean images named like the inputs")
-    return reference
+    return clean
 
 
-def load_reference(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+def load_clean(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """The clean image in the channels of an output of ``shape`` (a gray output against colour: its
     luma), read before any work so that a mismatch costs no inference."""
-    reference = read_image(path)
-    if reference.shape == shape:
-        return reference
-    if len(shape) == 2 and reference.ndim == 3 and reference.shape[:2] == shape:
-        return to_luma(reference[..., :3])
-    raise UserInputError(f"--reference {path}: {reference.shape[1]}x{reference.shape[0]} does not match "
+    clean = read_image(path)
+    if clean.shape == shape:
+        return clean
+    if len(shape) == 2 and clean.ndim == 3 and clean.shape[:2] == shape:
+        return to_luma(clean[..., :3])
+    raise UserInputError(f"--reference {path}: {clean.shape[1]}x{clean.shape[0]} does not match "
                          f"the image ({shape[1]}x{shape[0]})")
 
 

@@ -1,4 +1,4 @@
-"""``reference``: the authors' recursive quadrant chop, exactly as docs/dagl-reference.md states it.
+"""``--tiling reference``: the authors' recursive quadrant chop, exactly as docs/dagl-reference.md states it.
 
 A parity run with it reproduces the paper's numbers (docs/dagl-reference.md, "The paper's
 evaluation protocol").
@@ -13,10 +13,10 @@ import numpy as np
 from .base import PeakTile, Progress, TileFn, TileOptions, TilingPolicy, chunked, pad_to, register_tiling
 
 #: The release's chop threshold: tiles with fewer pixels than this go through the network.
-REFERENCE_MIN_SIZE = 10000
+CHOP_MIN_SIZE = 10000
 #: Below this side the release's chop indexes outside the image (its tile size h//2//4*4 + 24
 #: exceeds h); smaller images are reflection-padded up to it first, a case the release never ran.
-REFERENCE_MIN_SIDE = 44
+CHOP_MIN_SIDE = 44
 
 
 def chop_geometry(height: int, width: int) -> tuple[int, int, int, int]:
@@ -25,14 +25,14 @@ def chop_geometry(height: int, width: int) -> tuple[int, int, int, int]:
     return h_half, w_half, (h_half // 4) * 4 + 24, (w_half // 4) * 4 + 24
 
 
-def reference_leaves(height: int, width: int, min_size: int = REFERENCE_MIN_SIZE) -> Iterator[tuple[int, int]]:
+def chop_leaves(height: int, width: int, min_size: int = CHOP_MIN_SIZE) -> Iterator[tuple[int, int]]:
     """Shapes of the leaf tiles the chop runs through the network, in execution order."""
     _, _, h_size, w_size = chop_geometry(height, width)
     for _ in range(4):
         if h_size * w_size < min_size:
             yield h_size, w_size
         else:
-            yield from reference_leaves(h_size, w_size, min_size)
+            yield from chop_leaves(h_size, w_size, min_size)
 
 
 def _chop(image: np.ndarray, infer: TileFn, min_size: int, progress: Progress | None) -> np.ndarray:
@@ -55,28 +55,28 @@ def _chop(image: np.ndarray, infer: TileFn, min_size: int, progress: Progress | 
     return out
 
 
-def run_reference(image: np.ndarray, infer: TileFn, min_size: int = REFERENCE_MIN_SIZE,
+def run_chop(image: np.ndarray, infer: TileFn, min_size: int = CHOP_MIN_SIZE,
                   progress: Progress | None = None) -> np.ndarray:
     """The release's recursive quadrant chop of (C, H, W) (docs/dagl-reference.md, "The paper's evaluation protocol")."""
     _, height, width = image.shape
-    padded = pad_to(image, REFERENCE_MIN_SIDE, REFERENCE_MIN_SIDE)
+    padded = pad_to(image, CHOP_MIN_SIDE, CHOP_MIN_SIDE)
     return _chop(padded, infer, min_size, progress)[:, :height, :width]
 
 
 @register_tiling
-class ReferenceTiling(TilingPolicy):
-    name = "reference"
+class ChopTiling(TilingPolicy):
+    name = "reference"  # what users type (--tiling reference); the code calls it the chop
     summary = "the paper's recursive chop (for parity)"
 
     def run(self, image: np.ndarray, infer: TileFn, options: TileOptions,
             progress: Progress | None = None) -> np.ndarray:
-        return run_reference(image, chunked(infer, options.batch), progress=progress)
+        return run_chop(image, chunked(infer, options.batch), progress=progress)
 
     def count_tiles(self, height: int, width: int, options: TileOptions) -> int:
-        side = REFERENCE_MIN_SIDE
-        return sum(1 for _ in reference_leaves(max(height, side), max(width, side)))
+        side = CHOP_MIN_SIDE
+        return sum(1 for _ in chop_leaves(max(height, side), max(width, side)))
 
     def peak_tile(self, height: int, width: int, options: TileOptions) -> PeakTile:
-        """Leaves hold fewer than REFERENCE_MIN_SIZE pixels, whatever the image: bounded by that square."""
-        side = int(REFERENCE_MIN_SIZE ** 0.5)
+        """Leaves hold fewer than CHOP_MIN_SIZE pixels, whatever the image: bounded by that square."""
+        side = int(CHOP_MIN_SIZE ** 0.5)
         return PeakTile(side, side, options.batch, "reference tile")
