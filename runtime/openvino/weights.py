@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def convert(module, channels: int):
     import openvino as ov
     import torch
 
-    with torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic are expected, as in export
         model = ov.convert_model(module.eval().float().cpu(), example_input=torch.rand(1, channels, 64, 64),
                                  input=[ov.PartialShape([-1, channels, -1, -1])])
     model.inputs[0].get_tensor().set_names({INPUT_NAME})
