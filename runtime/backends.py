@@ -74,10 +74,11 @@ REGISTRY: Mapping[str, Backend] = by_name((
             bounds("TensorRT engine", (FP32.name, FP16.name)),  # INT8 would need its int8 flag set
             summary="ONNX Runtime's TensorRT execution provider (engine and timing cache kept in the engine cache)"),
     # OpenVINO also computes the float32 graph in bfloat16 when asked (its inference precision hint), and runs
-    # the INT8 (Q/DQ) graph with int8 kernels.
-    Backend("openvino", ("onnx",), lazy(".openvino.loader"), bounds("OpenVINO", (FP32.name, BF16.name, INT8.name)),
-            summary="OpenVINO on the CPU (pip install 'dagl[openvino]'); --precision bf16 computes the float32 "
-                    "graph in bfloat16"),
+    # the INT8 (Q/DQ) graph with int8 kernels. A weights file is converted to OpenVINO (kept in the engine cache).
+    Backend("openvino", ("onnx", "weights"), lazy(".openvino.loader"),
+            bounds("OpenVINO", (FP32.name, BF16.name, INT8.name)),
+            summary="OpenVINO on the CPU (pip install 'dagl[openvino]'), an .onnx file or weights (converted once, "
+                    "kept in the engine cache); --precision bf16 computes the float32 network in bfloat16"),
     # PyTorch runs weights, which are float32.
     Backend("torch", ("weights",), lazy(".pyt.loader"), bounds("PyTorch", (FP32.name,)),
             auto_for=("weights",), summary="PyTorch on a weights file (.pt, .pth, .safetensors)", baseline=True),

@@ -13,12 +13,14 @@ from rich.console import Console
 from dagl import TASKS
 from dagl.cli.common import Command, error_line, max_pixels_option, sigma_option, task_option
 from dagl.cli.progress import progress
+from dagl.device import resolve_device
 from dagl.errors import DaglError, UserInputError, output_error
 from dagl.images.io import ImageWriteError, check_writable, write_image
 from dagl.memory import MemoryBudgetError
 from dagl.suggest import did_you_mean
 
-from .base import InferenceError
+from . import auto
+from .base import InferenceError, ModelInputError, RuntimeLoadError
 from .batch import Job, check_batch, plan_batch, prepare
 from .channels import ChannelError
 from .clean import gain_line
@@ -184,8 +186,8 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
         if given:
             raise click.UsageError(f"--{given[0]} is the server's setting (give it to dagl-serve), not with --server")
     # What MODEL names is settled first: a typo costs a moment, not the seconds a model takes to load.
-    known_task = served_task(str(model), task) if server is not None else choose_model(model, backend, task,
-                                                                                        sigma).task
+    choice = None if server is not None else choose_model(model, backend, task, sigma)
+    known_task = served_task(str(model), task) if choice is None else choice.task
     console = Console(stderr=True)
     reporter = Reporter(console)
     depth = int(bit_depth)
@@ -205,10 +207,25 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
     if server is not None:
         restorer = _remote(server, known_task, sigma)
     else:
-        restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling,
-                            tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, threads=threads,
-                            precision=precision)
-        restorer.runner.activate()
+        def make(backend: str, precision: str | None) -> Restorer:
+            made = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
+                            overlap=overlap, batch=batch, ensemble=ensemble, threads=threads, precision=precision)
+            made.runner.activate()
+            return made
+
+        picked = auto.AutoChoice(backend, precision)
+        if backend == "auto" and precision is None:  # the fastest path within 0.05 dB of float32 (runtime/auto.py)
+            picked = auto.choose_auto(choice.kind, resolve_device(device), auto.cpu_capabilities)
+        try:
+            restorer = make(picked.backend, picked.precision)
+        except RuntimeLoadError as exc:
+            if picked.backend == backend or isinstance(exc, ModelInputError):  # asked for, or the user's to fix
+                raise
+            reporter.note(f"{exc}; running it on {choice.backend.name} float32 instead")
+            restorer = make(choice.backend.name, None)
+        else:
+            if picked.line:  # once it runs: which path, and why
+                reporter.result(picked.line)
     for job in jobs:  # now the output's channels are known: a 16-bit colour PNG is refused before inference
         if job.target is not None and not job.error:
             try:

@@ -19,7 +19,9 @@ from .base import BaseRunner, ModelInputError, RunnerRequest, default_cache_dir
 
 BACKENDS = ("auto", *REGISTRY)
 #: ``--backend``'s help in every command: auto's rule, then what each backend of the registry runs.
-BACKEND_HELP = ("auto picks by extension: .plan/.engine tensorrt, .onnx onnxruntime, .pt/.pth/.safetensors torch. "
+BACKEND_HELP = ("auto picks by extension: .plan/.engine tensorrt, .onnx onnxruntime, .pt/.pth/.safetensors torch "
+                "(dagl-infer on a CPU: openvino in bf16 where OpenVINO and a bfloat16 CPU are present, the fastest "
+                "path within 0.05 dB of float32). "
                 + " ".join(f"{name}: {backend.summary}." for name, backend in REGISTRY.items()))
 
 

@@ -1,4 +1,5 @@
-"""The ``openvino`` backend's factory: the ONNX file's metadata and interface checked as ONNX Runtime checks them."""
+"""The ``openvino`` backend's factory: an ONNX file's metadata and interface checked as ONNX Runtime checks them,
+or a weights file's network built as the ``torch`` backend builds it (converted to OpenVINO on activation)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dagl.device import is_cuda
 
 from ..base import ModelInputError, RunnerRequest
 from ..onnx_info import read_info
-from .runner import OpenVINORunner
+from .runner import OpenVINORunner, OpenVINOWeightsRunner
 
 
 def create(request: RunnerRequest) -> OpenVINORunner:
@@ -18,5 +19,11 @@ def create(request: RunnerRequest) -> OpenVINORunner:
     if is_cuda(request.device) and not request.device_is_auto:
         raise ModelInputError(f"--backend openvino runs on the CPU only, not --device {request.device}; use "
                               f"--device cpu (or --backend onnxruntime or tensorrt on a GPU)")
+    cache = request.engine_cache / "openvino"
+    if request.kind == "weights":
+        from ..pyt.loader import create as torch_runner  # the task, metadata and network as PyTorch has them
+
+        network = torch_runner(request)
+        return OpenVINOWeightsRunner(request.path, network.model, network.info, request.threads, cache)
     info = read_info(request.path, request.task, request.sigma)
-    return OpenVINORunner(request.path, info, request.threads, request.engine_cache / "openvino")
+    return OpenVINORunner(request.path, info, request.threads, cache)

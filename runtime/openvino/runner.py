@@ -61,9 +61,9 @@ class OpenVINORunner(BaseRunner):
                 raise RuntimeLoadError(f"cannot create the OpenVINO model cache {self.cache_dir} ({exc.strerror}); "
                                        f"set {CACHE_ENV} to a writable folder") from None
         core = ov.Core()
+        source = self.model_source()
         try:
-            compiled = core.compile_model(str(self.path), "CPU", compile_config(entry.compute, self.threads,
-                                                                                  self.cache_dir))
+            compiled = core.compile_model(source, "CPU", compile_config(entry.compute, self.threads, self.cache_dir))
         except Exception as exc:  # OpenVINO raises RuntimeError for anything from a parse error to a bad property
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelInputError(f"{self.path}: OpenVINO cannot compile it ({reason})") from None
@@ -74,6 +74,10 @@ class OpenVINORunner(BaseRunner):
                                    f"or AMX); use --precision {entry.graph}")
         self.request = compiled.create_infer_request()
 
+    def model_source(self) -> object:
+        """What ``compile_model`` reads: the file's path (an ``.onnx`` graph here)."""
+        return str(self.path)
+
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
         with self._request_lock:
             self.request.infer({INPUT_NAME: batch})
@@ -81,3 +85,31 @@ class OpenVINORunner(BaseRunner):
 
     def deactivate_impl(self) -> None:
         self.request = None
+
+
+class OpenVINOWeightsRunner(OpenVINORunner):
+    """A weights file's PyTorch network, converted to OpenVINO on activation (:mod:`.weights`): kept as IR in the
+    engine cache, so only the first process on a machine pays for the conversion."""
+
+    def __init__(self, path: Path, model, info: ModelInfo, threads: int | None = None,
+                 cache_dir: Path | None = None) -> None:
+        super().__init__(path, info, threads, cache_dir)
+        self.model = model
+
+    def model_source(self) -> object:
+        """The IR in the cache (made now if missing); the converted model itself without a cache folder."""
+        import openvino as ov
+
+        from .weights import cached_ir, convert, ir_key
+
+        make = lambda: convert(self.model, self.info.channels)  # noqa: E731
+        key = ir_key(self.info.weights_sha256 or "", self.info.task, self.info.sigma, ov.get_version())
+        try:
+            return make() if self.cache_dir is None else str(cached_ir(self.cache_dir / "ir", key, make))
+        except OSError as exc:
+            raise RuntimeLoadError(f"cannot write the OpenVINO model cache {self.cache_dir} ({exc.strerror}); "
+                                   f"set {CACHE_ENV} to a writable folder") from None
+        except Exception as exc:  # a network convert_model cannot trace: one line, not OpenVINO's pages
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeLoadError(f"{self.path.name}: OpenVINO cannot convert its network ({reason}); "
+                                   f"use --backend torch") from None

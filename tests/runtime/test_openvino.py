@@ -195,6 +195,54 @@ def test_threads_sharing_one_runner_take_turns(tmp_path):
 
 def test_registry_entry():
     backend = REGISTRY["openvino"]
-    assert backend.kinds == ("onnx",) and backend.auto_for == ()
+    assert backend.kinds == ("onnx", "weights") and backend.auto_for == ()
     assert set(backend.tolerances) == {"fp32", "bf16", "int8"}
     assert backend.tolerances["bf16"].min_psnr == BF16.min_psnr and backend.tolerances["fp32"].max_abs == FP32.max_abs
+
+
+# --- a weights file: the PyTorch network converted to OpenVINO, kept as IR in the engine cache -------------
+
+@pytest.mark.slow
+def test_weights_are_converted_once_and_match_pytorch_at_every_shape(official_checkpoint, tmp_path, monkeypatch):
+    """Random official-format weights: float32 within float32's bound of PyTorch at two shapes of one model
+    (dynamic N, H, W), bfloat16 within its bound; the second runner reads the IR the first one wrote."""
+    from dagl.runtime.openvino import weights
+
+    weights_file = official_checkpoint("jpeg")
+    model = dagl.load("jpeg", weights=weights_file)
+    batches = [BATCH, np.random.default_rng(8).random((1, 1, 44, 60), dtype=np.float32)]
+    with torch.inference_mode():
+        references = [model(torch.from_numpy(batch)).numpy() for batch in batches]
+    cache = tmp_path / "cache"
+    with create_runner(weights_file, "openvino", task="jpeg", threads=1, engine_cache=cache) as runner:
+        assert (runner.name, runner.info.precision, runner.info.task) == ("openvino", "fp32", "jpeg")
+        for batch, reference in zip(batches, references):
+            verdict = compare(reference, runner.infer(batch), tolerance_for("openvino", "fp32"))
+            assert verdict, verdict.summary
+    [xml] = (cache / "openvino" / "ir").glob("*.xml")
+    assert xml.with_suffix(".bin").stat().st_size > 4 * 1_000_000  # float32 weights, not compressed to float16
+    monkeypatch.setattr(weights, "convert", lambda *args: pytest.fail("converted again despite the cached IR"))
+    if HAS_BF16:
+        with create_runner(weights_file, "openvino", task="jpeg", threads=1, precision="bf16",
+                           engine_cache=cache) as runner:
+            assert runner.info.precision == "bf16"
+            verdict = compare(references[0], runner.infer(BATCH), tolerance_for("openvino", "bf16"))
+            assert verdict, verdict.summary
+            assert verdict.max_abs > 1e-3  # really bfloat16
+    assert list((cache / "openvino" / "ir").glob("*.xml")) == [xml]
+
+
+def test_the_ir_key_names_everything_the_conversion_depends_on():
+    from dagl.runtime.openvino.weights import ir_key
+
+    key = ir_key("ab" * 32, "jpeg", None, "2026.4.1")
+    assert key == ir_key("ab" * 32, "jpeg", None, "2026.4.1") and key.startswith("dagl-")
+    assert len({key, ir_key("cd" * 32, "jpeg", None, "2026.4.1"), ir_key("ab" * 32, "denoise", 25, "2026.4.1"),
+                ir_key("ab" * 32, "jpeg", None, "2026.5.0")}) == 4
+
+
+def test_a_weights_file_on_openvino_needs_its_task_and_refuses_a_gpu(official_checkpoint):
+    with pytest.raises(ModelInputError, match="pass --task"):
+        create_runner(official_checkpoint("jpeg"), "openvino")
+    with pytest.raises(ModelInputError, match="runs on the CPU only"):
+        create(RunnerRequest(official_checkpoint("jpeg"), "weights", "cuda", task="jpeg"))
