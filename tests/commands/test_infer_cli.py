@@ -11,6 +11,7 @@ from PIL import Image
 import dagl.images.io
 from dagl.images.io import read_image, write_image
 from dagl.runtime import Restorer
+from dagl.runtime.channels import DEFAULT_CHROMA
 from dagl.runtime.cli import main
 from crafted import png_bomb, tiff_bomb, tiny_onnx
 from colour_images import RNG, colour_jpeg, jfif_rgb, jfif_ycbcr
@@ -73,7 +74,7 @@ def test_glob_inputs(onnx_path, gray_png, tmp_path):
 @pytest.mark.slow
 def test_a_colour_jpeg_comes_out_in_colour_its_luma_restored_as_gray(onnx_path, tmp_path):
     source = colour_jpeg(tmp_path / "photo.jpg", 24, 32)
-    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.npy", *FAST)
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.npy", "--chroma", "keep", *FAST)
     assert code == 0 and sum("restored the luma, kept the colour" in line for line in lines) == 1
     rgb, out = read_image(source), np.load(tmp_path / "out.npy")
     with Restorer(onnx_path, tile=16, overlap=4) as restore:
@@ -99,10 +100,13 @@ def test_chroma_restore_runs_each_colour_plane_through_the_gray_network(onnx_pat
     with Restorer(onnx_path, tile=16, overlap=4) as restore:
         planes = [restore(np.ascontiguousarray(want[..., i])) for i in range(3)]
     np.testing.assert_allclose(out, np.clip(jfif_rgb(*planes), 0, 1), atol=1e-5)
-    code, _ = infer(onnx_path, source, "-o", tmp_path / "kept.npy", *FAST)  # the default keeps Cb, Cr
+    code, _ = infer(onnx_path, source, "-o", tmp_path / "kept.npy", "--chroma", "keep", *FAST)  # the decoded Cb, Cr
     kept = np.load(tmp_path / "kept.npy")
     np.testing.assert_allclose(kept, np.clip(jfif_rgb(planes[0], want[..., 1], want[..., 2]), 0, 1), atol=1e-5)
     assert code == 0 and np.abs(kept - out).max() > 1e-3
+    code, _ = infer(onnx_path, source, "-o", tmp_path / "default.npy", *FAST)  # docs/colour.md's decision
+    assert code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "default.npy"), {"keep": kept, "restore": out}[DEFAULT_CHROMA])
 
 
 def test_chroma_given_for_a_colour_task_is_refused_in_one_line(tmp_path):

@@ -34,8 +34,8 @@ def test_ycbcr_is_jfif_and_what_pillow_decodes_to(tmp_path):
 
 def test_colour_into_a_gray_task_restores_luma_and_keeps_chroma_exactly(tmp_path):
     rgb = read_image(colour_jpeg(tmp_path / "photo.jpg"))
-    image = to_network(rgb, "jpeg")
-    assert "restored the luma, kept the colour" in image.note
+    image = to_network(rgb, "jpeg", chroma="keep")
+    assert "restored the luma, kept the colour" in image.note and image.planes == [image.array]
     np.testing.assert_allclose(image.array, jfif_ycbcr(rgb)[..., 0], atol=1e-6)
     restored = np.clip(0.8 * image.array + 0.1 + 0.02 * np.roll(image.array, 3, axis=1), 0, 1)  # any gray "model"
     out = image.to_file(restored)
@@ -75,7 +75,7 @@ def test_chroma_restore_runs_cb_and_cr_through_the_network_as_gray_planes(tmp_pa
     by_hand = np.clip(jfif_rgb(*(network(plane.astype(np.float32)) for plane in np.moveaxis(want, -1, 0))), 0, 1)
     assert out.shape == rgb.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, by_hand, atol=1e-5)
-    kept = to_network(rgb, "jpeg").restore(network)  # the default keeps the chroma: a different picture
+    kept = to_network(rgb, "jpeg", chroma="keep").restore(network)  # the decoded chroma: a different picture
     np.testing.assert_allclose(kept, np.clip(jfif_rgb(network(want[..., 0].astype(np.float32)), want[..., 1],
                                                       want[..., 2]), 0, 1), atol=1e-5)
     assert np.abs(kept - out).max() > 0.01
