@@ -179,8 +179,8 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
     in the package for it.
 
     INPUTS are image files, folders or glob patterns. Gray tasks (denoise, jpeg) restore gray images,
-    and a colour image's luma (BT.601 YCbCr, as JPEG codes it) keeping its decoded colour (--chroma
-    restore runs Cb and Cr through the network too, for ~3x the time); demosaic takes a
+    and a colour image's luma and chroma (BT.601 YCbCr, as JPEG codes it), each as a gray plane
+    (--chroma keep: the luma only, keeping the decoded colour, a third of the time); demosaic takes a
     3-channel GRBG mosaic or a one-channel raw Bayer frame; real-denoise takes RGB. An opaque alpha
     channel is carried through; transparent images are refused.
     Outputs are written atomically and never replace a file unless --overwrite is given.
