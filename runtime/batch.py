@@ -18,7 +18,7 @@ from dagl.errors import DaglError, shown_path
 from dagl.images.io import IMAGE_SUFFIXES, WRITE_BIT_DEPTHS, ImageWriteError, check_writable, read_image
 from dagl.outputs import check_output_folder, check_output_name
 
-from .channels import NetworkImage, to_network
+from .channels import DEFAULT_CHROMA, NetworkImage, to_network
 from .clean import find_clean, load_clean
 
 DEFAULT_OUTPUT_DIR = Path("restored")
@@ -115,16 +115,19 @@ class Prepared:
     clean: np.ndarray | None
 
 
-def prepare(job: Job, task: str, bit_depth: int) -> Prepared:
-    """Read ``job``'s input (and clean image) and check it against ``task`` and its output: all but the network."""
+def prepare(job: Job, task: str, bit_depth: int, chroma: str = DEFAULT_CHROMA) -> Prepared:
+    """Read ``job``'s input (and clean image) and check it against ``task`` and its output: all but the network.
+
+    ``chroma``: what a gray task does with a colour input's chroma (:func:`~dagl.runtime.channels.to_network`).
+    """
     source = read_image(job.source)
-    image = to_network(source, task)
+    image = to_network(source, task, chroma)
     check_writable(job.target, bit_depth, image.file_channels)
     clean = load_clean(job.clean, image.to_file(image.array).shape) if job.clean else None
     return Prepared(source, image, clean)
 
 
-def check_inputs(jobs: list[Job], task: str | None, bit_depth: int) -> None:
+def check_inputs(jobs: list[Job], task: str | None, bit_depth: int, chroma: str = DEFAULT_CHROMA) -> None:
     """Read every input before the model loads, so an unfit file costs seconds, not a model load.
 
     Each file is decoded once here and again when its turn comes (only one image is held at a time):
@@ -138,7 +141,7 @@ def check_inputs(jobs: list[Job], task: str | None, bit_depth: int) -> None:
             if task is None:
                 read_image(job.source)
             else:
-                prepare(job, task, bit_depth)
+                prepare(job, task, bit_depth, chroma)
         except DaglError as exc:  # ChannelError and the readers' errors included
             job.error = str(exc).removeprefix(f"{job.source}: ")
 
@@ -160,10 +163,10 @@ def plan_batch(inputs: tuple[str, ...], output: str | None, overwrite: bool, bit
     return jobs
 
 
-def check_batch(jobs: list[Job], task: str | None, bit_depth: int) -> None:
+def check_batch(jobs: list[Job], task: str | None, bit_depth: int, chroma: str = DEFAULT_CHROMA) -> None:
     """Refuse an output folder that cannot be written, and mark the jobs whose input is unfit: before the
     model loads."""
     folders = {path.parent for job in jobs if not job.error for path in (job.target, job.side_by_side) if path}
     for folder in sorted(folders):
         check_output_folder(folder)
-    check_inputs(jobs, task, bit_depth)
+    check_inputs(jobs, task, bit_depth, chroma)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from dagl import TASKS
+from dagl import TASKS, get_config
 from dagl.cli.common import Command, error_line, max_pixels_option, sigma_option, task_option
 from dagl.cli.progress import progress
 from dagl.device import resolve_device
@@ -22,10 +22,10 @@ from dagl.suggest import did_you_mean
 from . import auto
 from .base import InferenceError, ModelInputError, RuntimeLoadError
 from .batch import Job, check_batch, plan_batch, prepare
-from .channels import ChannelError
+from .channels import DEFAULT_CHROMA, ChannelError
 from .clean import gain_line
 from .loader import choose_model
-from .options import restoration_options
+from .options import chroma_option, restoration_options
 from .restorer import InputArrayError, Restorer
 from .side_by_side import GAIN, side_by_side
 
@@ -75,7 +75,7 @@ def _make_folder(target: Path) -> None:
 
 
 def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: Reporter,
-                console: Console, overwrite: bool = False) -> tuple[list[Path], float]:
+                console: Console, overwrite: bool = False, chroma: str = DEFAULT_CHROMA) -> tuple[list[Path], float]:
     """Run every job; returns (the files written, megapixels restored)."""
     written: list[Path] = []
     megapixels = 0.0
@@ -88,16 +88,15 @@ def restore_all(restorer: Restorer, jobs: list[Job], bit_depth: int, reporter: R
                 reporter.error(f"{job.source}: {job.error}")
             else:
                 try:
-                    prepared = prepare(job, restorer.task, bit_depth)
+                    prepared = prepare(job, restorer.task, bit_depth, chroma)
                     source, image, clean = prepared.source, prepared.image, prepared.clean
                     array = image.array
                     if image.note:
                         reporter.note(f"{job.source}: {image.note}")
-                    bars.update(tiles_bar, total=restorer.tiles_for(*array.shape[:2]), completed=0,
-                                description=job.source.name)
-                    out = restorer(array, progress=lambda n: bars.advance(tiles_bar, n))
+                    bars.update(tiles_bar, total=len(image.planes) * restorer.tiles_for(*array.shape[:2]),
+                                completed=0, description=job.source.name)
+                    restored = image.restore(restorer, progress=lambda n: bars.advance(tiles_bar, n))
                     _make_folder(job.target)
-                    restored = image.to_file(out)
                     write_image(job.target, restored, bit_depth, overwrite=overwrite)
                     if job.side_by_side:
                         _make_folder(job.side_by_side)
@@ -131,6 +130,13 @@ def _remote(server: str, task: str, sigma: int | None):
     return RemoteRestorer(server, task, sigma)
 
 
+def check_chroma(task: str | None, chroma_given: bool) -> None:
+    """``--chroma`` given for a task whose network takes colour itself: refused, it would do nothing."""
+    if chroma_given and task is not None and get_config(task).channel_policy.channels != 1:
+        raise click.UsageError(f"--chroma is for gray tasks given a colour image; task {task!r} restores colour "
+                               f"itself")
+
+
 def where_written(written: list[Path]) -> str:
     """The end of the summary line: the file, or the folder, a user goes to next."""
     if not written:
@@ -151,6 +157,7 @@ def where_written(written: list[Path]) -> str:
 @sigma_option(help="Noise level of a denoising model: checked against an artefact's metadata, picks the shipped "
                    "weights when MODEL is a task name.")
 @restoration_options(ensemble_help="x8 flip/rotation self-ensemble (8x slower; the paper's tables).")
+@chroma_option()
 @click.option("--bit-depth", type=click.Choice(["8", "16", "32"]), default="8", show_default=True,
               help="Output sample depth; 32 = float32 (TIFF). 16-bit inputs are always read at full precision.")
 @max_pixels_option()
@@ -164,7 +171,7 @@ def where_written(written: list[Path]) -> str:
 @click.option("--server", metavar="URL", help="Restore through a dagl-serve Triton server at URL "
               "(http://HOST:PORT); MODEL is then the task it serves, and the server's options apply.")
 def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | None, sigma: int | None,
-         backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool,
+         backend: str, device: str, tiling: str, tile: int, overlap: int, batch: int, ensemble: bool, chroma: str,
          bit_depth: str, threads: int | None, precision: str | None, side_by_side_dir: Path | None,
          clean: Path | None,
          overwrite: bool, server: str | None) -> None:
@@ -174,7 +181,8 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
     in the package for it.
 
     INPUTS are image files, folders or glob patterns. Gray tasks (denoise, jpeg) restore gray images,
-    and a colour image's luma (BT.601 YCbCr, as JPEG codes it) keeping its colour; demosaic takes a
+    and a colour image's luma and chroma (BT.601 YCbCr, as JPEG codes it), each as a gray plane
+    (--chroma keep: the luma only, keeping the decoded colour, a third of the time); demosaic takes a
     3-channel GRBG mosaic or a one-channel raw Bayer frame; real-denoise takes RGB. An opaque alpha
     channel is carried through; transparent images are refused.
     Outputs are written atomically and never replace a file unless --overwrite is given.
@@ -188,6 +196,8 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
     # What MODEL names is settled first: a typo costs a moment, not the seconds a model takes to load.
     choice = None if server is not None else choose_model(model, backend, task, sigma)
     known_task = served_task(str(model), task) if choice is None else choice.task
+    chroma_given = click.get_current_context().get_parameter_source("chroma") is not click.core.ParameterSource.DEFAULT
+    check_chroma(known_task, chroma_given)
     console = Console(stderr=True)
     reporter = Reporter(console)
     depth = int(bit_depth)
@@ -197,7 +207,7 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
         for job in jobs:
             if not job.error and job.clean is None:
                 reporter.note(f"{job.source}: no clean image named {job.source.stem}.* in {clean}; no PSNR")
-    check_batch(jobs, known_task, depth)
+    check_batch(jobs, known_task, depth, chroma)
     for job in jobs:  # every refusal so far, before the model loads
         if job.error:
             reporter.error(f"{job.source}: {job.error}")
@@ -210,6 +220,7 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
         def make(backend: str, precision: str | None) -> Restorer:
             made = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
                             overlap=overlap, batch=batch, ensemble=ensemble, threads=threads, precision=precision)
+            check_chroma(made.task, chroma_given)  # MODEL's metadata named the task only now
             made.runner.activate()
             return made
 
@@ -234,7 +245,7 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
                 job.error = str(exc)
     start = time.perf_counter()
     with restorer:
-        written, megapixels = restore_all(restorer, jobs, depth, reporter, console, overwrite)
+        written, megapixels = restore_all(restorer, jobs, depth, reporter, console, overwrite, chroma)
     seconds = time.perf_counter() - start
     failed = f", {reporter.failures} failed" if reporter.failures else ""
     where = server if server is not None else f"{restorer.runner.device}, {tiling} tiling"

@@ -1,4 +1,4 @@
-"""Colour images for the tests: a 4:2:0 JPEG photo stand-in, and JFIF's YCbCr as printed in T.871."""
+"""Colour images for the tests: a 4:2:0 JPEG photo stand-in, and JFIF's YCbCr (both ways) as printed in T.871."""
 
 from __future__ import annotations
 
@@ -23,3 +23,9 @@ def jfif_ycbcr(rgb):
     return np.dstack([0.299 * r + 0.587 * g + 0.114 * b,
                       128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
                       128 + 0.5 * r - 0.418688 * g - 0.081312 * b]) / 255
+
+
+def jfif_rgb(y, cb, cr):
+    """T.871's printed YCbCr -> RGB formulas (on [0, 1] samples, chroma centred on 128/255)."""
+    cb, cr = cb - 128 / 255, cr - 128 / 255
+    return np.dstack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb])

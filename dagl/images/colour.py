@@ -1,9 +1,9 @@
 """BT.601 full-range YCbCr, as JPEG/JFIF defines it: how a gray model restores a colour photo.
 
-A gray JPEG-artifact (or denoising) network is trained on luma. The convention for a colour photo
-is to restore its luma Y and keep its chroma Cb, Cr as they are: JPEG codes exactly these planes
-(JFIF's full-range BT.601 matrix), so the chroma a decoder upsampled is the photo's colour, and only
-the luma goes through the network. Samples are floats in [0, 1], chroma centred on 128/255 (JFIF's
+A gray JPEG-artifact (or denoising) network is trained on luma. A colour photo is split into JPEG's
+own planes (JFIF's full-range BT.601 matrix): the convention restores its luma Y and keeps the chroma
+Cb, Cr a decoder upsampled; ``dagl-infer`` by default runs Cb and Cr through the same network too,
+each as a gray plane (``--chroma``, docs/colour.md). Samples are floats in [0, 1], chroma centred on 128/255 (JFIF's
 128 on the 8-bit scale, so the planes are an 8-bit JPEG's divided by 255); Y is :data:`dagl.images.io.LUMA` applied to R, G, B, the same luma the gray tasks use.
 """
 

@@ -8,8 +8,9 @@ compositing onto some background would invent one.
 
 What then differs per task is on its :class:`~dagl.tasks.configs.TaskConfig`: a :class:`ChannelPolicy`
 (the network's planes, and a one-plane raw frame it may also take). How a colour file reaches a
-gray network is the reader's choice, on purpose: ``dagl-infer`` restores the luma and keeps the
-chroma, training converts to luma, evaluation refuses (a silent conversion would change the numbers).
+gray network is the reader's choice, on purpose: ``dagl-infer`` restores the luma and the chroma,
+each as a gray plane (``--chroma keep``: the luma only), training converts to luma, evaluation refuses
+(a silent conversion would change the numbers).
 """
 
 from __future__ import annotations

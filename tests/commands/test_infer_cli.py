@@ -11,9 +11,10 @@ from PIL import Image
 import dagl.images.io
 from dagl.images.io import read_image, write_image
 from dagl.runtime import Restorer
+from dagl.runtime.channels import DEFAULT_CHROMA
 from dagl.runtime.cli import main
 from crafted import png_bomb, tiff_bomb, tiny_onnx
-from colour_images import colour_jpeg, jfif_ycbcr
+from colour_images import RNG, colour_jpeg, jfif_rgb, jfif_ycbcr
 
 FAST = ["--tile", "16", "--overlap", "4", "--threads", "1"]
 
@@ -73,7 +74,7 @@ def test_glob_inputs(onnx_path, gray_png, tmp_path):
 @pytest.mark.slow
 def test_a_colour_jpeg_comes_out_in_colour_its_luma_restored_as_gray(onnx_path, tmp_path):
     source = colour_jpeg(tmp_path / "photo.jpg", 24, 32)
-    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.npy", *FAST)
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.npy", "--chroma", "keep", *FAST)
     assert code == 0 and sum("restored the luma, kept the colour" in line for line in lines) == 1
     rgb, out = read_image(source), np.load(tmp_path / "out.npy")
     with Restorer(onnx_path, tile=16, overlap=4) as restore:
@@ -87,6 +88,41 @@ def test_a_colour_jpeg_comes_out_in_colour_its_luma_restored_as_gray(onnx_path, 
     np.testing.assert_allclose(got[..., 1:][in_gamut], want[..., 1:][in_gamut], atol=1e-6)
     np.testing.assert_allclose(got[..., 0][in_gamut], gray[in_gamut], atol=1e-5)
     assert np.abs(gray - want[..., 0]).max() > 1e-3  # the network did change the luma
+
+
+def test_chroma_restore_runs_each_colour_plane_through_the_gray_network(onnx_path, tmp_path):
+    source = colour_jpeg(tmp_path / "photo.jpg", 16, 16)
+    code, lines = infer(onnx_path, source, "-o", tmp_path / "out.npy", "--chroma", "restore", *FAST)
+    assert code == 0 and not errors(lines)
+    assert sum("restored the luma and the chroma" in line for line in lines) == 1
+    rgb, out = read_image(source), np.load(tmp_path / "out.npy")
+    want = jfif_ycbcr(rgb).astype(np.float32)  # T.871's formulas: Y, Cb, Cr each restored as a gray image
+    with Restorer(onnx_path, tile=16, overlap=4) as restore:
+        planes = [restore(np.ascontiguousarray(want[..., i])) for i in range(3)]
+    np.testing.assert_allclose(out, np.clip(jfif_rgb(*planes), 0, 1), atol=1e-5)
+    code, _ = infer(onnx_path, source, "-o", tmp_path / "kept.npy", "--chroma", "keep", *FAST)  # the decoded Cb, Cr
+    kept = np.load(tmp_path / "kept.npy")
+    np.testing.assert_allclose(kept, np.clip(jfif_rgb(planes[0], want[..., 1], want[..., 2]), 0, 1), atol=1e-5)
+    assert code == 0 and np.abs(kept - out).max() > 1e-3
+    code, _ = infer(onnx_path, source, "-o", tmp_path / "default.npy", *FAST)  # docs/colour.md's decision
+    assert code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "default.npy"), {"keep": kept, "restore": out}[DEFAULT_CHROMA])
+
+
+def test_chroma_given_for_a_colour_task_is_refused_in_one_line(tmp_path):
+    model = tiny_onnx(tmp_path / "rgb.onnx", "identity", channels=3, metadata={"dagl.task": "real-denoise"})
+    image = write_image(tmp_path / "rgb.png", RNG.random((16, 16, 3), dtype=np.float32), 8)
+    code, lines = infer(model, image, "-o", tmp_path / "out.png", "--chroma", "keep")
+    assert code == 2 and lines == ["dagl-infer: error: --chroma is for gray tasks given a colour image; task "
+                                   "'real-denoise' restores colour itself"]
+    assert not (tmp_path / "out.png").exists()
+    code, _ = infer(model, image, "-o", tmp_path / "out.png")  # not given: nothing to refuse
+    assert code == 0
+
+
+def test_help_teaches_chroma_and_its_cost():
+    result = CliRunner().invoke(main, ["--help"], terminal_width=200)
+    assert "--chroma [keep|restore]" in result.output and "~3x the time" in result.output
 
 
 def test_colour_into_a_sixteen_bit_png_is_refused_before_inference(tmp_path, monkeypatch):
@@ -123,12 +159,6 @@ def test_side_by_side_is_input_output_and_the_amplified_difference(onnx_path, tm
     (tmp_path / "out.png").unlink()
     code, lines = infer(onnx_path, source, "-o", tmp_path / "out.png", "--side-by-side", tmp_path / "cmp", *FAST)
     assert code == 2 and "out-side-by-side.png exists; pass --overwrite" in errors(lines)[0]
-
-
-def jfif_rgb(y, cb, cr):
-    """T.871's printed YCbCr -> RGB formulas (on [0, 1] samples, chroma centred on 128/255)."""
-    cb, cr = cb - 128 / 255, cr - 128 / 255
-    return np.dstack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb])
 
 
 @pytest.mark.slow
