@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from dagl.runtime import base
 from dagl.runtime.base import BaseRunner, ModelInfo
 from dagl.runtime.bench import main
 from dagl.runtime.benchmark import measure
 
 
 class SleepyRunner(BaseRunner):
-    """Takes a known time per call, so latency and throughput have exact expected values."""
+    """Takes 50 ms per call on a scripted clock (``clock``), so latency and throughput have exact expected values
+    however loaded the machine is."""
 
     name = "sleepy"
+    clock = [0.0]
 
     def activate_impl(self) -> None:
         pass
@@ -25,15 +27,16 @@ class SleepyRunner(BaseRunner):
         pass
 
     def infer_impl(self, batch: np.ndarray) -> np.ndarray:
-        time.sleep(0.05)
+        self.clock[0] += 0.05
         return batch
 
 
-def test_latency_is_per_tile_and_throughput_in_megapixels():
+def test_latency_is_per_tile_and_throughput_in_megapixels(monkeypatch):
+    monkeypatch.setattr(base.time, "perf_counter", lambda: SleepyRunner.clock[0])
     with SleepyRunner(ModelInfo("jpeg", 1)) as runner:
         result = measure(runner, "artefact", tile=100, batch=4, repeats=3)
-    assert result.latency_ms == pytest.approx(50 / 4, rel=0.2)
-    assert result.megapixels_per_s == pytest.approx(4 * 100 * 100 / 1e6 / 0.05, rel=0.2)
+    assert result.latency_ms == pytest.approx(50 / 4, rel=1e-9)
+    assert result.megapixels_per_s == pytest.approx(4 * 100 * 100 / 1e6 / 0.05, rel=1e-9)
     assert result.peak_mib > 10
     assert runner.inference_count == 4  # one warm-up, three timed
 
