@@ -23,7 +23,7 @@ from dagl.memory import check_memory
 
 from .backends import REGISTRY
 from .base import BaseRunner, ModelInfo
-from .loader import create_runner
+from .loader import choose_model, create_runner
 
 if TYPE_CHECKING:
     from .pyt import TorchRunner
@@ -178,7 +178,8 @@ class Benchmark:
         self.tiles, self.batch, self.repeats = sorted(tiles), batch, repeats
         self.runners: list[tuple[str, BaseRunner]] = [("artefact", runner)]
         if plain:
-            weights = model if REGISTRY[runner.name].baseline else None
+            # MODEL may be a task name: the plain path loads the weights file it names
+            weights = choose_model(model, backend, task).path if REGISTRY[runner.name].baseline else None
             plain_info = replace(runner.info, precision=FP32.name)  # the plain path is float32 PyTorch
             self.runners.append(("plain", plain_runner(plain_info, self.device, threads, weights)))
         #: The table's and the plot's title.

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import dagl
 from dagl.runtime import base
 from dagl.runtime.base import BaseRunner, ModelInfo
 from dagl.runtime.bench import main
@@ -64,3 +65,23 @@ def test_bench_bad_model_is_one_line(tmp_path):
     result = CliRunner().invoke(main, [str(tmp_path / "nothing.onnx")])
     assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
         f"dagl-bench: error: {tmp_path / 'nothing.onnx'}: no such model file"]
+
+
+@pytest.mark.slow
+def test_a_task_name_gives_the_plain_path_the_shipped_weights():
+    """``dagl-bench jpeg --backend torch``: the plain path loads the weights file the task name stands for."""
+    from pathlib import Path
+
+    import torch
+
+    from dagl.runtime.benchmark import Benchmark
+    from dagl.weights.checkpoints import load_into
+    from dagl.weights.pretrained import shipped_weights
+
+    bench = Benchmark(Path("jpeg"), None, "torch", "cpu", (8,), batch=1, repeats=1, threads=1, precision=None,
+                      plain=True)
+    (_, artefact), (_, plain) = bench.runners
+    expected = dagl.create("jpeg", gfam="plain")
+    load_into(expected, shipped_weights("jpeg"))
+    for name, value in expected.state_dict().items():
+        assert torch.equal(plain.model.state_dict()[name], value), name
