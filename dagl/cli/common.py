@@ -197,9 +197,13 @@ def _set_max_pixels(ctx: click.Context, param: click.Parameter, value: int | Non
         io.set_max_pixels(value)
 
 
-def max_pixels_option() -> Callable[[F], F]:
-    """``--max-pixels N``: the largest input image read (dagl.images.io's limit), set before any input is read."""
+#: What ``--max-pixels`` guards in a command that reads image files.
+FILES_LIMIT = "Refuse input images with more pixels than this (default: {default}), before they are decoded into memory."
+
+
+def max_pixels_option(help_text: str = FILES_LIMIT) -> Callable[[F], F]:
+    """``--max-pixels N``: the largest input image read (dagl.images.io's limit), set before any input is read;
+    ``help_text`` says what it guards in the command (``{default}``: the default limit)."""
     return click.option("--max-pixels", type=click.IntRange(min=1), default=None, expose_value=False,
                         callback=_set_max_pixels, is_eager=True,
-                        help=f"Refuse input images with more pixels than this (default: "
-                             f"{io.DEFAULT_MAX_PIXELS:,}), before they are decoded into memory.")
+                        help=help_text.format(default=f"{io.DEFAULT_MAX_PIXELS:,}"))

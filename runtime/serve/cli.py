@@ -38,7 +38,8 @@ Examples:
               help="Microseconds a request waits for batch-mates of its shape.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=DEFAULT_MAX_QUEUE, show_default=True,
               help="Requests queued before new ones are refused (the client reports the server busy).")
-@max_pixels_option()
+@max_pixels_option("Refuse a request whose image has more pixels than this (default: {default}); a request body "
+                   "is bounded to one float32 image of that size before Triton reads it.")
 @click.option("--log-file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
               help="Where Triton's log goes (default: a new dagl-serve-*.log in the temporary folder).")
 @click.option("--verbose", is_flag=True, help="Show Triton's and PyTriton's log here instead of writing it to a file.")
