@@ -109,6 +109,19 @@ def _transparent_as_alpha(img: Image.Image, path: Path) -> Image.Image | np.ndar
     raise ImageReadError(f"{path}: declares transparency in mode {img.mode}, which is not read")
 
 
+def _declared_bits(path: Path, kind: str) -> int:
+    """Bits per sample a PNG's header or a PPM/PGM's maxval declares (8 for everything else)."""
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    if kind == "PNG":
+        return head[24] if len(head) > 24 else 8
+    if kind == "PPM":  # "P6 <width> <height> <maxval>", each token after whitespace or a # comment line
+        tokens = re.sub(rb"#[^\n]*", b" ", head).split()
+        if len(tokens) > 3 and tokens[0] in (b"P2", b"P3", b"P5", b"P6") and tokens[3].isdigit():
+            return 16 if int(tokens[3]) > 255 else 8
+    return 8
+
+
 def _read_pillow(path: Path, kind: str) -> np.ndarray:
     """A one-frame image of Pillow format ``kind``: size (and a JPEG's scans) checked first, EXIF rotation applied."""
     with warnings.catch_warnings():
@@ -116,6 +129,11 @@ def _read_pillow(path: Path, kind: str) -> np.ndarray:
         img = Image.open(path, formats=[kind])
     with img:
         check_header(path, img.height, img.width, len(img.getbands()), _PILLOW_DTYPES.get(img.mode, np.uint8))
+        if img.mode in ("RGB", "RGBA") and _declared_bits(path, kind) > 8:
+            # Pillow decodes 16-bit colour PNG and PPM to 8 bits: the image would be restored at a precision
+            # the file does not have, silently
+            raise ImageReadError(f"{path}: a 16-bit {kind} with colour or alpha, which the image library here reads "
+                                 f"at 8 bits only; save it as a 16-bit TIFF to restore it at full precision")
         frames = getattr(img, "n_frames", 1)
         if frames > 1:
             raise ImageReadError(f"{path}: holds {frames} frames (animated or multi-page); expected one image")

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from dagl.images.io import ImageWriteError, read_image, write_image
+from dagl.images.io import ImageReadError, ImageWriteError, read_image, write_image
 
 
 @pytest.fixture
@@ -149,3 +149,44 @@ def test_an_opaque_palette_png_reads_as_rgb(tmp_path):
     img.putpalette([0, 0, 0, 255, 128, 0])
     img.save(tmp_path / "o.png")
     np.testing.assert_allclose(read_image(tmp_path / "o.png"), [[[1, 128 / 255, 0]] * 2], atol=1e-7)
+
+
+def _png(path, samples: np.ndarray, colour_type: int) -> None:
+    """A 16-bit PNG written by hand (Pillow cannot write 16-bit colour): filter 0 on every row, one IDAT."""
+    import struct
+    import zlib
+
+    height, width = samples.shape[:2]
+    rows = b"".join(b"\0" + samples[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("name,colour_type,channels", [("rgb.png", 2, 3), ("gray-alpha.png", 4, 2),
+                                                       ("rgb.ppm", None, 3)])
+def test_a_16_bit_colour_file_pillow_reads_at_8_bits_is_refused(tmp_path, name, colour_type, channels):
+    """Pillow decodes these to 8 bits: a restore at a precision the file does not have, so a refusal instead."""
+    samples = np.random.default_rng(1).integers(0, 65536, (6, 7, channels)).astype(np.uint16)
+    path = tmp_path / name
+    if colour_type is None:
+        path.write_bytes(b"P6\n# a comment\n7 6\n65535\n" + samples.astype(">u2").tobytes())
+    else:
+        _png(path, samples, colour_type)
+    with pytest.raises(ImageReadError) as excinfo:
+        read_image(path)
+    assert str(excinfo.value) == (f"{path}: a 16-bit {'PPM' if colour_type is None else 'PNG'} with colour or alpha, "
+                                  "which the image library here reads at 8 bits only; save it as a 16-bit TIFF to "
+                                  "restore it at full precision")
+
+
+def test_a_16_bit_gray_file_is_read_at_full_precision(tmp_path):
+    samples = np.random.default_rng(2).integers(0, 65536, (6, 7, 1)).astype(np.uint16)
+    _png(tmp_path / "gray.png", samples, 0)
+    (tmp_path / "gray.pgm").write_bytes(b"P5\n7 6\n65535\n" + samples.astype(">u2").tobytes())
+    for name in ("gray.png", "gray.pgm"):
+        np.testing.assert_allclose(read_image(tmp_path / name), samples[..., 0] / 65535, atol=1e-7)
