@@ -59,14 +59,17 @@ def centre_crop(path: Path, size: int) -> np.ndarray:
 
 def local_baselines(crops: dict[str, np.ndarray], folder: Path,
                     server_args: list[str]) -> tuple[dict[str, np.ndarray], float]:
-    """dagl-infer's output for each crop, with the server's options (``.npy``: exact float32), and its
-    restoration seconds per image as it reports them (model loading excluded): the local baseline."""
+    """dagl-infer's output for each crop, with the server's options and its backend (PyTorch float32, which
+    dagl-serve runs weights on, not the OpenVINO bfloat16 that dagl-infer's auto takes on a bf16 CPU) (``.npy``:
+    exact float32), and its restoration seconds per image as it reports them (model loading excluded): the local
+    baseline."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, crop in crops.items():
         np.save(folder / f"{name}.npy", crop)
     out = folder / "ref"
     done = subprocess.run([str(BIN / "dagl-infer"), "jpeg", *(str(folder / f"{n}.npy") for n in crops), "-o", f"{out}/",
-                           "--overwrite", *server_args], check=True, capture_output=True, text=True)
+                           "--overwrite", "--backend", "torch", *server_args],
+                          check=True, capture_output=True, text=True)
     seconds = float(re.search(r"MP in ([0-9.]+) s with", done.stderr).group(1)) / len(crops)
     return {name: np.load(out / f"{name}.npy") for name in crops}, seconds
 

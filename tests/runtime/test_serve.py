@@ -194,7 +194,9 @@ def test_served_restoration_is_the_local_array(server, local):
 def test_dagl_infer_server_writes_the_same_file(server, tmp_path):
     source = write_image(tmp_path / "gray.png", np.random.default_rng(1).random((30, 36), dtype=np.float32), 8)
     fast = ["--tile", "16", "--overlap", "4", "--threads", "1"]
-    here = CliRunner().invoke(infer_main, ["jpeg", str(source), "-o", str(tmp_path / "local.npy"), *fast])
+    # the server runs the weights on PyTorch float32; dagl-infer's auto may take OpenVINO bfloat16 here
+    here = CliRunner().invoke(infer_main, ["jpeg", str(source), "-o", str(tmp_path / "local.npy"), *fast,
+                                           "--backend", "torch"])
     there = CliRunner().invoke(infer_main, ["jpeg", str(source), "-o", str(tmp_path / "remote.npy"),
                                             "--server", server])
     assert here.exit_code == 0 and there.exit_code == 0, there.stderr
