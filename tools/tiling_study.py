@@ -105,10 +105,13 @@ def main(images: tuple[Path, ...], crop: int, configs: tuple[str, ...], threads:
         model = jpeg_onnx(Path(folder), weights)
         for path in images:
             image = gray(path, crop or None)
+            clean_file = path.parent.parent / f"{path.stem}.bmp"  # Classic5's layout: <set>/jpeg_q10/x.jpeg, <set>/x.bmp
+            clean = gray(clean_file, crop or None) if clean_file.is_file() else None
             with Restorer(model, task="jpeg", tiling="reference", threads=threads) as restore:
                 chopped, seconds, wall = timed(restore, image)
             chop_total += seconds
-            click.echo(f"{path.name} {image.shape}: reference chop {seconds:.1f} s CPU ({wall:.1f} s wall)")
+            chop_clean = f", {psnr(chopped, clean):.3f} dB vs clean" if clean is not None else ""
+            click.echo(f"{path.name} {image.shape}: reference chop {seconds:.1f} s CPU ({wall:.1f} s wall){chop_clean}")
             for tile, overlap in pairs:
                 with Restorer(model, task="jpeg", tiling="grid", tile=tile, overlap=overlap,
                               threads=threads) as restore:
@@ -116,8 +119,9 @@ def main(images: tuple[Path, ...], crop: int, configs: tuple[str, ...], threads:
                     tiles = restore.tiles_for(*image.shape)
                 rows.append({"image": path.name, "tile": tile, "overlap": overlap, "tiles": tiles,
                              "seconds": seconds, "psnr": psnr(out, chopped)})
+                versus_clean = f", {psnr(out, clean):.3f} dB vs clean" if clean is not None else ""
                 click.echo(f"  grid {tile}/{overlap}: {tiles} tiles, {seconds:.1f} s CPU ({wall:.1f} s wall), "
-                           f"{rows[-1]['psnr']:.2f} dB vs reference")
+                           f"{rows[-1]['psnr']:.2f} dB vs reference{versus_clean}")
     summary = []
     for tile, overlap in pairs:
         mine = [r for r in rows if (r["tile"], r["overlap"]) == (tile, overlap)]

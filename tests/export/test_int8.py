@@ -1,5 +1,5 @@
 """INT8 by calibration: a Q/DQ graph from onnxruntime.quantization, calibrated on held-out training crops only,
-the FP16 policy's float32 nodes left unquantized, run by ONNX Runtime and OpenVINO within the INT8 bound."""
+every GFAM head left float, run by ONNX Runtime and OpenVINO within the INT8 bound."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from dagl.artefact.precision import INT8
-from dagl.calibration.int8 import activation_ranges, calibration_batches, quantize
+from dagl.calibration.int8 import activation_ranges, calibration_batches, float_nodes, quantize
+from dagl.calibration.policy import fp32_nodes
 from dagl.images.io import write_image
 from dagl.runtime import create_runner
 from dagl.runtime.backends import tolerance_for
@@ -47,6 +48,24 @@ def test_excluded_nodes_stay_float_and_the_rest_is_quantized():
     assert activation_ranges(quantized)["input"] == pytest.approx(max(float(b.max()) for b in batches), rel=1e-6)
 
 
+def test_int8_leaves_every_gfam_head_and_the_ends_float_and_nothing_else(jpeg_onnx):
+    graph = onnx.load(str(jpeg_onnx)).graph
+    kept = float_nodes(graph)
+    heads = {name for name in kept if name.startswith("/body/body.8/")}
+    assert {name.split("/")[3] for name in heads} == {f"c{stage}_{head}" for stage in (1, 2, 3) for head in (1, 2, 3, 4)}
+    # Each head's embeddings, patch extraction, aggregation and col2im are in, with the FP16 policy's attention path.
+    for op in ("g/Conv", "theta/Conv", "Conv_2", "MatMul_1", "ConvTranspose", "Softmax"):
+        assert "/body/body.8/c2_3/" + op in kept
+    assert fp32_nodes(graph, "jpeg", {"tasks": {}}) <= kept
+    convs = {node.name for node in graph.node if node.op_type == "Conv"}
+    assert {"/head/head.0/Conv", "/body/body.17/Conv", "/tail/tail.0/Conv"} <= kept
+    # The ResBlocks (main body and GFAM stage) and the stage's merges are quantized.
+    quantized = convs - kept
+    assert len(quantized) == 2 * 16 + 2 * 8 + 3
+    assert {"/body/body.8/RBS1/RBS1.0/body/body.0/Conv", "/body/body.8/c1_c/Conv",
+            "/body/body.0/body/body.0/Conv"} <= quantized
+
+
 def test_calibration_reads_only_the_held_out_training_files(tmp_path):
     folder = tmp_path / "train"
     folder.mkdir()
@@ -68,6 +87,11 @@ def test_exported_int8_graph_runs_on_onnx_runtime_and_openvino_within_its_bound(
     result = export("jpeg", official_checkpoint("jpeg"), precision="int8", output_dir=tmp_path, engine=False)
     graph = onnx.load(str(result.graphs["int8"]))
     assert sum(node.op_type == "QuantizeLinear" for node in graph.graph.node) > 100
+    # No quantized tensor enters a GFAM head: every DequantizeLinear feeds the convolutions outside them.
+    dequantized = {node.output[0] for node in graph.graph.node if node.op_type == "DequantizeLinear"}
+    inside = [node.name for node in graph.graph.node if node.name.startswith("/body/body.8/c") and
+              "_c/" not in node.name and dequantized & set(node.input)]
+    assert inside == []
     crop = calibration_batches("jpeg", None, images=1)[0][0]
     with create_runner(result.graphs["fp32"], "onnxruntime", threads=1) as runner:
         baseline = runner.infer(crop)
