@@ -13,14 +13,13 @@ from rich.console import Console
 from dagl import TASKS, get_config
 from dagl.cli.common import Command, error_line, max_pixels_option, sigma_option, task_option
 from dagl.cli.progress import progress
-from dagl.device import resolve_device
 from dagl.errors import DaglError, UserInputError, output_error
 from dagl.images.io import ImageWriteError, check_writable, write_image
 from dagl.memory import MemoryBudgetError
 from dagl.suggest import did_you_mean
 
 from . import auto
-from .base import InferenceError, ModelInputError, RuntimeLoadError
+from .base import InferenceError
 from .batch import Job, check_batch, plan_batch, prepare
 from .channels import DEFAULT_CHROMA, ChannelError
 from .clean import gain_line
@@ -217,26 +216,13 @@ def main(model: Path, inputs: tuple[str, ...], output: str | None, task: str | N
     if server is not None:
         restorer = _remote(server, known_task, sigma)
     else:
-        def make(backend: str, precision: str | None) -> Restorer:
-            made = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
-                            overlap=overlap, batch=batch, ensemble=ensemble, threads=threads, precision=precision)
-            check_chroma(made.task, chroma_given)  # MODEL's metadata named the task only now
-            made.runner.activate()
-            return made
-
-        picked = auto.AutoChoice(backend, precision)
-        if backend == "auto" and precision is None:  # the fastest path within 0.05 dB of float32 (runtime/auto.py)
-            picked = auto.choose_auto(choice.kind, resolve_device(device), auto.cpu_capabilities)
-        try:
-            restorer = make(picked.backend, picked.precision)
-        except RuntimeLoadError as exc:
-            if picked.backend == backend or isinstance(exc, ModelInputError):  # asked for, or the user's to fix
-                raise
-            reporter.note(f"{exc}; running it on {choice.backend.name} float32 instead")
-            restorer = make(choice.backend.name, None)
-        else:
-            if picked.line:  # once it runs: which path, and why
-                reporter.result(picked.line)
+        restorer, line = auto.open_restorer(
+            model, backend=backend, precision=precision, device=device, task=task, sigma=sigma,
+            check=lambda made: check_chroma(made.task, chroma_given),  # MODEL's metadata named the task only now
+            note=reporter.note, tiling=tiling, tile=tile, overlap=overlap, batch=batch, ensemble=ensemble,
+            threads=threads)
+        if line:  # once it runs: which path, and why
+            reporter.result(line)
     for job in jobs:  # now the output's channels are known: a 16-bit colour PNG is refused before inference
         if job.target is not None and not job.error:
             try:

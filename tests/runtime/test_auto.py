@@ -78,3 +78,46 @@ def fake_openvino(capabilities=None, error: Exception | None = None) -> types.Mo
 def test_the_probe(monkeypatch, module, expected):
     monkeypatch.setitem(sys.modules, "openvino", module)
     assert auto.cpu_capabilities() == expected
+
+
+def failing_openvino(monkeypatch) -> None:
+    from dagl.runtime.base import RuntimeLoadError
+    from dagl.runtime.openvino.runner import OpenVINOWeightsRunner
+
+    def fails(self):
+        raise RuntimeLoadError("dagl-jpeg.safetensors: OpenVINO cannot convert its network (unsupported op)")
+
+    monkeypatch.setattr(auto, "cpu_capabilities", lambda: Capabilities(openvino=True, bf16=True))
+    monkeypatch.setattr(OpenVINOWeightsRunner, "activate_impl", fails)
+
+
+def test_open_restorer_falls_back_to_the_kinds_backend_and_says_why_once(monkeypatch):
+    failing_openvino(monkeypatch)
+    notes, checked = [], []
+    restorer, line = auto.open_restorer("jpeg", check=lambda made: checked.append(made.backend), note=notes.append,
+                                        threads=1, tile=16, overlap=4)
+    with restorer:
+        assert (restorer.backend, restorer.runner.info.precision, line) == ("torch", "fp32", None)
+        assert restorer.options.tile == 16  # the Restorer's options reach the fallback too
+    assert notes == ["dagl-jpeg.safetensors: OpenVINO cannot convert its network (unsupported op); running it on "
+                     "torch float32 instead"]
+    assert checked == ["openvino", "torch"]  # each Restorer is checked before it activates
+
+
+def test_open_restorer_raises_what_was_asked_for_explicitly(monkeypatch):
+    from dagl.runtime.base import RuntimeLoadError
+
+    failing_openvino(monkeypatch)
+    notes = []
+    with pytest.raises(RuntimeLoadError, match="cannot convert"):
+        auto.open_restorer("jpeg", backend="openvino", precision="bf16", note=notes.append, threads=1)
+    assert notes == []
+
+
+def test_open_restorer_takes_the_fast_path_the_rule_picks(monkeypatch):
+    from dagl.runtime.openvino.runner import OpenVINOWeightsRunner
+
+    monkeypatch.setattr(auto, "cpu_capabilities", lambda: Capabilities(openvino=True, bf16=True))
+    monkeypatch.setattr(OpenVINOWeightsRunner, "activate_impl", lambda self: None)  # no conversion in a unit test
+    restorer, line = auto.open_restorer("jpeg", threads=1)
+    assert (restorer.backend, restorer.runner.info.precision, line) == ("openvino", "bf16", FAST)
