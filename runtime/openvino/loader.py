@@ -1,5 +1,6 @@
 """The ``openvino`` backend's factory: an ONNX file's metadata and interface checked as ONNX Runtime checks them,
-or a weights file's network built as the ``torch`` backend builds it (converted to OpenVINO on activation)."""
+or a weights file's network built as the ``torch`` backend builds it (converted to OpenVINO on activation), its
+GFAM heads in the unfold form (:data:`.weights.CONVERTED_GFAM`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dagl.device import is_cuda
 from ..base import ModelInputError, RunnerRequest
 from ..onnx_info import read_info
 from .runner import OpenVINORunner, OpenVINOWeightsRunner
+from .weights import CONVERTED_GFAM
 
 
 def create(request: RunnerRequest) -> OpenVINORunner:
@@ -23,7 +25,7 @@ def create(request: RunnerRequest) -> OpenVINORunner:
     if request.kind == "weights":
         from ..pyt.loader import create as torch_runner  # the task, metadata and network as PyTorch has them
 
-        network = torch_runner(request)
+        network = torch_runner(request, gfam=CONVERTED_GFAM)
         return OpenVINOWeightsRunner(request.path, network.model, network.info, request.threads, cache)
     info = read_info(request.path, request.task, request.sigma)
     return OpenVINORunner(request.path, info, request.threads, cache)

@@ -1,9 +1,11 @@
 """A weights file as an OpenVINO model: the PyTorch network converted in memory, kept as IR in the engine cache.
 
-The network is built as the ``torch`` backend builds it (``dagl.load``, the ONNX-friendly ``BatchedGFAM``) and
-converted by ``openvino.convert_model``, which traces it as TorchScript, so the "same"-padding arithmetic
-on the input's shape stays graph ops and one model serves every batch, height and width (as
-``dagl-export``'s ONNX graph does). Conversion takes ~10 CPU s, so the result is saved as OpenVINO IR
+The network is built as the ``torch`` backend builds it (``dagl.load``) with its GFAM heads in the unfold form
+(:data:`CONVERTED_GFAM`) and converted by ``openvino.convert_model``, which traces it as TorchScript, so the
+"same"-padding arithmetic on the input's shape stays graph ops and one model serves every batch, height and
+width (as ``dagl-export``'s ONNX graph does). The unfold form (``F.unfold``/``F.fold``, which OpenVINO has as
+operations) computes the same numbers as the ONNX-friendly ``BatchedGFAM`` without its one-hot convolutions,
+whose channels-last output OpenVINO reorders: 1.5x faster in bfloat16 (docs/int8.md). Conversion takes ~10 CPU s, so the result is saved as OpenVINO IR
 (float32 weights, not compressed to float16) under the engine cache, keyed by everything it depends on;
 the next process reads it in a moment, and OpenVINO's own ``CACHE_DIR`` then skips compilation too.
 """
@@ -20,7 +22,9 @@ from pathlib import Path
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME
 
 #: Bumped when what is converted changes in a way the versions below do not show.
-FORMAT = 1
+FORMAT = 2
+#: The GFAM implementation (:data:`dagl.network.gfam.GFAM_IMPLEMENTATIONS`) of the converted network.
+CONVERTED_GFAM = "unfold"
 
 
 def _version(package: str) -> str:

@@ -23,8 +23,9 @@ def load_model(weights: Path, info: ModelInfo, gfam: str = "batched") -> dagl.DA
         raise ModelInputError(str(exc)) from None  # the user's file: exit 2
 
 
-def create(request: RunnerRequest) -> TorchRunner:
-    """The ``torch`` backend's factory: a weights file's task from its metadata or ``--task``, then its network."""
+def create(request: RunnerRequest, gfam: str = "batched") -> TorchRunner:
+    """The ``torch`` backend's factory: a weights file's task from its metadata or ``--task``, then its network
+    (``gfam``: which implementation of :mod:`dagl.network.gfam` computes the heads)."""
     path = request.path
     try:
         declared = declared_metadata(weights_metadata(path), path)
@@ -34,4 +35,4 @@ def create(request: RunnerRequest) -> TorchRunner:
         raise ModelInputError(f"{path.name} is a weights file and does not say which task it is for; "
                               f"pass --task")
     info = replace(resolve_info(declared, path, request.task, request.sigma), weights_sha256=file_digest(path))
-    return TorchRunner(load_model(path, info), info, request.device, request.threads)
+    return TorchRunner(load_model(path, info, gfam), info, request.device, request.threads)
