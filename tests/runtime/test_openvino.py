@@ -19,6 +19,7 @@ import torch
 import dagl
 from crafted import tiny_onnx
 from dagl.artefact.precision import BF16, FP32
+from dagl.network.gfam import GFAMHead, UnfoldGFAM
 from dagl.runtime import Restorer, RuntimeLoadError, create_runner
 from dagl.runtime.backends import REGISTRY, tolerance_for
 from dagl.runtime.base import InferenceError, ModelInputError, RunnerRequest
@@ -216,6 +217,10 @@ def test_weights_are_converted_once_and_match_pytorch_at_every_shape(official_ch
     cache = tmp_path / "cache"
     with create_runner(weights_file, "openvino", task="jpeg", threads=1, engine_cache=cache) as runner:
         assert (runner.name, runner.info.precision, runner.info.task) == ("openvino", "fp32", "jpeg")
+        # Converted in the unfold form (no one-hot convolutions for OpenVINO to reorder), checked against the
+        # batched form PyTorch runs above.
+        heads = [m for m in runner.model.modules() if isinstance(m, GFAMHead)]
+        assert len(heads) == 12 and all(type(m) is UnfoldGFAM for m in heads)
         for batch, reference in zip(batches, references):
             verdict = compare(reference, runner.infer(batch), tolerance_for("openvino", "fp32"))
             assert verdict, verdict.summary
