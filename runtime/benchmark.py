@@ -207,12 +207,17 @@ class Benchmark:
 
 def write_figures(results: list[Measurement], title: str, plot_path: Path, markdown_path: Path | None) -> None:
     """The plot, and the markdown table if asked; a failed write is one line (dagl.errors' rule)."""
+    save_figures(lambda path: plot(results, title, path), markdown(results), plot_path, markdown_path)
+
+
+def save_figures(draw: Callable[[Path], None], text: str, plot_path: Path, markdown_path: Path | None) -> None:
+    """``draw(plot_path)``, and ``text`` into ``markdown_path`` if given; a failed write is one line."""
     try:
         for path in (plot_path, markdown_path):
             if path:
                 path.parent.mkdir(parents=True, exist_ok=True)
-        plot(results, title, plot_path)
+        draw(plot_path)
         if markdown_path:
-            write_atomic(markdown_path, markdown(results) + "\n")
+            write_atomic(markdown_path, text + "\n")
     except OSError as exc:
         raise output_error(exc.filename or plot_path, exc) from None

@@ -1,0 +1,245 @@
+"""Every CPU path of one network, measured side by side in one process (``dagl-bench --cpu-paths``'s library).
+
+Which path ``--backend auto`` should take, and what each costs in quality, is only a fair question when the
+paths run the same weights on the same image on the same machine at the same time: a row measured last week on
+a quieter core says nothing against today's. :data:`PATHS` is the one list of those paths (one entry each, a
+name registered once); :func:`compare_paths` times one call per (tile, batch) on each, restores one whole
+image with each, and scores every output against PyTorch float32's and against the clean image (and, when
+asked, on Classic5 q10 with ``dagl-eval``'s protocol).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dagl.artefact.precision import BF16, FP32, INT8
+from dagl.errors import DaglError
+from dagl.images.metrics import psnr
+from dagl.registry import by_name
+
+from .benchmark import Measurement, measure
+from .restorer import Restorer
+
+#: What a path runs: the weights themselves, or the float32 or INT8 ONNX graph exported from them.
+WEIGHTS = "weights"
+MODELS = (WEIGHTS, FP32.name, INT8.name)
+
+
+@dataclass(frozen=True)
+class CpuPath:
+    """One way to restore an image on a CPU: which model, on which backend, at which precision, how tiled."""
+
+    name: str
+    #: One of :data:`MODELS`.
+    model: str
+    #: A name of :data:`dagl.runtime.backends.REGISTRY`.
+    backend: str
+    #: The precision it computes at (a name of ``dagl/artefact/precision.py``).
+    precision: str
+    #: The Python module the backend needs; a path whose module does not import is skipped, not failed.
+    library: str
+    #: A name of :data:`dagl.runtime.tiling.TILINGS`: ``reference`` is the release's recursive chop.
+    tiling: str = "grid"
+
+
+#: The base every other output is compared with: the float32 network in PyTorch, dagl's grid.
+BASE = "PyTorch fp32"
+#: The path the speed-up column divides by (issue 23 states its goal against it).
+SPEED_BASE = "ONNX Runtime fp32"
+
+PATHS: Mapping[str, CpuPath] = by_name((
+    CpuPath("release chop", WEIGHTS, "torch", FP32.name, "torch", tiling="reference"),
+    CpuPath(BASE, WEIGHTS, "torch", FP32.name, "torch"),
+    CpuPath(SPEED_BASE, FP32.name, "onnxruntime", FP32.name, "onnxruntime"),
+    CpuPath("ONNX Runtime INT8", INT8.name, "onnxruntime", INT8.name, "onnxruntime"),
+    CpuPath("OpenVINO fp32", FP32.name, "openvino", FP32.name, "openvino"),
+    CpuPath("OpenVINO bf16", FP32.name, "openvino", BF16.name, "openvino"),
+    CpuPath("OpenVINO INT8", INT8.name, "openvino", INT8.name, "openvino"),
+), "CPU path")
+
+#: ``dagl-bench --cpu-paths``'s default tile sides and batches: the 64 px tile, and the grid's 80 px.
+DEFAULT_TILES = (64, 80)
+DEFAULT_BATCHES = (1, 4)
+
+
+@dataclass
+class PathResult:
+    """One path's figures; ``skipped`` (one line why) when it could not run here, and then nothing else."""
+
+    path: CpuPath
+    skipped: str | None = None
+    #: One per (tile, batch); empty for the chop, whose calls are :data:`BASE`'s network on other tile sizes.
+    calls: list[Measurement] = field(default_factory=list)
+    #: Restoring the whole image (model load and compilation apart): the process's CPU time and wall time.
+    cpu_s: float = float("nan")
+    wall_s: float = float("nan")
+    psnr_vs_base: float = float("nan")
+    psnr_vs_clean: float = float("nan")
+    #: Classic5 q10 mean PSNR (dagl-eval's protocol, full images), when asked for.
+    classic5: float | None = None
+    output: np.ndarray | None = field(default=None, repr=False)
+
+
+#: Called with (path name, what) as a step starts or finishes: ``tile 64 batch 1``, ``whole image``, ``classic5``;
+#: the export of the graphs first, as (``export``, which graphs).
+Step = Callable[[str, str], None]
+
+
+def unavailable(path: CpuPath, task: str) -> str | None:
+    """Why ``path`` cannot run on this machine for ``task`` (one line), or ``None``; a moment's look, no work."""
+    try:
+        importlib.import_module(path.library)
+    except ImportError:
+        extra = f" (pip install 'dagl[{path.library}]')" if path.library == "openvino" else ""
+        return f"{path.library} is not installed{extra}"
+    if path.precision == BF16.name:
+        from .auto import cpu_capabilities
+
+        if not cpu_capabilities().bf16:
+            return "this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX)"
+    if path.model == INT8.name:
+        from dagl.export.int8 import CalibrationDataError, check_calibration_data
+
+        try:
+            check_calibration_data(task, None)
+        except CalibrationDataError as exc:
+            return str(exc)
+    return None
+
+
+def cpu_seconds() -> float:
+    """User plus system time of this process, every thread: the figure to read on a shared core."""
+    times = os.times()
+    return times.user + times.system
+
+
+def restore_timed(restorer: Restorer, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``restorer(image)``, its CPU seconds and wall seconds (the backend already active)."""
+    start_cpu, start = cpu_seconds(), time.perf_counter()
+    out = restorer(image)
+    return out, cpu_seconds() - start_cpu, time.perf_counter() - start
+
+
+class PathComparison:
+    """The paths to measure, each checked for what it needs before any slow work.
+
+    Made in a moment (imports and file checks only), so a missing Classic5 set is refused, and a missing
+    library reported, before minutes of export and measuring; :meth:`run` does the work.
+    """
+
+    def __init__(self, weights: Path, task: str, *, tiles: Sequence[int] = DEFAULT_TILES,
+                 batches: Sequence[int] = DEFAULT_BATCHES, repeats: int = 3, threads: int | None = 1,
+                 classic5: bool = False, paths: Sequence[str] | None = None) -> None:
+        from dagl.data.datasets import EvalSet, named_set
+
+        self.weights, self.task = weights, task
+        self.tiles, self.batches, self.repeats, self.threads = tuple(tiles), tuple(batches), repeats, threads
+        self.results = [PathResult(PATHS[name], unavailable(PATHS[name], task)) for name in (paths or PATHS)]
+        self.classic5: EvalSet | None = None
+        if classic5:
+            self.classic5 = named_set("classic5", quality=10)
+            self.classic5.check()
+
+    @property
+    def steps(self) -> int:
+        """Steps :meth:`run` reports: the export of the ONNX graphs (when a path needs one), then per path
+        that runs, each (tile, batch) (not for the chop), the whole image, and Classic5 if asked."""
+        calls = len(self.tiles) * len(self.batches)
+        return bool(self._graphs_needed()) + sum((0 if r.path.tiling == "reference" else calls) + 1 + (self.classic5 is not None)
+                   for r in self.results if r.skipped is None)
+
+    def _graphs_needed(self) -> set[str]:
+        """The graphs (names of :data:`MODELS` but weights) the paths that run need."""
+        return {r.path.model for r in self.results if r.skipped is None and r.path.model != WEIGHTS}
+
+    def run(self, image: np.ndarray, clean: np.ndarray, starting: Step | None = None,
+            finished: Step | None = None) -> list[PathResult]:
+        """Every path's figures on ``image`` (the network's layout, float in [0, 1]) against ``clean``.
+
+        The ONNX graphs are exported from the weights into a temporary folder first (INT8 calibrates
+        then); each backend is active only while its path is measured.
+        """
+        from dagl.export import export
+
+        needed = self._graphs_needed()
+        with tempfile.TemporaryDirectory(prefix="dagl-cpu-paths-") as folder:
+            graphs: dict[str, Path] = {}
+            if needed:  # INT8's export writes the float32 graph too
+                precision = INT8.name if INT8.name in needed else FP32.name
+                what = f"{' and '.join(sorted(needed))} .onnx"
+                if starting:
+                    starting("export", what)
+                graphs = export(self.task, self.weights, precision=precision, engine=False, output_dir=folder).graphs
+                if finished:
+                    finished("export", what)
+            for result in self.results:
+                if result.skipped is None:
+                    model = self.weights if result.path.model == WEIGHTS else graphs[result.path.model]
+                    self._run_path(result, model, image, clean, starting, finished)
+        base = next((r.output for r in self.results if r.path.name == BASE and r.output is not None), None)
+        for result in self.results:
+            if result.output is not None and base is not None:
+                result.psnr_vs_base = psnr(result.output, base)
+        return self.results
+
+    def _run_path(self, result: PathResult, model: Path, image: np.ndarray, clean: np.ndarray,
+                  starting: Step | None, finished: Step | None) -> None:
+        """Fill ``result``; a backend that refuses to run here (a :class:`DaglError`) marks it skipped."""
+        path = result.path
+
+        def step(what: str, work: Callable[[], None]) -> None:
+            if starting:
+                starting(path.name, what)
+            work()
+            if finished:
+                finished(path.name, what)
+
+        def whole() -> None:
+            result.output, result.cpu_s, result.wall_s = restore_timed(restorer, image)
+            result.psnr_vs_clean = psnr(result.output, clean)
+
+        def classic5() -> None:
+            from .evaluate import evaluate
+
+            assert self.classic5 is not None
+            result.classic5 = evaluate([restorer], [path.name], self.classic5).mean_scores()[0].psnr
+
+        try:
+            restorer = Restorer(model, task=self.task, backend=path.backend, device="cpu", tiling=path.tiling,
+                                threads=self.threads, precision=path.precision)
+        except DaglError as exc:
+            result.skipped = str(exc)
+            return
+        with restorer:
+            for tile in (() if path.tiling == "reference" else self.tiles):  # the chop calls BASE's network
+                for batch in self.batches:
+                    step(f"tile {tile} batch {batch}", lambda: result.calls.append(
+                        measure(restorer.runner, path.name, tile, batch, self.repeats)))
+            step("whole image", whole)
+            if self.classic5 is not None:
+                step("classic5", classic5)
+
+
+def compare_paths(weights: Path, task: str, image: np.ndarray, clean: np.ndarray, *,
+                  tiles: Sequence[int] = DEFAULT_TILES, batches: Sequence[int] = DEFAULT_BATCHES, repeats: int = 3,
+                  threads: int | None = 1, classic5: bool = False, paths: Sequence[str] | None = None,
+                  starting: Step | None = None, finished: Step | None = None) -> list[PathResult]:
+    """Measure each of ``paths`` (names of :data:`PATHS`; default all) on ``weights`` (a file for ``task``).
+
+    Per path: the median of ``repeats`` timed calls on random tiles of each side in ``tiles`` at each batch
+    in ``batches``, after a warm-up (:func:`~dagl.runtime.benchmark.measure`); ``image`` restored whole with
+    the path's tiling and ``dagl-infer``'s batch (CPU and wall seconds); its PSNR against :data:`BASE`'s
+    output and against ``clean``; with ``classic5``, the Classic5 q10 mean PSNR with ``dagl-eval``'s protocol
+    (an hour per path on a CPU). A path that cannot run here is returned with ``skipped`` set, not raised.
+    """
+    comparison = PathComparison(weights, task, tiles=tiles, batches=batches, repeats=repeats, threads=threads,
+                                classic5=classic5, paths=paths)
+    return comparison.run(image, clean, starting, finished)
