@@ -84,7 +84,8 @@ def main(ctx: click.Context, model: Path, task: str | None, backend: str, device
     \b
     Examples:
       dagl-bench dagl-jpeg.onnx --tile 48 --tile 64 --threads 1 --plot bench.png
-      dagl-bench jpeg --cpu-paths --crop 128 --threads 1 --plot paths.png
+      dagl-bench jpeg --cpu-paths --crop 256 --threads 1 --plot paths.png
+      dagl-bench model_best.pt --task jpeg --cpu-paths --image photo.jpg --clean photo.png --tile 32 --batch 1
     """
     given = {name for name in ctx.params if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     wrong = sorted(given & set(CPU_PATHS_ONLY if not cpu_paths else ARTEFACT_ONLY))
@@ -132,7 +133,7 @@ def run_cpu_paths(model: Path, task: str | None, tiles: tuple[int, ...], batches
     choice = choose_model(model, "auto", task)
     if choice.kind != "weights":
         raise UserInputError(f"{model}: --cpu-paths runs weights (a .pt, .pth or .safetensors file, or a task name "
-                             f"such as jpeg) and exports the ONNX graphs from them itself; got a {choice.kind} file")
+                             f"such as jpeg) and exports the ONNX graphs from them itself; got an {choice.kind} file")
     task = choice.task or task
     if task is None:
         raise UserInputError(f"{model}: give --task for a weights file")
