@@ -128,6 +128,15 @@ def restore_timed(restorer: Restorer, image: np.ndarray) -> tuple[np.ndarray, fl
     return out, cpu_seconds() - start_cpu, time.perf_counter() - start
 
 
+def step(name: str, what: str, work: Callable[[], None], starting: Step | None, finished: Step | None) -> None:
+    """``work()``, announced to ``starting`` and ``finished`` as (``name``, ``what``)."""
+    if starting:
+        starting(name, what)
+    work()
+    if finished:
+        finished(name, what)
+
+
 class PathComparison:
     """The paths to measure, each checked for what it needs before any slow work.
 
@@ -153,8 +162,9 @@ class PathComparison:
         """Steps :meth:`run` reports: the export of the ONNX graphs (when a path needs one), then per path
         that runs, each (tile, batch) (not for the chop), the whole image, and Classic5 if asked."""
         calls = len(self.tiles) * len(self.batches)
-        return bool(self._graphs_needed()) + sum((0 if r.path.tiling == "reference" else calls) + 1 + (self.classic5 is not None)
-                   for r in self.results if r.skipped is None)
+        per_path = [(0 if r.path.tiling == "reference" else calls) + 1 + (self.classic5 is not None)
+                    for r in self.results if r.skipped is None]
+        return bool(self._graphs_needed()) + sum(per_path)
 
     def _graphs_needed(self) -> set[str]:
         """The graphs (names of :data:`MODELS` but weights) the paths that run need."""
@@ -174,12 +184,12 @@ class PathComparison:
             graphs: dict[str, Path] = {}
             if needed:  # INT8's export writes the float32 graph too
                 precision = INT8.name if INT8.name in needed else FP32.name
-                what = f"{' and '.join(sorted(needed))} .onnx"
-                if starting:
-                    starting("export", what)
-                graphs = export(self.task, self.weights, precision=precision, engine=False, output_dir=folder).graphs
-                if finished:
-                    finished("export", what)
+
+                def write() -> None:
+                    graphs.update(export(self.task, self.weights, precision=precision, engine=False,
+                                         output_dir=folder).graphs)
+
+                step("export", f"{' and '.join(sorted(needed))} .onnx", write, starting, finished)
             for result in self.results:
                 if result.skipped is None:
                     model = self.weights if result.path.model == WEIGHTS else graphs[result.path.model]
@@ -194,13 +204,6 @@ class PathComparison:
                   starting: Step | None, finished: Step | None) -> None:
         """Fill ``result``; a backend that refuses to run here (a :class:`DaglError`) marks it skipped."""
         path = result.path
-
-        def step(what: str, work: Callable[[], None]) -> None:
-            if starting:
-                starting(path.name, what)
-            work()
-            if finished:
-                finished(path.name, what)
 
         def whole() -> None:
             result.output, result.cpu_s, result.wall_s = restore_timed(restorer, image)
@@ -221,11 +224,11 @@ class PathComparison:
         with restorer:
             for tile in (() if path.tiling == "reference" else self.tiles):  # the chop calls BASE's network
                 for batch in self.batches:
-                    step(f"tile {tile} batch {batch}", lambda: result.calls.append(
-                        measure(restorer.runner, path.name, tile, batch, self.repeats)))
-            step("whole image", whole)
+                    step(path.name, f"tile {tile} batch {batch}", lambda: result.calls.append(
+                        measure(restorer.runner, path.name, tile, batch, self.repeats)), starting, finished)
+            step(path.name, "whole image", whole, starting, finished)
             if self.classic5 is not None:
-                step("classic5", classic5)
+                step(path.name, "classic5", classic5, starting, finished)
 
 
 def compare_paths(weights: Path, task: str, image: np.ndarray, clean: np.ndarray, *,
