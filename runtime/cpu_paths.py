@@ -11,7 +11,6 @@ asked, on Classic5 q10 with ``dagl-eval``'s protocol).
 from __future__ import annotations
 
 import importlib
-import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from dagl.errors import DaglError
 from dagl.images.metrics import psnr
 from dagl.registry import by_name
 
-from .benchmark import Measurement, measure
+from .benchmark import Measurement, cpu_seconds, measure
 from .restorer import Restorer
 
 #: What a path runs: the weights themselves, or the float32 or INT8 ONNX graph exported from them.
@@ -113,12 +112,6 @@ def unavailable(path: CpuPath, task: str) -> str | None:
         except CalibrationDataError as exc:
             return str(exc)
     return None
-
-
-def cpu_seconds() -> float:
-    """User plus system time of this process, every thread: the figure to read on a shared core."""
-    times = os.times()
-    return times.user + times.system
 
 
 def restore_timed(restorer: Restorer, image: np.ndarray) -> tuple[np.ndarray, float, float]:

@@ -1,7 +1,8 @@
 """The table (terminal and markdown) and the plot of :func:`dagl.runtime.cpu_paths.compare_paths`'s results.
 
-One row per path: milliseconds per call at each (tile, batch), the whole image's CPU and wall seconds, CPU time
-against ONNX Runtime float32's (on a shared core CPU time is the figure that holds), and the quality columns.
+One row per path: CPU milliseconds per call at each (tile, batch), the whole image's CPU and wall seconds, CPU time
+against ONNX Runtime float32's, and the quality columns. Times are CPU time (every thread of the process) where
+both are measured: on a core shared with other jobs wall time grows with their load, CPU time does not.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _db(value: float | None) -> str:
 
 
 def header(results: list[PathResult]) -> list[str]:
-    calls = [f"ms/call {tile}x{tile} b{batch}" for tile, batch in _calls(results)]
+    calls = [f"CPU ms/call {tile}x{tile} b{batch}" for tile, batch in _calls(results)]
     return ["path", "runs", *calls, "image CPU s", "image wall s", f"vs {SPEED_BASE} (CPU)",
             f"PSNR vs {BASE} (dB)", "PSNR vs clean (dB)", "Classic5 q10 (dB)"]
 
@@ -50,7 +51,7 @@ def rows(results: list[PathResult]) -> list[list[str]]:
         if r.skipped is not None:
             out.append([r.path.name, f"skipped: {r.skipped}"] + [""] * (len(calls) + 6))
             continue
-        per_call = {(m.tile, m.batch): m.latency_ms * m.batch for m in r.calls}
+        per_call = {(m.tile, m.batch): m.cpu_ms_per_call for m in r.calls}
         cells = [f"{per_call[c]:.1f}" if c in per_call else f"(= {BASE})" for c in calls]
         ratio = "—" if math.isnan(speed) else f"{speed / r.cpu_s:.2f}x"
         out.append([r.path.name, _runs(r), *cells, f"{r.cpu_s:.1f}", f"{r.wall_s:.1f}", ratio,
@@ -77,7 +78,7 @@ def markdown(results: list[PathResult]) -> str:
 
 
 def plot(results: list[PathResult], title: str, path: Path) -> None:
-    """Left: ms per call at each (tile, batch), bars per path. Right: whole-image CPU seconds against the PSNR
+    """Left: CPU ms per call at each (tile, batch), bars per path. Right: whole-image CPU seconds against the PSNR
     change from :data:`BASE`'s on the clean image (dB; below zero: a cost). A path keeps its colour in both."""
     import matplotlib
 
@@ -91,12 +92,12 @@ def plot(results: list[PathResult], title: str, path: Path) -> None:
     timed = [r for r in ran if r.calls]
     width = 0.8 / max(len(timed), 1)
     for index, r in enumerate(timed):
-        per_call = {(m.tile, m.batch): m.latency_ms * m.batch for m in r.calls}
+        per_call = {(m.tile, m.batch): m.cpu_ms_per_call for m in r.calls}
         left.bar([c + index * width for c in range(len(calls))], [per_call.get(c, math.nan) for c in calls],
                  width, label=r.path.name, color=colour[r.path.name])
     left.set_xticks([c + 0.4 - width / 2 for c in range(len(calls))],
                     [f"{tile}x{tile}\nbatch {batch}" for tile, batch in calls])
-    left.set(ylabel="ms per call", yscale="log", title="one call per tile size and batch")
+    left.set(ylabel="CPU ms per call", yscale="log", title="one call per tile size and batch")
     base = next((r.psnr_vs_clean for r in ran if r.path.name == BASE), math.nan)
     for r in ran:
         change = r.psnr_vs_clean - base

@@ -40,6 +40,7 @@ def test_latency_is_per_tile_and_throughput_in_megapixels(monkeypatch):
     assert result.megapixels_per_s == pytest.approx(4 * 100 * 100 / 1e6 / 0.05, rel=1e-9)
     assert result.peak_mib > 10
     assert runner.inference_count == 4  # one warm-up, three timed
+    assert result.cpu_ms_per_call >= 0  # the process's CPU time per timed call (next to nothing here)
 
 
 @pytest.mark.slow

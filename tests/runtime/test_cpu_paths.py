@@ -74,7 +74,7 @@ def _result(name: str, cpu_s: float, psnr_vs_clean: float, skipped: str | None =
     path = PATHS[name]
     if skipped:
         return PathResult(path, skipped)
-    calls = [] if path.tiling == "reference" else [Measurement(name, path.backend, 64, 4, 10.0, 1.0, 100.0)]
+    calls = [] if path.tiling == "reference" else [Measurement(name, path.backend, 64, 4, 10.0, 1.0, 100.0, 40.0)]
     return PathResult(path, None, calls, cpu_s, cpu_s * 2, 60.0, psnr_vs_clean)
 
 
@@ -88,5 +88,5 @@ def test_the_report_writes_the_plot_and_one_markdown_row_per_path(tmp_path):
     rows = [line.split(" | ") for line in markdown(results).splitlines()[2:]]
     assert [row[0].lstrip("| ") for row in rows] == ["release chop", BASE, SPEED_BASE, "OpenVINO INT8"]
     assert rows[0][2:6] == [f"(= {BASE})", "8.0", "16.0", "0.25x"]
-    assert rows[1][2] == "40.0" and rows[1][5] == "0.50x" and rows[1][6] == "base"  # 10 ms a tile, 4 a call
+    assert rows[1][2] == "40.0" and rows[1][5] == "0.50x" and rows[1][6] == "base"  # CPU ms per call
     assert rows[3][1] == "skipped: openvino is not installed"
