@@ -162,7 +162,8 @@ def run_cpu_paths(model: Path, task: str | None, tiles: tuple[int, ...], batches
         results = comparison.run(
             array, reference,
             starting=lambda name, what: bars.update(steps, description=f"{name}: {what}"),
-            finished=lambda name, what: bars.update(steps, advance=1, outcome=f"done ({name}, {what})"))
+            finished=lambda name, what: bars.update(steps, total=comparison.steps, advance=1,  # INT8 may drop out
+                                                    outcome=f"done ({name}, {what})"))
     height, width = array.shape[:2]
     title = (f"dagl-bench {model.name} --cpu-paths: {image.name}{f' centred {crop}x{crop}' if crop else ''} "
              f"({width}x{height}), threads {threads or 'default'}, {repeats} repeats")

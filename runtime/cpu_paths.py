@@ -11,6 +11,8 @@ asked, on Classic5 q10 with ``dagl-eval``'s protocol).
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dagl.artefact.naming import onnx_name
 from dagl.artefact.precision import BF16, FP32, INT8
-from dagl.errors import DaglError
+from dagl.errors import DaglError, UserInputError
 from dagl.images.metrics import psnr
 from dagl.registry import by_name
 
@@ -92,8 +95,9 @@ class PathResult:
 Step = Callable[[str, str], None]
 
 
-def unavailable(path: CpuPath, task: str) -> str | None:
-    """Why ``path`` cannot run on this machine for ``task`` (one line), or ``None``; a moment's look, no work."""
+def unavailable(path: CpuPath) -> str | None:
+    """Why ``path`` cannot run on this machine (one line), or ``None``; a moment's look, no work. (A graph that
+    cannot be exported here, INT8 without its calibration images, is found by :func:`export_graphs`.)"""
     try:
         importlib.import_module(path.library)
     except ImportError:
@@ -104,13 +108,6 @@ def unavailable(path: CpuPath, task: str) -> str | None:
 
         if not cpu_capabilities().bf16:
             return "this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX)"
-    if path.model == INT8.name:
-        from dagl.export.int8 import CalibrationDataError, check_calibration_data
-
-        try:
-            check_calibration_data(task, None)
-        except CalibrationDataError as exc:
-            return str(exc)
     return None
 
 
@@ -130,6 +127,37 @@ def step(name: str, what: str, work: Callable[[], None], starting: Step | None, 
         finished(name, what)
 
 
+class ExportFailedError(DaglError):
+    """``dagl-export`` failed on the float32 graph, which every ONNX path needs."""
+
+
+def export_graphs(task: str, weights: Path, needed: set[str], folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The ONNX graphs of ``needed`` (names of :data:`MODELS` but weights) exported from ``weights`` into
+    ``folder``, and why a graph the exporter refused could not be made (its one line: INT8 without its
+    calibration images under ``$DAGL_DATASETS/train/bsd400``).
+
+    Through the ``dagl-export`` command, in this interpreter: ``dagl.runtime`` never imports the exporter
+    (docs/architecture.md), so a machine that only runs artefacts needs none of its dependencies.
+    """
+    graphs: dict[str, Path] = {}
+    refused: dict[str, str] = {}
+    for precision in [name for name in (INT8.name, FP32.name) if name in needed]:  # INT8's export writes fp32 too
+        if precision in graphs:
+            continue
+        done = subprocess.run([sys.executable, "-m", "dagl.export.cli", "--task", task, "--weights", str(weights),
+                               "--precision", precision, "--onnx-only", "--output-dir", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            graphs.update({name: folder / onnx_name(task, None, name) for name in {FP32.name, precision}})
+            continue
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        line = lines[-1].removeprefix("dagl-export: error: ")
+        if precision == FP32.name or done.returncode != UserInputError.exit_code:
+            raise ExportFailedError(f"dagl-export --precision {precision}: {line}")
+        refused[precision] = line
+    return graphs, refused
+
+
 class PathComparison:
     """The paths to measure, each checked for what it needs before any slow work.
 
@@ -144,7 +172,9 @@ class PathComparison:
 
         self.weights, self.task = weights, task
         self.tiles, self.batches, self.repeats, self.threads = tuple(tiles), tuple(batches), repeats, threads
-        self.results = [PathResult(PATHS[name], unavailable(PATHS[name], task)) for name in (paths or PATHS)]
+        self.results = [PathResult(PATHS[name], unavailable(PATHS[name])) for name in (paths or PATHS)]
+        #: One step for the export, counted before it runs (INT8 may then be refused, and its paths skipped).
+        self.export_steps = int(bool(self._graphs_needed()))
         self.classic5: EvalSet | None = None
         if classic5:
             self.classic5 = named_set("classic5", quality=10)
@@ -157,7 +187,7 @@ class PathComparison:
         calls = len(self.tiles) * len(self.batches)
         per_path = [(0 if r.path.tiling == "reference" else calls) + 1 + (self.classic5 is not None)
                     for r in self.results if r.skipped is None]
-        return bool(self._graphs_needed()) + sum(per_path)
+        return self.export_steps + sum(per_path)
 
     def _graphs_needed(self) -> set[str]:
         """The graphs (names of :data:`MODELS` but weights) the paths that run need."""
@@ -170,17 +200,16 @@ class PathComparison:
         The ONNX graphs are exported from the weights into a temporary folder first (INT8 calibrates
         then); each backend is active only while its path is measured.
         """
-        from dagl.export import export
-
         needed = self._graphs_needed()
         with tempfile.TemporaryDirectory(prefix="dagl-cpu-paths-") as folder:
             graphs: dict[str, Path] = {}
-            if needed:  # INT8's export writes the float32 graph too
-                precision = INT8.name if INT8.name in needed else FP32.name
+            if needed:
 
                 def write() -> None:
-                    graphs.update(export(self.task, self.weights, precision=precision, engine=False,
-                                         output_dir=folder).graphs)
+                    made, refused = export_graphs(self.task, self.weights, needed, Path(folder))
+                    graphs.update(made)
+                    for result in self.results:
+                        result.skipped = result.skipped or refused.get(result.path.model)
 
                 step("export", f"{' and '.join(sorted(needed))} .onnx", write, starting, finished)
             for result in self.results:

@@ -11,7 +11,7 @@ from dagl.registry import by_name
 from dagl.runtime import Restorer
 from dagl.runtime.backends import REGISTRY
 from dagl.runtime.benchmark import Measurement
-from dagl.runtime.cpu_paths import BASE, MODELS, PATHS, SPEED_BASE, CpuPath, PathResult, compare_paths, unavailable
+from dagl.runtime.cpu_paths import BASE, MODELS, PATHS, SPEED_BASE, CpuPath, PathResult, compare_paths
 from dagl.runtime.cpu_paths_report import markdown, write_figures
 from dagl.runtime.tiling import TILINGS
 
@@ -42,12 +42,14 @@ def test_a_path_whose_library_is_missing_is_reported_skipped_not_raised(monkeypa
     assert all(r.output is None and not r.calls for r in results)
 
 
-def test_int8_without_its_calibration_images_is_skipped_with_the_one_line_why(monkeypatch, tmp_path):
-    monkeypatch.setenv("DAGL_DATASETS", str(tmp_path))
-    why = unavailable(PATHS["ONNX Runtime INT8"], "jpeg")
-    assert why is not None and why.startswith("INT8 calibration reads the held-out training images") \
-        and "\n" not in why
-    assert unavailable(PATHS[SPEED_BASE], "jpeg") is None
+def test_int8_without_its_calibration_images_is_skipped_with_the_exporters_one_line(monkeypatch, tmp_path,
+                                                                                   official_checkpoint):
+    monkeypatch.setenv("DAGL_DATASETS", str(tmp_path))  # dagl-export refuses INT8 before any work
+    image = np.full((40, 40), 0.5, np.float32)
+    [result] = compare_paths(official_checkpoint("jpeg"), "jpeg", image, image, paths=["ONNX Runtime INT8"])
+    assert result.skipped is not None and result.output is None
+    assert result.skipped.startswith("INT8 calibration reads the held-out training images ($DAGL_DATASETS/train/"
+                                     "bsd400)") and "\n" not in result.skipped
 
 
 @pytest.mark.slow
