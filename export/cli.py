@@ -115,3 +115,7 @@ def main(task: str, weights: str | None, sigma: int | None, precision: str, fp16
     click.echo(f"wrote {', '.join(path.name for path in result.files)} to {output_dir}")
     if result.triton_models:
         click.echo(f"wrote Triton models {', '.join(model.name for model in result.triton_models)} to {triton_repo}")
+
+
+if __name__ == "__main__":  # dagl.runtime.cpu_paths runs the exporter as a command, never by import
+    main()

@@ -1,10 +1,11 @@
 """What ``dagl-infer --backend auto`` runs a weights file on: the fastest path this machine has that stays within
 0.05 dB of float32 on Classic5 q10.
 
-Measured (docs/bench-cpu.md, ``tools/cpu_paths.py``): on a CPU, OpenVINO computing the float32 network in
+Measured (docs/bench-cpu.md, ``dagl-bench jpeg --cpu-paths``): on a CPU, OpenVINO computing the float32 network in
 bfloat16 is the fastest such path (Classic5 q10 29.377 dB against float32's 29.376). INT8 is not taken: the graph
 that stays within 0.05 dB keeps GFAM's heads float, and they are 96 % of the time, so it is no faster than
-bfloat16 (docs/int8.md); it also needs held-out training images to calibrate, which a user does not have. It needs OpenVINO and a CPU with bfloat16 arithmetic (AVX512-BF16 or AMX, which OpenVINO's CPU
+bfloat16 (docs/int8.md); it also needs held-out training images to calibrate, which a user does not have. It needs
+OpenVINO and a CPU with bfloat16 arithmetic (AVX512-BF16 or AMX, which OpenVINO's CPU
 plugin reports as ``BF16``); without either, and on a GPU, weights run on PyTorch in float32 as before. Only
 ``dagl-infer`` and a program calling :func:`open_restorer` ask: ``dagl-eval``, ``dagl-bench``, ``dagl-serve`` and
 ``Restorer`` itself keep PyTorch float32 for weights (the float32 base of parity verdicts), and an explicit

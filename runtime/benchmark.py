@@ -7,6 +7,7 @@ Timing excludes the first (warm-up) call of each shape, where ONNX Runtime and T
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +43,15 @@ class Measurement:
     latency_ms: float  # per tile
     megapixels_per_s: float
     peak_mib: float
+    #: CPU time (user + system, every thread of the process) per call, mean of the timed calls: the figure that
+    #: holds on a core shared with other jobs, where the wall-clock latency grows with their load.
+    cpu_ms_per_call: float = float("nan")
+
+
+def cpu_seconds() -> float:
+    """User plus system time of this process, every thread."""
+    times = os.times()
+    return times.user + times.system
 
 
 class PeakMemory:
@@ -89,17 +99,20 @@ class PeakMemory:
 
 
 def measure(runner: BaseRunner, path: str, tile: int, batch: int, repeats: int) -> Measurement:
-    """Median over ``repeats`` timed calls on a random (batch, C, tile, tile) input, after one warm-up."""
+    """Median over ``repeats`` timed calls on a random (batch, C, tile, tile) input, after one warm-up; and
+    their mean CPU time."""
     tiles = np.random.default_rng(0).random((batch, runner.info.channels, tile, tile), dtype=np.float32)
     runner.infer(tiles)
     times = []
+    start_cpu = cpu_seconds()
     with PeakMemory(runner.device) as memory:
         for _ in range(repeats):
             runner.infer(tiles)
             times.append(runner.last_inference_time)
+    cpu_ms = 1e3 * (cpu_seconds() - start_cpu) / repeats
     seconds = float(np.median(times))
     return Measurement(path, runner.name, tile, batch, 1e3 * seconds / batch,
-                       batch * tile * tile / 1e6 / seconds, memory.peak_mib)
+                       batch * tile * tile / 1e6 / seconds, memory.peak_mib, cpu_ms)
 
 
 def plain_runner(info: ModelInfo, device: str, threads: int | None, weights: Path | None) -> TorchRunner:
@@ -207,12 +220,17 @@ class Benchmark:
 
 def write_figures(results: list[Measurement], title: str, plot_path: Path, markdown_path: Path | None) -> None:
     """The plot, and the markdown table if asked; a failed write is one line (dagl.errors' rule)."""
+    save_figures(lambda path: plot(results, title, path), markdown(results), plot_path, markdown_path)
+
+
+def save_figures(draw: Callable[[Path], None], text: str, plot_path: Path, markdown_path: Path | None) -> None:
+    """``draw(plot_path)``, and ``text`` into ``markdown_path`` if given; a failed write is one line."""
     try:
         for path in (plot_path, markdown_path):
             if path:
                 path.parent.mkdir(parents=True, exist_ok=True)
-        plot(results, title, plot_path)
+        draw(plot_path)
         if markdown_path:
-            write_atomic(markdown_path, markdown(results) + "\n")
+            write_atomic(markdown_path, text + "\n")
     except OSError as exc:
         raise output_error(exc.filename or plot_path, exc) from None

@@ -40,6 +40,7 @@ def test_latency_is_per_tile_and_throughput_in_megapixels(monkeypatch):
     assert result.megapixels_per_s == pytest.approx(4 * 100 * 100 / 1e6 / 0.05, rel=1e-9)
     assert result.peak_mib > 10
     assert runner.inference_count == 4  # one warm-up, three timed
+    assert result.cpu_ms_per_call >= 0  # the process's CPU time per timed call (next to nothing here)
 
 
 @pytest.mark.slow
@@ -85,3 +86,34 @@ def test_a_task_name_gives_the_plain_path_the_shipped_weights():
     load_into(expected, shipped_weights("jpeg"))
     for name, value in expected.state_dict().items():
         assert torch.equal(plain.model.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize("args,message", [
+    (["{onnx}", "--cpu-paths"], "{onnx}: --cpu-paths runs weights (a .pt, .pth or .safetensors file, or a task name "
+                                "such as jpeg) and exports the ONNX graphs from them itself; got an onnx file"),
+    (["jpeg", "--cpu-paths", "--image", "{tmp}/missing.png", "--clean", "{tmp}/missing.png"],
+     "Invalid value for '--image': File '{tmp}/missing.png' does not exist."),
+    (["jpeg", "--cpu-paths", "--image", "{onnx}"], "--image needs --clean, the clean original its PSNR is measured "
+                                                    "against"),
+    (["jpeg", "--crop", "64"], "--crop needs --cpu-paths"),
+    (["jpeg", "--cpu-paths", "--backend", "openvino"], "--backend does not apply with --cpu-paths (it runs every "
+                                                       "CPU path)"),
+    (["jpeg", "--batch", "1", "--batch", "4"], "--batch is given once without --cpu-paths (it measures one batch "
+                                                "size)"),
+])
+def test_cpu_paths_refusals_are_one_line_before_any_work(tmp_path, args, message):
+    onnx = tmp_path / "dagl-jpeg.onnx"
+    onnx.write_bytes(b"not read: refused by its name")
+    fill = {"onnx": str(onnx), "tmp": str(tmp_path)}
+    result = CliRunner().invoke(main, [a.format(**fill) for a in args] + ["--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
+        f"dagl-bench: error: {message.format(**fill)}"]
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_cpu_paths_default_image_missing_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGL_DATASETS", str(tmp_path))
+    result = CliRunner().invoke(main, ["jpeg", "--cpu-paths", "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
+        f"dagl-bench: error: {tmp_path}/classic5/jpeg_q10/barbara.jpeg: not found (the default image; set "
+        f"DAGL_DATASETS to the datasets folder, or give --image and --clean)"]

@@ -34,6 +34,7 @@ CANNOT_RUN = [
     (r"dagl-train|torchrun", "trains for 400,000 iterations (hours on a GPU)"),
     (r"dagl-eval (?!paper).*--dataset classic5.*--images", "a classic5 image with the release's chop: minutes on a CPU"),
     (r"dagl-eval (?!paper).*--dataset classic5", "the full classic5 set with the release's chop: hours on a CPU"),
+    (r"dagl-bench .*--cpu-paths(?!.*--image)", "seven CPU paths on the datasets' barbara: many minutes on a CPU"),
     (r"^dagl-serve|--server ", "a server runs until stopped, its clients need one: tests/runtime/test_serve.py runs both"),
 ]
 
