@@ -23,6 +23,7 @@ from dagl.errors import OutputError, UserInputError
 from dagl.export.cli import main as export_main
 from dagl.images.io import write_image
 from dagl.outputs import check_output_folder
+from dagl.runtime import auto
 from dagl.runtime import cli as infer_cli
 from dagl.runtime.evaluate import cli as eval_cli
 from dagl.suggest import did_you_mean
@@ -45,7 +46,7 @@ class LoadSpy:
 @pytest.fixture
 def infer_spy(monkeypatch) -> LoadSpy:
     spy = LoadSpy()
-    monkeypatch.setattr(infer_cli, "Restorer", spy)
+    monkeypatch.setattr(auto, "Restorer", spy)  # dagl-infer makes its Restorer through runtime.auto.open_restorer
     return spy
 
 
