@@ -292,9 +292,9 @@ def test_a_failed_image_is_not_done_and_the_last_line_says_where_the_output_went
 
 
 def test_float32_into_png_is_refused_before_the_model_loads(gray_png, tmp_path, monkeypatch):
-    from dagl.runtime import cli
+    from dagl.runtime import auto
 
-    monkeypatch.setattr(cli, "Restorer", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(auto, "Restorer", lambda *args, **kwargs: pytest.fail("the model was loaded"))
     code, lines = infer("jpeg", gray_png, "-o", tmp_path / "x.png", "--bit-depth", "32")
     assert code == 2 and len(lines) == 1
     assert lines[0] == (f"dagl-infer: error: {gray_png}: {tmp_path / 'x.png'}: .png cannot hold 32-bit "
