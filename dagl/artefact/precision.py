@@ -91,10 +91,9 @@ BF16 = Precision("bf16", "bfloat16", "", make=None, making="", max_abs=None, min
                  engine_vs_onnx_psnr=None, runs_graph=FP32.name, compute="bf16")
 
 #: Post-training static quantization (Q/DQ, symmetric int8, calibrated on held-out training crops; every GFAM head
-#: kept float: docs/int8.md). Measured against float32 (docs/openvino.md): shipped jpeg weights
-#: 43-49 dB on a held-out 48x48 crop, 35-36 dB on a 64x64 tile of uniform noise; seeded random weights 29.4-32.2
-#: dB. The bound sits below the random weights' figures; whether INT8 costs <= 0.05 dB on a test set is a
-#: dagl-eval measurement, not this bound (not made yet).
+#: kept float: docs/int8.md). The shipped jpeg weights' INT8 graph costs 0.025 dB on Classic5 q10 (dagl-eval,
+#: OpenVINO) and is 51-54 dB from float32 on held-out crops; seeded random weights measured 29.4-32.2 dB with the
+#: attention-only policy before (docs/openvino.md). The bound sits below the random weights' figures.
 INT8 = Precision("int8", "INT8", "-int8", make="dagl.export.int8:to_qdq",
                  making="quantizing to INT8 (Q/DQ, GFAM heads kept float), calibrating on held-out training crops",
                  max_abs=None, min_psnr=25.0, engine_vs_onnx_psnr=25.0,
