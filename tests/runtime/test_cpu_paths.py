@@ -18,7 +18,10 @@ from dagl.runtime.tiling import TILINGS
 
 def test_every_path_names_a_backend_a_tiling_and_a_model_that_exist():
     assert list(PATHS) == ["release chop", BASE, SPEED_BASE, "ONNX Runtime INT8", "OpenVINO fp32", "OpenVINO bf16",
-                           "OpenVINO INT8"]
+                           "OpenVINO bf16, weights (auto)", "OpenVINO INT8"]
+    # The auto row is what dagl-infer's --backend auto takes on a CPU with OpenVINO and bfloat16.
+    auto_row = PATHS["OpenVINO bf16, weights (auto)"]
+    assert (auto_row.model, auto_row.backend, auto_row.precision) == (MODELS[0], "openvino", "bf16")
     for path in PATHS.values():
         assert path.backend in REGISTRY and path.tiling in TILINGS and path.model in MODELS
         assert path.precision in REGISTRY[path.backend].tolerances
