@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,18 +85,16 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize(model: onnx.ModelProto, keep_float: set[str], batches: Sequence[np.ndarray],
-             method: str | None = None, overrides: dict | None = None) -> onnx.ModelProto:
-    """The Q/DQ graph of ``model`` calibrated on ``batches``, the ``keep_float`` nodes left unquantized."""
-    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
-    if overrides:
-        extra["TensorQuantOverrides"] = overrides
-    calibrate = method or METHOD
-    if calibrate.startswith("p"):
-        calibrate, extra["CalibPercentile"] = "Percentile", float(calibrate[1:])
-    elif calibrate == "entropy":
-        calibrate = "Entropy"
+def quantize(model: onnx.ModelProto, keep_float: set[str], batches: Sequence[np.ndarray], method: str = METHOD,
+             options: Mapping[str, object] | None = None) -> onnx.ModelProto:
+    """The Q/DQ graph of ``model`` calibrated on ``batches``, the ``keep_float`` nodes left unquantized.
+
+    ``method`` names an ``onnxruntime.quantization.CalibrationMethod``; ``options`` add to ``quantize_static``'s
+    ``extra_options`` (a percentile, tensor overrides: what ``tools/int8_study.py`` compares).
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, **(options or {})}
 
     with tempfile.TemporaryDirectory(prefix="dagl-int8-") as tmp, _quiet_root_logger():
         # A path, not the proto: given a ModelProto, quantize_static moves its weights to external data files
@@ -106,7 +104,7 @@ def quantize(model: onnx.ModelProto, keep_float: set[str], batches: Sequence[np.
         quantize_static(source, out, _reader(batches), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=sorted(keep_float), calibrate_method=getattr(CalibrationMethod, calibrate),
+                        nodes_to_exclude=sorted(keep_float), calibrate_method=getattr(CalibrationMethod, method),
                         extra_options=extra)
         quantized = onnx.load(str(out))
     del quantized.metadata_props[:]  # the exporter labels the graph it returns

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import time
 from pathlib import Path
 
@@ -23,18 +22,15 @@ import click
 import numpy as np
 import onnx
 
-from dagl.calibration.int8 import quantize
+from dagl.calibration.int8 import METHOD, quantize
 from dagl.calibration.policy import fp32_nodes
 from dagl.calibration.samples import DEFAULT_DATA
 from dagl.data.datasets import datasets_root
+from dagl.runtime.benchmark import cpu_seconds
 from dagl.tasks.configs import get_config
 from dagl.train.heldout import HELD_OUT
 from dagl.train.validation import load_validation_set
 
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -105,10 +101,20 @@ def _time(model: onnx.ModelProto | str, compute: str, tile: int, batch: int, rep
     request.infer({0: data})
     times = []
     for _ in range(repeats):
-        start = _cpu()
+        start = cpu_seconds()
         request.infer({0: data})
-        times.append(_cpu() - start)
+        times.append(cpu_seconds() - start)
     return float(np.median(times))
+
+
+def _method(options: list[str]) -> tuple[str, dict]:
+    """'+pNN' Percentile NN, '+entropy' Entropy, else the library's MinMax; and the extra option it needs."""
+    for option in options:
+        if option.startswith("p"):
+            return "Percentile", {"CalibPercentile": float(option[1:])}
+        if option == "entropy":
+            return "Entropy", {}
+    return METHOD, {}
 
 
 def _overrides(variant: str, graph: onnx.GraphProto) -> dict | None:
@@ -128,7 +134,7 @@ def _overrides(variant: str, graph: onnx.GraphProto) -> dict | None:
 
 
 def _run(model: onnx.ModelProto | str, backend: str, compute: str, batches: list[np.ndarray]) -> tuple[list, float]:
-    start = _cpu()
+    start = cpu_seconds()
     if backend == "ov":
         request = _compiled(model, compute).create_infer_request()
         outs = []
@@ -142,7 +148,7 @@ def _run(model: onnx.ModelProto | str, backend: str, compute: str, batches: list
         data = model if isinstance(model, str) else model.SerializeToString()
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         outs = [session.run(None, {session.get_inputs()[0].name: b})[0] for b in batches]
-    return outs, _cpu() - start
+    return outs, cpu_seconds() - start
 
 
 @click.command()
@@ -184,14 +190,16 @@ def main(onnx_path: str, variants: str, runtimes: str, crop: int, calib_images: 
             print(json.dumps(lines[-1]), flush=True)
     for variant in variants.split(","):
         options = variant.split("+")[1:]
-        method = next((o for o in options if o.startswith("p") or o == "entropy"), None)
+        method, extra = _method(options)
         ccrop = next((int(o[1:]) for o in options if o.startswith("c")), 48)
         cimages = next((int(o[1:]) for o in options if o.startswith("i")), calib_images)
         calib = _batches(load_validation_set(HELD_OUT, get_config("jpeg"), None, ccrop, limit=cimages,
                                              data=[datasets_root() / DEFAULT_DATA]))
         start = time.time()
-        quantized = quantize(graph, _keep(variant, graph.graph), calib, method=method,
-                             overrides=_overrides(variant, graph.graph))
+        overrides = _overrides(variant, graph.graph)
+        if overrides:
+            extra["TensorQuantOverrides"] = overrides
+        quantized = quantize(graph, _keep(variant, graph.graph), calib, method=method, options=extra)
         made = time.time() - start
         for runtime in runtimes.split(","):
             backend, _, compute = runtime.partition("-")
