@@ -48,7 +48,7 @@ TABLE_START, TABLE_END = "<!-- learning-curve:start -->", "<!-- learning-curve:e
 TEST_SETS = {"classic5": (10, 27.82, 30.08), "live1": (10, 27.77, 29.70)}
 #: Tiles of the release's chop per image, in network calls of 76x76 (Classic5: 5 x 256; LIVE1: 29 images).
 CHOP_CALLS = {"classic5": 5 * 256, "live1": 29 * 256}
-TRAIN_ARGS = ["--patch", "32", "--val", "held-out", "--val-every", "0",
+TRAIN_ARGS = ["--val", "held-out", "--val-every", "0",
               "--workers", "0", "--device", "cpu", "--log-every", "10", "--checkpoint-every", "50"]
 #: Where the runs to start from lie (../shared/weights beside the checkout, README.md there).
 SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
@@ -264,6 +264,7 @@ class Run:
     init: Path
     iterations: int
     batch: int
+    patch: int
     train_seconds: float
 
     @classmethod
@@ -274,7 +275,7 @@ class Run:
         config = state["config"]
         init = Path(config["init"])  # relative to the checkout, where ``run`` starts dagl-train
         return cls(folder, init if init.is_absolute() else REPO / init, int(state["iteration"]),
-                   int(config["batch_size"]), float(state["train_seconds"]))
+                   int(config["batch_size"]), int(config["patch"]), float(state["train_seconds"]))
 
 
 def trained_won(trained: Path, init: Path) -> bool:
@@ -302,7 +303,7 @@ def ship(run: Run, live1: bool, threads: int = 1) -> None:
         click.echo(f"relay: {name} q{quality} {scores[name]:.3f} dB (shipped: "
                    f"{previous.scores[JPEG.column(name)] or float('nan'):.3f} dB)", err=True)
     publish(trained, (run.folder / "dagl-jpeg.md").read_text(), run.init, run.iterations * run.batch,
-            run.train_seconds, scores, f"+{run.iterations} it, batch {run.batch}")
+            run.train_seconds, scores, f"+{run.iterations} it, batch {run.batch} of {run.patch}x{run.patch}")
 
 
 def publish(trained: Path, card: str, init: Path, crops: int, train_seconds: float, scores: dict[str, float],
@@ -412,11 +413,13 @@ def main() -> None:
 @click.option("--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="DECAY",
               help="Train with dagl-train's --ema DECAY and ship the average (docs/training.md, the ablation).")
 @click.option("--batch-size", "batch", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Crops (32x32) per iteration.")
+              help="Crops per iteration.")
+@click.option("--patch", default=32, show_default=True, type=click.IntRange(min=16),
+              help="Crop side in pixels (the GPU windows train on 64).")
 @click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Peak learning rate of the budget's cosine.")
 def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, start: Path | None,
-        ema: float | None, batch: int, lr: float) -> None:
+        ema: float | None, batch: int, patch: int, lr: float) -> None:
     """Train, score, and ship if better: one session's leg of the relay."""
     from dagl.data.datasets import datasets_root
 
@@ -440,7 +443,7 @@ def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, 
                         for path in (datasets_root() / "train" / "bsd400", start, out))
     subprocess.run(["dagl-train", "--task", "jpeg", "--data", str(data), "--init", str(start),
                     "--time-budget", f"{train_budget:.0f}", "--out", str(out), *TRAIN_ARGS,
-                    "--batch-size", str(batch), "--lr", str(lr), *(["--ema", str(ema)] if ema else [])], check=True, cwd=REPO)
+                    "--batch-size", str(batch), "--patch", str(patch), "--lr", str(lr), *(["--ema", str(ema)] if ema else [])], check=True, cwd=REPO)
     out = REPO / out
     ship(Run.read(out), live1)
 

@@ -47,7 +47,7 @@ def repo(tmp_path, monkeypatch):
     start = write_weights(tmp_path / "start.safetensors", 667, **{"dagl.crops": "5336", "dagl.train_seconds": "6600"})
     write_weights(run / "dagl-jpeg.safetensors", 1167, seed=1)
     (run / "dagl-jpeg.md").write_text("# dagl-jpeg\n\n- File: `dagl-jpeg.safetensors`\n- SHA-256: `old`\n")
-    torch.save({"config": {"init": str(start), "batch_size": 8}, "iteration": 500, "train_seconds": 1800.0},
+    torch.save({"config": {"init": str(start), "batch_size": 8, "patch": 32}, "iteration": 500, "train_seconds": 1800.0},
                run / "checkpoint.pt")
     return tmp_path
 
@@ -89,6 +89,7 @@ def test_a_better_run_ships_weights_card_and_one_curve_row(repo, monkeypatch):
         rows = list(csv.DictReader(fh))
     assert [r["classic5_q10"] for r in rows] == ["28.31", "28.51"]
     assert (rows[1]["iterations"], rows[1]["crops"], rows[1]["train_hours"]) == ("1167", "9336", "2.33")
+    assert rows[1]["note"] == "+500 it, batch 8 of 32x32"
     card = (repo / "weights" / "dagl-jpeg.md").read_text()
     assert f"- SHA-256: `{file_digest(shipped)}`" in card and "`old`" not in card
     assert "| classic5 q10 | 27.82 | 28.51 | — | 30.08 |" in card
