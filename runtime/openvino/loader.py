@@ -21,11 +21,11 @@ def create(request: RunnerRequest) -> OpenVINORunner:
     if is_cuda(request.device) and not request.device_is_auto:
         raise ModelInputError(f"--backend openvino runs on the CPU only, not --device {request.device}; use "
                               f"--device cpu (or --backend onnxruntime or tensorrt on a GPU)")
-    cache = request.engine_cache / "openvino"
     if request.kind == "weights":
         from ..pyt.loader import create as torch_runner  # the task, metadata and network as PyTorch has them
 
         network = torch_runner(request, gfam=CONVERTED_GFAM)
-        return OpenVINOWeightsRunner(request.path, network.model, network.info, request.threads, cache)
+        return OpenVINOWeightsRunner(request.path, network.model, network.info, request.threads,
+                                     request.engine_cache / "openvino")
     info = read_info(request.path, request.task, request.sigma)
-    return OpenVINORunner(request.path, info, request.threads, cache)
+    return OpenVINORunner(request.path, info, request.threads)

@@ -7,7 +7,7 @@ width (as ``dagl-export``'s ONNX graph does). The unfold form (``F.unfold``/``F.
 operations) computes the same numbers as the ONNX-friendly ``BatchedGFAM`` without its one-hot convolutions,
 whose channels-last output OpenVINO reorders: 1.5x faster in bfloat16 (docs/int8.md). Conversion takes ~10 CPU s, so the result is saved as OpenVINO IR
 (float32 weights, not compressed to float16) under the engine cache, keyed by everything it depends on;
-the next process reads it in a moment, and OpenVINO's own ``CACHE_DIR`` then skips compilation too.
+the next process reads it in a moment (and compiles it for its tile shape, under a second).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ seconds. The guards run on one-node graphs (tests/crafted.py).
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import types
@@ -86,39 +87,52 @@ def test_bfloat16_is_computed_in_bfloat16_within_its_bound(weights, random_onnx,
     assert verdict.max_abs > 1e-3 and verdict.psnr < 80
 
 
-def test_options_thread_count_precision_hint_and_cache():
-    assert compile_config("f32", None, None) == {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    assert compile_config("bf16", 2, Path("/c")) == {
-        "INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": "2",
-        "CACHE_DIR": "/c"}
+def test_options_threads_streams_and_precision_hint():
+    assert compile_config("f32", 1) == {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT",
+                                        "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": "1"}
+    assert compile_config("bf16", 2)["NUM_STREAMS"] == "2"
+    # Streams beyond a default batch would idle: 16 threads run 4 streams of 4 threads.
+    assert (compile_config("bf16", 16)["NUM_STREAMS"], compile_config("bf16", 16)["INFERENCE_NUM_THREADS"]) == ("4", "16")
     assert (FP32.compute, BF16.compute, BF16.graph) == ("f32", "bf16", "fp32")
 
 
-def test_compiled_model_is_cached_and_found_again(tmp_path):
-    path = tiny_onnx(tmp_path / "id.onnx")
-    cache = tmp_path / "cache"
-    with create_runner(path, "openvino", engine_cache=cache) as runner:
-        assert np.array_equal(runner.infer(BATCH[:, :, :8, :8]), BATCH[:, :, :8, :8])
-    blobs = sorted((cache / "openvino").iterdir())
-    assert blobs  # the compiled model, kept for the next process
-    with create_runner(path, "openvino", engine_cache=cache) as runner:
-        runner.infer(BATCH[:, :, :8, :8])
-    assert sorted((cache / "openvino").iterdir()) == blobs  # found again, not compiled into a second entry
+def test_threads_default_to_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert create_runner(tiny_onnx(tmp_path / "id.onnx"), "openvino").threads == 3
+    assert create_runner(tiny_onnx(tmp_path / "id.onnx"), "openvino", threads=1).threads == 1
 
 
-def test_threads_and_precision_reach_the_compiled_model(tmp_path, monkeypatch):
-    seen = {}
+def compile_spy(monkeypatch) -> list[dict]:
+    """Every ``compile_model`` call's device, properties and input shape."""
+    seen: list[dict] = []
     real = ov.Core.compile_model
 
     def spy(self, model, device, config):
-        seen.update(device=device, **config)
+        seen.append(dict(device=device, shape=tuple(model.inputs[0].get_shape()), **config))
         return real(self, model, device, config)
 
     monkeypatch.setattr(ov.Core, "compile_model", spy)
-    with create_runner(tiny_onnx(tmp_path / "id.onnx"), "openvino", threads=1, engine_cache=tmp_path / "c"):
-        pass
-    assert seen == {"device": "CPU", "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-                    "INFERENCE_NUM_THREADS": "1", "CACHE_DIR": str(tmp_path / "c" / "openvino")}
+    return seen
+
+
+def test_compiled_per_tile_shape_from_the_default_tile_on(tmp_path, monkeypatch):
+    """Activation compiles one tile of the default size (a model or precision OpenVINO refuses fails before any
+    image); each new tile shape compiles once, the batch's tiles spread over the streams; nothing is written."""
+    from dagl.artefact import DEFAULT_TILE
+
+    seen = compile_spy(monkeypatch)
+    cache = tmp_path / "c"
+    with create_runner(tiny_onnx(tmp_path / "id.onnx"), "openvino", threads=2, engine_cache=cache) as runner:
+        assert seen == [{"device": "CPU", "shape": (1, 1, DEFAULT_TILE, DEFAULT_TILE), "INFERENCE_PRECISION_HINT": "f32",
+                         "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": "2", "INFERENCE_NUM_THREADS": "2"}]
+        five = np.random.default_rng(3).random((5, 1, 8, 12), dtype=np.float32)  # an odd count over 2 streams
+        assert np.array_equal(runner.infer(five), five)
+        assert np.array_equal(runner.infer(five[:1]), five[:1])
+        assert [call["shape"] for call in seen] == [(1, 1, DEFAULT_TILE, DEFAULT_TILE), (1, 1, 8, 12)]
+        for side in range(9, 9 + runner.MAX_SHAPES):  # older shapes are dropped, not kept without bound
+            runner.infer(five[:, :, :side, :side])
+        assert len(runner._compiled) == runner.MAX_SHAPES
+    assert not cache.exists()  # compiling takes under a second: no compiled blobs on disk per shape
 
 
 # --- guards: the same as ONNX Runtime's -----------------------------------------------------------
@@ -164,8 +178,10 @@ def test_a_cpu_that_quietly_computes_in_float32_is_refused(tmp_path, monkeypatch
     """OpenVINO ignores a bfloat16 hint on a CPU without bfloat16: refused, as ONNX Runtime's silent fallback."""
     f32 = types.SimpleNamespace(get_type_name=lambda: "f32")
     compiled = types.SimpleNamespace(get_property=lambda name: f32)
-    fake = types.SimpleNamespace(Core=lambda: types.SimpleNamespace(compile_model=lambda *args: compiled),
-                                 Type=types.SimpleNamespace(f32=f32, bf16=object()))
+    model = types.SimpleNamespace(inputs=[None], reshape=lambda shapes: None)
+    model.clone = lambda: model
+    core = types.SimpleNamespace(read_model=lambda path: model, compile_model=lambda *args: compiled)
+    fake = types.SimpleNamespace(Core=lambda: core, Type=types.SimpleNamespace(f32=f32, bf16=object()))
     monkeypatch.setitem(sys.modules, "openvino", fake)
     runner = create_runner(tiny_onnx(tmp_path / "id.onnx"), "openvino", precision="bf16", engine_cache=tmp_path)
     with pytest.raises(RuntimeLoadError, match=r"OpenVINO computes in f32 on this CPU, not bf16 as --precision bf16 "
