@@ -34,7 +34,7 @@ def compile_config(compute: str, threads: int) -> dict[str, str]:
     The precision is always set: on a CPU with AVX512-BF16 or AMX, OpenVINO computes a float32 graph
     in bfloat16 unless told otherwise, so a float32 run must ask for ``f32``. Each stream runs one tile
     at a time on its share of the threads: on the machine docs/bench-cpu.md was measured on, 16 tiles
-    of 80x80 in bfloat16 took 1.84 s in two streams against 3.77 s as batches of 4 on both threads.
+    of 80x80 in bfloat16 took 1.84 s (wall) in two streams against 3.77 s as batches of 4 on both threads.
     """
     return {"INFERENCE_PRECISION_HINT": compute, "PERFORMANCE_HINT": "THROUGHPUT",
             "NUM_STREAMS": str(stream_count(threads)), "INFERENCE_NUM_THREADS": str(threads)}
