@@ -8,7 +8,7 @@ answer the same way.
 """
 
 from .format import (DEFAULT_BATCH, DEFAULT_MAX_TILE, DEFAULT_MIN_TILE, DEFAULT_OVERLAP, DEFAULT_TILE, INPUT_NAME,
-                     METADATA_PREFIX, OUTPUT_NAME, TILE_ALIGN, MetadataError, Profile, check_declared, declared_metadata,
+                     METADATA_PREFIX, OUTPUT_NAME, MetadataError, Profile, check_declared, declared_metadata,
                      onnx_metadata)
 from .naming import (artefact_stem, engine_name, is_random_label, manifest_name, onnx_name, random_label,
                      sidecar_path, weights_name)
@@ -21,7 +21,7 @@ from .sidecar import EngineSidecar, EngineTask, SidecarError
 __all__ = [
     "DEFAULT_BATCH", "DEFAULT_MAX_TILE", "DEFAULT_MIN_TILE", "DEFAULT_OVERLAP", "DEFAULT_TILE", "GPU", "INPUT_NAME",
     "GRAPH_PRECISIONS", "METADATA_PREFIX", "MetadataError", "OUTPUT_NAME", "PRECISIONS", "SUPPORTED_TENSORRT",
-    "TILE_ALIGN", "EngineSidecar", "EngineTask", "EngineUnavailable", "Precision", "PrecisionError", "Profile", "SidecarError",
+    "EngineSidecar", "EngineTask", "EngineUnavailable", "Precision", "PrecisionError", "Profile", "SidecarError",
     "artefact_stem", "check_declared", "current_gpu", "declared_metadata", "engine_name", "get_graph_precision",
     "get_precision",
     "import_tensorrt", "is_random_label", "manifest_name", "onnx_metadata", "onnx_name", "random_label", "sidecar_path",

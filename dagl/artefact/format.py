@@ -19,10 +19,6 @@ METADATA_PREFIX = "dagl."
 DEFAULT_TILE = 80
 DEFAULT_OVERLAP = 16
 DEFAULT_BATCH = 4
-#: Tile sides the grid prefers: multiples of GFAM's query stride (4). A side off it zero-pads GFAM's strided
-#: windows unevenly and costs about 0.15 dB (held-out BSD400 q10, 180x180 in 3x3 tiles: 70, 71, 73 and 74 px
-#: tiles 27.99-28.03 dB, 72, 76 and 80 px 28.16-28.18; docs/tiling.md).
-TILE_ALIGN = 4
 #: Engine profile bounds (tile side): attention memory grows with (H*W)^2/16, so keep tiles modest.
 DEFAULT_MIN_TILE = 16
 DEFAULT_MAX_TILE = 256

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from dagl.runtime.tiling import TILINGS, PeakTile, TileOptions, TilingError, TilingPolicy, register_tiling
-from dagl.artefact import TILE_ALIGN
-from dagl.runtime.tiling.grid import axis_tiles, blend_ramp, grid_layout, run_grid
+from dagl.runtime.tiling.grid import blend_ramp, grid_positions, run_grid, tile_starts
 from dagl.runtime.tiling.recursive_chop import chop_leaves, run_chop
 from release_network import release_chop
 
@@ -52,32 +51,11 @@ def test_chop_pads_images_the_release_cannot_chop():
     np.testing.assert_allclose(run_chop(image, lambda b: b * 2), image * 2)
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(512, 64, 16), (100, 64, 16), (64, 64, 8), (65, 64, 0), (40, 64, 8),
-                                                 (256, 80, 16), (512, 80, 16), (181, 80, 16), (81, 80, 16)])
-def test_grid_axis_covers_with_at_least_the_overlap_in_the_fewest_shortest_tiles(length, tile, overlap):
-    side, starts = axis_tiles(length, tile, overlap)
-    assert starts[0] == 0 and starts[-1] + side == max(length, tile) and side <= tile
-    assert all(overlap <= a + side - b and b > a for a, b in zip(starts, starts[1:]))
-    # The fewest windows: what sliding a tile-long window by tile - overlap needs (the grid before shrinking)...
-    assert len(starts) == (1 if length <= tile else len(range(0, length - tile, tile - overlap)) + 1)
-    # ...each as short as that count allows: one aligned step less no longer covers the axis with the overlap.
-    if len(starts) > 1 and side < tile:
-        assert side % TILE_ALIGN == 0
-        assert len(starts) * (side - TILE_ALIGN) - (len(starts) - 1) * overlap < length
-
-
-def test_grid_shrinks_tiles_to_what_their_count_needs():
-    """256x256 with the default 80/16: 16 tiles of 76x76 (the chop's leaves are 72x72), not 16 of 80x80."""
-    assert grid_layout(256, 256, 80, 16) == ((76, 76), [(t, l) for t in (0, 60, 120, 180) for l in (0, 60, 120, 180)])
-    assert grid_layout(512, 300, 80, 16)[0] == (80, 76)  # one shape per image, not square
-    assert grid_layout(180, 180, 80, 16) == ((72, 72), [(t, l) for t in (0, 54, 108) for l in (0, 54, 108)])
-    assert grid_layout(100, 100, 70, 16)[0] == (60, 60) and grid_layout(100, 100, 58, 16)[0] == (58, 58)  # <= tile
-
-
-def test_tiles_align_with_gfams_query_stride():
-    from dagl.network.gfam import QUERY_STRIDE
-
-    assert TILE_ALIGN == QUERY_STRIDE
+@pytest.mark.parametrize("length,tile,overlap", [(512, 64, 16), (100, 64, 16), (64, 64, 8), (65, 64, 0), (40, 64, 8)])
+def test_grid_starts_cover_with_at_least_the_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    assert starts[0] == 0 and starts[-1] + tile == max(length, tile)
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
 
 
 def test_blend_ramp_is_positive_and_flat_inside():
@@ -117,7 +95,7 @@ def test_grid_memory_is_bounded_by_the_batch_on_a_large_image():
 
     image = np.random.default_rng(3).random((1, 2100, 3000), dtype=np.float32)
     out = run_grid(image, identity, TileOptions(256, 32, 4))
-    assert max(seen) == 4 and sum(seen) == len(grid_layout(2100, 3000, 256, 32)[1])
+    assert max(seen) == 4 and sum(seen) == len(grid_positions(2100, 3000, 256, 32))
     np.testing.assert_allclose(out, image, rtol=1e-6)
 
 
