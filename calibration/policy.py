@@ -23,7 +23,7 @@ from pathlib import Path
 import onnx
 from torch import Tensor, nn
 
-from dagl.errors import UserInputError
+from dagl.errors import UserInputError, first_line
 from dagl.files import loads_bounded, read_small
 from dagl.network.gfam import GFAMHead
 
@@ -82,7 +82,7 @@ def load_ranges(path: Path = RANGES_FILE) -> dict:
     try:
         data = loads_bounded(read_small(path, MAX_RANGES_BYTES, "a ranges file").decode("utf-8"))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise RangesError(f"{path}: not a readable ranges file ({str(exc).splitlines()[0]})") from None
+        raise RangesError(f"{path}: not a readable ranges file ({first_line(exc)})") from None
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if not isinstance(tasks, dict) or not all(
             isinstance(record, dict) and isinstance(record.get("keep_fp32_modules", []), list)

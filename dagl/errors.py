@@ -58,6 +58,13 @@ class OutputError(UserInputError):
     """An output that cannot be written where the user asked (exit 2), or failed while writing (exit 1)."""
 
 
+def first_line(exc: BaseException) -> str:
+    """``exc``'s message for one line of an error: libraries (ONNX Runtime, OpenVINO, torch) write pages, and the
+    first line says what went wrong; an empty message gives the exception's class name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def os_error_exit_code(exc: OSError) -> int:
     """1 for a disk that is full, an I/O error and the like (:data:`WORKING_ERRNOS`), else 2 (the place)."""
     return DaglError.exit_code if exc.errno in WORKING_ERRNOS else UserInputError.exit_code

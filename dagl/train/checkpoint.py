@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
+from ..errors import first_line
 from .config import RESUME_INVARIANTS, TrainConfig, TrainingError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -61,11 +62,10 @@ def read(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainingError(f"--resume: refused {path}: it holds objects other than tensors and plain "
-                            f"values, which could run code when loaded ({reason})") from None
+                            f"values, which could run code when loaded ({first_line(exc)})") from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise TrainingError(f"--resume: cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
+        raise TrainingError(f"--resume: cannot read {path}: {first_line(exc)}") from None
     if not isinstance(state, dict) or not {"config", "iteration", "model"} <= state.keys():
         raise TrainingError(f"--resume: {path} is not a dagl-train checkpoint")
     return state

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..artefact.naming import WEIGHTS_SUFFIX
 from ..atomic import atomic_path
-from ..errors import WeightsError
+from ..errors import WeightsError, first_line
 
 #: Keys of the release's checkpoints that the forward pass never uses and our model does not carry.
 IGNORED_PREFIXES = ("add_mean.",)
@@ -26,8 +26,7 @@ RELEASE_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 #: Wrappers some training scripts add around a state dict.
 _WRAPPER_KEYS = ("state_dict", "model", "params")
 def _not_safetensors(path: Path, exc: Exception) -> WeightsError:
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return WeightsError(f"cannot read weights from {path}: not a readable safetensors file ({reason})")
+    return WeightsError(f"cannot read weights from {path}: not a readable safetensors file ({first_line(exc)})")
 
 
 def _load_torch(path: Path) -> object:

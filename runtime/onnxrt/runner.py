@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dagl.artefact import INPUT_NAME, OUTPUT_NAME
+from dagl.errors import first_line
 
 from ..base import CACHE_ENV, BaseRunner, InferenceError, ModelInfo, ModelInputError, RuntimeLoadError
 from .providers import CPU, Provider, missing_provider, provider_name, session_providers, tensorrt_session_providers
@@ -54,8 +55,7 @@ class OnnxRuntimeRunner(BaseRunner):
         try:
             session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # ORT raises its own unrelated exception classes
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ModelInputError(f"{self.path}: ONNX Runtime cannot load it ({reason})") from None
+            raise ModelInputError(f"{self.path}: ONNX Runtime cannot load it ({first_line(exc)})") from None
         running = session.get_providers()[0]
         if running != wanted:
             problem = (f"ONNX Runtime could not start its {wanted} and fell back to {running} (its log above "
@@ -73,9 +73,8 @@ class OnnxRuntimeRunner(BaseRunner):
         except Exception as exc:  # ORT's own classes (Fail, RuntimeException, ...) share no base but Exception
             # a graph that loads but fails on this input (a Reshape that does not fit, a Tile or Expand past
             # the memory): the image fails, as any failure while working, in one line
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InferenceError(f"ONNX Runtime failed running {self.path.name} on a batch of shape "
-                                 f"{list(batch.shape)} ({reason})") from None
+                                 f"{list(batch.shape)} ({first_line(exc)})") from None
         return out
 
     def deactivate_impl(self) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from dagl.artefact import DEFAULT_BATCH, DEFAULT_TILE, INPUT_NAME, OUTPUT_NAME
 from dagl.artefact.precision import get_precision
+from dagl.errors import first_line
 
 from ..base import CACHE_ENV, BaseRunner, ModelInfo, ModelInputError, RuntimeLoadError
 
@@ -77,7 +78,7 @@ class OpenVINORunner(BaseRunner):
         try:
             return self._core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError for anything from a parse error to a bad op
-            raise ModelInputError(f"{self.path}: OpenVINO cannot read it ({_first_line(exc)})") from None
+            raise ModelInputError(f"{self.path}: OpenVINO cannot read it ({first_line(exc)})") from None
 
     def _requests(self, shape: tuple[int, int]) -> list:
         """The infer requests (one per stream) of the model compiled for one tile of ``shape``."""
@@ -92,7 +93,7 @@ class OpenVINORunner(BaseRunner):
             model.reshape({model.inputs[0]: [1, self.info.channels, *shape]})
             compiled = self._core.compile_model(model, "CPU", compile_config(entry.compute, self.threads))
         except Exception as exc:
-            raise ModelInputError(f"{self.path}: OpenVINO cannot compile it ({_first_line(exc)})") from None
+            raise ModelInputError(f"{self.path}: OpenVINO cannot compile it ({first_line(exc)})") from None
         running = compiled.get_property("INFERENCE_PRECISION_HINT")
         if running != getattr(ov.Type, entry.compute):
             raise RuntimeLoadError(f"{self.path.name}: OpenVINO computes in {running.get_type_name()} on this CPU, "
@@ -121,11 +122,6 @@ class OpenVINORunner(BaseRunner):
         self._core = self._model = None
 
 
-def _first_line(exc: Exception) -> str:
-    """OpenVINO's message in one line (its errors run to pages)."""
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 class OpenVINOWeightsRunner(OpenVINORunner):
     """A weights file's PyTorch network, converted to OpenVINO on activation (:mod:`.weights`): kept as IR in the
     engine cache, so only the first process on a machine pays for the conversion."""
@@ -150,5 +146,5 @@ class OpenVINOWeightsRunner(OpenVINORunner):
             raise RuntimeLoadError(f"cannot write the OpenVINO model cache {self.cache_dir} ({exc.strerror}); "
                                    f"set {CACHE_ENV} to a writable folder") from None
         except Exception as exc:  # a network convert_model cannot trace: one line, not OpenVINO's pages
-            raise RuntimeLoadError(f"{self.path.name}: OpenVINO cannot convert its network ({_first_line(exc)}); "
+            raise RuntimeLoadError(f"{self.path.name}: OpenVINO cannot convert its network ({first_line(exc)}); "
                                    f"use --backend torch") from None

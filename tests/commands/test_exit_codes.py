@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from crafted import tiny_onnx
-from dagl.errors import OutputError, os_error_exit_code, output_error
+from dagl.errors import OutputError, first_line, os_error_exit_code, output_error
 from dagl.images.io import ImageWriteError, write_image
 
 
@@ -173,3 +173,12 @@ def test_read_image_refuses_a_name_over_the_limit_as_the_users(tmp_path):
     with pytest.raises(ImageReadError, match=r"\.\.\.a+\.png: File name too long \([0-9]+ bytes\)") as excinfo:
         read_image(tmp_path / ("a" * 300 + ".png"))
     assert excinfo.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("exc", "line"), [
+    (RuntimeError("\n  [ERROR] cannot open model.xml\n  at line 12 of core.cpp\n"), "[ERROR] cannot open model.xml"),
+    (ValueError(""), "ValueError"),
+    (EOFError(), "EOFError"),
+])
+def test_a_library_error_of_pages_is_cut_to_its_first_line(exc, line):
+    assert first_line(exc) == line
