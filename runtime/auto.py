@@ -7,7 +7,7 @@ that stays within 0.05 dB keeps GFAM's heads float, and they are 96 % of the tim
 bfloat16 (docs/int8.md); it also needs held-out training images to calibrate, which a user does not have. It needs
 OpenVINO and a CPU with bfloat16 arithmetic (AVX512-BF16 or AMX, which OpenVINO's CPU
 plugin reports as ``BF16``); without either, and on a GPU, weights run on PyTorch in float32 as before. Only
-``dagl-infer`` and a program calling :func:`open_restorer` ask: ``dagl-eval``, ``dagl-bench``, ``dagl-serve`` and
+``dagl-infer``, ``dagl-serve`` and a program calling :func:`open_restorer` ask: ``dagl-eval``, ``dagl-bench`` and
 ``Restorer`` itself keep PyTorch float32 for weights (the float32 base of parity verdicts), and an explicit
 ``--backend`` or ``--precision`` is taken as given.
 

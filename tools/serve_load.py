@@ -59,16 +59,15 @@ def centre_crop(path: Path, size: int) -> np.ndarray:
 
 def local_baselines(crops: dict[str, np.ndarray], folder: Path,
                     server_args: list[str]) -> tuple[dict[str, np.ndarray], float]:
-    """dagl-infer's output for each crop, with the server's options and its backend (PyTorch float32, which
-    dagl-serve runs weights on, not the OpenVINO bfloat16 that dagl-infer's auto takes on a bf16 CPU) (``.npy``:
-    exact float32), and its restoration seconds per image as it reports them (model loading excluded): the local
-    baseline."""
+    """dagl-infer's output for each crop, with the server's options (so the same path as ``--backend auto`` takes
+    for both) (``.npy``: exact float32), and its restoration seconds per image as it reports them (model loading
+    excluded): the local baseline."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, crop in crops.items():
         np.save(folder / f"{name}.npy", crop)
     out = folder / "ref"
     done = subprocess.run([str(BIN / "dagl-infer"), "jpeg", *(str(folder / f"{n}.npy") for n in crops), "-o", f"{out}/",
-                           "--overwrite", "--backend", "torch", *server_args],
+                           "--overwrite", *server_args],
                           check=True, capture_output=True, text=True)
     seconds = float(re.search(r"MP in ([0-9.]+) s with", done.stderr).group(1)) / len(crops)
     return {name: np.load(out / f"{name}.npy") for name in crops}, seconds
@@ -90,6 +89,11 @@ class Server:
                 self.stop()
                 raise click.ClickException(f"dagl-serve did not start; see {log}")
             time.sleep(0.5)
+
+    def backend(self) -> str:
+        """The backend and device the server said it serves on (``openvino, cpu``), from its ready line."""
+        found = re.search(rb"dagl-serve: serving \S+ \(([^,]+, [^,]+),", self.log.read_bytes())
+        return found.group(1).decode() if found else "backend not said"
 
     def peak_memory(self) -> int:
         """Summed VmHWM (bytes) of the server's process tree: each process's own peak resident set."""
@@ -256,6 +260,7 @@ def main(images: tuple[Path, ...], size: int, concurrency: tuple[int, ...], requ
     crops = {path.stem: centre_crop(path, size) for path in images}
     baselines, local_s = local_baselines(crops, out / "crops", [])
     server = Server(out / "serve.log", [])
+    served_on = server.backend()
     try:
         levels = []
         for clients in concurrency:
@@ -291,9 +296,7 @@ def main(images: tuple[Path, ...], size: int, concurrency: tuple[int, ...], requ
 
     import platform
 
-    import torch
-
-    title = (f"dagl-serve jpeg (shipped weights, torch CPU, {torch.get_num_threads()} thread(s)), {size}x{size} "
+    title = (f"dagl-serve jpeg (shipped weights, {served_on}, {len(os.sched_getaffinity(0))} core(s)), {size}x{size} "
              f"crops, {platform.machine()}")
     results = {"title": title, "size": size, "dagl_infer_s_per_image": local_s, "images": [p.name for p in images], "levels": levels,
                "overload": overload}

@@ -51,18 +51,23 @@ def main(model: Path, task: str | None, sigma: int | None, backend: str, device:
 
     The served model is named like the artefacts (dagl-jpeg, dagl-denoise-s25): it takes an (H, W)
     float32 image in [0, 1] (gray tasks; (H, W, C) otherwise) named "image", restores it exactly as
-    dagl-infer does with the same options, and returns it as "restored". Same-shaped requests are
+    dagl-infer does with the same options (the same path for --backend auto: on a CPU, OpenVINO in
+    bfloat16 where it is installed and the CPU has it), and returns it as "restored". Same-shaped requests are
     batched (--max-batch, --queue-delay-us); beyond --max-queue waiting requests new ones are refused.
     Requests are bounded before Triton reads them (size, JSON nesting) and images by --max-pixels, as
     files are. It prints one line when ready and one when stopped (Ctrl-C or SIGTERM, exit 0).
     """
-    from ..restorer import Restorer
+    from ..auto import open_restorer
     from .server import check_port_free, require_pytriton, serve
 
     require_pytriton()  # the missing extra and a taken port in one line, before seconds of model loading
     check_port_free(host, port)
-    restorer = Restorer(model, task=task, sigma=sigma, backend=backend, device=device, tiling=tiling, tile=tile,
-                        overlap=overlap, batch=batch, ensemble=ensemble, threads=threads, precision=precision)
+    restorer, line = open_restorer(model, backend=backend, precision=precision, device=device, task=task,
+                                   sigma=sigma, note=lambda text: click.echo(f"{PROG}: note: {text}", err=True),
+                                   tiling=tiling, tile=tile, overlap=overlap, batch=batch, ensemble=ensemble,
+                                   threads=threads)
+    if line:  # which path --backend auto took, and why: dagl-infer says the same
+        click.echo(f"{PROG}: {line}", err=True)
     if not verbose and log_file is None:
         with tempfile.NamedTemporaryFile(prefix="dagl-serve-", suffix=".log", delete=False) as new:
             log_file = Path(new.name)

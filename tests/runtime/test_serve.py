@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from dagl.images.io import write_image
-from dagl.runtime import Restorer
+from dagl.runtime.auto import choose_auto, cpu_capabilities, open_restorer
 from dagl.runtime.cli import main as infer_main
 from dagl.runtime.serve.client import ServerError, error_line, server_address
 from dagl.runtime.serve.gate import REFUSED
@@ -159,21 +159,35 @@ def stop_server(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``dagl-serve jpeg`` on a free loopback port (batch 2, queue 2, a small pixel limit), its URL; stopped after."""
+def served(tmp_path_factory):
+    """``dagl-serve jpeg`` on a free loopback port (batch 2, queue 2, a small pixel limit, ``--backend auto``): its
+    URL and its output; stopped after."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     process, url = start_server(log, "--max-batch", "2", "--max-queue", "2", "--max-pixels", str(MAX_PIXELS))
     try:
-        yield url
+        yield url, log
         assert process.poll() is None, log.read_text()[-3000:]  # no test brought it down
     finally:
         stop_server(process)
 
 
 @pytest.fixture(scope="module")
+def server(served):
+    return served[0]
+
+
+@pytest.fixture(scope="module")
 def local():
-    with Restorer("jpeg", **SETTINGS) as restorer:
+    """The restorer dagl-infer opens with the server's settings (``--backend auto``'s path on this machine)."""
+    restorer, _ = open_restorer("jpeg", **SETTINGS)
+    with restorer:
         yield restorer
+
+
+def test_the_server_says_which_path_auto_took_as_dagl_infer_does(served):
+    _, log = served
+    line = choose_auto("weights", "cpu", cpu_capabilities).line
+    assert log.read_text().splitlines()[0] == f"dagl-serve: {line}"
 
 
 def remote(url: str):
@@ -194,9 +208,7 @@ def test_served_restoration_is_the_local_array(server, local):
 def test_dagl_infer_server_writes_the_same_file(server, tmp_path):
     source = write_image(tmp_path / "gray.png", np.random.default_rng(1).random((30, 36), dtype=np.float32), 8)
     fast = ["--tile", "16", "--overlap", "4", "--threads", "1"]
-    # the server runs the weights on PyTorch float32; dagl-infer's auto may take OpenVINO bfloat16 here
-    here = CliRunner().invoke(infer_main, ["jpeg", str(source), "-o", str(tmp_path / "local.npy"), *fast,
-                                           "--backend", "torch"])
+    here = CliRunner().invoke(infer_main, ["jpeg", str(source), "-o", str(tmp_path / "local.npy"), *fast])
     there = CliRunner().invoke(infer_main, ["jpeg", str(source), "-o", str(tmp_path / "remote.npy"),
                                             "--server", server])
     assert here.exit_code == 0 and there.exit_code == 0, there.stderr
@@ -373,7 +385,7 @@ def test_sigterm_during_a_request_stops_the_server_in_seconds_with_one_line(tmp_
     ends it: the client gets a one-line error, the server says it stopped and exits 0."""
     log = tmp_path / "serve.log"
     triton_log = tmp_path / "triton.log"
-    process, url = start_server(log, "--log-file", str(triton_log))
+    process, url = start_server(log, "--log-file", str(triton_log), "--backend", "torch")  # minutes, not seconds
     errors: list[str] = []
 
     def send() -> None:
