@@ -63,7 +63,7 @@ CPU_PATHS_ONLY = ("image", "clean", "crop", "classic5")
                                                            "(a quick run).")
 @click.option("--classic5/--no-classic5", default=False, show_default=True,
               help="--cpu-paths: also score every path on the whole Classic5 q10 set with dagl-eval's protocol "
-                   "(about an hour per path on one CPU core).")
+                   "(the eight paths together: 78 minutes on one shared CPU core).")
 @click.pass_context
 def main(ctx: click.Context, model: Path, task: str | None, backend: str, device: str, tiles: tuple[int, ...],
          batches: tuple[int, ...], repeats: int, threads: int | None, precision: str | None, plain: bool,

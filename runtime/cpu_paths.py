@@ -265,7 +265,8 @@ def compare_paths(weights: Path, task: str, image: np.ndarray, clean: np.ndarray
     in ``batches``, after a warm-up (:func:`~dagl.runtime.benchmark.measure`); ``image`` restored whole with
     the path's tiling and ``dagl-infer``'s batch (CPU and wall seconds); its PSNR against :data:`BASE`'s
     output and against ``clean``; with ``classic5``, the Classic5 q10 mean PSNR with ``dagl-eval``'s protocol
-    (an hour per path on a CPU). A path that cannot run here is returned with ``skipped`` set, not raised.
+    (the eight paths together: 78 minutes on one shared CPU core). A path that cannot run here is returned with
+    ``skipped`` set, not raised.
     """
     comparison = PathComparison(weights, task, tiles=tiles, batches=batches, repeats=repeats, threads=threads,
                                 classic5=classic5, paths=paths)
