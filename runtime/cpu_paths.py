@@ -11,6 +11,7 @@ asked, on Classic5 q10 with ``dagl-eval``'s protocol).
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -199,16 +200,21 @@ class PathComparison:
             finished: Step | None = None) -> list[PathResult]:
         """Every path's figures on ``image`` (the network's layout, float in [0, 1]) against ``clean``.
 
-        The ONNX graphs are exported from the weights into a temporary folder first (INT8 calibrates
-        then); each backend is active only while its path is measured.
+        The weights are copied into a temporary folder first, and every path reads that copy: a weights file
+        replaced while the run goes on (the relay ships into ``dagl/weights/``) cannot give one table two
+        networks. The ONNX graphs are exported from the copy (INT8 calibrates then); each backend is active only
+        while its path is measured.
         """
         needed = self._graphs_needed()
         with tempfile.TemporaryDirectory(prefix="dagl-cpu-paths-") as folder:
+            weights = Path(folder) / "weights" / self.weights.name
+            weights.parent.mkdir()
+            shutil.copyfile(self.weights, weights)
             graphs: dict[str, Path] = {}
             if needed:
 
                 def write() -> None:
-                    made, refused = export_graphs(self.task, self.weights, needed, Path(folder))
+                    made, refused = export_graphs(self.task, weights, needed, Path(folder))
                     graphs.update(made)
                     for result in self.results:
                         result.skipped = result.skipped or refused.get(result.path.model)
@@ -216,7 +222,7 @@ class PathComparison:
                 step("export", f"{' and '.join(sorted(needed))} .onnx", write, starting, finished)
             for result in self.results:
                 if result.skipped is None:
-                    model = self.weights if result.path.model == WEIGHTS else graphs[result.path.model]
+                    model = weights if result.path.model == WEIGHTS else graphs[result.path.model]
                     self._run_path(result, model, image, clean, starting, finished)
         base = next((r.output for r in self.results if r.path.name == BASE and r.output is not None), None)
         for result in self.results:

@@ -11,7 +11,7 @@ from dagl.registry import by_name
 from dagl.runtime import Restorer
 from dagl.runtime.backends import REGISTRY
 from dagl.runtime.benchmark import Measurement
-from dagl.runtime.cpu_paths import BASE, MODELS, PATHS, SPEED_BASE, CpuPath, PathResult, compare_paths
+from dagl.runtime.cpu_paths import BASE, MODELS, PATHS, SPEED_BASE, CpuPath, PathComparison, PathResult, compare_paths
 from dagl.runtime.cpu_paths_report import markdown, write_figures
 from dagl.runtime.tiling import TILINGS
 
@@ -53,6 +53,22 @@ def test_int8_without_its_calibration_images_is_skipped_with_the_exporters_one_l
     assert result.skipped is not None and result.output is None
     assert result.skipped.startswith("INT8 calibration reads the held-out training images ($DAGL_DATASETS/train/"
                                      "bsd400)") and "\n" not in result.skipped
+
+
+def test_every_path_reads_one_copy_of_the_weights_taken_when_the_run_starts(monkeypatch, tmp_path,
+                                                                           official_checkpoint):
+    weights = tmp_path / "dagl-jpeg.pt"
+    weights.write_bytes(official_checkpoint("jpeg").read_bytes())
+    read: list[bytes] = []
+
+    def run_path(self, result, model, image, clean, starting, finished):
+        read.append(model.read_bytes())
+        weights.write_bytes(b"replaced while the run goes on")  # as the relay ships a new file
+
+    monkeypatch.setattr(PathComparison, "_run_path", run_path)
+    image = np.full((40, 40), 0.5, np.float32)
+    PathComparison(weights, "jpeg", paths=["release chop", BASE]).run(image, image)
+    assert read == [official_checkpoint("jpeg").read_bytes()] * 2
 
 
 @pytest.mark.slow
