@@ -228,9 +228,8 @@ def pin_to_core(core: int, niceness: int) -> None:
 def seconds_per_call(task: str) -> float:
     """CPU seconds of one 76x76 network call (the chop's tile) on this core, float32, after a warm-up.
 
-    CPU time, and the least of three calls: a neighbour's burst on the core when the relay starts must not halve
-    the training time (a wall-clock probe once read 2.06 s for a call that takes 1.14 s, and kept 56 minutes for
-    a 30-minute scoring).
+    CPU time, and the least of three calls: a neighbour's burst on the core when the relay starts must not make
+    the scoring reserve eat the training time.
     """
     import torch
 
