@@ -18,11 +18,12 @@ what this one shipped. One run:
    ``dagl/weights/`` and adds one row to the learning curve (``docs/learning-curve.csv``, the table in
    ``docs/training.md`` and ``docs/learning-curve.png``).
 
-``record RUN`` does steps 4-5 alone for a finished ``dagl-train`` run folder; ``record-window FOLDER`` ships
-what a GPU window returned (tools/gpu_window.py) by the same rule. Commit the three files afterwards.
-A window's task is read from its summary: a denoise sigma-25 window ships ``dagl-denoise-s25`` by the same
-held-out rule and only when its BSD68 score beats BM3D's 28.57 dB, with a learning curve of its own
-(``docs/learning-curve-denoise-s25.*``, :data:`DENOISE_S25`).
+``record RUN`` does steps 4-5 alone for a finished ``dagl-train --init`` run folder, and resumes a scoring that
+a stop cut short (BSD68 takes about three hours on one core); ``record-window FOLDER`` ships what a GPU window
+returned (tools/gpu_window.py) by the same rule. Commit the three files afterwards. A run's or a window's task
+is read from it: a denoise sigma-25 one ships ``dagl-denoise-s25`` by the same held-out rule and only when its
+BSD68 score beats BM3D's 28.57 dB, with a learning curve of its own (``docs/learning-curve-denoise-s25.*``,
+:data:`DENOISE_S25`).
 See docs/training.md ("The relay").
 """
 
@@ -48,6 +49,8 @@ TABLE_START, TABLE_END = "<!-- learning-curve:start -->", "<!-- learning-curve:e
 TEST_SETS = {"classic5": (10, 27.82, 30.08), "live1": (10, 27.77, 29.70)}
 #: Tiles of the release's chop per image, in network calls of 76x76 (Classic5: 5 x 256; LIVE1: 29 images).
 CHOP_CALLS = {"classic5": 5 * 256, "live1": 29 * 256}
+#: Images per ``dagl-eval`` call of the relay's scoring (:func:`dagl_eval`): what a stop can lose.
+PART_IMAGES = 8
 TRAIN_ARGS = ["--val", "held-out", "--val-every", "0",
               "--workers", "0", "--device", "cpu", "--log-every", "10", "--checkpoint-every", "50"]
 #: Where the runs to start from lie (../shared/weights beside the checkout, README.md there).
@@ -73,11 +76,18 @@ class Track:
     bars: dict[str, tuple[str, float]] = field(default_factory=dict)
     others: tuple[tuple[str, float], ...] = ()
     start: str | None = None
+    #: Sets scored only on request (``--live1``): hours more than a session spares.
+    optional: tuple[str, ...] = ()
 
     @property
     def variant(self) -> str:
         """``q`` (a JPEG quality) or ``s`` (a noise sigma): the tag after a set's name (``classic5-q10``)."""
         return "q" if self.sigma is None else "s"
+
+    @property
+    def option(self) -> str:
+        """How a set's variant is asked for: ``quality`` (dagl-eval's --quality) or ``sigma``."""
+        return "quality" if self.sigma is None else "sigma"
 
     @property
     def weights_name(self) -> str:
@@ -95,7 +105,7 @@ class Track:
 
     def eval_args(self, name: str) -> list[str]:
         """``dagl-eval``'s options for a set under the paper's protocol."""
-        return ["--dataset", name, "--quality" if self.sigma is None else "--sigma", str(self.sets[name][0])]
+        return ["--dataset", name, f"--{self.option}", str(self.sets[name][0])]
 
     def label(self, name: str) -> str:
         value = self.sets[name][0]
@@ -115,7 +125,7 @@ class Track:
             f"<!-- {self.marker}:start -->", f"<!-- {self.marker}:end -->")
 
 
-JPEG = Track("jpeg", None, TEST_SETS, "learning-curve.csv", "learning-curve", "JPEG input")
+JPEG = Track("jpeg", None, TEST_SETS, "learning-curve.csv", "learning-curve", "JPEG input", optional=("live1",))
 #: Gaussian denoising, sigma 25 (issue 27): ships only above BM3D's BSD68 figure (paper Table 1); the noisy
 #: input's PSNR is 20 log10(255/25), that of unclipped noise of std 25/255.
 DENOISE_S25 = Track("denoise", 25, {"bsd68": (25, 20.17, 29.46)}, "learning-curve-denoise-s25.csv",
@@ -248,13 +258,38 @@ def seconds_per_call(task: str) -> float:
     return min(times)
 
 
-def dagl_eval(weights: Path, dataset: str, quality: int, folder: Path, threads: int = 1) -> tuple[float, float]:
-    """(model PSNR, input PSNR) of ``dagl-eval``'s default protocol on the full images."""
-    subprocess.run(["dagl-eval", "--task", "jpeg", "--dataset", dataset, "--quality", str(quality),
-                    "--model", str(weights), "--threads", str(threads), "--report", str(folder)], check=True)
-    means = report_means(folder / f"{dataset}-q{quality}.csv")
-    model = next(name for name in means if name != "input")
-    return means[model], means["input"]
+def dagl_eval(weights: Path, track: Track, name: str, folder: Path, threads: int = 1) -> tuple[float, float]:
+    """(model PSNR, input PSNR) of ``dagl-eval``'s default protocol on the full images of set ``name``.
+
+    The set is scored in parts of :data:`PART_IMAGES` images, one ``dagl-eval --report`` each under ``folder``
+    with the weights' SHA-256 beside it: BSD68 takes about three hours on one core, more than a session can
+    spare, so a scoring that was stopped continues from its finished parts when ``record`` runs again, and a
+    part scored for other weights is scored anew.
+    """
+    from dagl.data.datasets import named_set
+    from dagl.files import file_digest
+
+    value = track.sets[name][0]
+    names = [image for image, _, _ in named_set(name, **{track.option: value}).pairs]
+    digest = file_digest(weights)
+    per_image: dict[str, dict[str, float]] = {}
+    for first in range(0, len(names), PART_IMAGES):
+        part, chosen = folder / f"part-{first // PART_IMAGES:02d}", names[first:first + PART_IMAGES]
+        stamp, table = part / "weights.sha256", part / f"{name}-{track.variant}{value}.csv"
+        if not (stamp.is_file() and stamp.read_text().strip() == digest and table.is_file()):
+            stamp.unlink(missing_ok=True)
+            subprocess.run(["dagl-eval", "--task", track.task, *track.eval_args(name), "--model", str(weights),
+                            "--threads", str(threads), "--images", ",".join(chosen), "--report", str(part)],
+                           check=True)
+            stamp.write_text(digest + "\n")
+        with table.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row["image"] in chosen:
+                    per_image.setdefault("input" if row["model"] == "input" else "model", {})[row["image"]] = \
+                        float(row["psnr"])
+    if any(len(scores) != len(names) for scores in per_image.values()) or len(per_image) != 2:
+        raise click.ClickException(f"{folder}: the parts' reports do not cover the {len(names)} images of {name}")
+    return tuple(sum(per_image[who].values()) / len(names) for who in ("model", "input"))
 
 
 def report_means(table: Path) -> dict[str, float]:
@@ -273,6 +308,7 @@ class Run:
     batch: int
     patch: int
     train_seconds: float
+    track: Track = JPEG
 
     @classmethod
     def read(cls, folder: Path) -> Run:
@@ -282,7 +318,8 @@ class Run:
         config = state["config"]
         init = Path(config["init"])  # relative to the checkout, where ``run`` starts dagl-train
         return cls(folder, init if init.is_absolute() else REPO / init, int(state["iteration"]),
-                   int(config["batch_size"]), int(config["patch"]), float(state["train_seconds"]))
+                   int(config["batch_size"]), int(config["patch"]), float(state["train_seconds"]),
+                   track_for(config.get("task", "jpeg"), config.get("sigma")))
 
 
 def trained_won(trained: Path, init: Path) -> bool:
@@ -295,22 +332,36 @@ def trained_won(trained: Path, init: Path) -> bool:
 
 
 def ship(run: Run, live1: bool, threads: int = 1) -> None:
-    """If the run's weights beat the shipped ones on the held-out split, score them on the test sets
-    (reported, never selected on), ship them and add the curve's row."""
-    if not trained_won(run.folder / "dagl-jpeg.safetensors", run.init):
+    """If the run's weights beat its starting ones on the held-out split, score them on the track's test
+    sets (reported, never selected on; a track with a bar, denoise sigma 25, ships only above it), ship
+    them and add the curve's row."""
+    track = run.track
+    trained = run.folder / track.weights_name
+    if not trained_won(trained, run.init):
         click.echo("relay: the trained weights validate worse than the starting ones on the held-out split; "
                    "nothing shipped", err=True)
         return
-    previous = read_curve()[-1]
-    trained = run.folder / "dagl-jpeg.safetensors"
+    previous = read_curve(track)[-1]
     scores = {}
-    for name in ["classic5", "live1"] if live1 else ["classic5"]:
-        quality, _, _ = TEST_SETS[name]
-        scores[name], _ = dagl_eval(trained, name, quality, run.folder / f"eval-{name}", threads)
-        click.echo(f"relay: {name} q{quality} {scores[name]:.3f} dB (shipped: "
-                   f"{previous.scores[JPEG.column(name)] or float('nan'):.3f} dB)", err=True)
-    publish(trained, (run.folder / "dagl-jpeg.md").read_text(), run.init, run.iterations * run.batch,
-            run.train_seconds, scores, f"+{run.iterations} it, batch {run.batch} of {run.patch}x{run.patch}")
+    for name in (n for n in track.sets if live1 or n not in track.optional):
+        scores[name], _ = dagl_eval(trained, track, name, run.folder / f"eval-{name}", threads)
+        click.echo(f"relay: {track.label(name)} {scores[name]:.3f} dB (shipped: "
+                   f"{previous.scores[track.column(name)] or float('nan'):.3f} dB)", err=True)
+    if not clears_bars(track, scores):
+        return
+    publish(trained, trained.with_suffix(".md").read_text(), run.init, run.iterations * run.batch,
+            run.train_seconds, scores, f"+{run.iterations} it, batch {run.batch} of {run.patch}x{run.patch}",
+            track=track)
+
+
+def clears_bars(track: Track, scores: dict[str, float | None]) -> bool:
+    """Whether every score the track must beat to ship (:attr:`Track.bars`) is beaten; says which one is not."""
+    for name, (who, bar) in track.bars.items():
+        if scores.get(name) is None or scores[name] <= bar:
+            click.echo(f"relay: {track.label(name)} {_cell(scores.get(name))} dB does not beat {who}'s {bar:.2f} "
+                       f"dB, the bar to ship; nothing shipped", err=True)
+            return False
+    return True
 
 
 def publish(trained: Path, card: str, init: Path, crops: int, train_seconds: float, scores: dict[str, float],
@@ -461,7 +512,9 @@ def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, 
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="CPU threads for the scoring (the run's own scoring uses its one core).")
 def record(folder: Path, live1: bool, threads: int) -> None:
-    """Score a finished dagl-train run folder and ship it if better (steps 4-5 of ``run``)."""
+    """Score a finished dagl-train --init run folder and ship it if better (steps 4-5 of ``run``): a jpeg run,
+    or a denoise sigma-25 run, which ships only above BM3D's BSD68 figure. The scoring keeps its finished
+    parts in the folder: run it again after a stop and it goes on where it was."""
     ship(Run.read(folder), live1, threads)
 
 
@@ -487,11 +540,8 @@ def record_window(folder: Path) -> None:
         raise click.ClickException(f"{folder / 'gpu-window.json'} has no {track.label(first)} score: score the "
                                    f"weights with dagl-eval" + (" and record them with `relay.py record`"
                                                                 if track is JPEG else ""))
-    for name, (who, bar) in track.bars.items():
-        if scores[name] is None or scores[name] <= bar:
-            click.echo(f"relay: {track.label(name)} {_cell(scores[name])} dB does not beat {who}'s {bar:.2f} dB, "
-                       f"the bar to ship; nothing shipped", err=True)
-            return
+    if not clears_bars(track, scores):
+        return
     x8 = {name: summary["scores"].get(f"{track.score_key(name)} x8") for name in track.sets}
     gpu = summary["device"].get("gpu", "GPU")
     note = (f"+{facts['iterations']} it on 1 x {gpu} ({facts['train_seconds'] / 60:.1f} min, GPU window), "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,10 +53,10 @@ def repo(tmp_path, monkeypatch):
     return tmp_path
 
 
-def fake_eval(psnr: float):
-    def score(weights, dataset, quality, folder, threads):
-        assert (dataset, quality) == ("classic5", 10) and weights.name == "dagl-jpeg.safetensors"
-        return psnr, 27.82
+def fake_eval(psnr: float, track=relay.JPEG, name: str = "classic5"):
+    def score(weights, asked_track, asked_name, folder, threads):
+        assert (asked_track, asked_name) == (track, name) and weights.name == track.weights_name
+        return psnr, track.sets[name][1]
     return score
 
 
@@ -299,3 +300,129 @@ def test_record_window_denoise_ships_weights_card_and_its_own_curve_row(repo, de
     # The jpeg curve is not disturbed.
     assert (repo / "docs" / "learning-curve.csv").read_text() == START_ROW
     assert not (repo / "docs" / "learning-curve.png").exists()
+
+
+# ---- record for a denoise sigma-25 run on a CPU: the held-out rule, then BSD68 above BM3D ------------------
+@pytest.fixture
+def denoise_run(repo, denoise_window):
+    """A finished dagl-train --task denoise --sigma 25 --init run folder continuing the sigma-25 start (11,244
+    iterations): 500 iterations of batch 8 of 32x32 crops in 1,800 s; ``make(iterations)`` writes its weights."""
+    denoise_window(11244, bsd68=None)  # the denoise curve, its table and the start in a scratch ../shared/weights
+    run = repo / "run-denoise"
+    run.mkdir()
+    start = relay.SHARED_WEIGHTS / relay.DENOISE_S25.start
+    torch.save({"config": {"task": "denoise", "sigma": 25, "init": str(start), "batch_size": 8, "patch": 32},
+                "iteration": 500, "train_seconds": 1800.0}, run / "checkpoint.pt")
+
+    def make(iterations: int):
+        write_denoise_weights(run / "dagl-denoise-s25.safetensors", iterations, seed=4)
+        (run / "dagl-denoise-s25.md").write_text(
+            "# dagl-denoise-s25\n\n- File: `dagl-denoise-s25.safetensors`\n- SHA-256: `old`\n")
+        return run
+    return make
+
+
+def test_record_denoise_ships_nothing_and_scores_nothing_when_its_weights_lost_on_the_held_out_split(
+        repo, denoise_run, monkeypatch):
+    monkeypatch.setattr(relay, "dagl_eval", no_eval)
+    result = CliRunner().invoke(relay.main, ["record", str(denoise_run(11244))])
+    assert result.exit_code == 0, result.output
+    _nothing_shipped(repo, result.output, "validate worse than the starting ones on the held-out split")
+
+
+def test_record_denoise_ships_nothing_unless_bsd68_beats_bm3d(repo, denoise_run, monkeypatch):
+    monkeypatch.setattr(relay, "dagl_eval", fake_eval(28.57, relay.DENOISE_S25, "bsd68"))
+    result = CliRunner().invoke(relay.main, ["record", str(denoise_run(11744))])
+    assert result.exit_code == 0, result.output
+    assert "relay: BSD68 σ25 28.570 dB (shipped: nan dB)" in result.output
+    _nothing_shipped(repo, result.output, "BSD68 σ25 28.57 dB does not beat BM3D's 28.57 dB")
+
+
+@pytest.mark.slow
+def test_record_denoise_ships_weights_card_and_its_own_curve_row(repo, denoise_run, monkeypatch):
+    monkeypatch.setattr(relay, "dagl_eval", fake_eval(28.693, relay.DENOISE_S25, "bsd68"))
+    run = denoise_run(11744)
+    result = CliRunner().invoke(relay.main, ["record", str(run)])
+    assert result.exit_code == 0, result.output
+    shipped = repo / "weights" / "dagl-denoise-s25.safetensors"
+    # Totals: the curve's first row (89,952 crops, 7.04 h: the start records none) plus 500 x 8 crops and 1,800 s.
+    meta = weights_metadata(shipped)
+    assert (meta["dagl.sigma"], meta["dagl.iterations"], meta["dagl.crops"], meta["dagl.train_seconds"]) == (
+        "25", "11744", "93952", "27144")
+    _assert_same_weights(shipped, run / "dagl-denoise-s25.safetensors")
+    card = (repo / "weights" / "dagl-denoise-s25.md").read_text()
+    assert f"- SHA-256: `{file_digest(shipped)}`" in card and "| bsd68 s25 | 20.17 | 28.69 | — | 29.46 |" in card
+    with (repo / "docs" / "learning-curve-denoise-s25.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["bsd68_s25"], r["note"]) for r in rows][1:] == [("28.69", "+500 it, batch 8 of 32x32")]
+    assert (repo / "docs" / "learning-curve.csv").read_text() == START_ROW
+
+
+# ---- the scoring in parts: a stop loses at most one part --------------------------------------------------
+@pytest.fixture
+def tiny_bsd68(tmp_path, monkeypatch):
+    """A datasets root whose bsd68 holds five 24x24 gray images (one network call each), and random
+    sigma-25 weights."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "datasets"
+    (root / "bsd68").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8)).save(root / "bsd68" / f"test{i:03d}.png")
+    monkeypatch.setenv("DAGL_DATASETS", str(root))
+    return write_denoise_weights(tmp_path / "dagl-denoise-s25.safetensors", 10)
+
+
+@pytest.mark.slow
+def test_the_scoring_resumes_from_its_finished_parts_and_gives_the_whole_sets_mean(tiny_bsd68, tmp_path, monkeypatch):
+    """Parts of two images: the second dagl-eval call is stopped, and the next scoring runs only the parts not
+    finished; its means equal those of one dagl-eval over the whole set (the independent reference)."""
+    monkeypatch.setattr(relay, "PART_IMAGES", 2)
+    calls, real_run = [], relay.subprocess.run
+
+    def stopped_second(args, **kwargs):
+        calls.append(args[args.index("--images") + 1])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the session stops mid-part
+        return real_run(args, **kwargs)
+
+    monkeypatch.setattr(relay.subprocess, "run", stopped_second)
+    folder = tmp_path / "eval-bsd68"
+    with pytest.raises(KeyboardInterrupt):
+        relay.dagl_eval(tiny_bsd68, relay.DENOISE_S25, "bsd68", folder)
+    monkeypatch.setattr(relay.subprocess, "run", lambda args, **kwargs: (calls.append(
+        args[args.index("--images") + 1]), real_run(args, **kwargs))[1])
+    model, noisy = relay.dagl_eval(tiny_bsd68, relay.DENOISE_S25, "bsd68", folder)
+    assert calls == ["test000,test001", "test002,test003", "test002,test003", "test004"]
+
+    whole = tmp_path / "whole"
+    real_run(["dagl-eval", "--task", "denoise", "--dataset", "bsd68", "--sigma", "25", "--model", str(tiny_bsd68),
+              "--threads", "1", "--report", str(whole)], check=True)
+    means = relay.report_means(whole / "bsd68-s25.csv")
+    assert model == pytest.approx(means[next(k for k in means if k != "input")], abs=1e-9)
+    assert noisy == pytest.approx(means["input"], abs=1e-9)
+
+
+def test_a_part_scored_for_other_weights_is_scored_again(tiny_bsd68, tmp_path, monkeypatch):
+    """Each part carries the SHA-256 of the weights it scored: parts of other weights are not reused."""
+    monkeypatch.setattr(relay, "PART_IMAGES", 5)
+    calls = []
+
+    def fake_dagl_eval(args, **kwargs):
+        calls.append(args)
+        images, report = args[args.index("--images") + 1].split(","), Path(args[args.index("--report") + 1])
+        report.mkdir(parents=True, exist_ok=True)
+        rows = [f"bsd68-s25,{image},{who},{value},0.5,,," for image in images
+                for who, value in (("input", 20.0), ("model", 28.0 + len(calls)))]
+        (report / "bsd68-s25.csv").write_text("dataset,image,model,psnr,ssim,max_abs_vs_base,psnr_vs_base,"
+                                              "delta_psnr_vs_base\n" + "\n".join(rows) + "\n")
+
+    monkeypatch.setattr(relay.subprocess, "run", fake_dagl_eval)
+    folder = tmp_path / "eval-bsd68"
+    assert relay.dagl_eval(tiny_bsd68, relay.DENOISE_S25, "bsd68", folder) == (29.0, 20.0)
+    assert relay.dagl_eval(tiny_bsd68, relay.DENOISE_S25, "bsd68", folder) == (29.0, 20.0)  # reused
+    other = write_denoise_weights(tmp_path / "other.safetensors", 10, seed=7)
+    assert relay.dagl_eval(other, relay.DENOISE_S25, "bsd68", folder) == (30.0, 20.0)  # scored anew
+    assert len(calls) == 2
