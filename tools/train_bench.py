@@ -7,7 +7,9 @@ set-ups are run in turns, round after round, so a neighbour that loads the machi
 slows all of them rather than one. The release's set-up is the authors' algorithm as they ran it:
 the per-sample GFAM (``PlainGFAM``), float32, every core as a thread of one process.
 
-The ratio printed is the release's median step time over each set-up's, same batch, same run.
+The ratio printed is the release's median step time over each set-up's, same batch, same run. The CPU time
+per step (rank 0's process) is the figure to read on a core shared with other work, and the first step's
+wall time is what a set-up pays before its first step (torch.compile's compilation, for one).
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ class SetUp:
     amp: str
     ranks: int = 1
     channels_last: bool = False
+    compiled: bool = False
 
     def describe(self, cores: int) -> str:
         threads = max(1, cores // self.ranks)
         where = (f"{self.ranks} torchrun ranks x {threads} thread" if self.ranks > 1
                  else f"1 process x {threads} threads")
         layout = ", channels_last" if self.channels_last else ""
-        return f"gfam {self.gfam}, {'float32' if self.amp == 'off' else self.amp + ' autocast'}{layout}, {where}"
+        compiled = ", torch.compile" if self.compiled else ""
+        return (f"gfam {self.gfam}, {'float32' if self.amp == 'off' else self.amp + ' autocast'}{layout}{compiled}, "
+                f"{where}")
 
 
 SETUPS = {s.name: s for s in [
@@ -47,6 +52,7 @@ SETUPS = {s.name: s for s in [
     SetUp("unfold-fp32", "unfold", "off"),
     SetUp("unfold-bf16", "unfold", "bf16"),
     SetUp("unfold-bf16-cl", "unfold", "bf16", channels_last=True),
+    SetUp("unfold-bf16-compile", "unfold", "bf16", compiled=True),
     SetUp("unfold-bf16-2ranks", "unfold", "bf16", ranks=2),
     SetUp("unfold-fp32-2ranks", "unfold", "off", ranks=2),
 ]}
@@ -67,6 +73,7 @@ def worker(setup: SetUp, task: str, batch: int, patch: int, steps: int) -> dict 
     torch.manual_seed(0)
     model = build_network(task, setup.gfam, torch.device("cpu"), setup.channels_last)
     net = DistributedDataParallel(model) if world > 1 else model
+    net = torch.compile(net) if setup.compiled else net
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     generator = torch.Generator().manual_seed(1)
     channels = get_config(task).channels
@@ -76,20 +83,23 @@ def worker(setup: SetUp, task: str, batch: int, patch: int, steps: int) -> dict 
     clean, degraded = clean[rank * share:(rank + 1) * share], degraded[rank * share:(rank + 1) * share]
     if setup.channels_last:
         degraded = degraded.contiguous(memory_format=torch.channels_last)
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
     for step in range(steps + 1):
         if world > 1:
             dist.barrier()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         losses.append(l2_gradients(net, optimizer, degraded, clean, setup.amp))
         optimizer.step()
         if world > 1:
             dist.barrier()
-        if step:  # the first step warms up the allocator and oneDNN's kernels
+        if step:  # the first step warms up the allocator and oneDNN's kernels, and compiles
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+        else:
+            first = time.perf_counter() - start
     if world > 1:
         dist.destroy_process_group()
-    return {"times": times, "loss": losses[0]} if rank == 0 else None
+    return {"times": times, "cpu_times": cpu_times, "first": first, "loss": losses[0]} if rank == 0 else None
 
 
 def run_once(setup: SetUp, task: str, batch: int, patch: int, steps: int, cores: int) -> dict:
@@ -134,11 +144,15 @@ def main(task: str, batch: int, patch: int, steps: int, rounds: int, cores: int,
     if chosen[0].name != "release":
         chosen.insert(0, SETUPS["release"])
     times: dict[str, list[float]] = {s.name: [] for s in chosen}
+    cpu_times: dict[str, list[float]] = {s.name: [] for s in chosen}
+    firsts: dict[str, list[float]] = {s.name: [] for s in chosen}
     losses: dict[str, float] = {}
     for round_ in range(rounds):
         for setup in chosen:
             result = run_once(setup, task, batch, patch, steps, cores)
             times[setup.name] += result["times"]
+            cpu_times[setup.name] += result["cpu_times"]
+            firsts[setup.name].append(result["first"])
             losses[setup.name] = result["loss"]
             click.echo(f"round {round_ + 1}/{rounds}  {setup.name:20s} "
                        f"{statistics.median(result['times']):6.2f} s/step", err=True)
@@ -146,12 +160,14 @@ def main(task: str, batch: int, patch: int, steps: int, rounds: int, cores: int,
     release = statistics.median(times["release"])
     click.echo(f"\n{task}, global batch {batch} of {patch}x{patch} crops, {cores} cores, "
                f"{rounds} x {steps} timed steps per set-up, load average at the end {load:.1f}\n")
-    click.echo("| set-up | how | s/step (median) | crops/s | vs release | first loss |")
-    click.echo("|---|---|---:|---:|---:|---:|")
+    click.echo("| set-up | how | s/step (median) | crops/s | vs release | CPU s/step (rank 0) | first step (s) "
+               "| first loss |")
+    click.echo("|---|---|---:|---:|---:|---:|---:|---:|")
     for setup in chosen:
         median = statistics.median(times[setup.name])
         click.echo(f"| {setup.name} | {setup.describe(cores)} | {median:.2f} | {batch / median:.2f} | "
-                   f"{release / median:.2f}x | {losses[setup.name]:.6f} |")
+                   f"{release / median:.2f}x | {statistics.median(cpu_times[setup.name]):.2f} | "
+                   f"{statistics.median(firsts[setup.name]):.1f} | {losses[setup.name]:.6f} |")
 
 
 if __name__ == "__main__":
