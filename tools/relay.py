@@ -113,6 +113,12 @@ class Track:
         """The curve's column for a set: ``classic5_q10``, ``bsd68_s25``."""
         return f"{name}_{self.variant}{self.sets[name][0]}"
 
+    @property
+    def columns(self) -> list[str]:
+        """The curve's score columns: each set's protocol figure, then the :data:`FAST_PATH`'s figure of each set
+        with a bar (``bsd68_s25_fast``: what such a track ships on, on a CPU)."""
+        return [*(self.column(n) for n in self.sets), *(f"{self.column(n)}_fast" for n in self.bars)]
+
     def score_key(self, name: str) -> str:
         """How a GPU window's summary names a set's score: ``classic5 q10``, ``bsd68 s25``."""
         return f"{name} {self.variant}{self.sets[name][0]}"
@@ -172,7 +178,7 @@ class CurveRow:
 
     @classmethod
     def from_csv(cls, row: dict[str, str], track: Track = JPEG) -> CurveRow:
-        scores = {track.column(n): float(row[track.column(n)]) if row[track.column(n)] else None for n in track.sets}
+        scores = {column: float(row[column]) if row.get(column) else None for column in track.columns}
         return cls(row["date"], int(row["iterations"]), int(row["crops"]), float(row["train_hours"]), scores,
                    row["note"])
 
@@ -192,7 +198,7 @@ def read_curve(track: Track = JPEG) -> list[CurveRow]:
 
 
 def write_curve(rows: list[CurveRow], track: Track = JPEG) -> None:
-    columns = ["date", "iterations", "crops", "train_hours", *(track.column(n) for n in track.sets), "note"]
+    columns = ["date", "iterations", "crops", "train_hours", *track.columns, "note"]
     with track.curve.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, columns, lineterminator="\n")
         writer.writeheader()
@@ -202,11 +208,12 @@ def write_curve(rows: list[CurveRow], track: Track = JPEG) -> None:
 
 
 def _write_table(rows: list[CurveRow], track: Track) -> None:
-    heads = " | ".join(f"{track.label(n)} (dB)" for n in track.sets)
+    heads = " | ".join([*(f"{track.label(n)} (dB)" for n in track.sets),
+                        *(f"{track.label(n)}, fast path (dB)" for n in track.bars)])
     lines = [f"| date | iterations | crops seen | training (h) | {heads} | note |",
-             "|---|---:|---:|---:|" + "---:|" * len(track.sets) + "---|"]
+             "|---|---:|---:|---:|" + "---:|" * len(track.columns) + "---|"]
     for r in rows:
-        cells = " | ".join(_cell(r.scores[track.column(n)]) for n in track.sets)
+        cells = " | ".join(_cell(r.scores[column]) for column in track.columns)
         lines.append(f"| {r.date} | {r.iterations:,} | {r.crops:,} | {r.train_hours:.2f} | {cells} | {r.note} |")
     start_marker, end_marker = track.markers
     text = TRAINING_DOC.read_text()
@@ -226,6 +233,11 @@ def _write_plot(rows: list[CurveRow], track: Track) -> None:
         points = [(r.crops, r.scores[track.column(name)]) for r in rows if r.scores[track.column(name)] is not None]
         if points:
             ax.plot(*zip(*points), "o-", color=colour, label=f"{label}, shipped weights")
+        fast = [(r.crops, r.scores[f"{track.column(name)}_fast"]) for r in rows
+                if r.scores.get(f"{track.column(name)}_fast") is not None]
+        if fast:
+            ax.plot(*zip(*fast), "o--", color=colour, mfc="white",
+                    label=f"{label}, shipped weights, fast path (OpenVINO bf16, grid)")
         ax.axhline(degraded, color=colour, ls=":", lw=1, label=f"{label}, {track.degraded} ({degraded:.2f})")
         ax.axhline(paper, color=colour, ls="--", lw=1, label=f"{label}, paper x8 ({paper:.2f})")
         for (other, value), style in zip(track.others, ("-.", (0, (1, 3)))):
@@ -234,7 +246,7 @@ def _write_plot(rows: list[CurveRow], track: Track) -> None:
     ax.set_xlabel("training crops seen (32x32 and up)")
     ax.set_ylabel("PSNR, full images, no ensemble (dB)")
     ax.set_title(f"DAGL {Path(track.weights_name).stem.removeprefix('dagl-')}: the relay's learning curve "
-                 f"(dagl-eval, release chop)")
+                 f"(dagl-eval, full images)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -374,7 +386,6 @@ def ship(run: Run, live1: bool, threads: int = 1) -> None:
             click.echo(f"relay: {track.label(name)} {value:.3f} dB on the fast path", err=True)
         if not clears_bars(track, fast, " on the fast path"):
             return
-        note += "; " + ", ".join(f"{track.label(name)} {value:.2f} dB on the fast path" for name, value in fast.items())
         publish(trained, trained.with_suffix(".md").read_text(), run.init, run.iterations * run.batch,
                 run.train_seconds, {}, note, track=track, fast=fast)
         return
@@ -415,7 +426,8 @@ def publish(trained: Path, card: str, init: Path, crops: int, train_seconds: flo
     seconds = float(meta.get("dagl.train_seconds", previous.train_hours * 3600)) + train_seconds
     iterations = int(weights_metadata(trained)["dagl.iterations"])
     row = CurveRow(dt.date.today().isoformat(), iterations, crops, seconds / 3600,
-                   {track.column(name): scores.get(name) for name in track.sets}, note)
+                   {track.column(name): scores.get(name) for name in track.sets}
+                   | {f"{track.column(name)}_fast": (fast or {}).get(name) for name in track.bars}, note)
     target = WEIGHTS_DIR / trained.name
     sigma = {} if track.sigma is None else {"dagl.sigma": str(track.sigma)}
     save_safetensors(dagl.load(track.task, weights=trained, sigma=track.sigma), target, fp16=True, metadata={
