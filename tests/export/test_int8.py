@@ -8,6 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import dagl
 from dagl.artefact.precision import INT8
 from dagl.calibration.int8 import activation_ranges, calibration_batches, float_nodes, quantize
 from dagl.calibration.policy import fp32_nodes
@@ -80,11 +81,14 @@ def test_calibration_reads_only_the_held_out_training_files(tmp_path):
 
 
 @pytest.mark.slow
-def test_exported_int8_graph_runs_on_onnx_runtime_and_openvino_within_its_bound(tmp_path, official_checkpoint):
+def test_exported_int8_graph_runs_on_onnx_runtime_and_openvino_within_its_bound(tmp_path):
     pytest.importorskip("openvino")
     from dagl.export import export
 
-    result = export("jpeg", official_checkpoint("jpeg"), precision="int8", output_dir=tmp_path, engine=False)
+    # Trained weights, whose activations the bound is for (docs/int8.md). With random ones OpenVINO's INT8 kernels
+    # depend on the CPU: 15.7 dB against float32 on an AMD EPYC without AMX (AVX512-VNNI), above the bound on a
+    # Xeon with AMX (ONNX Runtime: 36.9 dB on the AMD); the shipped weights give 54.7 dB there.
+    result = export("jpeg", dagl.shipped_weights("jpeg"), precision="int8", output_dir=tmp_path, engine=False)
     graph = onnx.load(str(result.graphs["int8"]))
     assert sum(node.op_type == "QuantizeLinear" for node in graph.graph.node) > 100
     # No quantized tensor enters a GFAM head: every DequantizeLinear feeds the convolutions outside them.
