@@ -269,20 +269,20 @@ def run(data_root: Path, out: Path, budget: float, init: Path | None, task: str,
         return deadline - time.monotonic()
 
     # 2-5. Scores, timing and parity (jpeg), then x8 on what is left.
-    later = [(f"score {track.score_key(name)}", track.eval_args(name), keep[f"score {track.score_key(name)}"])
+    later = [(f"score {track.score_key(name)}", (name, []), keep[f"score {track.score_key(name)}"])
              for name in track.sets]
     later += [(name, None, keep[name]) for name in ("timing", "parity") if name in keep]
-    later += [(f"score {track.score_key(name)} x8", [*track.eval_args(name), "--ensemble"], left())
-              for name in track.sets]
-    for name, args, guard in later:
+    later += [(f"score {track.score_key(name)} x8", (name, ["--ensemble"]), left()) for name in track.sets]
+    for name, scoring, guard in later:
         guard = min(guard, left() - 5 * keep_scale)
         if guard < 5 * keep_scale or not weights.is_file():
             summary["steps"].append({"step": name, "skipped": "no time left" if weights.is_file() else "no weights"})
             continue
-        if args is not None:
+        if scoring is not None:
             report = work / name.replace(" ", "-")
-            argv = [entry_point("dagl-eval"), "--task", track.task, *args, *score_options, "--model", str(weights),
-                    "--report", str(report)]
+            test_set, extra = scoring
+            argv = [*track.eval_command(test_set, str(weights), entry_point("dagl-eval")), *extra,
+                    *score_options, "--report", str(report)]
             summary["steps"].append(_step(name, argv, env, guard, log))
             key = name.removeprefix("score ")
             summary["scores"][key] = _mean_psnr(report, key.removesuffix(" x8").replace(" ", "-"))

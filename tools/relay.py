@@ -123,9 +123,11 @@ class Track:
         """How a GPU window's summary names a set's score: ``classic5 q10``, ``bsd68 s25``."""
         return f"{name} {self.variant}{self.sets[name][0]}"
 
-    def eval_args(self, name: str) -> list[str]:
-        """``dagl-eval``'s options for a set under the paper's protocol."""
-        return ["--dataset", name, f"--{self.option}", str(self.sets[name][0])]
+    def eval_command(self, name: str, model: str, program: str = "dagl-eval") -> list[str]:
+        """The ``dagl-eval`` command (``program``: its path, where it must be named) that scores ``model`` on set
+        ``name`` under the paper's protocol; a path, backend or report option follows it."""
+        return [program, "--task", self.task, "--dataset", name, f"--{self.option}", str(self.sets[name][0]),
+                "--model", model]
 
     def label(self, name: str) -> str:
         value = self.sets[name][0]
@@ -305,9 +307,8 @@ def dagl_eval(weights: Path, track: Track, name: str, folder: Path, threads: int
         stamp, table = part / "weights.sha256", part / f"{name}-{track.variant}{value}.csv"
         if not (stamp.is_file() and stamp.read_text().strip() == digest and table.is_file()):
             stamp.unlink(missing_ok=True)
-            subprocess.run(["dagl-eval", "--task", track.task, *track.eval_args(name), "--model", str(weights),
-                            "--threads", str(threads), "--images", ",".join(chosen), "--report", str(part)],
-                           check=True)
+            subprocess.run([*track.eval_command(name, str(weights)), "--threads", str(threads),
+                            "--images", ",".join(chosen), "--report", str(part)], check=True)
             for other in part.iterdir():  # the means are all a part is kept for (committed, under SCORES)
                 if other != table:
                     other.unlink()
@@ -324,8 +325,8 @@ def dagl_eval(weights: Path, track: Track, name: str, folder: Path, threads: int
 
 def fast_eval(weights: Path, track: Track, name: str, folder: Path, threads: int = 1) -> float:
     """Model PSNR of ``dagl-eval`` on the :data:`FAST_PATH` on the full images of set ``name`` (one call)."""
-    subprocess.run(["dagl-eval", "--task", track.task, *track.eval_args(name), "--model", str(weights),
-                    *FAST_PATH, "--threads", str(threads), "--report", str(folder)], check=True)
+    subprocess.run([*track.eval_command(name, str(weights)), *FAST_PATH, "--threads", str(threads),
+                    "--report", str(folder)], check=True)
     means = report_means(folder / f"{name}-{track.variant}{track.sets[name][0]}.csv")
     return next(psnr for model, psnr in means.items() if model != "input")
 
@@ -458,7 +459,7 @@ def card_with_protocol(card: str, row: CurveRow, weights: Path, x8: dict[str, fl
                      f"{paper:.2f} |")
     first = next(iter(track.sets))
     model = track.task if track.sigma is None else f"dagl/weights/{track.weights_name}"
-    example = " ".join(["dagl-eval", "--task", track.task, *track.eval_args(first), "--model", model])
+    example = " ".join(track.eval_command(first, model))
     so_far = ("across the relay's CPU legs and GPU windows" if track is JPEG else
               "the jpeg training it started from included, across CPU legs and GPU windows")
     return "\n".join(lines) + f"""
@@ -480,8 +481,7 @@ these test sets:
 
 def _fast_path(track: Track, name: str, value: float) -> str:
     """The card's paragraph on a figure of the :data:`FAST_PATH`, and on the command that measures the protocol's."""
-    command = " ".join(["dagl-eval", "--task", track.task, *track.eval_args(name), "--model",
-                        f"dagl/weights/{track.weights_name}", *FAST_PATH, "--threads", "1"])
+    command = " ".join([*track.eval_command(name, f"dagl/weights/{track.weights_name}"), *FAST_PATH, "--threads", "1"])
     return (f"On the fast path (`{command}`: OpenVINO computing the float32 network in bfloat16 on grid tiles, "
             f"minutes for BSD68: 11 on a Xeon core with AMX, 29 on an AMD EPYC core without, where the release chop "
             f"in float32 takes about three hours), "
