@@ -19,6 +19,10 @@ what this one shipped. One run:
    ``dagl/weights/`` and adds one row to the learning curve (``docs/learning-curve.csv``, the table in
    ``docs/training.md`` and ``docs/learning-curve.png``).
 
+``run --track denoise-s25`` runs the same leg for the denoise sigma-25 model: its shipped weights, its own recipe
+(:attr:`Track.recipe`: batches of 8 32x32 crops, lr 2e-4), its scoring time measured on the fast path (below)
+and its bar.
+
 ``record RUN`` does steps 4-5 alone for a finished ``dagl-train --init`` run folder, and resumes a scoring that
 a stop cut short; ``record-window FOLDER`` ships what a GPU window returned (tools/gpu_window.py) by the same
 rule. Commit the three files afterwards. A run's or a window's task is read from it: a denoise sigma-25 one
@@ -38,7 +42,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+import resource
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +80,16 @@ SET_NAMES = {"classic5": "Classic5", "live1": "LIVE1", "bsd68": "BSD68"}
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """How ``run``'s CPU legs train a track: crops per iteration, crop side, peak learning rate (its cosine over
+    the time budget); the moving average (``--ema``) and torch.compile are every track's."""
+
+    batch_size: int
+    patch: int
+    lr: float
+
+
+@dataclass(frozen=True)
 class Track:
     """One shipped model and its record: its weights, the test sets it is scored on (dataset: (quality or
     sigma, degraded input's PSNR, the paper's x8 PSNR)), its learning curve (a CSV under docs/, a table
@@ -92,6 +108,13 @@ class Track:
     start: str | None = None
     #: Sets scored only on request (``--live1``): hours more than a session spares.
     optional: tuple[str, ...] = ()
+    #: What ``run`` trains with: the set-up the track's last CPU legs paid with (docs/training.md).
+    recipe: Recipe = Recipe(batch_size=4, patch=64, lr=1e-4)
+
+    @property
+    def name(self) -> str:
+        """How ``run --track`` names it: ``jpeg``, ``denoise-s25``."""
+        return Path(self.weights_name).stem.removeprefix("dagl-")
 
     @property
     def variant(self) -> str:
@@ -123,6 +146,12 @@ class Track:
         """How a GPU window's summary names a set's score: ``classic5 q10``, ``bsd68 s25``."""
         return f"{name} {self.variant}{self.sets[name][0]}"
 
+    def images(self, name: str) -> list[str]:
+        """The names of set ``name``'s images, in the order ``dagl-eval`` scores them."""
+        from dagl.data.datasets import named_set
+
+        return [image for image, _, _ in named_set(name, **{self.option: self.sets[name][0]}).pairs]
+
     def eval_command(self, name: str, model: str, program: str = "dagl-eval") -> list[str]:
         """The ``dagl-eval`` command (``program``: its path, where it must be named) that scores ``model`` on set
         ``name`` under the paper's protocol; a path, backend or report option follows it."""
@@ -153,7 +182,8 @@ JPEG = Track("jpeg", None, TEST_SETS, "learning-curve.csv", "learning-curve", "J
 #: output is (20.462 dB; unclipped noise of std 25/255 would score 20 log10(255/25) = 20.17).
 DENOISE_S25 = Track("denoise", 25, {"bsd68": (25, 20.46, 29.46)}, "learning-curve-denoise-s25.csv",
                     "learning-curve-denoise-s25", "noisy input", bars={"bsd68": ("BM3D", 28.57)},
-                    others=(("BM3D", 28.57), ("DnCNN", 29.23)), start="dagl-denoise-s25-cpu-start.safetensors")
+                    others=(("BM3D", 28.57), ("DnCNN", 29.23)), start="dagl-denoise-s25-cpu-start.safetensors",
+                    recipe=Recipe(batch_size=8, patch=32, lr=2e-4))
 TRACKS = {JPEG.weights_name: JPEG, DENOISE_S25.weights_name: DENOISE_S25}
 
 
@@ -247,7 +277,7 @@ def _write_plot(rows: list[CurveRow], track: Track) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("training crops seen (32x32 and up)")
     ax.set_ylabel("PSNR, full images, no ensemble (dB)")
-    ax.set_title(f"DAGL {Path(track.weights_name).stem.removeprefix('dagl-')}: the relay's learning curve "
+    ax.set_title(f"DAGL {track.name}: the relay's learning curve "
                  f"(dagl-eval, full images)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
@@ -287,6 +317,47 @@ def seconds_per_call(task: str) -> float:
     return min(times)
 
 
+def scoring_reserve(track: Track, weights: Path, live1: bool) -> tuple[float, str]:
+    """Seconds of a leg's budget to keep for its scoring on this core, and how they were found (one line).
+
+    A track with a bar is scored on the :data:`FAST_PATH` (:func:`fast_path_seconds`), jpeg with the release's
+    chop (:func:`seconds_per_call`); either way 1.25 x the measured time, and a minute to write.
+    """
+    if not track.bars:
+        per_call = seconds_per_call(track.task)
+        calls = CHOP_CALLS["classic5"] + (CHOP_CALLS["live1"] if live1 else 0)
+        return 1.25 * calls * per_call + 60, f"{per_call:.2f} s per 76x76 call"
+    reserve, said = 60.0, []
+    for name in track.bars:
+        per_image, start = fast_path_seconds(weights, track, name)
+        reserve += 1.25 * per_image * len(track.images(name)) + start
+        said.append(f"{per_image:.1f} s per {SET_NAMES.get(name, name)} image on the fast path")
+    return reserve, "; ".join(said)
+
+
+def fast_path_seconds(weights: Path, track: Track, name: str) -> tuple[float, float]:
+    """(CPU seconds per image, CPU seconds of starting a call) of :func:`fast_eval` on set ``name`` on this core.
+
+    Three ``dagl-eval`` calls on the set's first images: one to convert the weights into OpenVINO's engine cache
+    (the trained weights' conversion is in the reserve's minute), then one image and two: their difference is an
+    image, the rest a call's start (imports, compiling a tile's shape).
+    """
+    first, second = track.images(name)[:2]
+
+    def cpu_seconds(images: list[str]) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([*track.eval_command(name, str(weights)), *FAST_PATH, "--threads", "1",
+                            "--images", ",".join(images), "--report", tmp], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+    cpu_seconds([first])
+    one, two = cpu_seconds([first]), cpu_seconds([first, second])
+    per_image = max(two - one, 0.0)
+    return per_image, max(one - per_image, 0.0)
+
+
 def dagl_eval(weights: Path, track: Track, name: str, folder: Path, threads: int = 1) -> tuple[float, float]:
     """(model PSNR, input PSNR) of ``dagl-eval``'s default protocol on the full images of set ``name``.
 
@@ -295,11 +366,9 @@ def dagl_eval(weights: Path, track: Track, name: str, folder: Path, threads: int
     spare, so a scoring that was stopped continues from its finished parts when ``record`` runs again, and a
     part scored for other weights is scored anew.
     """
-    from dagl.data.datasets import named_set
     from dagl.files import file_digest
 
-    value = track.sets[name][0]
-    names = [image for image, _, _ in named_set(name, **{track.option: value}).pairs]
+    value, names = track.sets[name][0], track.images(name)
     digest = file_digest(weights)
     per_image: dict[str, dict[str, float]] = {}
     for first in range(0, len(names), PART_IMAGES):
@@ -521,59 +590,74 @@ def window_start(track: Track) -> Path:
     return start
 
 
+def _recipes(field_name: str) -> str:
+    """Each track's value of a :class:`Recipe` field, for ``run --help``: ``jpeg 4, denoise-s25 8``."""
+    return ", ".join(f"{track.name} {getattr(track.recipe, field_name):g}" for track in TRACKS.values())
+
+
 @click.group()
 def main() -> None:
-    """The CPU relay that continues the shipped jpeg weights, and the shipping of GPU windows (jpeg, denoise
-    sigma 25; see docs/training.md)."""
+    """The CPU relay that continues the shipped weights of a track (jpeg; denoise sigma 25), and the shipping of
+    GPU windows (see docs/training.md)."""
 
 
 @main.command()
+@click.option("--track", "track_name", default=JPEG.name, show_default=True,
+              type=click.Choice([track.name for track in TRACKS.values()]),
+              help="Which shipped model to continue: jpeg (its bar: none; Classic5 q10 scored with the release's "
+                   "chop), denoise-s25 (ships only above BM3D's BSD68 sigma-25 figure, checked on the fast path).")
 @click.option("--budget", required=True, type=click.FloatRange(min=600), metavar="SECONDS",
               help="Wall-clock seconds for everything: training, evaluation, writing.")
 @click.option("--core", default=1, show_default=True, type=click.IntRange(min=0), help="The CPU core to run on.")
 @click.option("--nice", "niceness", default=19, show_default=True, type=click.IntRange(0, 19))
-@click.option("--live1", is_flag=True, help="Also score LIVE1 q10 (about 5.7x Classic5's time).")
+@click.option("--live1", is_flag=True, help="Also score LIVE1 q10 (the jpeg track; about 5.7x Classic5's time).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder  [default: runs/relay-<UTC time>]")
 @click.option("--start", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Weights to continue  [default: the shipped dagl/weights/dagl-jpeg.safetensors]")
+              help="Weights to continue  [default: the track's shipped file, dagl/weights/dagl-<track>.safetensors]")
 @click.option("--ema", default=0.999, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               metavar="DECAY", help="dagl-train's --ema DECAY: the moving average validates and ships.")
-@click.option("--batch-size", "batch", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Crops per iteration.")
-@click.option("--patch", default=64, show_default=True, type=click.IntRange(min=16),
-              help="Crop side in pixels (the GPU windows' too).")
-@click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Peak learning rate of the budget's cosine.")
+@click.option("--batch-size", "batch", type=click.IntRange(min=1),
+              help=f"Crops per iteration.  [default: the track's: {_recipes('batch_size')}]")
+@click.option("--patch", type=click.IntRange(min=16),
+              help=f"Crop side in pixels.  [default: the track's: {_recipes('patch')}]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help=f"Peak learning rate of the budget's cosine.  [default: the track's: {_recipes('lr')}]")
 @click.option("--compile/--no-compile", "compiled", default=True, show_default=True,
               help="Train under torch.compile (dagl-train --compile): a minute or two to compile, then each step "
                    "in 0.64x the CPU time (docs/training.md, the fast set-up).")
-def run(budget: float, core: int, niceness: int, live1: bool, out: Path | None, start: Path | None,
-        ema: float, batch: int, patch: int, lr: float, compiled: bool) -> None:
-    """Train, score, and ship if better: one session's leg of the relay."""
+def run(track_name: str, budget: float, core: int, niceness: int, live1: bool, out: Path | None,
+        start: Path | None, ema: float, batch: int | None, patch: int | None, lr: float | None,
+        compiled: bool) -> None:
+    """Train, score, and ship if better: one session's leg of the relay (the jpeg track unless --track says)."""
     from dagl.data.datasets import datasets_root
 
     began = time.monotonic()
-    start = start or WEIGHTS_DIR / "dagl-jpeg.safetensors"
+    track = next(track for track in TRACKS.values() if track.name == track_name)
+    if live1 and "live1" not in track.optional:
+        raise click.UsageError(f"--live1 is the jpeg track's; {track.name} is scored on "
+                               f"{', '.join(SET_NAMES.get(name, name) for name in track.sets)}")
+    start = start or WEIGHTS_DIR / track.weights_name
     if not start.is_file():
         raise click.ClickException(f"no weights to continue at {start}: pass --start")
     out = out or REPO / "runs" / f"relay-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M}"
     pin_to_core(core, niceness)
-    per_call = seconds_per_call("jpeg")
-    calls = CHOP_CALLS["classic5"] + (CHOP_CALLS["live1"] if live1 else 0)
-    reserve = 1.25 * calls * per_call + 60
+    reserve, measured = scoring_reserve(track, start, live1)
     train_budget = budget - reserve - (time.monotonic() - began)
-    click.echo(f"relay: {per_call:.2f} s per 76x76 call; {reserve / 60:.0f} min kept for scoring, "
-               f"{train_budget / 60:.0f} min to train", err=True)
+    click.echo(f"relay: {measured}; {reserve / 60:.0f} min kept for scoring, {train_budget / 60:.0f} min to train",
+               err=True)
     if train_budget < 600:
         raise click.ClickException(f"a budget of {budget:.0f} s leaves {train_budget:.0f} s to train: give more")
     # Paths relative to the checkout, run from it: the card records the command, and a card that ships
     # must not carry one machine's absolute paths.
     data, start, out = (Path(os.path.relpath(path.resolve(), REPO))
                         for path in (datasets_root() / "train" / "bsd400", start, out))
-    subprocess.run(["dagl-train", "--task", "jpeg", "--data", str(data), "--init", str(start),
+    sigma = [] if track.sigma is None else ["--sigma", str(track.sigma)]
+    recipe = track.recipe
+    subprocess.run(["dagl-train", "--task", track.task, *sigma, "--data", str(data), "--init", str(start),
                     "--time-budget", f"{train_budget:.0f}", "--out", str(out), *TRAIN_ARGS,
-                    "--batch-size", str(batch), "--patch", str(patch), "--lr", str(lr),
+                    "--batch-size", str(batch or recipe.batch_size), "--patch", str(patch or recipe.patch),
+                    "--lr", str(lr or recipe.lr),
                     "--ema", str(ema), *(["--compile"] if compiled else [])], check=True, cwd=REPO)
     out = REPO / out
     ship(Run.read(out), live1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -516,3 +517,61 @@ def test_a_part_scored_for_other_weights_is_scored_again(tiny_bsd68, tmp_path, m
     other = write_denoise_weights(tmp_path / "other.safetensors", 10, seed=7)
     assert relay.dagl_eval(other, relay.DENOISE_S25, "bsd68", folder) == (30.0, 20.0)  # scored anew
     assert len(calls) == 2
+
+
+# ---- run: a leg of either track, on its own recipe and its own scoring reserve --------------------------------
+@pytest.mark.parametrize("track, options, reserve", [
+    (relay.JPEG, {"--task": "jpeg", "--batch-size": "4", "--patch": "64", "--lr": "0.0001"},
+     1.25 * relay.CHOP_CALLS["classic5"] * 1.0 + 60),  # the chop at 1 CPU s per call
+    (relay.DENOISE_S25, {"--task": "denoise", "--sigma": "25", "--batch-size": "8", "--patch": "32", "--lr": "0.0002"},
+     60 + 1.25 * 25.0 * 5 + 5.0),  # the fast path at 25 s per image of the 5 and 5 s to start
+])
+def test_run_continues_the_tracks_shipped_weights_on_its_recipe_after_keeping_its_scoring_time(
+        repo, tiny_bsd68, monkeypatch, track, options, reserve):
+    shipped = write_denoise_weights(repo / "weights" / track.weights_name, 13461) if track.sigma else \
+        write_weights(repo / "weights" / track.weights_name, 16664)
+    calls, shipped_runs = [], []
+    monkeypatch.setattr(relay, "pin_to_core", lambda core, niceness: calls.append(("pin", core, niceness)))
+    monkeypatch.setattr(relay, "seconds_per_call", lambda task: 1.0)
+    monkeypatch.setattr(relay, "fast_path_seconds", lambda weights, asked, name: (
+        calls.append(("timed", weights, asked, name)), (25.0, 5.0))[1])
+    monkeypatch.setattr(relay.subprocess, "run", lambda args, **kwargs: calls.append(args))
+    monkeypatch.setattr(relay.Run, "read", classmethod(lambda cls, folder: folder))
+    monkeypatch.setattr(relay, "ship", lambda run, live1: shipped_runs.append((run, live1)))
+    out = repo / "leg"
+    result = CliRunner().invoke(relay.main, ["run", "--track", track.name, "--budget", "9000", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert calls[0] == ("pin", 1, 19)
+    if track.bars:  # the fast path is timed on the weights the leg starts from
+        assert calls[1] == ("timed", shipped, relay.DENOISE_S25, "bsd68")
+    train = calls[-1]
+    assert train[0] == "dagl-train" and "--compile" in train and ("--sigma" in train) == bool(track.sigma)
+    assert {name: train[train.index(name) + 1] for name in options} == options
+    assert (relay.REPO / train[train.index("--init") + 1]).resolve() == shipped.resolve()
+    assert -0.5 <= 9000 - reserve - float(train[train.index("--time-budget") + 1]) <= 2  # seconds spent, rounded
+    assert f"{reserve / 60:.0f} min kept for scoring" in result.output
+    assert [(run.resolve(), live1) for run, live1 in shipped_runs] == [(out.resolve(), False)]
+
+
+def test_run_refuses_live1_for_a_track_scored_on_bsd68_before_any_work(repo, monkeypatch):
+    monkeypatch.setattr(relay, "pin_to_core", lambda core, niceness: pytest.fail("pinned before refusing"))
+    result = CliRunner().invoke(relay.main, ["run", "--track", "denoise-s25", "--live1", "--budget", "9000"])
+    assert result.exit_code == 2 and "--live1 is the jpeg track's; denoise-s25 is scored on BSD68" in result.output
+
+
+def test_the_fast_paths_time_is_an_images_cpu_time_apart_from_a_calls_start(tiny_bsd68, monkeypatch):
+    """fast_path_seconds reads the CPU time of real child processes: a first call (the weights' conversion),
+    then one image and two; each child here burns 0.2 CPU s to start and 0.3 per image (the first 0.5 more)."""
+    calls, real_run = [], relay.subprocess.run
+
+    def burning_dagl_eval(args, **kwargs):
+        images = args[args.index("--images") + 1].split(",")
+        calls.append(images)
+        burn = 0.2 + 0.3 * len(images) + (0.5 if len(calls) == 1 else 0)
+        return real_run([sys.executable, "-c", f"import time\nwhile time.process_time() < {burn}: pass"], check=True)
+
+    monkeypatch.setattr(relay.subprocess, "run", burning_dagl_eval)
+    per_image, start = relay.fast_path_seconds(tiny_bsd68, relay.DENOISE_S25, "bsd68")
+    assert calls == [["test000"], ["test000"], ["test000", "test001"]]
+    assert per_image == pytest.approx(0.3, abs=0.05)
+    assert start == pytest.approx(0.2, abs=0.15)  # and the interpreter's own start
