@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def repo(tmp_path, monkeypatch):
 
 
 def fake_eval(psnr: float, track=relay.JPEG, name: str = "classic5"):
-    def score(weights, asked_track, asked_name, folder, threads):
+    def score(weights, asked_track, asked_name, folder, threads, backend="torch"):
         assert (asked_track, asked_name) == (track, name) and weights.name == track.weights_name
         return psnr, track.sets[name][1]
     return score
@@ -398,7 +399,7 @@ def test_record_denoise_ships_on_the_fast_path_and_score_records_the_protocols_f
     # `score` measures the protocol (in parts kept under docs/scores/) and writes it into the row and the card.
     scored = []
 
-    def protocol(weights, track, name, folder, threads):
+    def protocol(weights, track, name, folder, threads, backend):
         scored.append(folder.relative_to(repo / "scores"))
         return 29.094, 20.46
 
@@ -517,6 +518,53 @@ def test_a_part_scored_for_other_weights_is_scored_again(tiny_bsd68, tmp_path, m
     other = write_denoise_weights(tmp_path / "other.safetensors", 10, seed=7)
     assert relay.dagl_eval(other, relay.DENOISE_S25, "bsd68", folder) == (30.0, 20.0)  # scored anew
     assert len(calls) == 2
+
+
+@pytest.mark.slow
+def test_parts_computed_by_openvino_in_float32_give_the_protocols_figure(tiny_bsd68, tmp_path, monkeypatch):
+    """``score --backend openvino``: the first part on PyTorch, the rest on OpenVINO in float32 on the same chop;
+    the mean is the one PyTorch gives over the whole set (one dagl-eval call, the independent reference)."""
+    pytest.importorskip("openvino")
+    monkeypatch.setattr(relay, "PART_IMAGES", 2)
+    calls, real_run = [], relay.subprocess.run
+
+    def recorded(args, **kwargs):
+        calls.append(args)
+        return real_run(args, **kwargs)
+
+    monkeypatch.setattr(relay.subprocess, "run", recorded)
+    folder = tmp_path / "eval-bsd68"
+    relay.dagl_eval(tiny_bsd68, relay.DENOISE_S25, "bsd68", folder, backend="torch")
+    shutil.rmtree(folder / "part-01")
+    shutil.rmtree(folder / "part-02")
+    model, noisy = relay.dagl_eval(tiny_bsd68, relay.DENOISE_S25, "bsd68", folder, backend="openvino")
+    rerun = calls[3:]
+    assert [call[call.index("--images") + 1] for call in rerun] == ["test002,test003", "test004"]
+    for call in rerun:  # the protocol's tiling (dagl-eval's default chop), in float32
+        assert "--tiling" not in call and call[call.index("--backend") + 1:call.index("--backend") + 4] == [
+            "openvino", "--precision", "fp32"]
+    whole = tmp_path / "whole"
+    real_run(["dagl-eval", "--task", "denoise", "--dataset", "bsd68", "--sigma", "25", "--model", str(tiny_bsd68),
+              "--threads", "1", "--report", str(whole)], check=True)
+    means = relay.report_means(whole / "bsd68-s25.csv")
+    assert model == pytest.approx(means[next(k for k in means if k != "input")], abs=1e-4)
+    assert noisy == pytest.approx(means["input"], abs=1e-9)
+
+
+def test_score_passes_its_backend_to_the_scoring_and_says_so(repo, monkeypatch):
+    shipped = write_weights(repo / "weights" / "dagl-jpeg.safetensors", 667)
+    (repo / "weights" / "dagl-jpeg.md").write_text("card\n| live1 q10 | 27.77 | — | — | 29.70 |\n")
+    asked = []
+    monkeypatch.setattr(relay, "SCORES", repo / "scores")
+    monkeypatch.setattr(relay, "dagl_eval", lambda weights, track, name, folder, threads, backend: (
+        asked.append(backend), (29.2, 27.77))[1])
+    result = CliRunner().invoke(relay.main, ["score", str(shipped), "--set", "live1", "--backend", "openvino"])
+    assert result.exit_code == 0, result.output
+    assert asked == ["openvino"] and "LIVE1 q10 29.200 dB (dagl-eval's default protocol, full images, computed by " \
+        "openvino)" in result.output
+    result = CliRunner().invoke(relay.main, ["score", str(shipped), "--set", "live1", "--backend", "onnxruntime"])
+    assert result.exit_code == 2 and asked == ["openvino"]
+    assert (repo / "weights" / "dagl-jpeg.md").read_text() == "card\n| live1 q10 | 27.77 | 29.20 | — | 29.70 |\n"
 
 
 # ---- run: a leg of either track, on its own recipe and its own scoring reserve --------------------------------
