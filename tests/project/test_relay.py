@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -464,6 +465,15 @@ def tiny_bsd68(tmp_path, monkeypatch):
     return write_denoise_weights(tmp_path / "dagl-denoise-s25.safetensors", 10)
 
 
+def whole_set_means(weights, report, run=subprocess.run):
+    """(model, input) mean PSNR of one PyTorch dagl-eval call over the whole set: the scoring's independent
+    reference (``run``: the real subprocess.run, bound when this module loads, before a test patches it)."""
+    run(["dagl-eval", "--task", "denoise", "--dataset", "bsd68", "--sigma", "25", "--model", str(weights),
+                    "--threads", "1", "--report", str(report)], check=True)
+    means = relay.report_means(report / "bsd68-s25.csv")
+    return means[next(k for k in means if k != "input")], means["input"]
+
+
 @pytest.mark.slow
 def test_the_scoring_resumes_from_its_finished_parts_and_gives_the_whole_sets_mean(tiny_bsd68, tmp_path, monkeypatch):
     """Parts of two images: the second dagl-eval call is stopped, and the next scoring runs only the parts not
@@ -489,12 +499,7 @@ def test_the_scoring_resumes_from_its_finished_parts_and_gives_the_whole_sets_me
     assert {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} == {
         f"part-{i:02d}/{name}" for i in range(3) for name in ("bsd68-s25.csv", "weights.sha256")}
 
-    whole = tmp_path / "whole"
-    real_run(["dagl-eval", "--task", "denoise", "--dataset", "bsd68", "--sigma", "25", "--model", str(tiny_bsd68),
-              "--threads", "1", "--report", str(whole)], check=True)
-    means = relay.report_means(whole / "bsd68-s25.csv")
-    assert model == pytest.approx(means[next(k for k in means if k != "input")], abs=1e-9)
-    assert noisy == pytest.approx(means["input"], abs=1e-9)
+    assert (model, noisy) == pytest.approx(whole_set_means(tiny_bsd68, tmp_path / "whole"), abs=1e-9)
 
 
 def test_a_part_scored_for_other_weights_is_scored_again(tiny_bsd68, tmp_path, monkeypatch):
@@ -543,12 +548,8 @@ def test_parts_computed_by_openvino_in_float32_give_the_protocols_figure(tiny_bs
     for call in rerun:  # the protocol's tiling (dagl-eval's default chop), in float32
         assert "--tiling" not in call and call[call.index("--backend") + 1:call.index("--backend") + 4] == [
             "openvino", "--precision", "fp32"]
-    whole = tmp_path / "whole"
-    real_run(["dagl-eval", "--task", "denoise", "--dataset", "bsd68", "--sigma", "25", "--model", str(tiny_bsd68),
-              "--threads", "1", "--report", str(whole)], check=True)
-    means = relay.report_means(whole / "bsd68-s25.csv")
-    assert model == pytest.approx(means[next(k for k in means if k != "input")], abs=1e-4)
-    assert noisy == pytest.approx(means["input"], abs=1e-9)
+    reference, reference_noisy = whole_set_means(tiny_bsd68, tmp_path / "whole")
+    assert model == pytest.approx(reference, abs=1e-4) and noisy == pytest.approx(reference_noisy, abs=1e-9)
 
 
 def test_score_passes_its_backend_to_the_scoring_and_says_so(repo, monkeypatch):
