@@ -72,7 +72,7 @@ FAST_PATH = ["--tiling", "grid", "--backend", "openvino", "--precision", "bf16"]
 #: committed, so that a scoring longer than a session goes on in the next one.
 SCORES = REPO / "docs" / "scores"
 #: What can compute ``score``'s protocol (the release chop, float32, no ensemble): PyTorch, dagl-eval's default for
-#: weights, or OpenVINO in float32 on the same tiles: the same figures within 1e-7 dB per image in about 0.55x the
+#: weights, or OpenVINO in float32 on the same tiles: the same figures within 1e-7 dB per image in about 0.6x the
 #: CPU time on a CPU core (docs/training.md, "The protocol on OpenVINO float32"). A set's parts may come from either.
 PROTOCOL_BACKENDS = {"torch": [], "openvino": ["--backend", "openvino", "--precision", "fp32"]}
 TRAIN_ARGS = ["--val", "held-out", "--val-every", "0",
@@ -689,7 +689,7 @@ def record(folder: Path, live1: bool, threads: int) -> None:
               help="CPU threads for the scoring.")
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(list(PROTOCOL_BACKENDS)),
               help="What computes the protocol's float32 network on the release's chop: torch (dagl-eval's "
-                   "default) or openvino (OpenVINO in float32: the same figures in about 0.55x the CPU time; "
+                   "default) or openvino (OpenVINO in float32: the same figures in about 0.6x the CPU time; "
                    "pip install 'dagl[openvino]'). Parts finished by either are kept.")
 def score(weights: Path, name: str, threads: int, backend: str) -> None:
     """Score WEIGHTS (a file dagl-train or the relay wrote) with dagl-eval's default protocol on the full images
