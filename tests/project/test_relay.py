@@ -469,7 +469,7 @@ def whole_set_means(weights, report, run=subprocess.run):
     """(model, input) mean PSNR of one PyTorch dagl-eval call over the whole set: the scoring's independent
     reference (``run``: the real subprocess.run, bound when this module loads, before a test patches it)."""
     run(["dagl-eval", "--task", "denoise", "--dataset", "bsd68", "--sigma", "25", "--model", str(weights),
-                    "--threads", "1", "--report", str(report)], check=True)
+         "--threads", "1", "--report", str(report)], check=True)
     means = relay.report_means(report / "bsd68-s25.csv")
     return means[next(k for k in means if k != "input")], means["input"]
 
