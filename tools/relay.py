@@ -13,7 +13,8 @@ what this one shipped. One run:
 4. stops there, shipping nothing, unless the trained weights beat the shipped ones on the held-out split
    of the training images (``dagl-train --init`` keeps the better of the two on ``--val held-out`` and
    writes the starting weights back, with their iteration count, when they win);
-5. scores the trained weights with ``dagl-eval``'s default protocol (the release's chop, no ensemble) on
+5. scores the trained weights with ``dagl-eval``'s default protocol (the release's chop in float32, no
+   ensemble; computed by OpenVINO unless ``--backend torch``, :data:`PROTOCOL_BACKENDS`) on
    the full Classic5 q10 images, and LIVE1 q10 with ``--live1``, for the record only (a lower Classic5
    ships all the same), and ships them: it replaces the one weights file and its card in
    ``dagl/weights/`` and adds one row to the learning curve (``docs/learning-curve.csv``, the table in
@@ -59,8 +60,8 @@ TRAINING_DOC = REPO / "docs" / "training.md"
 TABLE_START, TABLE_END = "<!-- learning-curve:start -->", "<!-- learning-curve:end -->"
 #: The paper's protocol on the full images: (dagl-eval dataset, quality, JPEG input PSNR, paper's PSNR with x8).
 TEST_SETS = {"classic5": (10, 27.82, 30.08), "live1": (10, 27.77, 29.70)}
-#: Tiles of the release's chop per image, in network calls of 76x76 (Classic5: 5 x 256; LIVE1: 29 images).
-CHOP_CALLS = {"classic5": 5 * 256, "live1": 29 * 256}
+#: Tiles of the release's chop per image of Classic5 or LIVE1, in network calls of 76x76.
+CHOP_CALLS_PER_IMAGE = 256
 #: Images per ``dagl-eval`` call of the relay's scoring (:func:`dagl_eval`): what a stop can lose.
 PART_IMAGES = 8
 #: ``dagl-eval``'s fast CPU path: OpenVINO computing the float32 network in bfloat16 on grid tiles of 80 with an
@@ -71,9 +72,10 @@ FAST_PATH = ["--tiling", "grid", "--backend", "openvino", "--precision", "bf16"]
 #: The protocol's scorings of ``score``, one folder per weights file (its SHA-256) and test set, one CSV per part:
 #: committed, so that a scoring longer than a session goes on in the next one.
 SCORES = REPO / "docs" / "scores"
-#: What can compute ``score``'s protocol (the release chop, float32, no ensemble): PyTorch, dagl-eval's default for
-#: weights, or OpenVINO in float32 on the same tiles: the same figures within 1e-7 dB per image in about 0.6x the
-#: CPU time on a CPU core (docs/training.md, "The protocol on OpenVINO float32"). A set's parts may come from either.
+#: What can compute the relay's protocol (the release chop, float32, no ensemble): PyTorch, dagl-eval's default for
+#: weights, or OpenVINO in float32 on the same tiles, the relay's default: the same figures within 1e-7 dB per image
+#: in about 0.6x the CPU time on a CPU core (docs/training.md, "The protocol on OpenVINO float32"). A set's parts
+#: may come from either.
 PROTOCOL_BACKENDS = {"torch": [], "openvino": ["--backend", "openvino", "--precision", "fp32"]}
 TRAIN_ARGS = ["--val", "held-out", "--val-every", "0",
               "--workers", "0", "--device", "cpu", "--log-every", "10", "--checkpoint-every", "50"]
@@ -298,39 +300,48 @@ def pin_to_core(core: int, niceness: int) -> None:
         os.environ[name] = "1"
 
 
-def seconds_per_call(task: str) -> float:
-    """CPU seconds of one 76x76 network call (the chop's tile) on this core, float32, after a warm-up.
+def seconds_per_call(weights: Path, backend: str) -> tuple[float, float]:
+    """(CPU seconds of one 76x76 network call, the chop's tile, CPU seconds of a scoring call's start) of
+    ``weights`` in float32 on ``backend`` (:data:`PROTOCOL_BACKENDS`) on this core, as ``dagl-eval`` runs them.
 
-    CPU time, and the least of three calls: a neighbour's burst on the core when the relay starts must not make
-    the scoring reserve eat the training time.
+    The start is the backend's preparation of the weights (OpenVINO converts them: about 8 CPU s; PyTorch
+    nothing), measured with an empty engine cache since the trained weights to be scored are not converted yet.
+    A call is the least CPU time of three after a warm-up: a neighbour's burst on the core when the relay starts
+    must not make the scoring reserve eat the training time.
     """
-    import torch
+    import numpy as np
 
-    import dagl
+    from dagl.runtime.benchmark import cpu_seconds
+    from dagl.runtime.loader import create_runner
 
-    torch.set_num_threads(1)
-    net = dagl.create(task).eval()
-    x = torch.rand(1, 1, 76, 76)
-    with torch.inference_mode():
-        net(x)
-        times = []
-        for _ in range(3):
-            start = time.process_time()
-            net(x)
-            times.append(time.process_time() - start)
-    return min(times)
+    tile = np.random.default_rng(0).random((1, 1, 76, 76), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as cache:
+        runner = create_runner(weights, backend=backend, threads=1, engine_cache=Path(cache), precision="fp32")
+        began = cpu_seconds()
+        with runner:
+            runner.infer(tile)
+            first = cpu_seconds() - began
+            times = []
+            for _ in range(3):
+                began = cpu_seconds()
+                runner.infer(tile)
+                times.append(cpu_seconds() - began)
+    per_call = min(times)
+    return per_call, max(first - per_call, 0.0)
 
 
-def scoring_reserve(track: Track, weights: Path, live1: bool) -> tuple[float, str]:
+def scoring_reserve(track: Track, weights: Path, live1: bool, backend: str) -> tuple[float, str]:
     """Seconds of a leg's budget to keep for its scoring on this core, and how they were found (one line).
 
     A track with a bar is scored on the :data:`FAST_PATH` (:func:`fast_path_seconds`), jpeg with the release's
-    chop (:func:`seconds_per_call`); either way 1.25 x the measured time, and a minute to write.
+    chop on ``backend`` (:func:`seconds_per_call`: its calls, and a start per part); either way 1.25 x the
+    measured time, and a minute to write.
     """
     if not track.bars:
-        per_call = seconds_per_call(track.task)
-        calls = CHOP_CALLS["classic5"] + (CHOP_CALLS["live1"] if live1 else 0)
-        return 1.25 * calls * per_call + 60, f"{per_call:.2f} s per 76x76 call"
+        per_call, start = seconds_per_call(weights, backend)
+        images = [len(track.images(name)) for name in track.sets if live1 or name not in track.optional]
+        calls, parts = CHOP_CALLS_PER_IMAGE * sum(images), sum(-(-count // PART_IMAGES) for count in images)
+        return 1.25 * (calls * per_call + parts * start) + 60, f"{per_call:.2f} s per 76x76 call on {backend}"
     reserve, said = 60.0, []
     for name in track.bars:
         per_image, start = fast_path_seconds(weights, track, name)
@@ -445,10 +456,10 @@ def trained_won(trained: Path, init: Path) -> bool:
     return done > int(weights_metadata(init).get("dagl.iterations", 0))
 
 
-def ship(run: Run, live1: bool, threads: int = 1) -> None:
+def ship(run: Run, live1: bool, threads: int = 1, backend: str = "openvino") -> None:
     """If the run's weights beat its starting ones on the held-out split, score them on the track's test
-    sets (reported, never selected on; a track with a bar, denoise sigma 25, ships only above it), ship
-    them and add the curve's row."""
+    sets (reported, never selected on; a track with a bar, denoise sigma 25, ships only above it; the protocol
+    computed by ``backend``), ship them and add the curve's row."""
     track = run.track
     trained = run.folder / track.weights_name
     if not trained_won(trained, run.init):
@@ -468,7 +479,7 @@ def ship(run: Run, live1: bool, threads: int = 1) -> None:
     previous = read_curve(track)[-1]
     scores = {}
     for name in (n for n in track.sets if live1 or n not in track.optional):
-        scores[name], _ = dagl_eval(trained, track, name, run.folder / f"eval-{name}", threads)
+        scores[name], _ = dagl_eval(trained, track, name, run.folder / f"eval-{name}", threads, backend)
         click.echo(f"relay: {track.label(name)} {scores[name]:.3f} dB (shipped: "
                    f"{previous.scores[track.column(name)] or float('nan'):.3f} dB)", err=True)
     publish(trained, trained.with_suffix(".md").read_text(), run.init, run.iterations * run.batch,
@@ -601,6 +612,14 @@ def _recipes(field_name: str) -> str:
     return ", ".join(f"{track.name} {getattr(track.recipe, field_name):g}" for track in TRACKS.values())
 
 
+backend_option = click.option(
+    "--backend", default="openvino", show_default=True, type=click.Choice(list(PROTOCOL_BACKENDS)),
+    help="What computes the protocol's float32 network on the release's chop: openvino (OpenVINO in float32: "
+         "dagl-eval's PyTorch figures within 1e-7 dB per image, in about 0.6x the CPU time; pip install "
+         "'dagl[openvino]', part of the test extra) or torch (dagl-eval's default for weights). Denoise's bar is "
+         "checked on the fast path, OpenVINO in bfloat16, either way.")
+
+
 @click.group()
 def main() -> None:
     """The CPU relay that continues the shipped weights of a track (jpeg; denoise sigma 25), and the shipping of
@@ -632,11 +651,13 @@ def main() -> None:
 @click.option("--compile/--no-compile", "compiled", default=True, show_default=True,
               help="Train under torch.compile (dagl-train --compile): a minute or two to compile, then each step "
                    "in 0.64x the CPU time (docs/training.md, the fast set-up).")
+@backend_option
 def run(track_name: str, budget: float, core: int, niceness: int, live1: bool, out: Path | None,
         start: Path | None, ema: float, batch: int | None, patch: int | None, lr: float | None,
-        compiled: bool) -> None:
+        compiled: bool, backend: str) -> None:
     """Train, score, and ship if better: one session's leg of the relay (the jpeg track unless --track says)."""
     from dagl.data.datasets import datasets_root
+    from dagl.errors import DaglError
 
     began = time.monotonic()
     track = next(track for track in TRACKS.values() if track.name == track_name)
@@ -648,7 +669,10 @@ def run(track_name: str, budget: float, core: int, niceness: int, live1: bool, o
         raise click.ClickException(f"no weights to continue at {start}: pass --start")
     out = out or REPO / "runs" / f"relay-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M}"
     pin_to_core(core, niceness)
-    reserve, measured = scoring_reserve(track, start, live1)
+    try:
+        reserve, measured = scoring_reserve(track, start, live1, backend)
+    except DaglError as exc:  # the backend cannot run here (OpenVINO not installed): before any training
+        raise click.ClickException(str(exc)) from None
     train_budget = budget - reserve - (time.monotonic() - began)
     click.echo(f"relay: {measured}; {reserve / 60:.0f} min kept for scoring, {train_budget / 60:.0f} min to train",
                err=True)
@@ -666,7 +690,7 @@ def run(track_name: str, budget: float, core: int, niceness: int, live1: bool, o
                     "--lr", str(lr or recipe.lr),
                     "--ema", str(ema), *(["--compile"] if compiled else [])], check=True, cwd=REPO)
     out = REPO / out
-    ship(Run.read(out), live1)
+    ship(Run.read(out), live1, backend=backend)
 
 
 @main.command()
@@ -674,11 +698,12 @@ def run(track_name: str, budget: float, core: int, niceness: int, live1: bool, o
 @click.option("--live1", is_flag=True, help="Also score LIVE1 q10.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="CPU threads for the scoring (the run's own scoring uses its one core).")
-def record(folder: Path, live1: bool, threads: int) -> None:
+@backend_option
+def record(folder: Path, live1: bool, threads: int, backend: str) -> None:
     """Score a finished dagl-train --init run folder and ship it if better (steps 4-5 of ``run``): a jpeg run,
     or a denoise sigma-25 run, which ships only above BM3D's BSD68 figure. The scoring keeps its finished
     parts in the folder: run it again after a stop and it goes on where it was."""
-    ship(Run.read(folder), live1, threads)
+    ship(Run.read(folder), live1, threads, backend)
 
 
 @main.command()
@@ -687,18 +712,15 @@ def record(folder: Path, live1: bool, threads: int) -> None:
               help="A test set of the weights' track: classic5 or live1 (jpeg), bsd68 (denoise sigma 25).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="CPU threads for the scoring.")
-@click.option("--backend", default="torch", show_default=True, type=click.Choice(list(PROTOCOL_BACKENDS)),
-              help="What computes the protocol's float32 network on the release's chop: torch (dagl-eval's "
-                   "default) or openvino (OpenVINO in float32: the same figures in about 0.6x the CPU time; "
-                   "pip install 'dagl[openvino]'). Parts finished by either are kept.")
+@backend_option
 def score(weights: Path, name: str, threads: int, backend: str) -> None:
     """Score WEIGHTS (a file dagl-train or the relay wrote) with dagl-eval's default protocol on the full images
     of a test set, and record the figure: on the learning-curve row of the same iteration count and, when
     WEIGHTS are the shipped file, on its card.
 
     The scoring runs in parts of 8 images, each part's CSV kept under docs/scores/<weights>-<SHA-256>/: commit
-    them, and the same command in a later session goes on from the finished parts (LIVE1 and BSD68 take about
-    three hours of one core). Weights the relay has since replaced come back with `git show
+    them, and the same command in a later session goes on from the finished parts, whichever backend computed
+    them (LIVE1 and BSD68 take about three hours of one core). Weights the relay has since replaced come back with `git show
     REV:dagl/weights/dagl-jpeg.safetensors > FILE`.
     """
     from dagl.files import file_digest

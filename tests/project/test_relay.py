@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 import dagl
 import relay  # tools/ is on pytest's pythonpath
 from dagl.files import file_digest
+from dagl.runtime.base import RuntimeLoadError
 from dagl.weights.checkpoints import save_safetensors, weights_metadata
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -56,9 +57,10 @@ def repo(tmp_path, monkeypatch):
     return tmp_path
 
 
-def fake_eval(psnr: float, track=relay.JPEG, name: str = "classic5"):
-    def score(weights, asked_track, asked_name, folder, threads, backend="torch"):
-        assert (asked_track, asked_name) == (track, name) and weights.name == track.weights_name
+def fake_eval(psnr: float, track=relay.JPEG, name: str = "classic5", backend: str = "openvino"):
+    def score(weights, asked_track, asked_name, folder, threads, asked_backend="torch"):
+        assert (asked_track, asked_name, asked_backend) == (track, name, backend)
+        assert weights.name == track.weights_name
         return psnr, track.sets[name][1]
     return score
 
@@ -79,9 +81,10 @@ def test_a_run_whose_trained_weights_lost_on_the_held_out_split_ships_nothing_an
     assert not (repo / "docs" / "learning-curve.png").exists()
 
 
-def test_a_better_run_ships_weights_card_and_one_curve_row(repo, monkeypatch):
-    monkeypatch.setattr(relay, "dagl_eval", fake_eval(28.512))
-    result = CliRunner().invoke(relay.main, ["record", str(repo / "run")])
+@pytest.mark.parametrize("options, backend", [([], "openvino"), (["--backend", "torch"], "torch")])
+def test_a_better_run_ships_weights_card_and_one_curve_row(repo, monkeypatch, options, backend):
+    monkeypatch.setattr(relay, "dagl_eval", fake_eval(28.512, backend=backend))
+    result = CliRunner().invoke(relay.main, ["record", str(repo / "run"), *options])
     assert result.exit_code == 0, result.output
     shipped = repo / "weights" / "dagl-jpeg.safetensors"
     meta = weights_metadata(shipped)
@@ -570,36 +573,66 @@ def test_score_passes_its_backend_to_the_scoring_and_says_so(repo, monkeypatch):
 
 # ---- run: a leg of either track, on its own recipe and its own scoring reserve --------------------------------
 @pytest.mark.parametrize("track, options, reserve", [
+    # The chop at 1 CPU s per call over 9 images (two parts of the scoring, each starting in 4 s).
     (relay.JPEG, {"--task": "jpeg", "--batch-size": "4", "--patch": "64", "--lr": "0.0001"},
-     1.25 * relay.CHOP_CALLS["classic5"] * 1.0 + 60),  # the chop at 1 CPU s per call
+     1.25 * (9 * relay.CHOP_CALLS_PER_IMAGE * 1.0 + 2 * 4.0) + 60),
+    # The fast path at 25 s per image of the 9 and 5 s to start.
     (relay.DENOISE_S25, {"--task": "denoise", "--sigma": "25", "--batch-size": "8", "--patch": "32", "--lr": "0.0002"},
-     60 + 1.25 * 25.0 * 5 + 5.0),  # the fast path at 25 s per image of the 5 and 5 s to start
+     60 + 1.25 * 25.0 * 9 + 5.0),
 ])
 def test_run_continues_the_tracks_shipped_weights_on_its_recipe_after_keeping_its_scoring_time(
         repo, tiny_bsd68, monkeypatch, track, options, reserve):
     shipped = write_denoise_weights(repo / "weights" / track.weights_name, 13461) if track.sigma else \
         write_weights(repo / "weights" / track.weights_name, 16664)
     calls, shipped_runs = [], []
+    monkeypatch.setattr(relay.Track, "images", lambda self, name: [f"image{i}" for i in range(9)])
     monkeypatch.setattr(relay, "pin_to_core", lambda core, niceness: calls.append(("pin", core, niceness)))
-    monkeypatch.setattr(relay, "seconds_per_call", lambda task: 1.0)
+    monkeypatch.setattr(relay, "seconds_per_call", lambda weights, backend: (
+        calls.append(("probed", weights, backend)), (1.0, 4.0))[1])
     monkeypatch.setattr(relay, "fast_path_seconds", lambda weights, asked, name: (
         calls.append(("timed", weights, asked, name)), (25.0, 5.0))[1])
     monkeypatch.setattr(relay.subprocess, "run", lambda args, **kwargs: calls.append(args))
     monkeypatch.setattr(relay.Run, "read", classmethod(lambda cls, folder: folder))
-    monkeypatch.setattr(relay, "ship", lambda run, live1: shipped_runs.append((run, live1)))
+    monkeypatch.setattr(relay, "ship", lambda run, live1, backend: shipped_runs.append((run, live1, backend)))
     out = repo / "leg"
     result = CliRunner().invoke(relay.main, ["run", "--track", track.name, "--budget", "9000", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert calls[0] == ("pin", 1, 19)
-    if track.bars:  # the fast path is timed on the weights the leg starts from
-        assert calls[1] == ("timed", shipped, relay.DENOISE_S25, "bsd68")
+    # The fast path, or the chop on the backend that will score (OpenVINO), timed on the weights the leg starts from.
+    assert calls[1] == (("timed", shipped, relay.DENOISE_S25, "bsd68") if track.bars else ("probed", shipped, "openvino"))
     train = calls[-1]
     assert train[0] == "dagl-train" and "--compile" in train and ("--sigma" in train) == bool(track.sigma)
     assert {name: train[train.index(name) + 1] for name in options} == options
     assert (relay.REPO / train[train.index("--init") + 1]).resolve() == shipped.resolve()
     assert -0.5 <= 9000 - reserve - float(train[train.index("--time-budget") + 1]) <= 2  # seconds spent, rounded
     assert f"{reserve / 60:.0f} min kept for scoring" in result.output
-    assert [(run.resolve(), live1) for run, live1 in shipped_runs] == [(out.resolve(), False)]
+    assert [(run.resolve(), live1, backend) for run, live1, backend in shipped_runs] == [(out.resolve(), False, "openvino")]
+
+
+def test_run_refuses_a_backend_that_cannot_run_here_before_training(repo, monkeypatch):
+    write_weights(repo / "weights" / relay.JPEG.weights_name, 16664)
+    monkeypatch.setattr(relay, "pin_to_core", lambda core, niceness: None)
+
+    def no_openvino(weights, backend):
+        raise RuntimeLoadError("--backend openvino needs OpenVINO: pip install 'dagl[openvino]'")
+
+    monkeypatch.setattr(relay, "seconds_per_call", no_openvino)
+    monkeypatch.setattr(relay.subprocess, "run", lambda args, **kwargs: pytest.fail(f"ran {args}"))
+    result = CliRunner().invoke(relay.main, ["run", "--budget", "9000", "--out", str(repo / "leg")])
+    assert result.exit_code == 1 and result.output == \
+        "Error: --backend openvino needs OpenVINO: pip install 'dagl[openvino]'\n"
+
+
+@pytest.mark.slow
+def test_the_chops_call_is_timed_on_the_backend_that_scores_with_its_conversion_apart(tmp_path):
+    """OpenVINO converts the weights before its first call (seconds, once per scoring call: the reserve's start),
+    PyTorch runs them as they are; a call's time is the same 76x76 tile's on either."""
+    pytest.importorskip("openvino")
+    weights = write_weights(tmp_path / "w.safetensors", 667)
+    openvino_call, openvino_start = relay.seconds_per_call(weights, "openvino")
+    torch_call, torch_start = relay.seconds_per_call(weights, "torch")
+    assert 0 < openvino_call and 0 < torch_call
+    assert openvino_start > torch_start + 2 * openvino_call
 
 
 def test_run_refuses_live1_for_a_track_scored_on_bsd68_before_any_work(repo, monkeypatch):
