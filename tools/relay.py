@@ -434,6 +434,8 @@ class Run:
     patch: int
     train_seconds: float
     track: Track = JPEG
+    #: Trained under torch.compile (``dagl-train --compile``): the curve's note says so, as steps cost less.
+    compiled: bool = False
 
     @classmethod
     def read(cls, folder: Path) -> Run:
@@ -444,7 +446,7 @@ class Run:
         init = Path(config["init"])  # relative to the checkout, where ``run`` starts dagl-train
         return cls(folder, init if init.is_absolute() else REPO / init, int(state["iteration"]),
                    int(config["batch_size"]), int(config["patch"]), float(state["train_seconds"]),
-                   track_for(config.get("task", "jpeg"), config.get("sigma")))
+                   track_for(config.get("task", "jpeg"), config.get("sigma")), bool(config.get("compile", False)))
 
 
 def trained_won(trained: Path, init: Path) -> bool:
@@ -466,7 +468,8 @@ def ship(run: Run, live1: bool, threads: int = 1, backend: str = "openvino") -> 
         click.echo("relay: the trained weights validate worse than the starting ones on the held-out split; "
                    "nothing shipped", err=True)
         return
-    note = f"+{run.iterations} it, batch {run.batch} of {run.patch}x{run.patch}"
+    compiled = ", torch.compile" if run.compiled else ""
+    note = f"+{run.iterations} it, batch {run.batch} of {run.patch}x{run.patch}{compiled}"
     if track.bars:  # the protocol takes hours per set on a core: the bar is checked on the fast path
         fast = {name: fast_eval(trained, track, name, run.folder / f"fast-{name}", threads) for name in track.bars}
         for name, value in fast.items():
@@ -720,8 +723,8 @@ def score(weights: Path, name: str, threads: int, backend: str) -> None:
 
     The scoring runs in parts of 8 images, each part's CSV kept under docs/scores/<weights>-<SHA-256>/: commit
     them, and the same command in a later session goes on from the finished parts, whichever backend computed
-    them (LIVE1 and BSD68 take about three hours of one core). Weights the relay has since replaced come back with `git show
-    REV:dagl/weights/dagl-jpeg.safetensors > FILE`.
+    them (LIVE1 and BSD68 take about three hours of one core). Weights the relay has since replaced come back
+    with `git show REV:dagl/weights/dagl-jpeg.safetensors > FILE`.
     """
     from dagl.files import file_digest
     from dagl.weights.checkpoints import weights_metadata

@@ -317,8 +317,8 @@ def denoise_run(repo, denoise_window):
     run = repo / "run-denoise"
     run.mkdir()
     start = relay.SHARED_WEIGHTS / relay.DENOISE_S25.start
-    torch.save({"config": {"task": "denoise", "sigma": 25, "init": str(start), "batch_size": 8, "patch": 32},
-                "iteration": 500, "train_seconds": 1800.0}, run / "checkpoint.pt")
+    torch.save({"config": {"task": "denoise", "sigma": 25, "init": str(start), "batch_size": 8, "patch": 32,
+                           "compile": True}, "iteration": 500, "train_seconds": 1800.0}, run / "checkpoint.pt")
 
     def make(iterations: int):
         write_denoise_weights(run / "dagl-denoise-s25.safetensors", iterations, seed=4)
@@ -394,7 +394,7 @@ def test_record_denoise_ships_on_the_fast_path_and_score_records_the_protocols_f
     assert "`python tools/relay.py score dagl/weights/dagl-denoise-s25.safetensors --set bsd68`" in card
     assert ("29.08 dB on the fast path is above BM3D 28.57 and below DnCNN 29.23, DAGL (paper, x8) 29.46. These "
             "weights ship only when they beat BM3D's 28.57 dB") in card
-    note = "+500 it, batch 8 of 32x32"
+    note = "+500 it, batch 8 of 32x32, torch.compile"  # the run's config says --compile (the jpeg run's does not)
     with (repo / "docs" / "learning-curve-denoise-s25.csv").open() as fh:  # the fast path has a column of its own
         assert [(r["bsd68_s25"], r["bsd68_s25_fast"], r["note"]) for r in csv.DictReader(fh)] == [
             ("", "", "the CPU start"), ("", "29.08", note)]
@@ -599,14 +599,16 @@ def test_run_continues_the_tracks_shipped_weights_on_its_recipe_after_keeping_it
     assert result.exit_code == 0, result.output
     assert calls[0] == ("pin", 1, 19)
     # The fast path, or the chop on the backend that will score (OpenVINO), timed on the weights the leg starts from.
-    assert calls[1] == (("timed", shipped, relay.DENOISE_S25, "bsd68") if track.bars else ("probed", shipped, "openvino"))
+    probe = ("timed", shipped, relay.DENOISE_S25, "bsd68") if track.bars else ("probed", shipped, "openvino")
+    assert calls[1] == probe
     train = calls[-1]
     assert train[0] == "dagl-train" and "--compile" in train and ("--sigma" in train) == bool(track.sigma)
     assert {name: train[train.index(name) + 1] for name in options} == options
     assert (relay.REPO / train[train.index("--init") + 1]).resolve() == shipped.resolve()
     assert -0.5 <= 9000 - reserve - float(train[train.index("--time-budget") + 1]) <= 2  # seconds spent, rounded
     assert f"{reserve / 60:.0f} min kept for scoring" in result.output
-    assert [(run.resolve(), live1, backend) for run, live1, backend in shipped_runs] == [(out.resolve(), False, "openvino")]
+    assert [(run.resolve(), live1, backend) for run, live1, backend in shipped_runs] == [
+        (out.resolve(), False, "openvino")]
 
 
 def test_run_refuses_a_backend_that_cannot_run_here_before_training(repo, monkeypatch):
